@@ -1,0 +1,42 @@
+"""Encoded media frames as they travel from the caller to viewers and the recorder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Literal
+
+import av
+
+MediaKind = Literal["audio", "video"]
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedFrame:
+    """One complete encoded frame, exactly as the phone sent it.
+
+    ``data`` is Annex-B H.264, a raw VP8 frame or one Opus packet; nothing in the
+    media plane ever decodes it. ``pts`` counts clock-rate ticks from the first
+    frame of the track; ``arrival`` is the server's wall clock when the frame was
+    complete, so recordings can carry wall-clock time.
+    """
+
+    kind: MediaKind
+    codec: str  # "H264", "VP8" or "opus"
+    data: bytes
+    pts: int
+    clock_rate: int
+    keyframe: bool
+    arrival: float
+
+    @property
+    def time_base(self) -> Fraction:
+        return Fraction(1, self.clock_rate)
+
+    def to_packet(self) -> av.Packet:
+        """Wrap the bytes for aiortc's sender (which then only re-packetizes)."""
+        packet = av.Packet(self.data)
+        packet.pts = self.pts
+        packet.dts = self.pts
+        packet.time_base = self.time_base
+        return packet
