@@ -1,0 +1,328 @@
+"""The console's JSON API: the same calls a control room's dispatch (CAD) system makes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import WSMsgType, web
+from aiortc import RTCSessionDescription
+
+from recorder.library import list_recordings, media_duration
+
+from .auth import COOKIE_NAME, Operator
+from .errors import json_error, parse_body
+from .models import (
+    Answer,
+    ConsoleConfig,
+    CreateSessionRequest,
+    IceConfig,
+    LoginRequest,
+    OperatorView,
+    RecordingList,
+    SessionDescription,
+    SessionList,
+    SessionView,
+    SmsOutbox,
+    Trail,
+)
+from .openapi import build_openapi, documented
+from .phone import InvalidPhoneNumber
+from .service import SessionEnded, SessionService
+from .sms import LogSmsSender
+from .store import UnknownSession
+
+logger = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+ROLES_LIVE = frozenset({"call_handler", "officer", "supervisor", "admin"})
+ROLES_SEND = frozenset({"call_handler", "supervisor", "admin"})
+ROLES_EVIDENCE = frozenset({"investigator", "supervisor", "admin", "call_handler"})
+PLAYABLE = {".webm": "video/webm", ".mkv": "video/x-matroska"}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def requires(roles: frozenset[str]) -> Callable[[Handler], Handler]:
+    """Signed-in operator with one of ``roles``; the operator is at request["operator"]."""
+
+    def wrap(handler: Handler) -> Handler:
+        async def checked(request: web.Request) -> web.StreamResponse:
+            operator = request.get("operator")
+            if operator is None:
+                raise json_error(401, "sign in required")
+            if not operator.has_any(roles):
+                logger.warning("%s refused %s %s: role", operator.username, request.method, request.path)
+                raise json_error(403, "your role does not allow this", detail=", ".join(sorted(roles)))
+            return await handler(request)
+
+        for attr in ("__scenelink_api_doc__", "__name__", "__doc__"):
+            if hasattr(handler, attr):
+                setattr(checked, attr, getattr(handler, attr))
+        return checked
+
+    return wrap
+
+
+def service_of(request: web.Request) -> SessionService:
+    service: SessionService = request.app["service"]
+    return service
+
+
+def base_url(request: web.Request) -> str:
+    settings = request.app["settings"]
+    if settings.public_url:
+        return str(settings.public_url)
+    scheme = request.scheme
+    if settings.trust_forwarded_proto:
+        scheme = request.headers.get("X-Forwarded-Proto", scheme).split(",")[0].strip()
+    return f"{scheme}://{request.host}"
+
+
+async def session_or_404(request: web.Request) -> Any:
+    try:
+        return await service_of(request).store.get(request.match_info["session_id"])
+    except UnknownSession:
+        raise json_error(404, "unknown session id") from None
+
+
+def ice_servers(request: web.Request) -> list[dict[str, Any]]:
+    return [s.model_dump(exclude_none=True) for s in request.app["settings"].ice_servers]
+
+
+# -- sign-in -------------------------------------------------------------------------
+
+
+@routes.post("/api/login")
+@documented("Sign in to the console", request=LoginRequest, response=OperatorView, auth="none")
+async def login(request: web.Request) -> web.Response:
+    body = await parse_body(request, LoginRequest)
+    directory = request.app["operators"]
+    operator = directory.authenticate(body.username, body.password)
+    if operator is None:
+        logger.warning("failed sign-in for %r from %s", body.username, request.remote)
+        raise json_error(401, "wrong username or password")
+    logger.info("%s signed in from %s", operator.username, request.remote)
+    response = web.json_response({"username": operator.username, "roles": list(operator.roles)})
+    response.set_cookie(
+        COOKIE_NAME,
+        directory.issue_cookie(operator),
+        httponly=True,
+        samesite="Strict",
+        secure=base_url(request).startswith("https"),
+        max_age=request.app["settings"].console_login_ttl_s,
+        path="/",
+    )
+    return response
+
+
+@routes.post("/api/logout")
+@documented("Sign out", auth="none")
+async def logout(request: web.Request) -> web.Response:
+    response = web.json_response({})
+    response.del_cookie(COOKIE_NAME, path="/")
+    return response
+
+
+@routes.get("/api/me")
+@documented("Who is signed in", response=OperatorView)
+@requires(ROLES_LIVE | ROLES_EVIDENCE)
+async def me(request: web.Request) -> web.Response:
+    operator: Operator = request["operator"]
+    return web.json_response({"username": operator.username, "roles": list(operator.roles)})
+
+
+@routes.get("/api/config")
+@documented("Map tiles and force name for the console", response=ConsoleConfig)
+@requires(ROLES_LIVE | ROLES_EVIDENCE)
+async def console_config(request: web.Request) -> web.Response:
+    settings = request.app["settings"]
+    return web.json_response(
+        {"tile_url": settings.tile_url, "tile_attribution": settings.tile_attribution,
+         "force_name": settings.force_name}
+    )
+
+
+# -- sessions ------------------------------------------------------------------------
+
+
+@routes.post("/api/sessions")
+@documented("Create a session and send the caller a link by SMS", request=CreateSessionRequest,
+            response=SessionView, status=201)
+@requires(ROLES_SEND)
+async def create_session(request: web.Request) -> web.Response:
+    body = await parse_body(request, CreateSessionRequest)
+    service = service_of(request)
+    try:
+        session = await service.create(
+            body.phone, body.incident_ref, body.mode, request["operator"].username, base_url(request)
+        )
+    except InvalidPhoneNumber as exc:
+        raise json_error(422, "validation failed", fields={"phone": str(exc)}) from None
+    return web.json_response(await service.view(session), status=201)
+
+
+@routes.get("/api/sessions")
+@documented("Live and recent sessions, newest first", response=SessionList)
+@requires(ROLES_LIVE)
+async def list_sessions(request: web.Request) -> web.Response:
+    service = service_of(request)
+    sessions = await service.store.list()
+    return web.json_response({"sessions": [await service.view(s) for s in sessions]})
+
+
+@routes.get("/api/sessions/{session_id}")
+@documented("One session's state", response=SessionView)
+@requires(ROLES_LIVE)
+async def get_session(request: web.Request) -> web.Response:
+    return web.json_response(await service_of(request).view(await session_or_404(request)))
+
+
+@routes.post("/api/sessions/{session_id}/end")
+@documented("End a session: the caller's stream stops and the recording is closed",
+            response=SessionView)
+@requires(ROLES_SEND)
+async def end_session(request: web.Request) -> web.Response:
+    session = await session_or_404(request)
+    service = service_of(request)
+    session = await service.end(session.id, by=request["operator"].username)
+    return web.json_response(await service.view(session))
+
+
+@routes.get("/api/sessions/{session_id}/trail")
+@documented("The session's location trail so far", response=Trail)
+@requires(ROLES_LIVE | ROLES_EVIDENCE)
+async def session_trail(request: web.Request) -> web.Response:
+    session = await session_or_404(request)
+    return web.json_response({"fixes": await service_of(request).store.trail(session.id)})
+
+
+@routes.get("/api/sessions/{session_id}/ice")
+@documented("ICE servers for a viewer's peer connection", response=IceConfig)
+@requires(ROLES_LIVE)
+async def viewer_ice(request: web.Request) -> web.Response:
+    await session_or_404(request)
+    return web.json_response({"ice_servers": ice_servers(request)})
+
+
+@routes.post("/api/sessions/{session_id}/viewers")
+@documented("Watch the live video: send a recvonly SDP offer, get the answer",
+            request=SessionDescription, response=Answer)
+@requires(ROLES_LIVE)
+async def add_viewer(request: web.Request) -> web.Response:
+    session = await session_or_404(request)
+    body = await parse_body(request, SessionDescription)
+    try:
+        answer = await service_of(request).add_viewer(
+            session.id, RTCSessionDescription(body.sdp, body.type), request["operator"].username
+        )
+    except SessionEnded:
+        raise json_error(410, "session has ended") from None
+    except ValueError as exc:
+        raise json_error(400, "malformed SDP", detail=str(exc)) from None
+    return web.json_response({"sdp": answer.sdp, "type": answer.type})
+
+
+@routes.get("/api/sessions/{session_id}/ws")
+@documented("WebSocket: the trail, then every new fix and state change")
+@requires(ROLES_LIVE)
+async def session_feed(request: web.Request) -> web.WebSocketResponse:
+    session = await session_or_404(request)
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.split("://", 1)[-1] != request.host:
+        raise json_error(403, "cross-origin WebSocket refused")
+    service = service_of(request)
+    ws = web.WebSocketResponse(heartbeat=20)
+    await ws.prepare(request)
+    async with service.store.subscribe(session.id) as events:
+        await ws.send_json({"type": "trail", "fixes": await service.store.trail(session.id)})
+        await ws.send_json({"type": "state", "session": await service.view(await service.store.get(session.id))})
+
+        async def forward() -> None:
+            async for event in events:
+                await ws.send_json(event)
+
+        forwarder = asyncio.ensure_future(forward())
+        try:
+            async for message in ws:  # the console only listens; reading notices the close
+                if message.type == WSMsgType.ERROR:
+                    break
+        finally:
+            forwarder.cancel()
+    return ws
+
+
+# -- SMS outbox (development provider only) ---------------------------------------------
+
+
+@routes.get("/api/sms/outbox")
+@documented("Messages the development SMS provider would have sent", response=SmsOutbox)
+@requires(ROLES_SEND)
+async def sms_outbox(request: web.Request) -> web.Response:
+    sms = service_of(request).sms
+    if not isinstance(sms, LogSmsSender):
+        raise json_error(404, "a real SMS provider is configured; there is no outbox")
+    return web.json_response(
+        {"messages": [
+            {"session_id": m.session_id, "to_masked": m.to_masked, "text": m.text,
+             "sent_at": m.sent_at.isoformat()}
+            for m in reversed(sms.outbox)
+        ]}
+    )
+
+
+# -- recordings ----------------------------------------------------------------------
+
+
+@routes.get("/api/recordings")
+@documented("Recorded sessions", response=RecordingList)
+@requires(ROLES_EVIDENCE)
+async def recordings(request: web.Request) -> web.Response:
+    service = service_of(request)
+    found = await asyncio.to_thread(list_recordings, request.app["settings"].evidence_dir)
+    listed = []
+    for info in found:
+        try:
+            session = await service.store.get(info.session_id)
+        except UnknownSession:
+            session = None
+        parts = []
+        for path in info.parts:
+            parts.append({
+                "url": f"/api/recordings/{info.session_id}/media/{path.name}",
+                "content_type": PLAYABLE.get(path.suffix, "application/octet-stream"),
+                "duration_s": await asyncio.to_thread(media_duration, path),
+            })
+        listed.append({
+            "session_id": info.session_id,
+            "incident_ref": session.incident_ref if session else None,
+            "started_at": session.created_at.isoformat() if session else None,
+            "ended_at": session.ended_at.isoformat() if session and session.ended_at else None,
+            "duration_s": info.duration_s,
+            "parts": parts,
+            "trail_url": f"/api/sessions/{info.session_id}/trail",
+        })
+    return web.json_response({"recordings": listed})
+
+
+@routes.get("/api/recordings/{session_id}/media/{name}")
+@documented("One recorded media part, as stored")
+@requires(ROLES_EVIDENCE)
+async def recording_media(request: web.Request) -> web.FileResponse:
+    session_id, name = request.match_info["session_id"], request.match_info["name"]
+    folder = request.app["settings"].evidence_dir / session_id
+    if "/" in name or name.startswith(".") or "/" in session_id or session_id.startswith("."):
+        raise json_error(400, "bad media name")
+    path = folder / name
+    if path.suffix not in PLAYABLE or not path.is_file():
+        raise json_error(404, "unknown recording part")
+    logger.info("%s played back %s/%s", request["operator"].username, session_id, name)
+    return web.FileResponse(path, headers={"Content-Type": PLAYABLE[path.suffix]})
+
+
+@routes.get("/api/openapi.json")
+@documented("This document", auth="none")
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(build_openapi(request.app, "SceneLink API", "0.1.0"))

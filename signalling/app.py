@@ -1,0 +1,138 @@
+"""Assembles the server from its configuration."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from pathlib import Path
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from pydantic import SecretStr
+
+from streamserver import ingest
+
+from . import api, caller
+from .auth import COOKIE_NAME, OperatorDirectory
+from .config import OperatorAccount, Settings
+from .errors import error_middleware, json_error
+from .service import SessionService
+from .sms import LogSmsSender
+from .store import open_store
+from .tokens import CallerTokens
+
+logger = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Requests that change state from a cookie-authenticated console must carry this header,
+# which a cross-site form cannot set (CSRF); caller routes use bearer tokens instead.
+CSRF_HEADER = "X-Requested-With"
+CSRF_EXEMPT = ("/api/caller/",)
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "
+    "media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+class RedactingAccessLogger(AbstractAccessLogger):
+    """Caller links carry their token in the path; the access log never sees it."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        path = "/c/<token>" if request.path.startswith("/c/") else request.path
+        self.logger.info('%s "%s %s" %s %.1fms', request.remote, request.method, path,
+                         response.status, time * 1000)
+
+
+def token_secret(settings: Settings) -> bytes:
+    """A configured secret, else one generated once and kept with the data, so links
+    survive a restart."""
+    if settings.token_secret is not None:
+        return settings.token_secret.get_secret_value().encode()
+    path = settings.data_dir / "token.key"
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(48))
+    return path.read_text().strip().encode()
+
+
+def operator_accounts(settings: Settings) -> list[OperatorAccount]:
+    """With no accounts configured, one call handler with a one-off password, printed once."""
+    if settings.operators:
+        return settings.operators
+    password = secrets.token_urlsafe(12)
+    logger.warning(
+        "no operators configured: sign in to the console as 'handler' with password %s "
+        "(set SCENELINK_OPERATORS for real accounts)", password,
+    )
+    return [OperatorAccount(username="handler", password=SecretStr(password),
+                            roles=["call_handler", "investigator"])]
+
+
+@web.middleware
+async def operator_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    cookie = request.cookies.get(COOKIE_NAME)
+    request["operator"] = request.app["operators"].from_cookie(cookie) if cookie else None
+    if (
+        request.method not in ("GET", "HEAD", "OPTIONS")
+        and request.path.startswith("/api/")
+        and not request.path.startswith(CSRF_EXEMPT)
+        and request.headers.get(CSRF_HEADER) != "scenelink"
+    ):
+        raise json_error(403, f"missing {CSRF_HEADER} header (CSRF protection)")
+    return await handler(request)
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if request.secure or request.headers.get("X-Forwarded-Proto") == "https":
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    return response
+
+
+def _static_dir(package: str) -> Path:
+    return Path(str(resources.files(package))) / "static"
+
+
+async def console_page(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(Path(str(resources.files("operator_console"))) / "console.html")
+
+
+async def to_console(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/console/")
+
+
+def make_app(settings: Settings) -> web.Application:
+    ingest.install()
+    app = web.Application(
+        middlewares=[security_headers, error_middleware, operator_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
+    store = open_store(settings.redis_url)
+    tokens = CallerTokens(token_secret(settings), lifetime_s=settings.session_max_s)
+    app["settings"] = settings
+    app["operators"] = OperatorDirectory(
+        operator_accounts(settings), token_secret(settings) + b":console", settings.console_login_ttl_s
+    )
+    app["service"] = SessionService(settings, store, tokens, LogSmsSender())
+    app.add_routes(api.routes)
+    app.add_routes(caller.routes)
+    app.router.add_get("/", to_console)
+    app.router.add_get("/console/", console_page)
+    app.router.add_static("/console/static/", _static_dir("operator_console"))
+    app.router.add_static("/caller/static/", _static_dir("web_client"))
+
+    async def shutdown(app: web.Application) -> None:
+        await app["service"].close()
+        await store.close()
+
+    app.on_cleanup.append(shutdown)
+    return app

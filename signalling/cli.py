@@ -1,0 +1,69 @@
+"""``scenelink``: the one entry point (serve, dev-cert; later verify, retention)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import ssl
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from .app import RedactingAccessLogger, make_app
+from .config import load_settings
+from .tls import write_dev_certificate
+
+
+def serve(args: argparse.Namespace) -> int:
+    if args.config:
+        os.environ["SCENELINK_CONFIG"] = str(args.config)
+    settings = load_settings()
+    ssl_context = None
+    if settings.tls_cert and settings.tls_key:
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    elif not settings.public_url or settings.public_url.startswith("http:"):
+        logging.getLogger("scenelink").warning(
+            "serving plain HTTP: phones only allow camera and location on HTTPS; put a TLS "
+            "proxy in front, or set SCENELINK_TLS_CERT/KEY (try `scenelink dev-cert`)"
+        )
+    web.run_app(
+        make_app(settings),
+        host=settings.host,
+        port=settings.port,
+        ssl_context=ssl_context,
+        access_log_class=RedactingAccessLogger,
+        print=lambda text: logging.getLogger("scenelink").info(text.strip()),
+    )
+    return 0
+
+
+def dev_cert(args: argparse.Namespace) -> int:
+    cert, key = write_dev_certificate(args.out, args.host)
+    print(f"wrote {cert} and {key} (self-signed, for development only)")
+    print(f"run: SCENELINK_TLS_CERT={cert} SCENELINK_TLS_KEY={key} scenelink serve")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scenelink", description=__doc__)
+    parser.add_argument("--log-level", default="INFO")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_cmd = commands.add_parser("serve", help="run the server")
+    serve_cmd.add_argument("--config", type=Path, help="TOML configuration file")
+    serve_cmd.set_defaults(run=serve)
+    cert_cmd = commands.add_parser("dev-cert", help="make a self-signed certificate for a phone on this network")
+    cert_cmd.add_argument("--out", type=Path, default=Path("scenelink-data/tls"))
+    cert_cmd.add_argument("--host", action="append", default=[],
+                          help="extra host name or IP address the phone will use (repeatable)")
+    cert_cmd.set_defaults(run=dev_cert)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    result: int = args.run(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""All of SceneLink's configuration: one typed object, from the environment and an optional file.
+
+Every setting has an embedded default so that ``scenelink serve`` runs on one machine with
+no configuration at all. Environment variables are ``SCENELINK_<NAME>`` (``REDIS_URL`` is
+also honoured as is); a TOML file named by ``SCENELINK_CONFIG`` supplies the same keys.
+Environment wins over the file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+Role = Literal["call_handler", "officer", "investigator", "supervisor", "admin"]
+
+
+class OperatorAccount(BaseModel):
+    """An individual account; shared logins are not supported by design."""
+
+    username: str = Field(min_length=1, max_length=64)
+    password: SecretStr
+    roles: list[Role] = Field(default_factory=lambda: ["call_handler"])
+
+
+class IceServer(BaseModel):
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SCENELINK_", extra="forbid")
+
+    host: str = "0.0.0.0"
+    port: int = 8080
+    public_url: str | None = Field(
+        default=None, description="Base URL put in caller links; derived from the request if unset"
+    )
+    trust_forwarded_proto: bool = Field(
+        default=True, description="Honour X-Forwarded-Proto from a TLS-terminating proxy"
+    )
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    data_dir: Path = Path("scenelink-data")
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "SCENELINK_REDIS_URL")
+    )
+
+    token_secret: SecretStr | None = Field(
+        default=None, description="HMAC key for caller links; generated and kept in data_dir if unset"
+    )
+    link_ttl_s: int = Field(default=30 * 60, gt=0, description="How long a link works until first use")
+    session_max_s: int = Field(default=4 * 3600, gt=0, description="Longest a session's link lives")
+    console_login_ttl_s: int = Field(default=12 * 3600, gt=0)
+
+    operators: list[OperatorAccount] = Field(default_factory=list)
+
+    force_name: str = "Police"
+    sms_provider: Literal["log"] = "log"
+    sms_template: str = (
+        "{force}: tap this link to share your location and video with the call handler: {link}"
+    )
+    phone_region: str = Field(default="GB", description="Region for numbers written without +")
+
+    ice_servers: list[IceServer] = Field(default_factory=list)
+    preferred_codec: Literal["H264", "VP8"] | None = Field(
+        default=None, description="Video codec the caller's page puts first; None keeps the browser's"
+    )
+    relay_queue_size: int = Field(default=120, ge=8)
+
+    tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    tile_attribution: str = "© OpenStreetMap contributors"
+
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_message_bytes: int = Field(default=4096, ge=256, description="Largest data-channel message")
+
+    @property
+    def evidence_dir(self) -> Path:
+        return self.data_dir / "evidence"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
+        config_file = os.environ.get("SCENELINK_CONFIG")
+        if config_file:
+            sources += (TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)),)
+        return sources
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the configuration; keyword overrides win (tests and the CLI use them)."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,80 @@
+"""Every refusal is a JSON body naming the problem, and is logged; nothing else changes."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+logger = logging.getLogger(__name__)
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def json_error(status: int, error: str, **extra: Any) -> web.HTTPException:
+    body = json.dumps({"error": error, **{k: v for k, v in extra.items() if v is not None}})
+    cls = {c.status_code: c for c in _STATUS_CLASSES}[status]
+    return cls(text=body, content_type="application/json")
+
+
+_STATUS_CLASSES: tuple[type[web.HTTPException], ...] = (
+    web.HTTPBadRequest,
+    web.HTTPUnauthorized,
+    web.HTTPForbidden,
+    web.HTTPNotFound,
+    web.HTTPMethodNotAllowed,
+    web.HTTPConflict,
+    web.HTTPGone,
+    web.HTTPRequestEntityTooLarge,
+    web.HTTPUnsupportedMediaType,
+    web.HTTPUnprocessableEntity,
+    web.HTTPTooManyRequests,
+    web.HTTPInternalServerError,
+)
+
+
+async def parse_body(request: web.Request, model: type[Model]) -> Model:
+    """Read and validate a JSON body; 415/400/413/422 with the problem named."""
+    if request.content_type != "application/json":
+        raise json_error(415, "expected a JSON body (Content-Type: application/json)")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise json_error(413, "request body too large", detail=f"limit {request.app['settings'].max_body_bytes} bytes") from None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise json_error(400, "body is not valid JSON") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        fields = {".".join(str(p) for p in e["loc"]) or "body": e["msg"] for e in exc.errors()}
+        raise json_error(422, "validation failed", fields=fields) from None
+
+
+@web.middleware
+async def error_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            logger.info("%s %s refused: %s %s", request.method, _loggable(request), exc.status,
+                        exc.text if exc.content_type == "application/json" else exc.reason)
+            if request.path.startswith("/api/") and exc.content_type != "application/json":
+                raise json_error(exc.status, exc.reason.lower()) from None
+        raise
+    except Exception:
+        logger.exception("%s %s failed", request.method, _loggable(request))
+        if request.path.startswith("/api/"):
+            raise json_error(500, "internal error") from None
+        raise
+
+
+def _loggable(request: web.Request) -> str:
+    """Caller links carry a credential in the path: never log it."""
+    return "/c/<token>" if request.path.startswith("/c/") else request.path

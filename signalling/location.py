@@ -1,0 +1,93 @@
+"""GPS fixes from the caller's phone: validated before anything stores or shows them."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from geopy.distance import geodesic
+
+MAX_ACCURACY_M = 20_000.0  # worse than this is a cell-tower guess, useless for finding someone
+MAX_SPEED_MS = 350.0  # faster than an airliner: not a person on the ground
+MAX_CLOCK_SKEW_S = 24 * 3600.0
+
+
+class InvalidFix(ValueError):
+    """Why a fix was refused; counted per session, never stored."""
+
+
+@dataclass(frozen=True, slots=True)
+class GpsFix:
+    lat: float
+    lon: float
+    accuracy: float
+    altitude: float | None
+    altitude_accuracy: float | None
+    heading: float | None
+    speed: float | None
+    device_time: datetime
+    received_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["device_time"] = self.device_time.isoformat()
+        data["received_at"] = self.received_at.isoformat()
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> GpsFix:
+        values = dict(data)
+        values["device_time"] = datetime.fromisoformat(values["device_time"])
+        values["received_at"] = datetime.fromisoformat(values["received_at"])
+        return cls(**values)
+
+
+def _number(msg: Mapping[str, Any], key: str, low: float, high: float, optional: bool) -> float | None:
+    value = msg.get(key)
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidFix(f"{key} is not a number")
+    number = float(value)
+    if not math.isfinite(number) or not low <= number <= high:
+        raise InvalidFix(f"{key} out of range")
+    return number
+
+
+def parse_fix(msg: Mapping[str, Any], received_at: datetime) -> GpsFix:
+    """Build a fix from the page's message, refusing anything a phone could not have measured."""
+    lat = _number(msg, "lat", -90.0, 90.0, optional=False)
+    lon = _number(msg, "lon", -180.0, 180.0, optional=False)
+    accuracy = _number(msg, "accuracy", 0.0, MAX_ACCURACY_M, optional=False)
+    if not accuracy:
+        raise InvalidFix("accuracy out of range")
+    millis = _number(msg, "timestamp", 0.0, 1e14, optional=False)
+    assert lat is not None and lon is not None and millis is not None
+    device_time = datetime.fromtimestamp(millis / 1000.0, UTC)
+    if abs((device_time - received_at).total_seconds()) > MAX_CLOCK_SKEW_S:
+        raise InvalidFix("timestamp too far from the server's clock")
+    return GpsFix(
+        lat=lat,
+        lon=lon,
+        accuracy=accuracy,
+        altitude=_number(msg, "altitude", -500.0, 10_000.0, optional=True),
+        altitude_accuracy=_number(msg, "altitude_accuracy", 0.0, MAX_ACCURACY_M, optional=True),
+        heading=_number(msg, "heading", 0.0, 360.0, optional=True),
+        speed=_number(msg, "speed", 0.0, MAX_SPEED_MS, optional=True),
+        device_time=device_time,
+        received_at=received_at,
+    )
+
+
+def check_plausible(previous: GpsFix | None, fix: GpsFix) -> None:
+    """Refuse a jump no person could make, allowing for both fixes' stated accuracy."""
+    if previous is None:
+        return
+    elapsed = abs((fix.received_at - previous.received_at).total_seconds())
+    moved = geodesic((previous.lat, previous.lon), (fix.lat, fix.lon)).meters
+    allowance = previous.accuracy + fix.accuracy + MAX_SPEED_MS * (elapsed + 1.0)
+    if moved > allowance:
+        raise InvalidFix("impossible jump from the previous fix")

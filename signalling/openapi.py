@@ -1,0 +1,108 @@
+"""The OpenAPI document of the JSON API, built from the routes themselves so it cannot drift.
+
+Each API handler carries its summary and pydantic models (``@documented``); a test fails
+when an /api route is registered without them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+_DOC_ATTR = "__scenelink_api_doc__"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiDoc:
+    summary: str
+    request: type[BaseModel] | None
+    response: type[BaseModel] | None
+    status: int
+    auth: str  # "operator", "caller" or "none"
+
+
+def documented(
+    summary: str,
+    *,
+    request: type[BaseModel] | None = None,
+    response: type[BaseModel] | None = None,
+    status: int = 200,
+    auth: str = "operator",
+) -> Callable[[Handler], Handler]:
+    def mark(handler: Handler) -> Handler:
+        setattr(handler, _DOC_ATTR, ApiDoc(summary, request, response, status, auth))
+        return handler
+
+    return mark
+
+
+def doc_of(handler: Any) -> ApiDoc | None:
+    return getattr(handler, _DOC_ATTR, None)
+
+
+def build_openapi(app: web.Application, title: str, version: str) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    schemas: dict[str, Any] = {}
+
+    def ref(model: type[BaseModel]) -> dict[str, str]:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+        return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+    for route in app.router.routes():
+        path = route.resource.canonical if route.resource else ""
+        doc = doc_of(route.handler)
+        if not path.startswith("/api/") or doc is None or route.method == "HEAD":
+            continue
+        operation: dict[str, Any] = {"summary": doc.summary, "responses": {}}
+        if doc.auth == "operator":
+            operation["security"] = [{"consoleCookie": []}]
+        elif doc.auth == "caller":
+            operation["security"] = [{"callerToken": []}]
+        else:
+            operation["security"] = []
+        params = [p.strip("{}") for p in path.split("/") if p.startswith("{")]
+        if params:
+            operation["parameters"] = [
+                {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+                for p in params
+            ]
+        if doc.request is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": ref(doc.request)}},
+            }
+        ok: dict[str, Any] = {"description": "OK"}
+        if doc.response is not None:
+            ok["content"] = {"application/json": {"schema": ref(doc.response)}}
+        operation["responses"][str(doc.status)] = ok
+        operation["responses"]["4XX"] = {
+            "description": "The request was refused; the body names the problem",
+            "content": {"application/json": {"schema": ref(ErrorBody)}},
+        }
+        paths.setdefault(path, {})[route.method.lower()] = operation
+
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "consoleCookie": {"type": "apiKey", "in": "cookie", "name": "scenelink_session"},
+                "callerToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+            },
+        },
+    }
+
+
+class ErrorBody(BaseModel):
+    error: str
+    fields: dict[str, str] | None = None
+    detail: str | None = None

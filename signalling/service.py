@@ -1,0 +1,240 @@
+"""The life of a call session: link, caller, viewers, fixes, end. HTTP-free, so tests and
+a dispatch (CAD) integration drive the same code as the console."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from aiortc import RTCConfiguration, RTCIceServer, RTCSessionDescription
+
+from recorder.recording import SessionRecorder
+from streamserver.session import MediaSession
+
+from .config import Settings
+from .location import GpsFix, InvalidFix, check_plausible, parse_fix
+from .phone import mask, normalise_mobile
+from .sessions import LIVE_STATES, CallSession, SessionMode, utcnow
+from .sms import SmsError, SmsSender
+from .store import StateStore
+from .tokens import CallerTokens, TokenError
+
+logger = logging.getLogger(__name__)
+
+
+class LinkNotUsable(Exception):
+    """The caller's link is forged, expired, replaced or its session has ended."""
+
+
+class SessionEnded(Exception):
+    pass
+
+
+class SessionService:
+    def __init__(
+        self, settings: Settings, store: StateStore, tokens: CallerTokens, sms: SmsSender
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.tokens = tokens
+        self.sms = sms
+        self._media: dict[str, MediaSession] = {}
+        self._recorders: dict[str, SessionRecorder] = {}
+        self._last_fix: dict[str, GpsFix] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._rtc_config = RTCConfiguration(
+            iceServers=[
+                RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
+                for s in settings.ice_servers
+            ]
+        )
+
+    # -- call handler ------------------------------------------------------------------
+
+    async def create(
+        self, phone: str, incident_ref: str, mode: SessionMode, created_by: str, base_url: str
+    ) -> CallSession:
+        e164 = normalise_mobile(phone, self.settings.phone_region)
+        session_id = secrets.token_hex(8)
+        token, claims = self.tokens.mint(session_id)
+        now = utcnow()
+        session = CallSession(
+            id=session_id,
+            incident_ref=incident_ref,
+            phone=e164,
+            mode=mode,
+            state="link_sent",
+            created_at=now,
+            created_by=created_by,
+            token_id=claims.token_id,
+            link_expires_at=now + timedelta(seconds=self.settings.link_ttl_s),
+        )
+        await self.store.create(session)
+        self._recorder(session_id).append_event(
+            {"event": "session_created", "by": created_by, "at": now.isoformat(),
+             "incident_ref": incident_ref, "mode": mode, "token_id": claims.token_id}
+        )
+        link = f"{base_url.rstrip('/')}/c/{token}"
+        text = self.settings.sms_template.format(force=self.settings.force_name, link=link)
+        try:
+            await self.sms.send(session_id, e164, text)
+        except SmsError as exc:
+            logger.warning("session %s: SMS to %s failed: %s", session_id, mask(e164), exc)
+            return await self._change(session_id, sms_status="failed", sms_error=str(exc))
+        self._recorder(session_id).append_event({"event": "link_sent", "at": utcnow().isoformat()})
+        return await self._change(session_id, sms_status="sent")
+
+    async def end(self, session_id: str, by: str) -> CallSession:
+        session = await self.store.get(session_id)
+        if session.state == "ended":
+            return session
+        logger.info("session %s ended by %s", session_id, by)
+        session = await self._change(session_id, state="ended", ended_at=utcnow(), ended_by=by)
+        media = self._media.pop(session_id, None)
+        if media is not None:
+            await media.send_to_caller(json.dumps({"type": "ended"}))
+            await media.close()
+        recorder = self._recorders.pop(session_id, None)
+        if recorder is not None:
+            recorder.append_event({"event": "ended", "by": by, "at": utcnow().isoformat()})
+            recorder.write_session(session.to_record() | {"phone": mask(session.phone)})
+            await recorder.close()
+        self._last_fix.pop(session_id, None)
+        return session
+
+    async def add_viewer(self, session_id: str, offer: RTCSessionDescription, viewer: str) -> RTCSessionDescription:
+        session = await self.store.get(session_id)
+        if session.state == "ended":
+            raise SessionEnded(session_id)
+        logger.info("session %s: live view by %s", session_id, viewer)
+        self._recorder(session_id).append_event(
+            {"event": "viewer_joined", "by": viewer, "at": utcnow().isoformat()}
+        )
+        return await self._media_session(session_id).add_viewer(offer)
+
+    # -- caller ----------------------------------------------------------------------
+
+    async def caller_session(self, token: str) -> CallSession:
+        """Check a caller's token against the session it names; say why if it is refused."""
+        try:
+            claims = self.tokens.verify(token)
+            session = await self.store.get(claims.session_id)
+        except (TokenError, KeyError) as exc:
+            raise LinkNotUsable(str(exc) or "unknown session") from exc
+        if claims.token_id != session.token_id:
+            raise LinkNotUsable("replaced by a newer link")
+        if session.state == "ended":
+            raise LinkNotUsable("session ended")
+        if session.opened_at is None and utcnow() > session.link_expires_at:
+            raise LinkNotUsable("not opened in time")
+        return session
+
+    async def open_link(self, token: str) -> CallSession:
+        session = await self.caller_session(token)
+        if session.opened_at is None:
+            self._recorder(session.id).append_event({"event": "link_opened", "at": utcnow().isoformat()})
+            session = await self._change(session.id, state="opened", opened_at=utcnow())
+        return session
+
+    async def caller_offer(
+        self, token: str, offer: RTCSessionDescription, consent_version: str
+    ) -> RTCSessionDescription:
+        session = await self.caller_session(token)
+        if session.consent_at is None:
+            self._recorder(session.id).append_event(
+                {"event": "consent_given", "wording_version": consent_version,
+                 "at": utcnow().isoformat()}
+            )
+            await self._change(session.id, consent_at=utcnow(), consent_version=consent_version)
+        media = self._media_session(session.id)
+        answer = await media.accept_caller(offer)
+        if media.codec != session.codec:
+            await self._change(session.id, codec=media.codec)
+        return answer
+
+    async def handle_caller_message(self, session_id: str, text: str) -> None:
+        """A data-channel message; anything malformed is counted and dropped, never stored."""
+        try:
+            if len(text.encode()) > self.settings.max_message_bytes:
+                raise InvalidFix("message too large")
+            message = json.loads(text)
+            if not isinstance(message, dict) or message.get("type") != "fix":
+                raise InvalidFix("not a fix message")
+            fix = parse_fix(message, utcnow())
+            check_plausible(self._last_fix.get(session_id), fix)
+        except (InvalidFix, ValueError) as exc:
+            logger.warning("session %s: fix rejected: %s", session_id, exc)
+            await self.store.count_rejected_fix(session_id)
+            return
+        self._last_fix[session_id] = fix
+        record = fix.to_json()
+        await self.store.add_fix(session_id, record)
+        self._recorder(session_id).append_fix(record)
+        await self.store.publish(session_id, {"type": "fix", "fix": record})
+
+    # -- shared ----------------------------------------------------------------------
+
+    async def view(self, session: CallSession) -> dict[str, Any]:
+        """The session as the API shows it: no full phone number, no token."""
+        fix_count, last_fix = await self.store.trail_summary(session.id)
+        record = session.to_record()
+        for private in ("phone", "token_id", "link_expires_at"):
+            record.pop(private)
+        media = self._media.get(session.id)
+        return record | {
+            "phone_masked": mask(session.phone),
+            "fix_count": fix_count,
+            "last_fix": last_fix,
+            "viewers": media.viewer_count if media else 0,
+            "sms": {"status": session.sms_status, "error": session.sms_error},
+        }
+
+    async def close(self) -> None:
+        for session_id in list(self._media):
+            await self.end(session_id, by="server shutdown")
+        for recorder in self._recorders.values():
+            await recorder.close()
+        self._recorders.clear()
+
+    async def _change(self, session_id: str, **changes: Any) -> CallSession:
+        session = await self.store.update(session_id, **changes)
+        await self.store.publish(session_id, {"type": "state", "session": await self.view(session)})
+        return session
+
+    def _recorder(self, session_id: str) -> SessionRecorder:
+        recorder = self._recorders.get(session_id)
+        if recorder is None:
+            recorder = SessionRecorder(self.settings.evidence_dir / session_id)
+            self._recorders[session_id] = recorder
+        return recorder
+
+    def _media_session(self, session_id: str) -> MediaSession:
+        media = self._media.get(session_id)
+        if media is None:
+            media = MediaSession(
+                session_id,
+                rtc_config=self._rtc_config,
+                recorder=self._recorder(session_id),
+                on_message=lambda text: self._spawn(self.handle_caller_message(session_id, text)),
+                on_state=lambda state: self._spawn(self._media_state(session_id, state)),
+                queue_size=self.settings.relay_queue_size,
+            )
+            self._media[session_id] = media
+        return media
+
+    async def _media_state(self, session_id: str, state: str) -> None:
+        session = await self.store.get(session_id)
+        if session.state == "ended" or state not in LIVE_STATES:
+            return
+        self._recorder(session_id).append_event({"event": state, "at": utcnow().isoformat()})
+        await self._change(session_id, state=state)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+

@@ -1,0 +1,188 @@
+"""Where session state lives: in memory by default, in Redis when REDIS_URL is set.
+
+Both stores keep the same three things: session records, each session's location trail,
+and a per-session event feed that consoles follow (Redis pub/sub across processes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+
+from .sessions import CallSession
+
+Event = dict[str, Any]
+
+
+class UnknownSession(KeyError):
+    pass
+
+
+class StateStore(Protocol):
+    async def create(self, session: CallSession) -> None: ...
+    async def get(self, session_id: str) -> CallSession: ...
+    async def update(self, session_id: str, **changes: Any) -> CallSession: ...
+    async def list(self, limit: int = 100) -> list[CallSession]: ...
+    async def count_rejected_fix(self, session_id: str) -> None: ...
+    async def add_fix(self, session_id: str, fix: dict[str, Any]) -> None: ...
+    async def trail(self, session_id: str) -> list[dict[str, Any]]: ...
+    async def trail_summary(self, session_id: str) -> tuple[int, dict[str, Any] | None]: ...
+    async def publish(self, session_id: str, event: Event) -> None: ...
+    def subscribe(self, session_id: str) -> Any: ...  # async context manager of AsyncIterator[Event]
+    async def close(self) -> None: ...
+
+
+class MemoryStore:
+    """The embedded default: one process, nothing to install."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, CallSession] = {}
+        self._trails: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self._subscribers: dict[str, set[asyncio.Queue[Event]]] = defaultdict(set)
+
+    async def create(self, session: CallSession) -> None:
+        self._sessions[session.id] = session
+
+    async def get(self, session_id: str) -> CallSession:
+        try:
+            return CallSession.from_record(self._sessions[session_id].to_record())
+        except KeyError:
+            raise UnknownSession(session_id) from None
+
+    async def update(self, session_id: str, **changes: Any) -> CallSession:
+        session = self._sessions.get(session_id)
+        if session is None:
+            raise UnknownSession(session_id)
+        for key, value in changes.items():
+            setattr(session, key, value)
+        return await self.get(session_id)
+
+    async def list(self, limit: int = 100) -> list[CallSession]:
+        newest = sorted(self._sessions.values(), key=lambda s: s.created_at, reverse=True)
+        return [await self.get(s.id) for s in newest[:limit]]
+
+    async def count_rejected_fix(self, session_id: str) -> None:
+        session = self._sessions[session_id]
+        session.rejected_fixes += 1
+
+    async def add_fix(self, session_id: str, fix: dict[str, Any]) -> None:
+        self._trails[session_id].append(fix)
+
+    async def trail(self, session_id: str) -> list[dict[str, Any]]:
+        return list(self._trails.get(session_id, []))
+
+    async def trail_summary(self, session_id: str) -> tuple[int, dict[str, Any] | None]:
+        trail = self._trails.get(session_id, [])
+        return len(trail), (trail[-1] if trail else None)
+
+    async def publish(self, session_id: str, event: Event) -> None:
+        for queue in self._subscribers.get(session_id, ()):
+            queue.put_nowait(event)
+
+    @asynccontextmanager
+    async def subscribe(self, session_id: str) -> AsyncIterator[AsyncIterator[Event]]:
+        queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=1000)
+        self._subscribers[session_id].add(queue)
+
+        async def events() -> AsyncIterator[Event]:
+            while True:
+                yield await queue.get()
+
+        try:
+            yield events()
+        finally:
+            self._subscribers[session_id].discard(queue)
+
+    async def close(self) -> None:
+        return None
+
+
+class RedisStore:
+    """Shared state for several processes or nodes (issue: scale, DESIGN.md section 9)."""
+
+    prefix = "scenelink:"
+
+    def __init__(self, url: str) -> None:
+        self._redis = aioredis.from_url(url, decode_responses=True)
+
+    def _key(self, kind: str, session_id: str) -> str:
+        return f"{self.prefix}{kind}:{session_id}"
+
+    async def create(self, session: CallSession) -> None:
+        record = {k: json.dumps(v) for k, v in session.to_record().items()}
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._key("session", session.id), mapping=record)
+            pipe.zadd(self.prefix + "sessions", {session.id: session.created_at.timestamp()})
+            await pipe.execute()
+
+    async def get(self, session_id: str) -> CallSession:
+        raw = await self._redis.hgetall(self._key("session", session_id))
+        if not raw:
+            raise UnknownSession(session_id)
+        return CallSession.from_record({k: json.loads(v) for k, v in raw.items()})
+
+    async def update(self, session_id: str, **changes: Any) -> CallSession:
+        key = self._key("session", session_id)
+        if not await self._redis.exists(key):
+            raise UnknownSession(session_id)
+        encoded = CallSession.from_record(
+            {**(await self.get(session_id)).to_record(), **changes}
+        ).to_record()
+        # Only the changed fields are written, so concurrent updates of different fields
+        # from several processes do not overwrite each other.
+        await self._redis.hset(key, mapping={k: json.dumps(encoded[k]) for k in changes})
+        return await self.get(session_id)
+
+    async def list(self, limit: int = 100) -> list[CallSession]:
+        ids = await self._redis.zrevrange(self.prefix + "sessions", 0, limit - 1)
+        return [await self.get(session_id) for session_id in ids]
+
+    async def count_rejected_fix(self, session_id: str) -> None:
+        # The field holds JSON, and a JSON integer is what HINCRBY increments atomically.
+        await self._redis.hincrby(self._key("session", session_id), "rejected_fixes", 1)
+
+    async def add_fix(self, session_id: str, fix: dict[str, Any]) -> None:
+        await self._redis.rpush(self._key("trail", session_id), json.dumps(fix))
+
+    async def trail(self, session_id: str) -> list[dict[str, Any]]:
+        return [json.loads(x) for x in await self._redis.lrange(self._key("trail", session_id), 0, -1)]
+
+    async def trail_summary(self, session_id: str) -> tuple[int, dict[str, Any] | None]:
+        key = self._key("trail", session_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.llen(key)
+            pipe.lindex(key, -1)
+            count, last = await pipe.execute()
+        return int(count), (json.loads(last) if last else None)
+
+    async def publish(self, session_id: str, event: Event) -> None:
+        await self._redis.publish(self._key("events", session_id), json.dumps(event))
+
+    @asynccontextmanager
+    async def subscribe(self, session_id: str) -> AsyncIterator[AsyncIterator[Event]]:
+        pubsub = self._redis.pubsub()
+        await pubsub.subscribe(self._key("events", session_id))
+
+        async def events() -> AsyncIterator[Event]:
+            async for message in pubsub.listen():
+                if message["type"] == "message":
+                    yield json.loads(message["data"])
+
+        try:
+            yield events()
+        finally:
+            await pubsub.unsubscribe()
+            await pubsub.aclose()
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+def open_store(redis_url: str | None) -> StateStore:
+    return RedisStore(redis_url) if redis_url else MemoryStore()
