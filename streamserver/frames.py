@@ -7,6 +7,7 @@ from fractions import Fraction
 from typing import Literal
 
 import av
+from av.stream import Stream
 
 MediaKind = Literal["audio", "video"]
 
@@ -33,7 +34,7 @@ class EncodedFrame:
     def time_base(self) -> Fraction:
         return Fraction(1, self.clock_rate)
 
-    def to_packet(self) -> av.Packet:
+    def to_packet(self) -> av.Packet[Stream]:
         """Wrap the bytes for aiortc's sender (which then only re-packetizes)."""
         packet = av.Packet(self.data)
         packet.pts = self.pts

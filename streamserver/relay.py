@@ -1,0 +1,296 @@
+"""Fan-out of one caller track's encoded frames to viewers and the recorder.
+
+Queues are bounded: a subscriber that falls behind loses its backlog and skips to the next
+keyframe instead of growing memory without limit (aiortc issues 1091, 554, 925). The relay
+outlives the caller's peer connection, so a reconnecting caller is a source switch that the
+subscribers only notice as a wait for the next keyframe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+
+import av
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av.stream import Stream
+
+from .frames import EncodedFrame, MediaKind
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_QUEUE_SIZE = 120
+KEYFRAME_MIN_INTERVAL = 0.5
+
+
+class Subscription:
+    """One consumer's bounded view of a relay; ``get()`` returns None once the relay ends."""
+
+    def __init__(self, relay: TrackRelay, maxsize: int) -> None:
+        self.kind: MediaKind = relay.kind
+        self.maxsize = maxsize
+        self._relay = relay
+        self._buf: deque[EncodedFrame] = deque()
+        self._wakeup = asyncio.Event()
+        self._ended = False
+        self.waiting_keyframe = relay.kind == "video"
+        self.frames_out = 0
+        self.dropped = 0
+        self.lag_events = 0
+        self.max_depth = 0
+
+    @property
+    def depth(self) -> int:
+        return len(self._buf)
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    async def get(self) -> EncodedFrame | None:
+        """Next frame, waiting if needed; None when the relay stopped or this was closed."""
+        while not self._buf:
+            if self._ended:
+                return None
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        self.frames_out += 1
+        return self._buf.popleft()
+
+    def get_nowait(self) -> EncodedFrame | None:
+        """A frame if one is queued (lets a consumer drain a batch), else None."""
+        if not self._buf:
+            return None
+        self.frames_out += 1
+        return self._buf.popleft()
+
+    def close(self) -> None:
+        """Stop receiving; pending frames are discarded."""
+        self._relay._unsubscribe(self)
+        self._end()
+
+    def _end(self) -> None:
+        self._ended = True
+        self._buf.clear()
+        self._wakeup.set()
+
+    def _restart(self) -> None:
+        """The source changed: a video decoder needs a fresh keyframe from the new stream."""
+        if self.kind == "video":
+            self.waiting_keyframe = True
+
+    def _offer(self, frame: EncodedFrame) -> bool:
+        """Queue ``frame``; returns True when this subscriber needs a keyframe."""
+        if self._ended:
+            return False
+        if self.waiting_keyframe:
+            if not frame.keyframe:
+                self.dropped += 1
+                return True
+            self.waiting_keyframe = False
+        if len(self._buf) >= self.maxsize:
+            self.lag_events += 1
+            self.dropped += len(self._buf)
+            self._buf.clear()
+            if self.kind == "video" and not frame.keyframe:
+                self.dropped += 1
+                self.waiting_keyframe = True
+                return True
+        self._buf.append(frame)
+        self.max_depth = max(self.max_depth, len(self._buf))
+        self._wakeup.set()
+        return False
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "frames_out": self.frames_out,
+            "dropped": self.dropped,
+            "lag_events": self.lag_events,
+            "depth": len(self._buf),
+        }
+
+
+class RelayViewerTrack(MediaStreamTrack):
+    """aiortc track for a viewer: returns the caller's packets, so the sender only packetizes."""
+
+    def __init__(self, relay: TrackRelay, codec: str | None = None) -> None:
+        super().__init__()
+        self.kind = relay.kind
+        self.codec = codec
+        self._relay = relay
+        self._sub: Subscription | None = None
+
+    async def recv(self) -> av.Packet[Stream]:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._sub is None:
+            # Subscribe lazily so the viewer starts at a keyframe near when sending begins.
+            self._sub = self._relay.subscribe()
+        while True:
+            frame = await self._sub.get()
+            if frame is None:
+                self.stop()
+                raise MediaStreamError
+            if self.codec is None or frame.codec == self.codec:
+                return frame.to_packet()
+            self._sub.dropped += 1  # negotiated another codec with this viewer
+
+    def request_keyframe(self) -> None:
+        """Called from RTCRtpSender._send_keyframe when the viewer sends PLI/FIR."""
+        self._relay.request_keyframe()
+
+    @property
+    def subscription(self) -> Subscription | None:
+        return self._sub
+
+    def stop(self) -> None:
+        super().stop()
+        if self._sub is not None:
+            self._sub.close()
+
+
+class TrackRelay:
+    """Reads EncodedFrames from the current source track and fans them out."""
+
+    def __init__(
+        self,
+        kind: MediaKind,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        keyframe_min_interval: float = KEYFRAME_MIN_INTERVAL,
+    ) -> None:
+        self.kind: MediaKind = kind
+        self.queue_size = queue_size
+        self._keyframe_min_interval = keyframe_min_interval
+        self._subs: list[Subscription] = []
+        self._task: asyncio.Task[None] | None = None
+        self._request_source_keyframe: Callable[[], object] | None = None
+        self._last_request = float("-inf")
+        self._offset = 0
+        self._new_source = False
+        self._last_pts: int | None = None
+        self._last_arrival = 0.0
+        self._stopped = False
+        self.codec: str | None = None
+        self.frames_in = 0
+        self.keyframe_requests = 0
+        self.sources = 0
+        self.source_live = False
+        self._gone_out = 0
+        self._gone_dropped = 0
+
+    def set_source(
+        self, track: MediaStreamTrack, request_keyframe: Callable[[], object] | None = None
+    ) -> None:
+        """Start forwarding from ``track`` (replacing any previous source: a reconnect)."""
+        if self._stopped:
+            raise RuntimeError("relay stopped")
+        if self._task is not None:
+            self._task.cancel()
+        self.sources += 1
+        self._request_source_keyframe = request_keyframe
+        self._new_source = self._last_pts is not None
+        if self._new_source:
+            for sub in self._subs:
+                sub._restart()
+        self._last_request = float("-inf")
+        self._task = asyncio.ensure_future(self._run(track))
+
+    def subscribe(self, maxsize: int | None = None) -> Subscription:
+        """A new consumer; video consumers start at the next keyframe, which is requested."""
+        sub = Subscription(self, maxsize or self.queue_size)
+        if self._stopped:
+            sub._end()
+            return sub
+        self._subs.append(sub)
+        if self.kind == "video":
+            self.request_keyframe()
+        return sub
+
+    def viewer_track(self, codec: str | None = None) -> RelayViewerTrack:
+        return RelayViewerTrack(self, codec)
+
+    def request_keyframe(self) -> bool:
+        """Ask the caller for a keyframe, at most once per interval; False when skipped."""
+        if self.kind != "video":
+            return False
+        now = time.monotonic()
+        if now - self._last_request < self._keyframe_min_interval:
+            return False
+        if self._request_source_keyframe is None:
+            return False
+        self._last_request = now
+        self.keyframe_requests += 1
+        self._request_source_keyframe()
+        return True
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subs)
+
+    def stats(self) -> dict[str, int]:
+        out = sum(s.frames_out for s in self._subs) + self._gone_out
+        dropped = sum(s.dropped for s in self._subs) + self._gone_dropped
+        return {
+            "frames_in": self.frames_in,
+            "frames_out": out,
+            "dropped": dropped,
+            "subscribers": len(self._subs),
+            "keyframe_requests": self.keyframe_requests,
+        }
+
+    async def stop(self) -> None:
+        """End the relay: subscribers get None (idempotent)."""
+        self._stopped = True
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        for sub in list(self._subs):
+            sub._end()
+        self.source_live = False
+
+    def _unsubscribe(self, sub: Subscription) -> None:
+        if sub in self._subs:
+            self._subs.remove(sub)
+            self._gone_out += sub.frames_out
+            self._gone_dropped += sub.dropped
+
+    async def _run(self, track: MediaStreamTrack) -> None:
+        self.source_live = True
+        try:
+            while True:
+                try:
+                    frame = await track.recv()
+                except MediaStreamError:
+                    break
+                if not isinstance(frame, EncodedFrame):
+                    logger.error("relay: source yields %s; is ingest.install() done?", type(frame))
+                    break
+                self._dispatch(frame)
+        finally:
+            self.source_live = False
+
+    def _dispatch(self, frame: EncodedFrame) -> None:
+        if self._new_source and self._last_pts is not None:
+            # Keep pts increasing across a reconnect: continue after the wall-clock gap.
+            gap = max(1, round((frame.arrival - self._last_arrival) * frame.clock_rate))
+            self._offset = self._last_pts + gap - frame.pts
+            self._new_source = False
+        if self._offset:
+            frame = dataclasses.replace(frame, pts=frame.pts + self._offset)
+        self._last_pts = frame.pts
+        self._last_arrival = frame.arrival
+        self.codec = frame.codec
+        self.frames_in += 1
+        wants_key = False
+        for sub in self._subs:
+            wants_key = sub._offer(frame) or wants_key
+        if wants_key:
+            self.request_keyframe()

@@ -1,0 +1,177 @@
+"""Relay unit tests: bounded queues, keyframe resume, keyframe requests, source switch."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from streamserver.frames import EncodedFrame
+from streamserver.relay import TrackRelay
+
+
+class QueueTrack(MediaStreamTrack):
+    """A source track fed by the test (stands in for an ingested RemoteStreamTrack)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self.queue: asyncio.Queue[EncodedFrame | None] = asyncio.Queue()
+
+    async def recv(self) -> EncodedFrame:  # type: ignore[override]
+        frame = await self.queue.get()
+        if frame is None:
+            raise MediaStreamError
+        return frame
+
+
+def vframe(i: int, key: bool, arrival: float | None = None) -> EncodedFrame:
+    return EncodedFrame(
+        kind="video",
+        codec="VP8",
+        data=bytes([0 if key else 1]) + i.to_bytes(4, "big"),
+        pts=i * 3000,
+        clock_rate=90000,
+        keyframe=key,
+        arrival=time.time() if arrival is None else arrival,
+    )
+
+
+async def settle(track: QueueTrack) -> None:
+    for _ in range(200):
+        if track.queue.empty():
+            break
+        await asyncio.sleep(0)
+    await asyncio.sleep(0)
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> None:
+        self.calls += 1
+
+
+async def test_new_subscriber_starts_at_keyframe_and_requests_one() -> None:
+    relay = TrackRelay("video", queue_size=10, keyframe_min_interval=0.0)
+    src = QueueTrack("video")
+    req = Counter()
+    relay.set_source(src, req)
+    src.queue.put_nowait(vframe(0, True))
+    src.queue.put_nowait(vframe(1, False))
+    await settle(src)
+    sub = relay.subscribe()
+    assert req.calls == 1, "joining must ask the caller for a keyframe"
+    for i in range(2, 5):
+        src.queue.put_nowait(vframe(i, False))
+    src.queue.put_nowait(vframe(5, True))
+    src.queue.put_nowait(vframe(6, False))
+    first = await asyncio.wait_for(sub.get(), 1)
+    second = await asyncio.wait_for(sub.get(), 1)
+    assert first is not None and first.keyframe and first.pts == 5 * 3000
+    assert second is not None and second.pts == 6 * 3000
+    assert req.calls >= 2, "deltas while waiting keep asking (rate-limited)"
+    await relay.stop()
+    assert await sub.get() is None
+
+
+async def test_stalled_subscriber_stays_bounded_and_resumes_at_keyframe() -> None:
+    relay = TrackRelay("video", queue_size=8, keyframe_min_interval=0.0)
+    src = QueueTrack("video")
+    req = Counter()
+    relay.set_source(src, req)
+    stalled = relay.subscribe()
+    reader = relay.subscribe()
+    got: list[int] = []
+
+    async def read() -> None:
+        while (f := await reader.get()) is not None:
+            got.append(f.pts // 3000)
+
+    task = asyncio.create_task(read())
+    for i in range(100):
+        src.queue.put_nowait(vframe(i, i % 30 == 0))
+        await asyncio.sleep(0)
+        assert stalled.depth <= 8
+    await settle(src)
+    assert stalled.max_depth <= 8
+    assert stalled.lag_events >= 1 and stalled.dropped > 0
+    requests_before = req.calls
+    assert requests_before >= 2
+    # The stalled consumer wakes up: it gets what is queued, then the next keyframe onward.
+    drained = []
+    while (f := stalled.get_nowait()) is not None:
+        drained.append(f)
+    assert len(drained) <= 8
+    src.queue.put_nowait(vframe(100, False))
+    src.queue.put_nowait(vframe(120, True))
+    src.queue.put_nowait(vframe(121, False))
+    await settle(src)
+    resumed = [stalled.get_nowait() for _ in range(stalled.depth)]
+    assert resumed and resumed[0] is not None and resumed[0].keyframe
+    # The healthy reader received every frame.
+    await relay.stop()
+    await task
+    assert got == list(range(100)) + [100, 120, 121]
+    assert relay.stats()["frames_in"] == 103
+
+
+async def test_audio_subscriber_bounded() -> None:
+    relay = TrackRelay("audio", queue_size=5)
+    src = QueueTrack("audio")
+    relay.set_source(src)
+    sub = relay.subscribe()
+    for i in range(50):
+        src.queue.put_nowait(EncodedFrame("audio", "opus", b"x", i * 960, 48000, True, time.time()))
+    await settle(src)
+    assert sub.depth <= 5 and sub.dropped >= 45
+    await relay.stop()
+
+
+async def test_source_switch_keeps_pts_increasing() -> None:
+    relay = TrackRelay("video", keyframe_min_interval=0.0)
+    first = QueueTrack("video")
+    relay.set_source(first, Counter())
+    sub = relay.subscribe()
+    t0 = time.time()
+    for i in range(5):
+        first.queue.put_nowait(vframe(i, i == 0, t0 + i / 30))
+    await settle(first)
+    second = QueueTrack("video")
+    relay.set_source(second, Counter())
+    # New peer connection: aiortc restarts its timestamps at 0; two seconds passed.
+    second.queue.put_nowait(vframe(0, False, t0 + 2.0))  # not a keyframe: skipped
+    second.queue.put_nowait(vframe(1, True, t0 + 2.0 + 1 / 30))
+    await settle(second)
+    pts = []
+    while (f := sub.get_nowait()) is not None:
+        pts.append(f.pts)
+    assert len(pts) == 6
+    assert pts == sorted(pts) and len(set(pts)) == 6
+    # The gap follows the arrival gap (about 2 s - 4/30 s at 90 kHz).
+    assert pts[5] - pts[4] == pytest.approx((2.0 + 1 / 30 - 4 / 30) * 90000, abs=2)
+    assert relay.sources == 2
+    await relay.stop()
+
+
+async def test_viewer_track_returns_packets_and_bridges_keyframe_requests() -> None:
+    relay = TrackRelay("video", keyframe_min_interval=0.0)
+    src = QueueTrack("video")
+    req = Counter()
+    relay.set_source(src, req)
+    track = relay.viewer_track("VP8")
+    src.queue.put_nowait(vframe(0, True))
+    packet_task = asyncio.create_task(track.recv())
+    await asyncio.sleep(0.01)
+    src.queue.put_nowait(vframe(1, True))
+    packet = await asyncio.wait_for(packet_task, 1)
+    assert bytes(packet) == vframe(1, True).data and packet.pts == 3000
+    calls = req.calls
+    track.request_keyframe()
+    assert req.calls == calls + 1
+    track.stop()
+    assert relay.subscriber_count == 0
+    await relay.stop()
