@@ -1,0 +1,73 @@
+"""The same behaviour from the embedded store and from a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+
+from signalling.sessions import CallSession, utcnow
+from signalling.store import MemoryStore, RedisStore, StateStore, UnknownSession
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
+    if request.param == "memory":
+        made: StateStore = MemoryStore()
+    else:
+        made = RedisStore(request.getfixturevalue("redis_url"))
+    yield made
+    await made.close()
+
+
+def new_session(session_id: str, minutes_ago: int = 0) -> CallSession:
+    created = utcnow() - timedelta(minutes=minutes_ago)
+    return CallSession(
+        id=session_id, incident_ref="CAD-1", phone="+447700900123", mode="video",
+        state="link_sent", created_at=created, created_by="alice", token_id="t-" + session_id,
+        link_expires_at=created + timedelta(minutes=30),
+    )
+
+
+async def test_create_get_update_list(store: StateStore) -> None:
+    suffix = str(id(store))
+    await store.create(new_session("old" + suffix, minutes_ago=5))
+    await store.create(new_session("new" + suffix))
+    updated = await store.update("new" + suffix, state="live", codec="VP8")
+    assert (updated.state, updated.codec, updated.incident_ref) == ("live", "VP8", "CAD-1")
+    assert (await store.get("new" + suffix)).created_at == updated.created_at
+    ids = [s.id for s in await store.list()]
+    assert ids.index("new" + suffix) < ids.index("old" + suffix)
+
+
+async def test_unknown_session(store: StateStore) -> None:
+    with pytest.raises(UnknownSession):
+        await store.get("nope")
+    with pytest.raises(UnknownSession):
+        await store.update("nope", state="ended")
+
+
+async def test_trail_and_rejected_count(store: StateStore) -> None:
+    sid = "trail" + str(id(store))
+    await store.create(new_session(sid))
+    assert await store.trail_summary(sid) == (0, None)
+    for lat in (51.0, 51.1, 51.2):
+        await store.add_fix(sid, {"lat": lat, "lon": 0.0})
+    await store.count_rejected_fix(sid)
+    await store.count_rejected_fix(sid)
+    assert [f["lat"] for f in await store.trail(sid)] == [51.0, 51.1, 51.2]
+    assert await store.trail_summary(sid) == (3, {"lat": 51.2, "lon": 0.0})
+    assert (await store.get(sid)).rejected_fixes == 2
+
+
+async def test_events_reach_subscribers(store: StateStore) -> None:
+    sid = "events" + str(id(store))
+    async with store.subscribe(sid) as events:
+        await asyncio.sleep(0.05)  # let a Redis subscription settle
+        await store.publish(sid, {"type": "fix", "n": 1})
+        await store.publish("other", {"type": "fix", "n": 99})
+        await store.publish(sid, {"type": "fix", "n": 2})
+        got = [await asyncio.wait_for(anext(events), 2) for _ in range(2)]
+    assert [e["n"] for e in got] == [1, 2]
