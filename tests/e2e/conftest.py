@@ -1,0 +1,69 @@
+"""A real server process, real Chromium pages, and (for some runs) a real redis-server."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, async_playwright
+
+from tests.harness import free_port, running
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--autoplay-policy=no-user-gesture-required",
+]
+OPERATORS = [
+    {"username": "alice", "password": "alice-pass", "roles": ["call_handler", "investigator"]},
+    {"username": "bob", "password": "bob-pass", "roles": ["officer"]},
+]
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    url: str
+    data_dir: Path
+    log: Path
+
+
+def start_server(tmp_path: Path, **env: str) -> Iterator[RunningServer]:
+    port = free_port()
+    data_dir = tmp_path / "data"
+    environment = os.environ | {
+        "SCENELINK_HOST": "127.0.0.1",
+        "SCENELINK_PORT": str(port),
+        "SCENELINK_DATA_DIR": str(data_dir),
+        "SCENELINK_OPERATORS": json.dumps(OPERATORS),
+        "SCENELINK_FORCE_NAME": "Test Constabulary",
+    } | env
+    if "REDIS_URL" not in env:
+        environment.pop("REDIS_URL", None)
+    log = tmp_path / "server.log"
+    command = [sys.executable, "-m", "signalling.cli", "serve"]
+    with running(command, port, log, env=environment):
+        yield RunningServer(f"http://127.0.0.1:{port}", data_dir, log)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is not installed (the README's test command installs it)")
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
+        )
+        yield launched
+        await launched.close()

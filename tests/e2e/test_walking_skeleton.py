@@ -1,0 +1,140 @@
+"""The whole path in real browsers: console sends a link, Chromium streams as the caller,
+two console viewers watch, the session ends, and the evidential copy is checked."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, expect
+
+from tests.e2e.conftest import RunningServer, start_server
+
+pytestmark = pytest.mark.e2e
+
+# A walk along Whitehall, one fix a second.
+ROUTE = [(51.50100 + i * 0.00012, -0.12620 + i * 0.00003) for i in range(6)]
+
+
+@pytest.fixture(params=["memory-vp8", "redis-h264"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningServer]:
+    env: dict[str, str] = {}
+    if request.param.startswith("redis"):
+        env["REDIS_URL"] = request.getfixturevalue("redis_url")
+    env["SCENELINK_PREFERRED_CODEC"] = "H264" if request.param.endswith("h264") else "VP8"
+    yield from start_server(tmp_path, **env)
+
+
+async def console(browser: Browser, server: RunningServer, user: str, password: str) -> Page:
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(server.url + "/console/")
+    await page.fill("#login-form [name=username]", user)
+    await page.fill("#login-form [name=password]", password)
+    await page.click("#login-form [type=submit]")
+    await expect(page.locator("#send-form")).to_be_visible()
+    return page
+
+
+async def rendered_frames(page: Page) -> int:
+    return int((await page.locator("#live-frames").text_content() or "0").strip() or 0)
+
+
+async def wait_for_frames(page: Page, more_than: int, timeout: float = 15.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        frames = await rendered_frames(page)
+        if frames > more_than:
+            return frames
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"video stuck at {await rendered_frames(page)} frames")
+
+
+async def watch(page: Page, session_id: str) -> None:
+    await page.click(f'#sessions li[data-session-id="{session_id}"] .watch')
+    await wait_for_frames(page, 10)
+
+
+async def test_link_to_live_video_location_and_evidence(
+    browser: Browser, server: RunningServer
+) -> None:
+    handler = await console(browser, server, "alice", "alice-pass")
+
+    # The call handler sends a link; the development SMS outbox shows it.
+    await handler.fill("#send-form [name=phone]", "07700 900123")
+    await handler.fill("#send-form [name=incident_ref]", "CAD-2026-0042")
+    await handler.click("#send-form [type=submit]")
+    link = handler.locator("a.sms-link").first
+    await expect(link).to_be_visible(timeout=10_000)
+    caller_url = await link.get_attribute("href")
+    assert caller_url and "/c/" in caller_url
+    row = handler.locator("#sessions li[data-session-id]").first
+    await expect(row).to_be_visible()
+    session_id = await row.get_attribute("data-session-id")
+    assert session_id
+
+    # The caller opens it on a phone that is moving.
+    caller_context: BrowserContext = await browser.new_context(
+        permissions=["geolocation", "camera", "microphone"],
+        geolocation={"latitude": ROUTE[0][0], "longitude": ROUTE[0][1], "accuracy": 8},
+    )
+    caller = await caller_context.new_page()
+    await caller.goto(caller_url)
+    await caller.click("#agree")
+    await expect(caller.locator("#status")).to_have_attribute("data-state", "live", timeout=20_000)
+    live_since = time.monotonic()
+
+    # Two people watch at once; both see a growing number of frames.
+    await watch(handler, session_id)
+    officer = await console(browser, server, "bob", "bob-pass")
+    await watch(officer, session_id)
+    for page in (handler, officer):
+        before = await rendered_frames(page)
+        await wait_for_frames(page, before + 10)
+
+    for lat, lon in ROUTE[1:]:
+        await caller_context.set_geolocation({"latitude": lat, "longitude": lon, "accuracy": 8})
+        await asyncio.sleep(1.0)
+    last_fix = handler.locator("#last-fix")
+    await expect(last_fix).to_have_attribute("data-lat", f"{ROUTE[-1][0]:.5f}", timeout=10_000)
+    await expect(last_fix).to_have_attribute("data-lon", f"{ROUTE[-1][1]:.5f}")
+    assert int(await handler.locator("#fix-count").text_content() or 0) >= 5
+    await expect(officer.locator("#last-fix")).to_have_attribute("data-lat", f"{ROUTE[-1][0]:.5f}")
+
+    # The call handler ends the session; the caller's page says so.
+    await handler.click("#end-session")
+    await handler.click("#end-session")
+    await expect(caller.locator("#status")).to_have_attribute("data-state", "ended", timeout=10_000)
+    streamed = time.monotonic() - live_since
+    await expect(handler.locator("#live-state")).to_have_attribute("data-state", "ended")
+
+    # The evidential copy decodes to the streamed duration, with its trail beside it.
+    folder = server.data_dir / "evidence" / session_id
+    parts = sorted(folder.glob("media-*.*"))
+    assert parts, f"no media recorded in {folder}"
+    recorded = 0.0
+    for part in parts:
+        with av.open(str(part)) as container:
+            video = container.streams.video[0]
+            assert container.streams.audio, "audio was not recorded"
+            times = [f.time for f in container.decode(video) if f.time is not None]
+            recorded += max(times) - min(times)
+    assert abs(recorded - streamed) < 1.0, (recorded, streamed)
+    fixes = [json.loads(line) for line in (folder / "location.jsonl").read_text().splitlines()]
+    stored = {(round(f["lat"], 5), round(f["lon"], 5)) for f in fixes}
+    assert {(round(a, 5), round(b, 5)) for a, b in ROUTE} <= stored
+
+    # The link is dead now: a friendly page, not an error code.
+    await caller.goto(caller_url)
+    await expect(caller.locator("body")).to_contain_text("no longer works")
+
+    # The console lists the recording and plays it back.
+    await handler.reload()
+    await expect(handler.locator(f'#recordings li[data-session-id="{session_id}"]')).to_be_visible(
+        timeout=10_000
+    )
