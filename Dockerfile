@@ -1,0 +1,24 @@
+# SceneLink server image: the same server as `bash .ci/dev serve`.
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    SCENELINK_DATA_DIR=/var/lib/scenelink SCENELINK_HOST=0.0.0.0 SCENELINK_PORT=8080
+
+RUN useradd --system --home /var/lib/scenelink --create-home scenelink
+WORKDIR /opt/scenelink
+COPY pyproject.toml README.md ./
+COPY streamserver ./streamserver
+COPY signalling ./signalling
+COPY recorder ./recorder
+COPY retention ./retention
+COPY web_client ./web_client
+COPY operator_console ./operator_console
+COPY bench ./bench
+RUN pip install --no-cache-dir .
+
+USER scenelink
+VOLUME ["/var/lib/scenelink"]
+EXPOSE 8080
+# WebRTC media uses UDP on ephemeral ports: run with host networking or publish a UDP range,
+# and put a TURN server (coturn) in SCENELINK_ICE_SERVERS for callers behind carrier NAT.
+CMD ["scenelink", "serve"]
