@@ -73,6 +73,12 @@ class Subscription:
         self._relay._unsubscribe(self)
         self._end()
 
+    def finish(self) -> None:
+        """Stop receiving new frames; ``get()`` still returns the queued ones, then None."""
+        self._relay._unsubscribe(self)
+        self._ended = True
+        self._wakeup.set()
+
     def _end(self) -> None:
         self._ended = True
         self._buf.clear()

@@ -1,0 +1,157 @@
+"""SessionRecorder muxes relayed frames into Matroska without encoding."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import av
+import pytest
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from recorder import SessionRecorder, list_recordings, media_duration
+from recorder.library import video_packets
+from recorder.mux import vp8_dimensions
+from streamserver.frames import EncodedFrame
+from streamserver.ingest import is_keyframe
+from streamserver.relay import TrackRelay
+from streamserver.synthetic import AUDIO_CLOCK, VIDEO_CLOCK, Clip
+
+
+def nal_units(data: bytes) -> list[bytes]:
+    return [n.strip(b"\x00") for n in data.split(b"\x00\x00\x01") if n.strip(b"\x00")]
+
+
+def decode_counts(path: Path) -> tuple[int, int]:
+    """(video frames, audio frames) decoded by PyAV: the part must be playable."""
+    with av.open(str(path)) as container:
+        frames = list(container.decode(*container.streams))
+    video = sum(isinstance(f, av.VideoFrame) for f in frames)
+    return video, len(frames) - video
+
+
+class ListTrack(MediaStreamTrack):
+    """Yields prepared EncodedFrames as fast as they are read, then ends."""
+
+    def __init__(self, kind: str, frames: list[EncodedFrame]) -> None:
+        super().__init__()
+        self.kind = kind
+        self._frames = list(frames)
+
+    async def recv(self) -> EncodedFrame:  # type: ignore[override]
+        if not self._frames:
+            raise MediaStreamError
+        await asyncio.sleep(0)
+        return self._frames.pop(0)
+
+
+def clip_frames(clip: Clip, t0: float) -> tuple[list[EncodedFrame], list[EncodedFrame]]:
+    video = [
+        EncodedFrame(
+            "video",
+            clip.codec,
+            p.data,
+            p.pts,
+            VIDEO_CLOCK,
+            is_keyframe(clip.codec, p.data),
+            t0 + p.pts / VIDEO_CLOCK,
+        )
+        for p in clip.video
+    ]
+    audio = [
+        EncodedFrame("audio", "opus", p.data, p.pts, AUDIO_CLOCK, True, t0 + p.pts / AUDIO_CLOCK)
+        for p in clip.audio
+    ]
+    return video, audio
+
+
+async def record_clip(clip: Clip, folder: Path, parts: int = 1) -> SessionRecorder:
+    rec = SessionRecorder(folder)
+    for _ in range(parts):
+        vrelay = TrackRelay("video", queue_size=1000)
+        arelay = TrackRelay("audio", queue_size=1000)
+        rec.attach(vrelay.subscribe(), arelay.subscribe())
+        video, audio = clip_frames(clip, time.time())
+        vrelay.set_source(ListTrack("video", video))
+        arelay.set_source(ListTrack("audio", audio))
+        for _ in range(500):
+            if vrelay.frames_in == len(video) and arelay.frames_in == len(audio):
+                break
+            await asyncio.sleep(0.01)
+        await vrelay.stop()
+        await arelay.stop()
+    return rec
+
+
+@pytest.mark.parametrize("codec", ["H264", "VP8"])
+async def test_part_is_bit_exact_and_decodes_to_clip_duration(
+    codec: str, clips: dict[str, Clip], tmp_path: Path
+) -> None:
+    clip = clips[codec]
+    rec = await record_clip(clip, tmp_path / "s1")
+    await rec.close()
+    assert rec.errors == []
+    part = tmp_path / "s1" / "media-001.mkv"
+    assert rec.parts == [part]
+    assert rec.frames_recorded == len(clip.video) + len(clip.audio)
+    recorded = video_packets(part)
+    sent = [p.data for p in clip.video]
+    if codec == "H264":
+        assert [nal_units(p) for p in recorded] == [nal_units(p) for p in sent]
+    else:
+        assert recorded == sent
+    frames_v, frames_a = decode_counts(part)
+    assert frames_v == len(clip.video)
+    assert frames_a >= len(clip.audio) - 2
+    assert media_duration(part) == pytest.approx(clip.duration_s, abs=1.0)
+    events = [json.loads(x) for x in (tmp_path / "s1" / "events.jsonl").read_text().splitlines()]
+    assert [e["type"] for e in events] == ["recording_part_started", "recording_part_finished"]
+    assert events[0]["width"] == clip.width and events[0]["height"] == clip.height
+
+
+async def test_each_attach_is_a_new_part_and_jsonl_files(
+    clips: dict[str, Clip], tmp_path: Path
+) -> None:
+    folder = tmp_path / "sess-42"
+    rec = await record_clip(clips["VP8"], folder, parts=2)
+    rec.append_fix({"lat": 51.5, "lon": -0.12, "accuracy": 8.0})
+    rec.append_fix({"lat": 51.6, "lon": -0.13, "accuracy": 9.0})
+    rec.append_event({"type": "chat", "text": "hello"})
+    await rec.close()
+    await rec.close()  # idempotent
+    assert [p.name for p in rec.parts] == ["media-001.mkv", "media-002.mkv"]
+    fixes = (folder / "location.jsonl").read_text().splitlines()
+    assert [json.loads(f)["lat"] for f in fixes] == [51.5, 51.6]
+    [info] = list_recordings(tmp_path)
+    assert info.session_id == "sess-42" and info.fix_count == 2
+    assert [p.name for p in info.parts] == ["media-001.mkv", "media-002.mkv"]
+    assert info.duration_s == pytest.approx(2 * clips["VP8"].duration_s, abs=1.0)
+    assert info.size_bytes > 2 * 300_000
+
+
+async def test_waits_for_first_keyframe(clips: dict[str, Clip], tmp_path: Path) -> None:
+    clip = clips["H264"]
+    video, audio = clip_frames(clip, time.time())
+    rec = SessionRecorder(tmp_path / "s")
+    vrelay = TrackRelay("video", queue_size=1000)
+    arelay = TrackRelay("audio", queue_size=1000)
+    vsub, asub = vrelay.subscribe(), arelay.subscribe()
+    vsub.waiting_keyframe = False  # let deltas through to the recorder itself
+    rec.attach(vsub, asub)
+    vrelay.set_source(ListTrack("video", video[5:]))
+    arelay.set_source(ListTrack("audio", audio))
+    await asyncio.sleep(0.5)
+    await rec.close()
+    await vrelay.stop()
+    await arelay.stop()
+    recorded = video_packets(tmp_path / "s" / "media-001.mkv")
+    assert nal_units(recorded[0]) == nal_units(video[30].data)
+    assert video[30].keyframe
+
+
+def test_vp8_dimensions(clips: dict[str, Clip]) -> None:
+    assert vp8_dimensions(clips["VP8"].video[0].data) == (640, 360)
+    with pytest.raises(ValueError):
+        vp8_dimensions(clips["VP8"].video[1].data)
