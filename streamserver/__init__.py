@@ -1,1 +1,15 @@
-"""SceneLink streamserver."""
+"""SceneLink streamserver: forwards the caller's encoded media to viewers and the recorder."""
+
+from .frames import EncodedFrame
+from .ingest import install
+from .relay import RelayViewerTrack, Subscription, TrackRelay
+from .session import MediaSession
+
+__all__ = [
+    "EncodedFrame",
+    "MediaSession",
+    "RelayViewerTrack",
+    "Subscription",
+    "TrackRelay",
+    "install",
+]

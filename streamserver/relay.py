@@ -187,6 +187,7 @@ class TrackRelay:
         self.source_live = False
         self._gone_out = 0
         self._gone_dropped = 0
+        self._gone_lag = 0
 
     def set_source(
         self, track: MediaStreamTrack, request_keyframe: Callable[[], object] | None = None
@@ -240,10 +241,12 @@ class TrackRelay:
     def stats(self) -> dict[str, int]:
         out = sum(s.frames_out for s in self._subs) + self._gone_out
         dropped = sum(s.dropped for s in self._subs) + self._gone_dropped
+        lagged = sum(s.lag_events for s in self._subs) + self._gone_lag
         return {
             "frames_in": self.frames_in,
             "frames_out": out,
             "dropped": dropped,
+            "lag_events": lagged,
             "subscribers": len(self._subs),
             "keyframe_requests": self.keyframe_requests,
         }
@@ -267,6 +270,7 @@ class TrackRelay:
             self._subs.remove(sub)
             self._gone_out += sub.frames_out
             self._gone_dropped += sub.dropped
+            self._gone_lag += sub.lag_events
 
     async def _run(self, track: MediaStreamTrack) -> None:
         self.source_live = True

@@ -211,6 +211,15 @@ class PacketTrack(MediaStreamTrack):
         self._index = 0
         self._start: float | None = None
         self.sent = 0
+        self.keyframe_requests = 0
+
+    def request_keyframe(self) -> None:
+        """Reached through RTCRtpSender._send_keyframe (PLI/FIR) once ingest is installed.
+
+        A pre-encoded clip cannot make a keyframe on demand; counting lets tests check
+        that viewers' PLIs reach the caller.
+        """
+        self.keyframe_requests += 1
 
     async def recv(self) -> av.Packet[Stream]:
         if self.readyState != "live":

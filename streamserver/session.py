@@ -1,0 +1,261 @@
+"""One call session's media: the caller's peer connection, relays, viewers and recorder.
+
+The relays belong to the session, not to a peer connection, so a caller who drops and comes
+back with a fresh peer connection (aiortc has no ICE restart) keeps the same viewers; each
+caller connection becomes a new recording part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from aiortc import (
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCPeerConnection,
+    RTCRtpCodecCapability,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc import sdp as aiortc_sdp
+from aiortc.mediastreams import MediaStreamTrack
+
+from . import ingest
+from .relay import DEFAULT_QUEUE_SIZE, TrackRelay
+
+if TYPE_CHECKING:  # recorder imports streamserver: avoid an import cycle at runtime
+    from recorder.recording import SessionRecorder
+
+logger = logging.getLogger(__name__)
+
+DATA_CHANNEL_LABEL = "location"
+RECORDER_QUEUE_FACTOR = 4  # the evidential copy tolerates longer stalls than a viewer
+_CODEC_NAMES = {"h264": "H264", "vp8": "VP8", "opus": "opus"}
+
+
+def negotiated_codecs(description: RTCSessionDescription) -> dict[str, str]:
+    """First (sending) codec per media kind in an SDP, e.g. {"video": "VP8", "audio": "opus"}."""
+    parsed = aiortc_sdp.SessionDescription.parse(description.sdp)
+    out: dict[str, str] = {}
+    for media in parsed.media:
+        if media.kind in ("audio", "video") and media.rtp.codecs and media.port != 0:
+            name = media.rtp.codecs[0].mimeType.split("/")[1]
+            out.setdefault(media.kind, _CODEC_NAMES.get(name.lower(), name))
+    return out
+
+
+def offered_kinds(description: RTCSessionDescription) -> list[str]:
+    parsed = aiortc_sdp.SessionDescription.parse(description.sdp)
+    return [m.kind for m in parsed.media if m.kind in ("audio", "video")]
+
+
+def codec_capabilities(kind: str, codec: str) -> list[RTCRtpCodecCapability]:
+    """Our capabilities for one codec (every H.264 profile we have) plus RTX."""
+    caps = RTCRtpSender.getCapabilities(kind).codecs
+    mime = f"{kind}/{codec}".lower()
+    chosen = [c for c in caps if c.mimeType.lower() == mime]
+    return chosen + [c for c in caps if c.mimeType.lower() == f"{kind}/rtx"]
+
+
+class MediaSession:
+    """Caller ingest, fan-out to viewers and the evidential recording of one call."""
+
+    def __init__(
+        self,
+        session_id: str,
+        rtc_config: RTCConfiguration | None,
+        recorder: SessionRecorder,
+        on_message: Callable[[str], None],
+        on_state: Callable[[str], None],
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+    ) -> None:
+        ingest.install()
+        self.session_id = session_id
+        self.recorder = recorder
+        self._rtc_config = rtc_config
+        self._on_message = on_message
+        self._on_state = on_state
+        self.video_relay = TrackRelay("video", queue_size)
+        self.audio_relay = TrackRelay("audio", queue_size)
+        self._caller: RTCPeerConnection | None = None
+        self._channel: RTCDataChannel | None = None
+        self._viewers: set[RTCPeerConnection] = set()
+        self._codec: str | None = None
+        self._closed = False
+        self._lock = asyncio.Lock()
+        self.state = "new"
+        self.caller_connections = 0
+
+    @property
+    def viewer_count(self) -> int:
+        return len(self._viewers)
+
+    @property
+    def codec(self) -> str | None:
+        """The caller's video codec ("H264"/"VP8"), once a caller has been answered."""
+        return self._codec
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        video = self.video_relay.stats()
+        audio = self.audio_relay.stats()
+        return {
+            "frames_in": video["frames_in"] + audio["frames_in"],
+            "frames_out": video["frames_out"] + audio["frames_out"],
+            "dropped": video["dropped"] + audio["dropped"],
+            "lag_events": video["lag_events"] + audio["lag_events"],
+            "recorded_frames": self.recorder.frames_recorded,
+            "viewers": len(self._viewers),
+            "caller_connections": self.caller_connections,
+            "video": video,
+            "audio": audio,
+        }
+
+    def _set_state(self, state: str) -> None:
+        if state == self.state:
+            return
+        self.state = state
+        try:
+            self._on_state(state)
+        except Exception:
+            logger.exception("session %s: on_state callback failed", self.session_id)
+
+    async def accept_caller(self, offer: RTCSessionDescription) -> RTCSessionDescription:
+        """Answer the caller's offer; a second call is a reconnect and replaces the first PC."""
+        async with self._lock:
+            if self._closed:
+                raise RuntimeError("session closed")
+            previous, self._caller, self._channel = self._caller, None, None
+            if previous is not None:
+                await previous.close()
+            pc = RTCPeerConnection(self._rtc_config)
+            self._caller = pc
+            self.caller_connections += 1
+            self._set_state("connecting")
+            self._wire_caller(pc)
+            try:
+                await pc.setRemoteDescription(offer)
+                await pc.setLocalDescription(await pc.createAnswer())
+            except Exception:
+                self._caller = None
+                await pc.close()
+                raise
+            answer = pc.localDescription
+            self._codec = negotiated_codecs(answer).get("video", self._codec)
+            self._attach_sources(pc)
+            return answer
+
+    def _wire_caller(self, pc: RTCPeerConnection) -> None:
+        @pc.on("datachannel")
+        def on_datachannel(channel: RTCDataChannel) -> None:
+            if channel.label != DATA_CHANNEL_LABEL:
+                return
+            self._channel = channel
+
+            @channel.on("message")
+            def on_message(message: object) -> None:
+                if isinstance(message, str):
+                    try:
+                        self._on_message(message)
+                    except Exception:
+                        logger.exception("session %s: on_message failed", self.session_id)
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc is not self._caller or self._closed:
+                return  # a replaced caller connection: its end is not news
+            state = pc.connectionState
+            if state == "connected":
+                self._set_state("live")
+            elif state in ("disconnected", "failed", "closed"):
+                self._set_state("reconnecting")
+                if state == "failed":
+                    await pc.close()
+
+    def _attach_sources(self, pc: RTCPeerConnection) -> None:
+        """Point the relays at this connection's tracks and start a new recording part."""
+        tracks: dict[str, MediaStreamTrack] = {}
+        for transceiver in pc.getTransceivers():
+            track = transceiver.receiver.track
+            if track is None or transceiver.kind in tracks:
+                continue
+            tracks[transceiver.kind] = track
+            relay = self.video_relay if transceiver.kind == "video" else self.audio_relay
+            relay.set_source(track, ingest.KeyframeRequester(transceiver.receiver))
+        size = self.video_relay.queue_size * RECORDER_QUEUE_FACTOR
+        self.recorder.attach(
+            self.video_relay.subscribe(size) if "video" in tracks else None,
+            self.audio_relay.subscribe(size) if "audio" in tracks else None,
+        )
+
+    async def add_viewer(self, offer: RTCSessionDescription) -> RTCSessionDescription:
+        """Answer a console's recvonly offer with pass-through tracks in the caller's codec.
+
+        Before the caller is answered the codec is unknown: the viewer then gets its own
+        first choice, and frames in another codec are dropped for it (it should re-offer).
+        """
+        if self._closed:
+            raise RuntimeError("session closed")
+        pc = RTCPeerConnection(self._rtc_config)
+        self._viewers.add(pc)
+        viewer_tracks: dict[str, Any] = {}
+        try:
+            for kind in offered_kinds(offer):
+                if kind in viewer_tracks:
+                    continue
+                relay = self.video_relay if kind == "video" else self.audio_relay
+                track = relay.viewer_track()
+                transceiver = pc.addTransceiver(track, direction="sendonly")
+                if kind == "video" and self._codec is not None:
+                    transceiver.setCodecPreferences(codec_capabilities("video", self._codec))
+                viewer_tracks[kind] = track
+            self._wire_viewer(pc)
+            await pc.setRemoteDescription(offer)
+            await pc.setLocalDescription(await pc.createAnswer())
+        except Exception:
+            self._viewers.discard(pc)
+            await pc.close()
+            raise
+        answer = pc.localDescription
+        for kind, codec in negotiated_codecs(answer).items():
+            if kind in viewer_tracks:
+                viewer_tracks[kind].codec = codec
+        return answer
+
+    def _wire_viewer(self, pc: RTCPeerConnection) -> None:
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                self._viewers.discard(pc)
+                await pc.close()
+
+    async def send_to_caller(self, message: str) -> None:
+        """Send text (chat, acknowledgements) over the caller's data channel, if open."""
+        channel = self._channel
+        if channel is not None and channel.readyState == "open":
+            channel.send(message)
+
+    async def close(self) -> None:
+        """Hang up: caller and viewer connections, relays, then the recording (idempotent)."""
+        async with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            caller, self._caller, self._channel = self._caller, None, None
+            viewers = list(self._viewers)
+            self._viewers.clear()
+            await asyncio.gather(
+                *(pc.close() for pc in ([caller] if caller else []) + viewers),
+                return_exceptions=True,
+            )
+            await self.video_relay.stop()
+            await self.audio_relay.stop()
+            await self.recorder.close()
+            self._set_state("disconnected")

@@ -1,0 +1,203 @@
+"""Loopback: synthetic caller -> MediaSession -> two aiortc viewers + the recorder.
+
+Everything is real aiortc over the loopback network; the ingest patch makes the viewers'
+own receivers yield EncodedFrame too, so bytes can be compared end to end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import av
+import pytest
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.exceptions import OperationError
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from recorder import SessionRecorder, media_duration
+from recorder.library import video_packets
+from streamserver.frames import EncodedFrame
+from streamserver.session import MediaSession
+from streamserver.synthetic import Clip, SyntheticCaller
+
+
+class Viewer:
+    """A console stand-in: recvonly video+audio, collecting what arrives."""
+
+    def __init__(self) -> None:
+        self.pc = RTCPeerConnection()
+        self.pc.addTransceiver("video", direction="recvonly")
+        self.pc.addTransceiver("audio", direction="recvonly")
+        self.frames: dict[str, list[EncodedFrame]] = {"video": [], "audio": []}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.pc.on("track", self._on_track)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        self._tasks.append(asyncio.ensure_future(self._read(track)))
+
+    async def _read(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                assert isinstance(frame, EncodedFrame)
+                self.frames[track.kind].append(frame)
+        except MediaStreamError:
+            pass
+
+    async def join(self, session: MediaSession) -> None:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        answer = await session.add_viewer(self.pc.localDescription)
+        await self.pc.setRemoteDescription(answer)
+
+    async def close(self) -> None:
+        await self.pc.close()
+        for task in self._tasks:
+            task.cancel()
+
+
+async def wait_for(predicate: Callable[[], bool], seconds: float) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError
+
+
+def is_subsequence(part: list[bytes], whole: list[bytes]) -> bool:
+    n = len(part)
+    return n > 0 and any(whole[i : i + n] == part for i in range(len(whole) - n + 1))
+
+
+@pytest.mark.parametrize("codec", ["H264", "VP8"])
+async def test_caller_to_two_viewers_and_recorder(
+    codec: str, h264_clip: Clip, vp8_clip: Clip, tmp_path: Path
+) -> None:
+    clip = h264_clip if codec == "H264" else vp8_clip
+    states: list[str] = []
+    messages: list[str] = []
+    recorder = SessionRecorder(tmp_path / "sess")
+    session = MediaSession("sess", None, recorder, messages.append, states.append)
+    forwarded: list[bytes] = []
+    probe = session.video_relay.subscribe(10_000)
+
+    async def collect() -> None:
+        while (f := await probe.get()) is not None:
+            forwarded.append(f.data)
+
+    collector = asyncio.create_task(collect())
+    caller = SyntheticCaller(clip, loop=False)
+    viewers = [Viewer(), Viewer()]
+    try:
+        await caller.accept(await session.accept_caller(await caller.offer()))
+        assert session.codec == codec
+        for viewer in viewers:
+            await viewer.join(session)
+        assert session.viewer_count == 2
+        await wait_for(lambda: caller.channel.readyState == "open", 5)
+        caller.channel.send(json.dumps({"lat": 51.5, "lon": -0.1}))
+        await session.send_to_caller("help is on the way")
+        assert caller.video is not None
+        await wait_for(lambda: caller.video is not None and caller.video.sent >= 90, 8)
+        await wait_for(lambda: all(len(v.frames["video"]) >= 25 for v in viewers), 3)
+        await asyncio.sleep(0.3)
+        assert "live" in states and states[0] == "connecting"
+        assert messages == ['{"lat": 51.5, "lon": -0.1}']
+        assert caller.received == ["help is on the way"]
+        for viewer in viewers:
+            video = viewer.frames["video"]
+            assert video[0].keyframe and {f.codec for f in video} == {codec}
+            assert is_subsequence([f.data for f in video], forwarded)
+            assert len(viewer.frames["audio"]) > 50
+        # Joining viewers asked for a keyframe: the PLI reached the caller's sender.
+        assert session.video_relay.keyframe_requests >= 1
+        assert caller.video.keyframe_requests >= 1
+        stats = session.stats
+        assert stats["frames_in"] >= 90 + 140 and stats["video"]["lag_events"] == 0
+    finally:
+        await session.close()
+        await session.close()
+        await caller.close()
+        for viewer in viewers:
+            await viewer.close()
+        await collector
+    assert states[-1] == "disconnected"
+    part = tmp_path / "sess" / "media-001.mkv"
+    assert recorder.parts == [part] and recorder.errors == []
+    recorded = video_packets(part)
+    assert len(recorded) >= 85
+    assert recorded == forwarded[: len(recorded)], "recorded bytes must equal forwarded bytes"
+    assert media_duration(part) == pytest.approx(clip.duration_s, abs=1.0)
+    with av.open(str(part)) as container:
+        decoded = sum(1 for _ in container.decode(video=0))
+    assert decoded == len(recorded)
+
+
+async def test_reconnect_keeps_viewers_and_starts_new_part(vp8_clip: Clip, tmp_path: Path) -> None:
+    states: list[str] = []
+    recorder = SessionRecorder(tmp_path / "r")
+    session = MediaSession("r", None, recorder, lambda m: None, states.append)
+    viewer = Viewer()
+    first = SyntheticCaller(vp8_clip)
+    second = SyntheticCaller(vp8_clip)
+    try:
+        # The viewer joins before the caller: its tracks wait.
+        await viewer.join(session)
+        await first.accept(await session.accept_caller(await first.offer()))
+        await wait_for(lambda: len(viewer.frames["video"]) >= 20, 5)
+        await second.accept(await session.accept_caller(await second.offer()))
+        count = len(viewer.frames["video"])
+        await wait_for(lambda: len(viewer.frames["video"]) >= count + 20, 5)
+        pts = [f.pts for f in viewer.frames["video"]]
+        assert pts == sorted(pts), "viewer timestamps keep increasing across the reconnect"
+        assert session.video_relay.sources == 2
+        assert states.count("connecting") == 2 and "live" in states
+    finally:
+        await session.close()
+        await first.close()
+        await second.close()
+        await viewer.close()
+    assert [p.name for p in recorder.parts] == ["media-001.mkv", "media-002.mkv"]
+
+
+async def test_location_only_caller(tmp_path: Path) -> None:
+    messages: list[str] = []
+    recorder = SessionRecorder(tmp_path / "loc")
+    session = MediaSession("loc", None, recorder, messages.append, lambda s: None)
+    caller = SyntheticCaller(None)
+    try:
+        await caller.accept(await session.accept_caller(await caller.offer()))
+        assert session.codec is None
+        await wait_for(lambda: caller.channel.readyState == "open", 5)
+        caller.channel.send('{"lat": 1}')
+        await wait_for(lambda: messages == ['{"lat": 1}'], 3)
+    finally:
+        await session.close()
+        await caller.close()
+    assert recorder.parts == []
+
+
+async def test_viewer_offer_without_common_codec_is_refused(
+    h264_clip: Clip, tmp_path: Path
+) -> None:
+    session = MediaSession(
+        "x", None, SessionRecorder(tmp_path / "x"), lambda m: None, lambda s: None
+    )
+    caller = SyntheticCaller(h264_clip)
+    viewer = RTCPeerConnection()
+    try:
+        await caller.accept(await session.accept_caller(await caller.offer()))
+        t = viewer.addTransceiver("video", direction="recvonly")
+        caps = [c for c in t.receiver.getCapabilities("video").codecs if c.mimeType == "video/VP8"]
+        t.setCodecPreferences(caps)
+        await viewer.setLocalDescription(await viewer.createOffer())
+        offer = viewer.localDescription
+        with pytest.raises(OperationError):
+            await session.add_viewer(RTCSessionDescription(offer.sdp, offer.type))
+        assert session.viewer_count == 0
+    finally:
+        await session.close()
+        await caller.close()
+        await viewer.close()
