@@ -6,17 +6,17 @@ Every method here blocks on file I/O, so the recorder calls them from its own th
 
 from __future__ import annotations
 
-import io
 import logging
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import av
 from av.container import OutputContainer
 from av.stream import Stream
 
 from streamserver.frames import EncodedFrame
+
+from .h264 import h264_dimensions
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,6 @@ class PartWriter:
         self.width = 0
         self.height = 0
         self._container: OutputContainer | None = None
-        self._probe: Any = None
         self._streams: dict[str, Stream] = {}
         self._origin: dict[str, int] = {}
         self._last_pts: dict[str, int] = {}
@@ -62,7 +61,12 @@ class PartWriter:
             if not starts or (self.expect_video and frame.kind != "video"):
                 self.skipped += 1
                 return
-            self._open(frame)
+            try:
+                self._open(frame)
+            except ValueError as exc:  # e.g. an IDR without its SPS: wait for the next
+                logger.warning("recorder: cannot start %s yet: %s", self.path.name, exc)
+                self.skipped += 1
+                return
         stream = self._streams.get(frame.kind)
         if stream is None:
             self.skipped += 1
@@ -89,45 +93,45 @@ class PartWriter:
         self.last_arrival = frame.arrival
 
     def _open(self, first: EncodedFrame) -> None:
+        # Read the size first: an unusable keyframe must not leave an empty file behind.
+        size = self._video_size(first) if self.expect_video else (0, 0)
         container = av.open(str(self.path), "w", format="matroska")
         try:
             if self.expect_video:
-                self._streams["video"] = self._add_video(container, first)
+                self.video_codec = first.codec
+                self.width, self.height = size
+                # No CodecContext: nothing is decoded and no encoder is opened. For H.264
+                # the Matroska muxer writes an avcC header (CodecPrivate) from the SPS/PPS
+                # of the first packet and stores the packets length-prefixed.
+                video = container.add_mux_stream(
+                    "h264" if first.codec == "H264" else "vp8", width=size[0], height=size[1]
+                )
+                video.time_base = Fraction(1, first.clock_rate)
+                self._streams["video"] = video
             if self.expect_audio:
+                # Opening (never using) the Opus encoder yields the OpusHead header.
                 audio = container.add_stream("libopus", rate=OPUS_RATE, layout="stereo")
                 audio.time_base = Fraction(1, OPUS_RATE)
                 self._streams["audio"] = audio
             container.metadata["title"] = "SceneLink evidential recording"
-            container.start_encoding()  # writes the header; opens no encoder for video
+            # The header is written with the first packet: PyAV runs extract_extradata on
+            # it, which gives the muxer the SPS/PPS for the avcC header.
         except Exception:
             container.close()
             raise
         self._container = container
         self.start_arrival = first.arrival
 
-    def _add_video(self, container: OutputContainer, key: EncodedFrame) -> Stream:
-        self.video_codec = key.codec
+    @staticmethod
+    def _video_size(key: EncodedFrame) -> tuple[int, int]:
         if key.codec == "VP8":
-            self.width, self.height = vp8_dimensions(key.data)
-            stream = container.add_mux_stream("vp8", width=self.width, height=self.height)
-        elif key.codec == "H264":
-            # SPS/PPS for the Matroska header come from the first IDR, via the raw h264
-            # demuxer; the stream is created from that template, so no encoder is opened.
-            self._probe = av.open(io.BytesIO(key.data), format="h264")
-            template = self._probe.streams.video[0]
-            self.width = template.codec_context.width
-            self.height = template.codec_context.height
-            stream = container.add_stream_from_template(template)
-        else:
-            raise ValueError(f"cannot record video codec {key.codec}")
-        stream.time_base = Fraction(1, key.clock_rate)
-        return stream
+            return vp8_dimensions(key.data)
+        if key.codec == "H264":
+            return h264_dimensions(key.data)
+        raise ValueError(f"cannot record video codec {key.codec}")
 
     def close(self) -> None:
         """Write the trailer (Matroska cues and duration)."""
         if self._container is not None:
             self._container.close()
             self._container = None
-        if self._probe is not None:
-            self._probe.close()
-            self._probe = None

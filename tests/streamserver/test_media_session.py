@@ -201,3 +201,21 @@ async def test_viewer_offer_without_common_codec_is_refused(
         await session.close()
         await caller.close()
         await viewer.close()
+
+
+async def test_viewer_leaving_is_removed(vp8_clip: Clip, tmp_path: Path) -> None:
+    recorder = SessionRecorder(tmp_path / "v")
+    session = MediaSession("v", None, recorder, lambda m: None, lambda s: None)
+    caller = SyntheticCaller(vp8_clip)
+    viewer = Viewer()
+    try:
+        await caller.accept(await session.accept_caller(await caller.offer()))
+        await viewer.join(session)
+        await wait_for(lambda: len(viewer.frames["video"]) >= 5, 5)
+        subscribers = session.video_relay.subscriber_count
+        await viewer.close()  # the console tab goes away
+        await wait_for(lambda: session.viewer_count == 0, 5)
+        await wait_for(lambda: session.video_relay.subscriber_count == subscribers - 1, 2)
+    finally:
+        await session.close()
+        await caller.close()
