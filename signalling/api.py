@@ -12,6 +12,7 @@ from aiortc import RTCSessionDescription
 
 from recorder.library import list_recordings, media_duration
 
+from .appkeys import OPERATOR, OPERATORS, SERVICE, SETTINGS
 from .auth import COOKIE_NAME, Operator
 from .errors import json_error, parse_body
 from .models import (
@@ -46,16 +47,20 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def requires(roles: frozenset[str]) -> Callable[[Handler], Handler]:
-    """Signed-in operator with one of ``roles``; the operator is at request["operator"]."""
+    """Signed-in operator with one of ``roles``; the operator is at request[OPERATOR]."""
 
     def wrap(handler: Handler) -> Handler:
         async def checked(request: web.Request) -> web.StreamResponse:
-            operator = request.get("operator")
+            operator = request.get(OPERATOR)
             if operator is None:
                 raise json_error(401, "sign in required")
             if not operator.has_any(roles):
-                logger.warning("%s refused %s %s: role", operator.username, request.method, request.path)
-                raise json_error(403, "your role does not allow this", detail=", ".join(sorted(roles)))
+                logger.warning(
+                    "%s refused %s %s: role", operator.username, request.method, request.path
+                )
+                raise json_error(
+                    403, "your role does not allow this", detail=", ".join(sorted(roles))
+                )
             return await handler(request)
 
         for attr in ("__scenelink_api_doc__", "__name__", "__doc__"):
@@ -67,12 +72,12 @@ def requires(roles: frozenset[str]) -> Callable[[Handler], Handler]:
 
 
 def service_of(request: web.Request) -> SessionService:
-    service: SessionService = request.app["service"]
+    service: SessionService = request.app[SERVICE]
     return service
 
 
 def base_url(request: web.Request) -> str:
-    settings = request.app["settings"]
+    settings = request.app[SETTINGS]
     if settings.public_url:
         return str(settings.public_url)
     scheme = request.scheme
@@ -89,7 +94,7 @@ async def session_or_404(request: web.Request) -> Any:
 
 
 def ice_servers(request: web.Request) -> list[dict[str, Any]]:
-    return [s.model_dump(exclude_none=True) for s in request.app["settings"].ice_servers]
+    return [s.model_dump(exclude_none=True) for s in request.app[SETTINGS].ice_servers]
 
 
 # -- sign-in -------------------------------------------------------------------------
@@ -99,7 +104,7 @@ def ice_servers(request: web.Request) -> list[dict[str, Any]]:
 @documented("Sign in to the console", request=LoginRequest, response=OperatorView, auth="none")
 async def login(request: web.Request) -> web.Response:
     body = await parse_body(request, LoginRequest)
-    directory = request.app["operators"]
+    directory = request.app[OPERATORS]
     operator = directory.authenticate(body.username, body.password)
     if operator is None:
         logger.warning("failed sign-in for %r from %s", body.username, request.remote)
@@ -112,7 +117,7 @@ async def login(request: web.Request) -> web.Response:
         httponly=True,
         samesite="Strict",
         secure=base_url(request).startswith("https"),
-        max_age=request.app["settings"].console_login_ttl_s,
+        max_age=request.app[SETTINGS].console_login_ttl_s,
         path="/",
     )
     return response
@@ -130,7 +135,7 @@ async def logout(request: web.Request) -> web.Response:
 @documented("Who is signed in", response=OperatorView)
 @requires(ROLES_LIVE | ROLES_EVIDENCE)
 async def me(request: web.Request) -> web.Response:
-    operator: Operator = request["operator"]
+    operator: Operator = request[OPERATOR]
     return web.json_response({"username": operator.username, "roles": list(operator.roles)})
 
 
@@ -138,10 +143,13 @@ async def me(request: web.Request) -> web.Response:
 @documented("Map tiles and force name for the console", response=ConsoleConfig)
 @requires(ROLES_LIVE | ROLES_EVIDENCE)
 async def console_config(request: web.Request) -> web.Response:
-    settings = request.app["settings"]
+    settings = request.app[SETTINGS]
     return web.json_response(
-        {"tile_url": settings.tile_url, "tile_attribution": settings.tile_attribution,
-         "force_name": settings.force_name}
+        {
+            "tile_url": settings.tile_url,
+            "tile_attribution": settings.tile_attribution,
+            "force_name": settings.force_name,
+        }
     )
 
 
@@ -149,15 +157,19 @@ async def console_config(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/sessions")
-@documented("Create a session and send the caller a link by SMS", request=CreateSessionRequest,
-            response=SessionView, status=201)
+@documented(
+    "Create a session and send the caller a link by SMS",
+    request=CreateSessionRequest,
+    response=SessionView,
+    status=201,
+)
 @requires(ROLES_SEND)
 async def create_session(request: web.Request) -> web.Response:
     body = await parse_body(request, CreateSessionRequest)
     service = service_of(request)
     try:
         session = await service.create(
-            body.phone, body.incident_ref, body.mode, request["operator"].username, base_url(request)
+            body.phone, body.incident_ref, body.mode, request[OPERATOR].username, base_url(request)
         )
     except InvalidPhoneNumber as exc:
         raise json_error(422, "validation failed", fields={"phone": str(exc)}) from None
@@ -181,13 +193,14 @@ async def get_session(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/sessions/{session_id}/end")
-@documented("End a session: the caller's stream stops and the recording is closed",
-            response=SessionView)
+@documented(
+    "End a session: the caller's stream stops and the recording is closed", response=SessionView
+)
 @requires(ROLES_SEND)
 async def end_session(request: web.Request) -> web.Response:
     session = await session_or_404(request)
     service = service_of(request)
-    session = await service.end(session.id, by=request["operator"].username)
+    session = await service.end(session.id, by=request[OPERATOR].username)
     return web.json_response(await service.view(session))
 
 
@@ -208,15 +221,18 @@ async def viewer_ice(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/sessions/{session_id}/viewers")
-@documented("Watch the live video: send a recvonly SDP offer, get the answer",
-            request=SessionDescription, response=Answer)
+@documented(
+    "Watch the live video: send a recvonly SDP offer, get the answer",
+    request=SessionDescription,
+    response=Answer,
+)
 @requires(ROLES_LIVE)
 async def add_viewer(request: web.Request) -> web.Response:
     session = await session_or_404(request)
     body = await parse_body(request, SessionDescription)
     try:
         answer = await service_of(request).add_viewer(
-            session.id, RTCSessionDescription(body.sdp, body.type), request["operator"].username
+            session.id, RTCSessionDescription(body.sdp, body.type), request[OPERATOR].username
         )
     except SessionEnded:
         raise json_error(410, "session has ended") from None
@@ -238,7 +254,9 @@ async def session_feed(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     async with service.store.subscribe(session.id) as events:
         await ws.send_json({"type": "trail", "fixes": await service.store.trail(session.id)})
-        await ws.send_json({"type": "state", "session": await service.view(await service.store.get(session.id))})
+        await ws.send_json(
+            {"type": "state", "session": await service.view(await service.store.get(session.id))}
+        )
 
         async def forward() -> None:
             async for event in events:
@@ -265,11 +283,17 @@ async def sms_outbox(request: web.Request) -> web.Response:
     if not isinstance(sms, LogSmsSender):
         raise json_error(404, "a real SMS provider is configured; there is no outbox")
     return web.json_response(
-        {"messages": [
-            {"session_id": m.session_id, "to_masked": m.to_masked, "text": m.text,
-             "sent_at": m.sent_at.isoformat()}
-            for m in reversed(sms.outbox)
-        ]}
+        {
+            "messages": [
+                {
+                    "session_id": m.session_id,
+                    "to_masked": m.to_masked,
+                    "text": m.text,
+                    "sent_at": m.sent_at.isoformat(),
+                }
+                for m in reversed(sms.outbox)
+            ]
+        }
     )
 
 
@@ -281,7 +305,7 @@ async def sms_outbox(request: web.Request) -> web.Response:
 @requires(ROLES_EVIDENCE)
 async def recordings(request: web.Request) -> web.Response:
     service = service_of(request)
-    found = await asyncio.to_thread(list_recordings, request.app["settings"].evidence_dir)
+    found = await asyncio.to_thread(list_recordings, request.app[SETTINGS].evidence_dir)
     listed = []
     for info in found:
         try:
@@ -290,20 +314,24 @@ async def recordings(request: web.Request) -> web.Response:
             session = None
         parts = []
         for path in info.parts:
-            parts.append({
-                "url": f"/api/recordings/{info.session_id}/media/{path.name}",
-                "content_type": PLAYABLE.get(path.suffix, "application/octet-stream"),
-                "duration_s": await asyncio.to_thread(media_duration, path),
-            })
-        listed.append({
-            "session_id": info.session_id,
-            "incident_ref": session.incident_ref if session else None,
-            "started_at": session.created_at.isoformat() if session else None,
-            "ended_at": session.ended_at.isoformat() if session and session.ended_at else None,
-            "duration_s": info.duration_s,
-            "parts": parts,
-            "trail_url": f"/api/sessions/{info.session_id}/trail",
-        })
+            parts.append(
+                {
+                    "url": f"/api/recordings/{info.session_id}/media/{path.name}",
+                    "content_type": PLAYABLE.get(path.suffix, "application/octet-stream"),
+                    "duration_s": await asyncio.to_thread(media_duration, path),
+                }
+            )
+        listed.append(
+            {
+                "session_id": info.session_id,
+                "incident_ref": session.incident_ref if session else None,
+                "started_at": session.created_at.isoformat() if session else None,
+                "ended_at": session.ended_at.isoformat() if session and session.ended_at else None,
+                "duration_s": info.duration_s,
+                "parts": parts,
+                "trail_url": f"/api/sessions/{info.session_id}/trail",
+            }
+        )
     return web.json_response({"recordings": listed})
 
 
@@ -312,13 +340,13 @@ async def recordings(request: web.Request) -> web.Response:
 @requires(ROLES_EVIDENCE)
 async def recording_media(request: web.Request) -> web.FileResponse:
     session_id, name = request.match_info["session_id"], request.match_info["name"]
-    folder = request.app["settings"].evidence_dir / session_id
+    folder = request.app[SETTINGS].evidence_dir / session_id
     if "/" in name or name.startswith(".") or "/" in session_id or session_id.startswith("."):
         raise json_error(400, "bad media name")
     path = folder / name
     if path.suffix not in PLAYABLE or not path.is_file():
         raise json_error(404, "unknown recording part")
-    logger.info("%s played back %s/%s", request["operator"].username, session_id, name)
+    logger.info("%s played back %s/%s", request[OPERATOR].username, session_id, name)
     return web.FileResponse(path, headers={"Content-Type": PLAYABLE[path.suffix]})
 
 

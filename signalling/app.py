@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -16,6 +17,7 @@ from pydantic import SecretStr
 from streamserver import ingest
 
 from . import api, caller
+from .appkeys import OPERATOR, OPERATORS, SERVICE, SETTINGS
 from .auth import COOKIE_NAME, OperatorDirectory
 from .config import OperatorAccount, Settings
 from .errors import error_middleware, json_error
@@ -42,8 +44,18 @@ class RedactingAccessLogger(AbstractAccessLogger):
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         path = "/c/<token>" if request.path.startswith("/c/") else request.path
-        self.logger.info('%s "%s %s" %s %.1fms', request.remote, request.method, path,
-                         response.status, time * 1000)
+        self.logger.info(
+            '%s "%s %s" %s %.1fms',
+            request.remote,
+            request.method,
+            path,
+            response.status,
+            time * 1000,
+        )
+
+
+# How every runner of the app must be set up (``scenelink serve`` and the tests alike).
+RUNNER_OPTIONS: dict[str, Any] = {"access_log_class": RedactingAccessLogger}
 
 
 def token_secret(settings: Settings) -> bytes:
@@ -67,16 +79,20 @@ def operator_accounts(settings: Settings) -> list[OperatorAccount]:
     password = secrets.token_urlsafe(12)
     logger.warning(
         "no operators configured: sign in to the console as 'handler' with password %s "
-        "(set SCENELINK_OPERATORS for real accounts)", password,
+        "(set SCENELINK_OPERATORS for real accounts)",
+        password,
     )
-    return [OperatorAccount(username="handler", password=SecretStr(password),
-                            roles=["call_handler", "investigator"])]
+    return [
+        OperatorAccount(
+            username="handler", password=SecretStr(password), roles=["call_handler", "investigator"]
+        )
+    ]
 
 
 @web.middleware
 async def operator_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     cookie = request.cookies.get(COOKIE_NAME)
-    request["operator"] = request.app["operators"].from_cookie(cookie) if cookie else None
+    request[OPERATOR] = request.app[OPERATORS].from_cookie(cookie) if cookie else None
     if (
         request.method not in ("GET", "HEAD", "OPTIONS")
         and request.path.startswith("/api/")
@@ -118,11 +134,13 @@ def make_app(settings: Settings) -> web.Application:
     )
     store = open_store(settings.redis_url)
     tokens = CallerTokens(token_secret(settings), lifetime_s=settings.session_max_s)
-    app["settings"] = settings
-    app["operators"] = OperatorDirectory(
-        operator_accounts(settings), token_secret(settings) + b":console", settings.console_login_ttl_s
+    app[SETTINGS] = settings
+    app[OPERATORS] = OperatorDirectory(
+        operator_accounts(settings),
+        token_secret(settings) + b":console",
+        settings.console_login_ttl_s,
     )
-    app["service"] = SessionService(settings, store, tokens, LogSmsSender())
+    app[SERVICE] = SessionService(settings, store, tokens, LogSmsSender())
     app.add_routes(api.routes)
     app.add_routes(caller.routes)
     app.router.add_get("/", to_console)
@@ -131,7 +149,7 @@ def make_app(settings: Settings) -> web.Application:
     app.router.add_static("/caller/static/", _static_dir("web_client"))
 
     async def shutdown(app: web.Application) -> None:
-        await app["service"].close()
+        await app[SERVICE].close()
         await store.close()
 
     app.on_cleanup.append(shutdown)

@@ -43,15 +43,24 @@ class OperatorDirectory:
 
     def issue_cookie(self, operator: Operator) -> str:
         now = int(time.time())
-        payload = {"aud": CONSOLE_AUDIENCE, "sub": operator.username, "iat": now,
-                   "exp": now + self._ttl_s}
+        payload = {
+            "aud": CONSOLE_AUDIENCE,
+            "sub": operator.username,
+            "iat": now,
+            "exp": now + self._ttl_s,
+        }
         return jwt.encode(payload, self._secret, algorithm="HS256")
 
     def from_cookie(self, value: str) -> Operator | None:
         """The account is looked up again, so a removed account loses access at once."""
         try:
-            payload = jwt.decode(value, self._secret, algorithms=["HS256"],
-                                 audience=CONSOLE_AUDIENCE, options={"require": ["exp", "sub"]})
+            payload = jwt.decode(
+                value,
+                self._secret,
+                algorithms=["HS256"],
+                audience=CONSOLE_AUDIENCE,
+                options={"require": ["exp", "sub"]},
+            )
         except jwt.InvalidTokenError:
             return None
         account = self._accounts.get(str(payload["sub"]))

@@ -9,6 +9,7 @@ from importlib import resources
 from aiohttp import web
 from aiortc import RTCSessionDescription
 
+from .appkeys import SERVICE, SETTINGS
 from .errors import json_error, parse_body
 from .models import Answer, CallerConfig, CallerOffer
 from .openapi import documented
@@ -50,37 +51,44 @@ async def caller_session_or_gone(request: web.Request, service: SessionService) 
 
 @routes.get("/c/{token}")
 async def caller_page(request: web.Request) -> web.Response:
-    service: SessionService = request.app["service"]
+    service: SessionService = request.app[SERVICE]
     try:
         session = await service.open_link(request.match_info["token"])
     except LinkNotUsable as exc:
         logger.info("caller link refused: %s", exc)
         return link_gone_page()
-    force = html.escape(request.app["settings"].force_name)
+    force = html.escape(request.app[SETTINGS].force_name)
     page = _page("caller.html").replace("{{mode}}", session.mode).replace("{{force}}", force)
     return web.Response(text=page, content_type="text/html", headers=CALLER_HEADERS)
 
 
 @routes.get("/api/caller/config")
-@documented("What the caller's page should share, and its ICE servers", response=CallerConfig,
-            auth="caller")
+@documented(
+    "What the caller's page should share, and its ICE servers", response=CallerConfig, auth="caller"
+)
 async def caller_config(request: web.Request) -> web.Response:
-    service: SessionService = request.app["service"]
+    service: SessionService = request.app[SERVICE]
     session_id = await caller_session_or_gone(request, service)
     session = await service.store.get(session_id)
-    settings = request.app["settings"]
-    return web.json_response({
-        "mode": session.mode,
-        "codec": settings.preferred_codec,
-        "ice_servers": [s.model_dump(exclude_none=True) for s in settings.ice_servers],
-    })
+    settings = request.app[SETTINGS]
+    return web.json_response(
+        {
+            "mode": session.mode,
+            "codec": settings.preferred_codec,
+            "ice_servers": [s.model_dump(exclude_none=True) for s in settings.ice_servers],
+        }
+    )
 
 
 @routes.post("/api/caller/offer")
-@documented("The caller's SDP offer (after consent); returns the server's answer",
-            request=CallerOffer, response=Answer, auth="caller")
+@documented(
+    "The caller's SDP offer (after consent); returns the server's answer",
+    request=CallerOffer,
+    response=Answer,
+    auth="caller",
+)
 async def caller_offer(request: web.Request) -> web.Response:
-    service: SessionService = request.app["service"]
+    service: SessionService = request.app[SERVICE]
     token = bearer_token(request)
     await caller_session_or_gone(request, service)
     body = await parse_body(request, CallerOffer)
@@ -98,7 +106,7 @@ async def caller_offer(request: web.Request) -> web.Response:
 @routes.post("/api/caller/end")
 @documented("The caller stops sharing", auth="caller")
 async def caller_end(request: web.Request) -> web.Response:
-    service: SessionService = request.app["service"]
+    service: SessionService = request.app[SERVICE]
     session_id = await caller_session_or_gone(request, service)
     await service.end(session_id, by="caller")
     return web.json_response({"state": "ended"})

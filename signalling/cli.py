@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .app import RedactingAccessLogger, make_app
+from .app import RUNNER_OPTIONS, make_app
 from .config import load_settings
 from .tls import write_dev_certificate
 
@@ -34,7 +34,7 @@ def serve(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         ssl_context=ssl_context,
-        access_log_class=RedactingAccessLogger,
+        **RUNNER_OPTIONS,
         print=lambda text: logging.getLogger("scenelink").info(text.strip()),
     )
     return 0
@@ -54,13 +54,21 @@ def main(argv: list[str] | None = None) -> int:
     serve_cmd = commands.add_parser("serve", help="run the server")
     serve_cmd.add_argument("--config", type=Path, help="TOML configuration file")
     serve_cmd.set_defaults(run=serve)
-    cert_cmd = commands.add_parser("dev-cert", help="make a self-signed certificate for a phone on this network")
+    cert_cmd = commands.add_parser(
+        "dev-cert", help="make a self-signed certificate for a phone on this network"
+    )
     cert_cmd.add_argument("--out", type=Path, default=Path("scenelink-data/tls"))
-    cert_cmd.add_argument("--host", action="append", default=[],
-                          help="extra host name or IP address the phone will use (repeatable)")
+    cert_cmd.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        help="extra host name or IP address the phone will use (repeatable)",
+    )
     cert_cmd.set_defaults(run=dev_cert)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     result: int = args.run(args)
     return result
 

@@ -57,9 +57,12 @@ class Settings(BaseSettings):
     )
 
     token_secret: SecretStr | None = Field(
-        default=None, description="HMAC key for caller links; generated and kept in data_dir if unset"
+        default=None,
+        description="HMAC key for caller links; generated and kept in data_dir if unset",
     )
-    link_ttl_s: int = Field(default=30 * 60, gt=0, description="How long a link works until first use")
+    link_ttl_s: int = Field(
+        default=30 * 60, gt=0, description="How long a link works until first use"
+    )
     session_max_s: int = Field(default=4 * 3600, gt=0, description="Longest a session's link lives")
     console_login_ttl_s: int = Field(default=12 * 3600, gt=0)
 
@@ -74,7 +77,8 @@ class Settings(BaseSettings):
 
     ice_servers: list[IceServer] = Field(default_factory=list)
     preferred_codec: Literal["H264", "VP8"] | None = Field(
-        default=None, description="Video codec the caller's page puts first; None keeps the browser's"
+        default=None,
+        description="Video codec the caller's page puts first; None keeps the browser's",
     )
     relay_queue_size: int = Field(default=120, ge=8)
 

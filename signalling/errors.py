@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from .appkeys import SETTINGS
+
 logger = logging.getLogger(__name__)
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -17,6 +19,10 @@ Model = TypeVar("Model", bound=BaseModel)
 def json_error(status: int, error: str, **extra: Any) -> web.HTTPException:
     body = json.dumps({"error": error, **{k: v for k, v in extra.items() if v is not None}})
     cls = {c.status_code: c for c in _STATUS_CLASSES}[status]
+    if cls is web.HTTPRequestEntityTooLarge:
+        return web.HTTPRequestEntityTooLarge(
+            max_size=0, actual_size=0, text=body, content_type="application/json"
+        )
     return cls(text=body, content_type="application/json")
 
 
@@ -43,7 +49,11 @@ async def parse_body(request: web.Request, model: type[Model]) -> Model:
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise json_error(413, "request body too large", detail=f"limit {request.app['settings'].max_body_bytes} bytes") from None
+        raise json_error(
+            413,
+            "request body too large",
+            detail=f"limit {request.app[SETTINGS].max_body_bytes} bytes",
+        ) from None
     try:
         data = json.loads(raw)
     except ValueError:
@@ -63,8 +73,13 @@ async def error_middleware(
         return await handler(request)
     except web.HTTPException as exc:
         if exc.status >= 400:
-            logger.info("%s %s refused: %s %s", request.method, _loggable(request), exc.status,
-                        exc.text if exc.content_type == "application/json" else exc.reason)
+            logger.info(
+                "%s %s refused: %s %s",
+                request.method,
+                _loggable(request),
+                exc.status,
+                exc.text if exc.content_type == "application/json" else exc.reason,
+            )
             if request.path.startswith("/api/") and exc.content_type != "application/json":
                 raise json_error(exc.status, exc.reason.lower()) from None
         raise

@@ -45,7 +45,9 @@ class GpsFix:
         return cls(**values)
 
 
-def _number(msg: Mapping[str, Any], key: str, low: float, high: float, optional: bool) -> float | None:
+def _number(
+    msg: Mapping[str, Any], key: str, low: float, high: float, optional: bool
+) -> float | None:
     value = msg.get(key)
     if value is None and optional:
         return None

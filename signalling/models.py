@@ -22,9 +22,13 @@ class OperatorView(BaseModel):
 
 
 class CreateSessionRequest(Strict):
-    phone: str = Field(min_length=3, max_length=32, description="Caller's mobile; UK forms accepted")
+    phone: str = Field(
+        min_length=3, max_length=32, description="Caller's mobile; UK forms accepted"
+    )
     incident_ref: str = Field(
-        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 /_.:-]*$",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9 /_.:-]*$",
         description="CAD or incident reference",
     )
     mode: Literal["video", "location"] = "video"

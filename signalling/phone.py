@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import phonenumbers
 
-
 _SMS_CAPABLE = (
     phonenumbers.PhoneNumberType.MOBILE,
     phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
@@ -16,7 +15,7 @@ class InvalidPhoneNumber(ValueError):
 
 
 def normalise_mobile(raw: str, region: str = "GB") -> str:
-    """Return the E.164 form of a number a call handler typed (``07700 900123`` → ``+447700900123``)."""
+    """E.164 form of what a call handler typed (``07700 900123`` → ``+447700900123``)."""
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException as exc:

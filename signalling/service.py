@@ -18,6 +18,7 @@ from streamserver.session import MediaSession
 from .config import Settings
 from .location import GpsFix, InvalidFix, check_plausible, parse_fix
 from .phone import mask, normalise_mobile
+from .sdp import check_offer
 from .sessions import LIVE_STATES, CallSession, SessionMode, utcnow
 from .sms import SmsError, SmsSender
 from .store import StateStore
@@ -75,8 +76,16 @@ class SessionService:
         )
         await self.store.create(session)
         self._recorder(session_id).append_event(
-            {"event": "session_created", "by": created_by, "at": now.isoformat(),
-             "incident_ref": incident_ref, "mode": mode, "token_id": claims.token_id}
+            {
+                "event": "session_created",
+                "by": created_by,
+                "at": now.isoformat(),
+                "incident_ref": incident_ref,
+                "mode": mode,
+                "token_id": claims.token_id,
+                # The evidence (not the logs) keeps the number: right-of-access searches need it.
+                "phone": e164,
+            }
         )
         link = f"{base_url.rstrip('/')}/c/{token}"
         text = self.settings.sms_template.format(force=self.settings.force_name, link=link)
@@ -100,16 +109,25 @@ class SessionService:
             await media.close()
         recorder = self._recorders.pop(session_id, None)
         if recorder is not None:
-            recorder.append_event({"event": "ended", "by": by, "at": utcnow().isoformat()})
-            recorder.write_session(session.to_record() | {"phone": mask(session.phone)})
+            recorder.append_event(
+                {
+                    "event": "ended",
+                    "by": by,
+                    "at": utcnow().isoformat(),
+                    "session": session.to_record(),
+                }
+            )
             await recorder.close()
         self._last_fix.pop(session_id, None)
         return session
 
-    async def add_viewer(self, session_id: str, offer: RTCSessionDescription, viewer: str) -> RTCSessionDescription:
+    async def add_viewer(
+        self, session_id: str, offer: RTCSessionDescription, viewer: str
+    ) -> RTCSessionDescription:
         session = await self.store.get(session_id)
         if session.state == "ended":
             raise SessionEnded(session_id)
+        check_offer(offer.sdp, required=set(), any_of={"audio", "video"})
         logger.info("session %s: live view by %s", session_id, viewer)
         self._recorder(session_id).append_event(
             {"event": "viewer_joined", "by": viewer, "at": utcnow().isoformat()}
@@ -136,7 +154,9 @@ class SessionService:
     async def open_link(self, token: str) -> CallSession:
         session = await self.caller_session(token)
         if session.opened_at is None:
-            self._recorder(session.id).append_event({"event": "link_opened", "at": utcnow().isoformat()})
+            self._recorder(session.id).append_event(
+                {"event": "link_opened", "at": utcnow().isoformat()}
+            )
             session = await self._change(session.id, state="opened", opened_at=utcnow())
         return session
 
@@ -144,10 +164,15 @@ class SessionService:
         self, token: str, offer: RTCSessionDescription, consent_version: str
     ) -> RTCSessionDescription:
         session = await self.caller_session(token)
+        wanted = {"application", "video"} if session.mode == "video" else {"application"}
+        check_offer(offer.sdp, required=wanted)
         if session.consent_at is None:
             self._recorder(session.id).append_event(
-                {"event": "consent_given", "wording_version": consent_version,
-                 "at": utcnow().isoformat()}
+                {
+                    "event": "consent_given",
+                    "wording_version": consent_version,
+                    "at": utcnow().isoformat(),
+                }
             )
             await self._change(session.id, consent_at=utcnow(), consent_version=consent_version)
         media = self._media_session(session.id)
@@ -237,4 +262,3 @@ class SessionService:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-

@@ -34,7 +34,9 @@ class StateStore(Protocol):
     async def trail(self, session_id: str) -> list[dict[str, Any]]: ...
     async def trail_summary(self, session_id: str) -> tuple[int, dict[str, Any] | None]: ...
     async def publish(self, session_id: str, event: Event) -> None: ...
-    def subscribe(self, session_id: str) -> Any: ...  # async context manager of AsyncIterator[Event]
+    def subscribe(
+        self, session_id: str
+    ) -> Any: ...  # async context manager of AsyncIterator[Event]
     async def close(self) -> None: ...
 
 
@@ -151,7 +153,9 @@ class RedisStore:
         await self._redis.rpush(self._key("trail", session_id), json.dumps(fix))
 
     async def trail(self, session_id: str) -> list[dict[str, Any]]:
-        return [json.loads(x) for x in await self._redis.lrange(self._key("trail", session_id), 0, -1)]
+        return [
+            json.loads(x) for x in await self._redis.lrange(self._key("trail", session_id), 0, -1)
+        ]
 
     async def trail_summary(self, session_id: str) -> tuple[int, dict[str, Any] | None]:
         key = self._key("trail", session_id)

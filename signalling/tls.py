@@ -34,7 +34,9 @@ def write_dev_certificate(folder: Path, extra_hosts: list[str]) -> tuple[Path, P
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([_san(h) for h in dict.fromkeys(hosts)]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([_san(h) for h in dict.fromkeys(hosts)]), critical=False
+        )
         .sign(key, hashes.SHA256())
     )
     folder.mkdir(parents=True, exist_ok=True)

@@ -9,9 +9,16 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 def message(**changes: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"type": "fix", "lat": 51.501, "lon": -0.142, "accuracy": 12.0,
-                            "altitude": None, "heading": 90.0, "speed": 1.2,
-                            "timestamp": NOW.timestamp() * 1000}
+    base: dict[str, Any] = {
+        "type": "fix",
+        "lat": 51.501,
+        "lon": -0.142,
+        "accuracy": 12.0,
+        "altitude": None,
+        "heading": 90.0,
+        "speed": 1.2,
+        "timestamp": NOW.timestamp() * 1000,
+    }
     return base | changes
 
 
@@ -25,11 +32,23 @@ def test_good_fix_is_parsed() -> None:
 @pytest.mark.parametrize(
     "bad",
     [
-        {"lat": 91.0}, {"lat": -90.5}, {"lon": 180.1}, {"lat": float("nan")},
-        {"lon": float("inf")}, {"lat": "51.5"}, {"lat": None}, {"lat": True},
-        {"accuracy": 0}, {"accuracy": -5}, {"accuracy": 1e6}, {"accuracy": float("nan")},
-        {"speed": 1000.0}, {"heading": 400.0}, {"altitude": 50_000.0},
-        {"timestamp": (NOW - timedelta(days=3)).timestamp() * 1000}, {"timestamp": "now"},
+        {"lat": 91.0},
+        {"lat": -90.5},
+        {"lon": 180.1},
+        {"lat": float("nan")},
+        {"lon": float("inf")},
+        {"lat": "51.5"},
+        {"lat": None},
+        {"lat": True},
+        {"accuracy": 0},
+        {"accuracy": -5},
+        {"accuracy": 1e6},
+        {"accuracy": float("nan")},
+        {"speed": 1000.0},
+        {"heading": 400.0},
+        {"altitude": 50_000.0},
+        {"timestamp": (NOW - timedelta(days=3)).timestamp() * 1000},
+        {"timestamp": "now"},
     ],
 )
 def test_impossible_fixes_are_refused(bad: dict[str, Any]) -> None:

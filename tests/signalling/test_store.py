@@ -25,8 +25,14 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
 def new_session(session_id: str, minutes_ago: int = 0) -> CallSession:
     created = utcnow() - timedelta(minutes=minutes_ago)
     return CallSession(
-        id=session_id, incident_ref="CAD-1", phone="+447700900123", mode="video",
-        state="link_sent", created_at=created, created_by="alice", token_id="t-" + session_id,
+        id=session_id,
+        incident_ref="CAD-1",
+        phone="+447700900123",
+        mode="video",
+        state="link_sent",
+        created_at=created,
+        created_by="alice",
+        token_id="t-" + session_id,
         link_expires_at=created + timedelta(minutes=30),
     )
 

@@ -47,9 +47,16 @@ def test_tampered_payload_is_refused() -> None:
 def test_alg_none_is_refused() -> None:
     now = int(time.time())
     unsigned = jwt.encode(
-        {"sub": "s", "jti": "j", "aud": CALLER_AUDIENCE, "iss": "scenelink", "iat": now,
-         "exp": now + 60},
-        key=None, algorithm="none",
+        {
+            "sub": "s",
+            "jti": "j",
+            "aud": CALLER_AUDIENCE,
+            "iss": "scenelink",
+            "iat": now,
+            "exp": now + 60,
+        },
+        key=None,
+        algorithm="none",
     )
     with pytest.raises(TokenError):
         CallerTokens(SECRET, lifetime_s=60).verify(unsigned)
@@ -58,9 +65,16 @@ def test_alg_none_is_refused() -> None:
 def test_wrong_audience_is_refused() -> None:
     now = int(time.time())
     other = jwt.encode(
-        {"sub": "s", "jti": "j", "aud": "scenelink:console", "iss": "scenelink", "iat": now,
-         "exp": now + 60},
-        SECRET, algorithm="HS256",
+        {
+            "sub": "s",
+            "jti": "j",
+            "aud": "scenelink:console",
+            "iss": "scenelink",
+            "iat": now,
+            "exp": now + 60,
+        },
+        SECRET,
+        algorithm="HS256",
     )
     with pytest.raises(TokenError):
         CallerTokens(SECRET, lifetime_s=60).verify(other)

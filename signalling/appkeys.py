@@ -1,0 +1,14 @@
+"""Typed keys for what the application and each request carry."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .auth import Operator, OperatorDirectory
+from .config import Settings
+from .service import SessionService
+
+SETTINGS = web.AppKey("settings", Settings)
+OPERATORS = web.AppKey("operators", OperatorDirectory)
+SERVICE = web.AppKey("service", SessionService)
+OPERATOR = web.RequestKey("operator", Operator | None)  # type: ignore[arg-type]
