@@ -510,9 +510,20 @@
     if (!window.L || !map || !config.tile_url || map._scenelinkTiles) return;
     try {
       map._scenelinkTiles = L.tileLayer(config.tile_url, {
-        maxZoom: 19, attribution: config.tile_attribution || ''
+        maxZoom: 19, attribution: safeAttribution(config.tile_attribution)
       }).addTo(map);
     } catch (e) { /* offline or bad URL: the map still shows overlays */ }
+  }
+
+  /* Leaflet renders attribution as HTML: reduce the server's text to plain text, then escape it. */
+  function safeAttribution(html) {
+    var text = String(html || '');
+    try {
+      if (window.DOMParser) text = new DOMParser().parseFromString(text, 'text/html').body.textContent || '';
+    } catch (e) { /* keep raw text; escaped below */ }
+    var d = document.createElement('span');
+    d.textContent = text.replace(/\s+/g, ' ').trim();
+    return d.innerHTML;
   }
 
   function makeMap(el) {
