@@ -100,8 +100,8 @@ async def test_caller_to_two_viewers_and_recorder(
         caller.channel.send(json.dumps({"lat": 51.5, "lon": -0.1}))
         await session.send_to_caller("help is on the way")
         assert caller.video is not None
-        await wait_for(lambda: caller.video is not None and caller.video.sent >= 90, 8)
-        await wait_for(lambda: all(len(v.frames["video"]) >= 25 for v in viewers), 3)
+        await wait_for(lambda: caller.video is not None and caller.video.sent >= 90, 20)
+        await wait_for(lambda: all(len(v.frames["video"]) >= 25 for v in viewers), 10)
         await asyncio.sleep(0.3)
         assert "live" in states and states[0] == "connecting"
         assert messages == ['{"lat": 51.5, "lon": -0.1}']
