@@ -37,6 +37,7 @@ class RunningServer:
     url: str
     data_dir: Path
     log: Path
+    codec: str | None = None  # the video codec the caller page is told to prefer
 
 
 def start_server(tmp_path: Path, **env: str) -> Iterator[RunningServer]:
@@ -54,7 +55,9 @@ def start_server(tmp_path: Path, **env: str) -> Iterator[RunningServer]:
     log = tmp_path / "server.log"
     command = [sys.executable, "-m", "signalling.cli", "serve"]
     with running(command, port, log, env=environment):
-        yield RunningServer(f"http://127.0.0.1:{port}", data_dir, log)
+        yield RunningServer(
+            f"http://127.0.0.1:{port}", data_dir, log, env.get("SCENELINK_PREFERRED_CODEC")
+        )
 
 
 @pytest.fixture

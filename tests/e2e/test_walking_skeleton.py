@@ -134,6 +134,7 @@ async def test_link_to_live_video_location_and_evidence(
     for part in parts:
         with av.open(str(part)) as container:
             video = container.streams.video[0]
+            assert video.codec_context.name == {"H264": "h264", "VP8": "vp8"}[server.codec or ""]
             assert container.streams.audio, "audio was not recorded"
             times = [f.time for f in container.decode(video) if f.time is not None]
             recorded += max(times) - min(times)
