@@ -181,7 +181,7 @@ async def create_session(request: web.Request) -> web.Response:
 @requires(ROLES_LIVE)
 async def list_sessions(request: web.Request) -> web.Response:
     service = service_of(request)
-    sessions = await service.store.list()
+    sessions = await service.store.recent()
     return web.json_response({"sessions": [await service.view(s) for s in sessions]})
 
 

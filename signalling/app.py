@@ -92,7 +92,9 @@ def operator_accounts(settings: Settings) -> list[OperatorAccount]:
 @web.middleware
 async def operator_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     cookie = request.cookies.get(COOKIE_NAME)
-    request[OPERATOR] = request.app[OPERATORS].from_cookie(cookie) if cookie else None
+    operator = request.app[OPERATORS].from_cookie(cookie) if cookie else None
+    if operator is not None:
+        request[OPERATOR] = operator
     if (
         request.method not in ("GET", "HEAD", "OPTIONS")
         and request.path.startswith("/api/")

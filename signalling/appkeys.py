@@ -11,4 +11,4 @@ from .service import SessionService
 SETTINGS = web.AppKey("settings", Settings)
 OPERATORS = web.AppKey("operators", OperatorDirectory)
 SERVICE = web.AppKey("service", SessionService)
-OPERATOR = web.RequestKey("operator", Operator | None)  # type: ignore[arg-type]
+OPERATOR = web.RequestKey("operator", Operator)

@@ -28,7 +28,7 @@ class OperatorAccount(BaseModel):
 
     username: str = Field(min_length=1, max_length=64)
     password: SecretStr
-    roles: list[Role] = Field(default_factory=lambda: ["call_handler"])
+    roles: list[Role] = ["call_handler"]
 
 
 class IceServer(BaseModel):

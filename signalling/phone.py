@@ -31,7 +31,7 @@ def normalise_mobile(raw: str, region: str = "GB") -> str:
 def _shaped_like_mobile(number: phonenumbers.PhoneNumber) -> bool:
     """Ofcom's drama range (07700 900xxx) is unallocated, so not "valid", yet is what
     training and tests use: accept a number shaped like its country's mobiles."""
-    region = phonenumbers.region_code_for_country_code(number.country_code)
+    region = phonenumbers.region_code_for_country_code(number.country_code or 0)
     example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
     if example is None:
         return False

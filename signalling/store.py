@@ -28,7 +28,7 @@ class StateStore(Protocol):
     async def create(self, session: CallSession) -> None: ...
     async def get(self, session_id: str) -> CallSession: ...
     async def update(self, session_id: str, **changes: Any) -> CallSession: ...
-    async def list(self, limit: int = 100) -> list[CallSession]: ...
+    async def recent(self, limit: int = 100) -> list[CallSession]: ...
     async def count_rejected_fix(self, session_id: str) -> None: ...
     async def add_fix(self, session_id: str, fix: dict[str, Any]) -> None: ...
     async def trail(self, session_id: str) -> list[dict[str, Any]]: ...
@@ -65,7 +65,7 @@ class MemoryStore:
             setattr(session, key, value)
         return await self.get(session_id)
 
-    async def list(self, limit: int = 100) -> list[CallSession]:
+    async def recent(self, limit: int = 100) -> list[CallSession]:
         newest = sorted(self._sessions.values(), key=lambda s: s.created_at, reverse=True)
         return [await self.get(s.id) for s in newest[:limit]]
 
@@ -111,7 +111,8 @@ class RedisStore:
     prefix = "scenelink:"
 
     def __init__(self, url: str) -> None:
-        self._redis = aioredis.from_url(url, decode_responses=True)
+        # redis-py types replies as bytes | str whatever decode_responses says.
+        self._redis: Any = aioredis.from_url(url, decode_responses=True)
 
     def _key(self, kind: str, session_id: str) -> str:
         return f"{self.prefix}{kind}:{session_id}"
@@ -141,7 +142,7 @@ class RedisStore:
         await self._redis.hset(key, mapping={k: json.dumps(encoded[k]) for k in changes})
         return await self.get(session_id)
 
-    async def list(self, limit: int = 100) -> list[CallSession]:
+    async def recent(self, limit: int = 100) -> list[CallSession]:
         ids = await self._redis.zrevrange(self.prefix + "sessions", 0, limit - 1)
         return [await self.get(session_id) for session_id in ids]
 

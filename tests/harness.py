@@ -56,7 +56,18 @@ def redis_server(folder: Path) -> Iterator[str]:
     if binary is None:
         raise RuntimeError("redis-server is not installed (the README's test command installs it)")
     port = free_port()
-    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--dir", str(folder)]
+    command = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(folder),
+    ]
     with running(command, port, folder / "redis.log"):
         yield f"redis://127.0.0.1:{port}/0"

@@ -43,13 +43,17 @@ class RunningServer:
 def start_server(tmp_path: Path, **env: str) -> Iterator[RunningServer]:
     port = free_port()
     data_dir = tmp_path / "data"
-    environment = os.environ | {
-        "SCENELINK_HOST": "127.0.0.1",
-        "SCENELINK_PORT": str(port),
-        "SCENELINK_DATA_DIR": str(data_dir),
-        "SCENELINK_OPERATORS": json.dumps(OPERATORS),
-        "SCENELINK_FORCE_NAME": "Test Constabulary",
-    } | env
+    environment = (
+        os.environ
+        | {
+            "SCENELINK_HOST": "127.0.0.1",
+            "SCENELINK_PORT": str(port),
+            "SCENELINK_DATA_DIR": str(data_dir),
+            "SCENELINK_OPERATORS": json.dumps(OPERATORS),
+            "SCENELINK_FORCE_NAME": "Test Constabulary",
+        }
+        | env
+    )
     if "REDIS_URL" not in env:
         environment.pop("REDIS_URL", None)
     log = tmp_path / "server.log"

@@ -61,7 +61,10 @@ async def wait_for_position(page: Page, where: tuple[float, float], timeout: flo
     deadline = time.monotonic() + timeout
     shown: tuple[float, float] | None = None
     while time.monotonic() < deadline:
-        lat, lon = await last_fix.get_attribute("data-lat"), await last_fix.get_attribute("data-lon")
+        lat, lon = (
+            await last_fix.get_attribute("data-lat"),
+            await last_fix.get_attribute("data-lon"),
+        )
         if lat and lon:
             shown = (float(lat), float(lon))
             if shown == pytest.approx(where, abs=1e-6):

@@ -44,7 +44,7 @@ async def test_create_get_update_list(store: StateStore) -> None:
     updated = await store.update("new" + suffix, state="live", codec="VP8")
     assert (updated.state, updated.codec, updated.incident_ref) == ("live", "VP8", "CAD-1")
     assert (await store.get("new" + suffix)).created_at == updated.created_at
-    ids = [s.id for s in await store.list()]
+    ids = [s.id for s in await store.recent()]
     assert ids.index("new" + suffix) < ids.index("old" + suffix)
 
 
