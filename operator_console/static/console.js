@@ -800,7 +800,7 @@
     if (!l || l.ended || l.viewer) return;
     if (!window.RTCPeerConnection) { setVideoStatus('This browser cannot show live video.'); return; }
     var gen = ++l.viewerGen;
-    var v = { pc: null, stream: null };
+    var v = { pc: null, stream: null, startedAt: Date.now() };
     l.viewer = v;
     setVideoStatus('Connecting to video…');
     try {
@@ -832,7 +832,7 @@
           l.viewerAttempt = 0;
           l.viewerConnectedOnce = true;
           setVideoStatus('');
-        } else if (st === 'failed') {
+        } else if (st === 'failed' || st === 'closed') {
           setVideoStatus('Video connection lost. Retrying…');
           scheduleViewerRetry(l);
         } else if (st === 'disconnected') {
@@ -888,12 +888,29 @@
       video.requestVideoFrameCallback(onFrame);
     }
     if (hasRvfc) video.requestVideoFrameCallback(onFrame);
+    l.lastFrameAt = Date.now();
     l.frameTimer = setInterval(function () {
       if (live !== l) return;
+      var now = Date.now();
       var n = Math.max(l.rvfc, l.qBase + qualityFrames());
       if (n !== l.frames) {
         l.frames = n;
+        l.lastFrameAt = now;
+        l.stallRestarts = 0;
         els.liveFrames.textContent = String(n);
+        return;
+      }
+      // Watchdog: video was flowing, the session is live, but frames stopped
+      // (e.g. the caller reconnected and the server gave us a dead track).
+      var s = l.session;
+      var v = l.viewer;
+      if (n > 0 && s && s.state === 'live' && s.mode !== 'location' && v && v.pc && !l.viewerTimer &&
+          v.startedAt && now - v.startedAt > 8000 &&
+          now - l.lastFrameAt > Math.min(MAX_BACKOFF_MS, 5000 * Math.pow(2, l.stallRestarts || 0))) {
+        l.stallRestarts = (l.stallRestarts || 0) + 1;
+        l.lastFrameAt = now;
+        setVideoStatus('Video paused. Reconnecting…');
+        restartViewer(0);
       }
     }, 500);
   }
