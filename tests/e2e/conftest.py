@@ -66,7 +66,7 @@ def start_server(tmp_path: Path, **env: str) -> Iterator[RunningServer]:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    if not Path(CHROMIUM).exists():
+    if not os.path.exists(CHROMIUM):
         pytest.fail("Debian's chromium is not installed (the README's test command installs it)")
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(

@@ -45,14 +45,14 @@ async def rendered_frames(page: Page) -> int:
     return int((await page.locator("#live-frames").text_content() or "0").strip() or 0)
 
 
-async def wait_for_frames(page: Page, more_than: int, timeout: float = 15.0) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        frames = await rendered_frames(page)
-        if frames > more_than:
+async def wait_for_frames(page: Page, more_than: int, within_s: float = 15.0) -> int:
+    try:
+        async with asyncio.timeout(within_s):
+            while (frames := await rendered_frames(page)) <= more_than:
+                await asyncio.sleep(0.2)
             return frames
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"video stuck at {await rendered_frames(page)} frames")
+    except TimeoutError:
+        raise AssertionError(f"video stuck at {await rendered_frames(page)} frames") from None
 
 
 async def wait_for_position(page: Page, where: tuple[float, float], timeout: float = 10.0) -> None:
