@@ -31,6 +31,10 @@ class GpsFix:
     device_time: datetime
     received_at: datetime
 
+    def same_reading(self, other: GpsFix) -> bool:
+        """The same measurement received twice (the caller's page re-sends as a keep-alive)."""
+        return (self.device_time, self.lat, self.lon) == (other.device_time, other.lat, other.lon)
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["device_time"] = self.device_time.isoformat()

@@ -190,7 +190,10 @@ class SessionService:
             if not isinstance(message, dict) or message.get("type") != "fix":
                 raise InvalidFix("not a fix message")
             fix = parse_fix(message, utcnow())
-            check_plausible(self._last_fix.get(session_id), fix)
+            previous = self._last_fix.get(session_id)
+            if previous is not None and fix.same_reading(previous):
+                return  # the page re-sends its last fix as a keep-alive
+            check_plausible(previous, fix)
         except (InvalidFix, ValueError) as exc:
             logger.warning("session %s: fix rejected: %s", session_id, exc)
             await self.store.count_rejected_fix(session_id)

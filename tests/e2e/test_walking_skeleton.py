@@ -155,3 +155,10 @@ async def test_link_to_live_video_location_and_evidence(
     await expect(handler.locator(f'#recordings li[data-session-id="{session_id}"]')).to_be_visible(
         timeout=10_000
     )
+    row = handler.locator(f'#recordings li[data-session-id="{session_id}"]')
+    await row.locator(".play").click()
+    playback = handler.locator("#playback-video")
+    await playback.evaluate("v => { v.muted = true; return v.play(); }")
+    await handler.wait_for_function(
+        "() => document.querySelector('#playback-video').currentTime > 1.0", timeout=10_000
+    )

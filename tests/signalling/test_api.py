@@ -202,6 +202,7 @@ async def test_bad_fixes_are_counted_never_stored(client: TestClient, app: web.A
 
     good["timestamp"] = time.time() * 1000
     await service.handle_caller_message(session_id, json.dumps(good))
+    await service.handle_caller_message(session_id, json.dumps(good))  # keep-alive re-send
     for bad in [
         good | {"lat": float("nan")},
         good | {"accuracy": 1e9},
@@ -217,6 +218,7 @@ async def test_bad_fixes_are_counted_never_stored(client: TestClient, app: web.A
     assert session["fix_count"] == 1 and session["rejected_fixes"] == 6
     trail = await (await client.get(f"/api/sessions/{session_id}/trail")).json()
     assert [f["lat"] for f in trail["fixes"]] == [51.5]
+    await client.post(f"/api/sessions/{session_id}/end", headers=HEADERS)  # closes the evidence
     stored = (app[SETTINGS].evidence_dir / session_id / "location.jsonl").read_text()
     assert len(stored.splitlines()) == 1
 

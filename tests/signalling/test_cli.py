@@ -1,0 +1,69 @@
+"""The console script: TLS with the development certificate, configuration from a file."""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from signalling.cli import main
+from signalling.config import load_settings
+from tests.harness import free_port, running
+
+
+async def test_serves_https_with_the_development_certificate(tmp_path: Path) -> None:
+    assert main(["dev-cert", "--out", str(tmp_path / "tls")]) == 0
+    cert, key = tmp_path / "tls" / "cert.pem", tmp_path / "tls" / "key.pem"
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    port = free_port()
+    env = os.environ | {
+        "SCENELINK_HOST": "127.0.0.1",
+        "SCENELINK_PORT": str(port),
+        "SCENELINK_DATA_DIR": str(tmp_path / "data"),
+        "SCENELINK_TLS_CERT": str(cert),
+        "SCENELINK_TLS_KEY": str(key),
+    }
+    command = [sys.executable, "-m", "signalling.cli", "serve"]
+    with running(command, port, tmp_path / "server.log", env=env):
+        trusted = ssl.create_default_context(cafile=str(cert))
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"https://localhost:{port}/console/", ssl=trusted) as response:
+                assert response.status == 200
+                assert "max-age" in response.headers["Strict-Transport-Security"]
+            with pytest.raises(aiohttp.ClientConnectorCertificateError):
+                await http.get(f"https://localhost:{port}/console/")  # not a trusted CA
+    log = (tmp_path / "server.log").read_text()
+    assert "sign in to the console as 'handler' with password" in log
+
+
+def test_configuration_file_and_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "scenelink.toml"
+    config.write_text(
+        'force_name = "North Constabulary"\nport = 9443\n'
+        '[[operators]]\nusername = "carol"\npassword = "pw"\nroles = ["supervisor"]\n'
+    )
+    monkeypatch.setenv("SCENELINK_CONFIG", str(config))
+    monkeypatch.setenv("SCENELINK_PORT", "9000")
+    monkeypatch.setenv("REDIS_URL", "redis://example:6379/0")
+    monkeypatch.setenv("SCENELINK_ICE_SERVERS", json.dumps([{"urls": ["stun:stun.example:3478"]}]))
+    settings = load_settings()
+    assert settings.force_name == "North Constabulary"
+    assert settings.port == 9000  # the environment wins over the file
+    assert settings.redis_url == "redis://example:6379/0"
+    assert settings.operators[0].roles == ["supervisor"]
+    assert settings.ice_servers[0].urls == ["stun:stun.example:3478"]
+
+
+def test_unknown_setting_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('forse_name = "typo"\n')
+    monkeypatch.setenv("SCENELINK_CONFIG", str(config))
+    with pytest.raises(ValueError, match="forse_name"):
+        load_settings()
