@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -12,11 +11,13 @@ from aiortc import RTCSessionDescription
 
 from recorder.library import list_recordings, media_duration
 
-from .appkeys import OPERATOR, OPERATORS, SERVICE, SETTINGS
+from .appkeys import AUDIT, OPERATOR, OPERATORS, SERVICE, SETTINGS
+from .audit import first_broken
 from .auth import COOKIE_NAME, Operator
 from .errors import json_error, parse_body
 from .models import (
     Answer,
+    AuditSearch,
     ConsoleConfig,
     CreateSessionRequest,
     IceConfig,
@@ -38,37 +39,16 @@ from .store import UnknownSession
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
-ROLES_LIVE = frozenset({"call_handler", "officer", "supervisor", "admin"})
-ROLES_SEND = frozenset({"call_handler", "supervisor", "admin"})
-ROLES_EVIDENCE = frozenset({"investigator", "supervisor", "admin", "call_handler"})
 PLAYABLE = {".webm": "video/webm", ".mkv": "video/x-matroska"}
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-
-def requires(roles: frozenset[str]) -> Callable[[Handler], Handler]:
-    """Signed-in operator with one of ``roles``; the operator is at request[OPERATOR]."""
-
-    def wrap(handler: Handler) -> Handler:
-        async def checked(request: web.Request) -> web.StreamResponse:
-            operator = request.get(OPERATOR)
-            if operator is None:
-                raise json_error(401, "sign in required")
-            if not operator.has_any(roles):
-                logger.warning(
-                    "%s refused %s %s: role", operator.username, request.method, request.path
-                )
-                raise json_error(
-                    403, "your role does not allow this", detail=", ".join(sorted(roles))
-                )
-            return await handler(request)
-
-        for attr in ("__scenelink_api_doc__", "__name__", "__doc__"):
-            if hasattr(handler, attr):
-                setattr(checked, attr, getattr(handler, attr))
-        return checked
-
-    return wrap
+async def audit(
+    request: web.Request, action: str, session_id: str | None = None, **detail: Any
+) -> None:
+    """Record who did it (the signed-in operator) and from where, before answering."""
+    operator = request.get(OPERATOR)
+    actor = operator.username if operator else "anonymous"
+    await request.app[AUDIT].record(actor, action, session_id, request.remote, **detail)
 
 
 def service_of(request: web.Request) -> SessionService:
@@ -108,8 +88,10 @@ async def login(request: web.Request) -> web.Response:
     operator = directory.authenticate(body.username, body.password)
     if operator is None:
         logger.warning("failed sign-in for %r from %s", body.username, request.remote)
+        await request.app[AUDIT].record(body.username, "sign_in_failed", None, request.remote)
         raise json_error(401, "wrong username or password")
     logger.info("%s signed in from %s", operator.username, request.remote)
+    await request.app[AUDIT].record(operator.username, "sign_in", None, request.remote)
     response = web.json_response({"username": operator.username, "roles": list(operator.roles)})
     response.set_cookie(
         COOKIE_NAME,
@@ -133,7 +115,6 @@ async def logout(request: web.Request) -> web.Response:
 
 @routes.get("/api/me")
 @documented("Who is signed in", response=OperatorView)
-@requires(ROLES_LIVE | ROLES_EVIDENCE)
 async def me(request: web.Request) -> web.Response:
     operator: Operator = request[OPERATOR]
     return web.json_response({"username": operator.username, "roles": list(operator.roles)})
@@ -141,7 +122,6 @@ async def me(request: web.Request) -> web.Response:
 
 @routes.get("/api/config")
 @documented("Map tiles and force name for the console", response=ConsoleConfig)
-@requires(ROLES_LIVE | ROLES_EVIDENCE)
 async def console_config(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     return web.json_response(
@@ -163,7 +143,6 @@ async def console_config(request: web.Request) -> web.Response:
     response=SessionView,
     status=201,
 )
-@requires(ROLES_SEND)
 async def create_session(request: web.Request) -> web.Response:
     body = await parse_body(request, CreateSessionRequest)
     service = service_of(request)
@@ -173,12 +152,18 @@ async def create_session(request: web.Request) -> web.Response:
         )
     except InvalidPhoneNumber as exc:
         raise json_error(422, "validation failed", fields={"phone": str(exc)}) from None
+    await audit(
+        request,
+        "collection.session_created",
+        session.id,
+        incident_ref=session.incident_ref,
+        mode=session.mode,
+    )
     return web.json_response(await service.view(session), status=201)
 
 
 @routes.get("/api/sessions")
 @documented("Live and recent sessions, newest first", response=SessionList)
-@requires(ROLES_LIVE)
 async def list_sessions(request: web.Request) -> web.Response:
     service = service_of(request)
     sessions = await service.store.recent()
@@ -187,7 +172,6 @@ async def list_sessions(request: web.Request) -> web.Response:
 
 @routes.get("/api/sessions/{session_id}")
 @documented("One session's state", response=SessionView)
-@requires(ROLES_LIVE)
 async def get_session(request: web.Request) -> web.Response:
     return web.json_response(await service_of(request).view(await session_or_404(request)))
 
@@ -196,25 +180,24 @@ async def get_session(request: web.Request) -> web.Response:
 @documented(
     "End a session: the caller's stream stops and the recording is closed", response=SessionView
 )
-@requires(ROLES_SEND)
 async def end_session(request: web.Request) -> web.Response:
     session = await session_or_404(request)
     service = service_of(request)
     session = await service.end(session.id, by=request[OPERATOR].username)
+    await audit(request, "session_ended", session.id)
     return web.json_response(await service.view(session))
 
 
 @routes.get("/api/sessions/{session_id}/trail")
 @documented("The session's location trail so far", response=Trail)
-@requires(ROLES_LIVE | ROLES_EVIDENCE)
 async def session_trail(request: web.Request) -> web.Response:
     session = await session_or_404(request)
+    await audit(request, "consultation.location_trail", session.id)
     return web.json_response({"fixes": await service_of(request).store.trail(session.id)})
 
 
 @routes.get("/api/sessions/{session_id}/ice")
 @documented("ICE servers for a viewer's peer connection", response=IceConfig)
-@requires(ROLES_LIVE)
 async def viewer_ice(request: web.Request) -> web.Response:
     await session_or_404(request)
     return web.json_response({"ice_servers": ice_servers(request)})
@@ -226,7 +209,6 @@ async def viewer_ice(request: web.Request) -> web.Response:
     request=SessionDescription,
     response=Answer,
 )
-@requires(ROLES_LIVE)
 async def add_viewer(request: web.Request) -> web.Response:
     session = await session_or_404(request)
     body = await parse_body(request, SessionDescription)
@@ -238,18 +220,19 @@ async def add_viewer(request: web.Request) -> web.Response:
         raise json_error(410, "session has ended") from None
     except ValueError as exc:
         raise json_error(400, "malformed SDP", detail=str(exc)) from None
+    await audit(request, "consultation.live_view", session.id)
     return web.json_response({"sdp": answer.sdp, "type": answer.type})
 
 
 @routes.get("/api/sessions/{session_id}/ws")
 @documented("WebSocket: the trail, then every new fix and state change")
-@requires(ROLES_LIVE)
 async def session_feed(request: web.Request) -> web.WebSocketResponse:
     session = await session_or_404(request)
     origin = request.headers.get("Origin")
     if origin is not None and origin.split("://", 1)[-1] != request.host:
         raise json_error(403, "cross-origin WebSocket refused")
     service = service_of(request)
+    await audit(request, "consultation.live_location", session.id)
     ws = web.WebSocketResponse(heartbeat=20)
     await ws.prepare(request)
     async with service.store.subscribe(session.id) as events:
@@ -277,7 +260,6 @@ async def session_feed(request: web.Request) -> web.WebSocketResponse:
 
 @routes.get("/api/sms/outbox")
 @documented("Messages the development SMS provider would have sent", response=SmsOutbox)
-@requires(ROLES_SEND)
 async def sms_outbox(request: web.Request) -> web.Response:
     sms = service_of(request).sms
     if not isinstance(sms, LogSmsSender):
@@ -302,7 +284,6 @@ async def sms_outbox(request: web.Request) -> web.Response:
 
 @routes.get("/api/recordings")
 @documented("Recorded sessions", response=RecordingList)
-@requires(ROLES_EVIDENCE)
 async def recordings(request: web.Request) -> web.Response:
     service = service_of(request)
     found = await asyncio.to_thread(list_recordings, request.app[SETTINGS].evidence_dir)
@@ -337,7 +318,6 @@ async def recordings(request: web.Request) -> web.Response:
 
 @routes.get("/api/recordings/{session_id}/media/{name}")
 @documented("One recorded media part, as stored")
-@requires(ROLES_EVIDENCE)
 async def recording_media(request: web.Request) -> web.FileResponse:
     session_id, name = request.match_info["session_id"], request.match_info["name"]
     folder = request.app[SETTINGS].evidence_dir / session_id
@@ -346,8 +326,23 @@ async def recording_media(request: web.Request) -> web.FileResponse:
     path = folder / name
     if path.suffix not in PLAYABLE or not path.is_file():
         raise json_error(404, "unknown recording part")
-    logger.info("%s played back %s/%s", request[OPERATOR].username, session_id, name)
+    await audit(request, "consultation.playback", session_id, part=name)
     return web.FileResponse(path, headers={"Content-Type": PLAYABLE[path.suffix]})
+
+
+@routes.get("/api/audit")
+@documented(
+    "Search the audit trail (supervisors); says whether the chain is intact", response=AuditSearch
+)
+async def audit_search(request: web.Request) -> web.Response:
+    trail = request.app[AUDIT]
+    query = request.query
+    records = await trail.search(query.get("session_id"), query.get("actor"), query.get("action"))
+    broken = first_broken(await asyncio.to_thread(trail.read))
+    await audit(request, "consultation.audit_search", query.get("session_id"))
+    return web.json_response(
+        {"records": records, "chain_intact": broken is None, "first_broken_seq": broken}
+    )
 
 
 @routes.get("/api/openapi.json")

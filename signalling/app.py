@@ -17,10 +17,12 @@ from pydantic import SecretStr
 from streamserver import ingest
 
 from . import api, caller
-from .appkeys import OPERATOR, OPERATORS, SERVICE, SETTINGS
+from .appkeys import AUDIT, OPERATOR, OPERATORS, SERVICE, SETTINGS
+from .audit import AuditTrail
 from .auth import COOKIE_NAME, OperatorDirectory
 from .config import OperatorAccount, Settings
 from .errors import error_middleware, json_error
+from .permissions import rule_for
 from .service import SessionService
 from .sms import LogSmsSender
 from .store import open_store
@@ -90,11 +92,33 @@ def operator_accounts(settings: Settings) -> list[OperatorAccount]:
 
 
 @web.middleware
-async def operator_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every request meets the permission table before its handler; refusals are audited."""
     cookie = request.cookies.get(COOKIE_NAME)
     operator = request.app[OPERATORS].from_cookie(cookie) if cookie else None
     if operator is not None:
         request[OPERATOR] = operator
+    route = request.match_info.route
+    if route.resource is not None:  # None: no such route, the router answers 404
+        rule = rule_for(request.method, route.resource.canonical)
+        if rule is None:
+            logger.error("no permission rule for %s %s", request.method, route.resource.canonical)
+            raise json_error(403, "no access rule for this route")
+        if isinstance(rule, frozenset):
+            if operator is None:
+                raise json_error(401, "sign in required")
+            if not operator.has_any(rule):
+                await request.app[AUDIT].record(
+                    operator.username,
+                    "access_denied",
+                    request.match_info.get("session_id"),
+                    request.remote,
+                    method=request.method,
+                    route=route.resource.canonical,
+                )
+                raise json_error(
+                    403, "your role does not allow this", detail=", ".join(sorted(rule))
+                )
     if (
         request.method not in ("GET", "HEAD", "OPTIONS")
         and request.path.startswith("/api/")
@@ -131,12 +155,13 @@ async def to_console(request: web.Request) -> web.Response:
 def make_app(settings: Settings) -> web.Application:
     ingest.install()
     app = web.Application(
-        middlewares=[security_headers, error_middleware, operator_middleware],
+        middlewares=[security_headers, error_middleware, access_middleware],
         client_max_size=settings.max_body_bytes,
     )
     store = open_store(settings.redis_url)
     tokens = CallerTokens(token_secret(settings), lifetime_s=settings.session_max_s)
     app[SETTINGS] = settings
+    app[AUDIT] = AuditTrail(settings.data_dir / "audit" / "audit.jsonl")
     app[OPERATORS] = OperatorDirectory(
         operator_accounts(settings),
         token_secret(settings) + b":console",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .audit import AuditTrail
 from .auth import Operator, OperatorDirectory
 from .config import Settings
 from .service import SessionService
@@ -11,4 +12,5 @@ from .service import SessionService
 SETTINGS = web.AppKey("settings", Settings)
 OPERATORS = web.AppKey("operators", OperatorDirectory)
 SERVICE = web.AppKey("service", SessionService)
+AUDIT = web.AppKey("audit", AuditTrail)
 OPERATOR = web.RequestKey("operator", Operator)

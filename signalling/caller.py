@@ -9,7 +9,7 @@ from importlib import resources
 from aiohttp import web
 from aiortc import RTCSessionDescription
 
-from .appkeys import SERVICE, SETTINGS
+from .appkeys import AUDIT, SERVICE, SETTINGS
 from .errors import json_error, parse_body
 from .models import Answer, CallerConfig, CallerOffer
 from .openapi import documented
@@ -100,6 +100,10 @@ async def caller_offer(request: web.Request) -> web.Response:
         raise json_error(410, "this link no longer works", detail=str(exc)) from None
     except ValueError as exc:
         raise json_error(400, "malformed SDP", detail=str(exc)) from None
+    session_id = (await service.caller_session(token)).id
+    await request.app[AUDIT].record(
+        "caller", "collection.caller_connected", session_id, request.remote
+    )
     return web.json_response({"sdp": answer.sdp, "type": answer.type})
 
 
@@ -109,4 +113,5 @@ async def caller_end(request: web.Request) -> web.Response:
     service: SessionService = request.app[SERVICE]
     session_id = await caller_session_or_gone(request, service)
     await service.end(session_id, by="caller")
+    await request.app[AUDIT].record("caller", "session_ended", session_id, request.remote)
     return web.json_response({"state": "ended"})

@@ -132,3 +132,9 @@ class RecordingView(BaseModel):
 
 class RecordingList(BaseModel):
     recordings: list[RecordingView]
+
+
+class AuditSearch(BaseModel):
+    records: list[dict[str, Any]]
+    chain_intact: bool
+    first_broken_seq: int | None

@@ -1,0 +1,98 @@
+"""Every route against every role: allowed or refused as the permission table says, and a
+route without a rule fails this test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from signalling.app import RUNNER_OPTIONS, make_app
+from signalling.appkeys import AUDIT, SERVICE
+from signalling.config import load_settings
+from signalling.permissions import RULES, rule_for
+
+ROLES = ["call_handler", "officer", "investigator", "supervisor", "admin"]
+HEADERS = {"X-Requested-With": "scenelink"}
+
+
+@pytest.fixture
+async def setup(aiohttp_client: Any, tmp_path: Path) -> tuple[web.Application, TestClient, str]:
+    operators = [{"username": r, "password": "pw-" + r, "roles": [r]} for r in ROLES]
+    app = make_app(load_settings(data_dir=tmp_path, operators=operators))
+    server = TestServer(app)
+    await server.start_server(**RUNNER_OPTIONS)
+    client: TestClient = await aiohttp_client(server)
+    session = await app[SERVICE].create("07700 900123", "CAD-1", "video", "admin", "http://x")
+    return app, client, session.id
+
+
+def concrete(path: str, session_id: str) -> str:
+    return (
+        path.replace("{session_id}", session_id)
+        .replace("{name}", "media-001.mkv")
+        .replace("{token}", "not-a-token")
+    )
+
+
+def test_every_route_has_a_rule() -> None:
+    app = make_app(load_settings(data_dir=Path("/tmp/unused-scenelink")))
+    missing = [
+        f"{r.method} {r.resource.canonical}"
+        for r in app.router.routes()
+        if r.resource is not None and rule_for(r.method, r.resource.canonical) is None
+    ]
+    assert missing == []
+
+
+async def test_routes_against_roles(setup: tuple[web.Application, TestClient, str]) -> None:
+    app, client, session_id = setup
+    checked = 0
+    for (method, path), rule in RULES.items():
+        if not isinstance(rule, frozenset):
+            continue
+        url = concrete(path, session_id)
+        client.session.cookie_jar.clear()
+        anonymous = await client.request(method, url, headers=HEADERS, json={})
+        assert anonymous.status == 401, (method, path)
+        for role in ROLES:
+            client.session.cookie_jar.clear()
+            signed = await client.post(
+                "/api/login", json={"username": role, "password": "pw-" + role}, headers=HEADERS
+            )
+            assert signed.status == 200
+            response = await client.request(method, url, headers=HEADERS, json={})
+            if role in rule:
+                assert response.status not in (401, 403), (method, path, role, response.status)
+            else:
+                assert response.status == 403, (method, path, role, response.status)
+                assert (await response.json())["error"] == "your role does not allow this"
+            checked += 1
+    assert checked >= 20 * len(ROLES) // 2
+    denied = [r for r in app[AUDIT].read() if r["action"] == "access_denied"]
+    assert denied and all(r["actor"] in ROLES for r in denied)
+
+
+async def test_actions_are_audited(setup: tuple[web.Application, TestClient, str]) -> None:
+    app, client, session_id = setup
+    await client.post(
+        "/api/login", json={"username": "supervisor", "password": "wrong"}, headers=HEADERS
+    )
+    await client.post(
+        "/api/login", json={"username": "supervisor", "password": "pw-supervisor"}, headers=HEADERS
+    )
+    await client.get(f"/api/sessions/{session_id}/trail")
+    await client.post(f"/api/sessions/{session_id}/end", headers=HEADERS)
+    found = await (await client.get("/api/audit", params={"session_id": session_id})).json()
+    assert found["chain_intact"] is True
+    actions = [(r["actor"], r["action"]) for r in found["records"]]
+    assert ("supervisor", "consultation.location_trail") in actions
+    assert ("supervisor", "session_ended") in actions
+    everything = await (await client.get("/api/audit")).json()
+    assert ("supervisor", "sign_in_failed") in [
+        (r["actor"], r["action"]) for r in everything["records"]
+    ]
+    assert all(r["remote"] for r in everything["records"])
