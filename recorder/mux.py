@@ -21,6 +21,7 @@ from .h264 import h264_dimensions
 logger = logging.getLogger(__name__)
 
 OPUS_RATE = 48000
+CLUSTER_MS = 500
 
 
 def vp8_dimensions(data: bytes) -> tuple[int, int]:
@@ -50,6 +51,19 @@ class PartWriter:
         self._streams: dict[str, Stream] = {}
         self._origin: dict[str, int] = {}
         self._last_pts: dict[str, int] = {}
+        self._rates: dict[str, int] = {}
+        self.first_video_pts: int | None = None
+
+    @property
+    def duration_s(self) -> float:
+        """Media seconds written so far (from the aligned timestamps)."""
+        return max((pts / self._rates[k] for k, pts in self._last_pts.items()), default=0.0)
+
+    def video_size(self, frame: EncodedFrame) -> tuple[int, int] | None:
+        try:
+            return self._video_size(frame)
+        except (ValueError, IndexError):
+            return None
 
     @property
     def started(self) -> bool:
@@ -81,6 +95,9 @@ class PartWriter:
         if last is not None and pts <= last:
             pts = last + 1  # the muxer needs strictly increasing timestamps
         self._last_pts[frame.kind] = pts
+        self._rates[frame.kind] = frame.clock_rate
+        if frame.kind == "video" and self.first_video_pts is None:
+            self.first_video_pts = frame.pts
         packet = av.Packet(frame.data)
         packet.pts = pts
         packet.dts = pts
@@ -95,7 +112,15 @@ class PartWriter:
     def _open(self, first: EncodedFrame) -> None:
         # Read the size first: an unusable keyframe must not leave an empty file behind.
         size = self._video_size(first) if self.expect_video else (0, 0)
-        container = av.open(str(self.path), "w", format="matroska")
+        # Crash tolerance: libavformat keeps a Matroska cluster in memory until it ends, so
+        # clusters are cut at least every CLUSTER_MS and every packet is flushed to the OS;
+        # a killed server loses at most about one cluster.
+        container = av.open(
+            str(self.path),
+            "w",
+            format="matroska",
+            options={"cluster_time_limit": str(CLUSTER_MS), "flush_packets": "1"},
+        )
         try:
             if self.expect_video:
                 self.video_codec = first.codec

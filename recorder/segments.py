@@ -1,0 +1,101 @@
+"""Segmenting policy on top of PartWriter: bounded segments, each starting on a keyframe.
+
+A segment is cut at the first video keyframe once it holds ``segment_seconds - lead`` of
+media (a keyframe is requested from the caller at that point, and again every second while
+none comes), or at once when a keyframe's resolution differs (phones rotate). Audio-only
+sessions cut on time alone. Blocking: runs in the recorder's writer thread.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from streamserver.frames import EncodedFrame
+
+from .mux import PartWriter
+
+KEYFRAME_LEAD_S = 0.5
+REREQUEST_S = 1.0
+
+
+class Segmenter:
+    def __init__(
+        self,
+        new_path: Callable[[], Path],
+        expect_video: bool,
+        expect_audio: bool,
+        segment_seconds: float,
+        on_started: Callable[[PartWriter], None],
+        on_closed: Callable[[PartWriter, str], None],
+        request_keyframe: Callable[[], None] | None = None,
+    ) -> None:
+        self._new_path = new_path
+        self.expect_video = expect_video
+        self.expect_audio = expect_audio
+        self.segment_seconds = segment_seconds
+        self._on_started = on_started
+        self._on_closed = on_closed
+        self._request_keyframe = request_keyframe
+        self._requested_at = float("-inf")
+        self.current = self._new_writer()
+        self.frames_written = 0
+        self.skipped = 0
+
+    def _new_writer(self) -> PartWriter:
+        return PartWriter(self._new_path(), self.expect_video, self.expect_audio)
+
+    def _elapsed(self, frame: EncodedFrame) -> float:
+        w = self.current
+        if frame.kind == "video" and w.first_video_pts is not None:
+            return (frame.pts - w.first_video_pts) / frame.clock_rate
+        return w.duration_s
+
+    def _cut_reason(self, frame: EncodedFrame) -> str | None:
+        w = self.current
+        if not w.started:
+            return None
+        if not self.expect_video:
+            return "duration" if self._elapsed(frame) >= self.segment_seconds else None
+        if frame.kind != "video":
+            return None
+        due = self._elapsed(frame) >= self.segment_seconds - KEYFRAME_LEAD_S
+        if frame.keyframe:
+            size = w.video_size(frame)
+            if size is not None and size != (w.width, w.height):
+                return "resolution"
+            if due:
+                return "duration"
+        elif due and self._request_keyframe is not None:
+            now = time.monotonic()
+            if now - self._requested_at >= REREQUEST_S:
+                self._requested_at = now
+                self._request_keyframe()
+        return None
+
+    def write(self, frame: EncodedFrame) -> None:
+        reason = self._cut_reason(frame)
+        if reason is not None:
+            self.finish(reason)
+            self.current = self._new_writer()
+            self._requested_at = float("-inf")
+        w = self.current
+        was_started = w.started
+        before, skipped = w.frames_written, w.skipped
+        w.write(frame)
+        self.frames_written += w.frames_written - before
+        self.skipped += w.skipped - skipped
+        if not was_started and w.started:
+            self._on_started(w)
+
+    def finish(self, reason: str) -> None:
+        """Close the current segment (trailer) and report it if it holds anything."""
+        w = self.current
+        try:
+            w.close()
+        finally:
+            if w.start_arrival is not None:
+                self._on_closed(w, reason)
+            elif w.path.exists() and w.path.stat().st_size == 0:
+                w.path.unlink()
