@@ -11,7 +11,7 @@ from aiortc import RTCSessionDescription
 
 from recorder.library import list_recordings, media_duration
 
-from .appkeys import AUDIT, OPERATOR, OPERATORS, SERVICE, SETTINGS
+from .appkeys import AUDIT, OPERATOR, OPERATORS, SERVICE, SETTINGS, THROTTLE
 from .audit import first_broken
 from .auth import COOKIE_NAME, Operator
 from .errors import json_error, parse_body
@@ -85,12 +85,20 @@ def ice_servers(request: web.Request) -> list[dict[str, Any]]:
 async def login(request: web.Request) -> web.Response:
     body = await parse_body(request, LoginRequest)
     directory = request.app[OPERATORS]
-    operator = directory.authenticate(body.username, body.password)
+    throttle = request.app[THROTTLE]
+    keys = (f"user:{body.username}", f"from:{request.remote}")
+    wait = throttle.retry_after(*keys)
+    if wait > 0:
+        await request.app[AUDIT].record(body.username, "sign_in_throttled", None, request.remote)
+        raise json_error(429, "too many failed sign-ins; try again later", detail=f"{wait:.0f} s")
+    operator = await asyncio.to_thread(directory.authenticate, body.username, body.password)
     if operator is None:
+        throttle.failed(*keys)
         logger.warning("failed sign-in for %r from %s", body.username, request.remote)
         await request.app[AUDIT].record(body.username, "sign_in_failed", None, request.remote)
         raise json_error(401, "wrong username or password")
     logger.info("%s signed in from %s", operator.username, request.remote)
+    throttle.succeeded(keys[0])
     await request.app[AUDIT].record(operator.username, "sign_in", None, request.remote)
     response = web.json_response({"username": operator.username, "roles": list(operator.roles)})
     response.set_cookie(

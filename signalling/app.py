@@ -17,7 +17,8 @@ from pydantic import SecretStr
 from streamserver import ingest
 
 from . import api, caller
-from .appkeys import AUDIT, OPERATOR, OPERATORS, SERVICE, SETTINGS
+from .accounts import AccountBook
+from .appkeys import AUDIT, OPERATOR, OPERATORS, SERVICE, SETTINGS, THROTTLE
 from .audit import AuditTrail
 from .auth import COOKIE_NAME, OperatorDirectory
 from .config import OperatorAccount, Settings
@@ -26,6 +27,7 @@ from .permissions import rule_for
 from .service import SessionService
 from .sms import LogSmsSender
 from .store import open_store
+from .throttle import LoginThrottle
 from .tokens import CallerTokens
 
 logger = logging.getLogger(__name__)
@@ -74,9 +76,13 @@ def token_secret(settings: Settings) -> bytes:
     return path.read_text().strip().encode()
 
 
+def accounts_path(settings: Settings) -> Path:
+    return settings.data_dir / "accounts.json"
+
+
 def operator_accounts(settings: Settings) -> list[OperatorAccount]:
-    """With no accounts configured, one call handler with a one-off password, printed once."""
-    if settings.operators:
+    """With no accounts at all, one call handler with a one-off password, printed once."""
+    if settings.operators or accounts_path(settings).exists():
         return settings.operators
     password = secrets.token_urlsafe(12)
     logger.warning(
@@ -161,9 +167,10 @@ def make_app(settings: Settings) -> web.Application:
     store = open_store(settings.redis_url)
     tokens = CallerTokens(token_secret(settings), lifetime_s=settings.session_max_s)
     app[SETTINGS] = settings
+    app[THROTTLE] = LoginThrottle()
     app[AUDIT] = AuditTrail(settings.data_dir / "audit" / "audit.jsonl")
     app[OPERATORS] = OperatorDirectory(
-        operator_accounts(settings),
+        AccountBook(accounts_path(settings), operator_accounts(settings)),
         token_secret(settings) + b":console",
         settings.console_login_ttl_s,
     )

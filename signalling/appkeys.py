@@ -8,9 +8,11 @@ from .audit import AuditTrail
 from .auth import Operator, OperatorDirectory
 from .config import Settings
 from .service import SessionService
+from .throttle import LoginThrottle
 
 SETTINGS = web.AppKey("settings", Settings)
 OPERATORS = web.AppKey("operators", OperatorDirectory)
 SERVICE = web.AppKey("service", SessionService)
 AUDIT = web.AppKey("audit", AuditTrail)
+THROTTLE = web.AppKey("throttle", LoginThrottle)
 OPERATOR = web.RequestKey("operator", Operator)

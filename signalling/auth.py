@@ -1,18 +1,13 @@
-"""Operators' sign-in: individual accounts from configuration, a signed session cookie.
-
-Issue 5 replaces configured passwords with hashed accounts and SSO; the cookie and the
-role check stay.
-"""
+"""Operators' sign-in: individual accounts, a signed, expiring session cookie."""
 
 from __future__ import annotations
 
-import hmac
 import time
 from dataclasses import dataclass
 
 import jwt
 
-from .config import OperatorAccount
+from .accounts import AccountBook, check_password
 
 CONSOLE_AUDIENCE = "scenelink:console"
 COOKIE_NAME = "scenelink_session"
@@ -28,18 +23,17 @@ class Operator:
 
 
 class OperatorDirectory:
-    def __init__(self, accounts: list[OperatorAccount], secret: bytes, ttl_s: int) -> None:
-        self._accounts = {a.username: a for a in accounts}
+    def __init__(self, accounts: AccountBook, secret: bytes, ttl_s: int) -> None:
+        self.accounts = accounts
         self._secret = secret
         self._ttl_s = ttl_s
 
     def authenticate(self, username: str, password: str) -> Operator | None:
-        account = self._accounts.get(username)
-        expected = account.password.get_secret_value() if account else "\0unusable"
-        matches = hmac.compare_digest(expected.encode(), password.encode())
-        if account is None or not matches:
+        """Blocking (argon2 is deliberately slow): call it off the event loop."""
+        account = self.accounts.get(username)
+        if account is None or not check_password(account, password):
             return None
-        return Operator(account.username, tuple(account.roles))
+        return Operator(account.username, account.roles)
 
     def issue_cookie(self, operator: Operator) -> str:
         now = int(time.time())
@@ -52,7 +46,7 @@ class OperatorDirectory:
         return jwt.encode(payload, self._secret, algorithm="HS256")
 
     def from_cookie(self, value: str) -> Operator | None:
-        """The account is looked up again, so a removed account loses access at once."""
+        """The account is looked up again, so a disabled account loses access at once."""
         try:
             payload = jwt.decode(
                 value,
@@ -63,5 +57,7 @@ class OperatorDirectory:
             )
         except jwt.InvalidTokenError:
             return None
-        account = self._accounts.get(str(payload["sub"]))
-        return Operator(account.username, tuple(account.roles)) if account else None
+        account = self.accounts.get(str(payload["sub"]))
+        if account is None or account.disabled:
+            return None
+        return Operator(account.username, account.roles)

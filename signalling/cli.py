@@ -14,6 +14,7 @@ from aiohttp import web
 from .app import RUNNER_OPTIONS, make_app
 from .config import load_settings
 from .tls import write_dev_certificate
+from .users_cli import register as register_users
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         help="extra host name or IP address the phone will use (repeatable)",
     )
     cert_cmd.set_defaults(run=dev_cert)
+    register_users(commands)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -67,3 +67,22 @@ def test_unknown_setting_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("SCENELINK_CONFIG", str(config))
     with pytest.raises(ValueError, match="forse_name"):
         load_settings()
+
+
+def test_users_cli_creates_disables_and_lists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    from signalling.accounts import AccountBook, check_password
+
+    monkeypatch.setenv("SCENELINK_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long passphrase\n"))
+    assert main(["users", "add", "frank", "--role", "officer", "--password-stdin"]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["users", "add", "gina", "--role", "admin", "--password-stdin"]) == 2
+    assert main(["users", "disable", "frank"]) == 0
+    assert main(["users", "list"]) == 0
+    assert "frank\tofficer\tdisabled" in capsys.readouterr().out
+    frank = AccountBook(tmp_path / "accounts.json").get("frank")
+    assert frank is not None and not check_password(frank, "a long passphrase")
