@@ -222,7 +222,7 @@ class S3ObjectLockStore:
         etag = str(head.get("ETag", "")).strip('"')
         if md5 is not None and "-" not in etag:
             return etag == md5
-        return head.get("Metadata", {}).get("sha256") == sha256
+        return bool(head.get("Metadata", {}).get("sha256") == sha256)
 
     def get(self, key: str) -> bytes:
         from botocore.exceptions import ClientError

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from recorder.cli import add_commands as add_evidence_commands
+
 from .app import RUNNER_OPTIONS, make_app
 from .config import load_settings
 from .tls import write_dev_certificate
@@ -66,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         help="extra host name or IP address the phone will use (repeatable)",
     )
     cert_cmd.set_defaults(run=dev_cert)
+    add_evidence_commands(commands)  # verify, fixity
     register_users(commands)
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -82,6 +82,19 @@ class Settings(BaseSettings):
     )
     relay_queue_size: int = Field(default=120, ge=8)
 
+    # Evidence store (recorder/): S3 with Object Lock when a bucket is set, else a local folder.
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] = "GOVERNANCE"
+    default_retention_days: int = Field(default=31, gt=0, description="Until retention rules")
+    segment_seconds: float = Field(default=10.0, gt=0.5, description="Evidence segment length")
+    signing_key_path: Path | None = Field(
+        default=None, description="Ed25519 PEM key for manifests; generated in data_dir if unset"
+    )
+    keep_local_evidence: bool = Field(default=True, description="Keep spool copies after upload")
+    fixity_interval_s: float = Field(default=24 * 3600, gt=0)
+
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     tile_attribution: str = "© OpenStreetMap contributors"
 

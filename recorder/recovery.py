@@ -1,0 +1,179 @@
+"""Start-up recovery of sessions whose recorder died (SIGKILL, power loss).
+
+For every session folder without a closed manifest: the segment that was open is remuxed
+(packets copied, never decoded or encoded) up to its last complete frame into a clean
+``media-NNN.mkv`` (the torn original is kept as ``media-NNN.mkv.torn`` and its hash chained),
+events and fixes written before the crash are chained, a ``gap`` entry records the outage,
+and the manifest is signed with status ``interrupted``. A recorder that later resumes the
+same session continues the chain and numbering. Blocking.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+
+from .bundle import EVENTS_FILE, FIXES_FILE, Bundle
+from .chain import sha256_file
+from .manifest import Signer
+from .spool import signed_manifest
+
+logger = logging.getLogger(__name__)
+_PART = re.compile(r"media-(\d+)\.mkv$")
+
+
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    session_id: str
+    segments: list[str]
+    gap: dict[str, Any] | None
+
+
+def remux_until_last_frame(src: Path, dst: Path) -> tuple[int, float]:
+    """Copy every complete packet of a torn Matroska file; (packets, media seconds)."""
+    packets = 0
+    end = 0.0
+    with av.open(str(src)) as inp:
+        out = av.open(str(dst), "w", format="matroska")
+        try:
+            mapping = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+            out.metadata["title"] = "SceneLink evidential recording (recovered)"
+            try:
+                for packet in inp.demux():
+                    if packet.size == 0 or packet.pts is None:
+                        continue
+                    tb = packet.time_base or Fraction(1, 1000)
+                    end = max(end, float(packet.pts * tb))
+                    packet.stream = mapping[packet.stream.index]
+                    out.mux(packet)
+                    packets += 1
+            except (av.FFmpegError, EOFError) as exc:  # the torn end
+                logger.info("recovery: %s ends after %d packets: %s", src.name, packets, exc)
+        finally:
+            out.close()
+    return packets, end
+
+
+def _part_started(folder: Path, name: str) -> float | None:
+    path = folder / EVENTS_FILE
+    if not path.exists():
+        return None
+    for line in path.read_bytes().splitlines():
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue
+        if ev.get("type") == "recording_part_started" and ev.get("part") == name:
+            value = ev.get("first_frame_wall_clock")
+            return float(value) if value is not None else None
+    return None
+
+
+def _nothing_new(bundle: Bundle, manifest: dict[str, Any] | None) -> bool:
+    unchained = any(
+        (bundle.folder / name).exists()
+        and (bundle.folder / name).stat().st_size > bundle.chain.covered(name)
+        for name in (EVENTS_FILE, FIXES_FILE)
+    )
+    if unchained:
+        return False
+    if manifest is None:
+        return not bundle.chain.entries
+    return manifest.get("status") == "interrupted" and manifest.get("chain_length") == len(
+        bundle.chain.entries
+    )
+
+
+def recover_folder(folder: Path, signer: Signer | None) -> Recovered | None:
+    manifest = signed_manifest(folder)
+    if manifest is not None and manifest.get("status") == "closed":
+        return None
+    bundle = Bundle(folder, signer)
+    chained = {e["name"] for e in bundle.chain.segments()}
+    open_parts = sorted(
+        p for p in folder.iterdir() if _PART.match(p.name) and p.name not in chained
+    )
+    if not open_parts and _nothing_new(bundle, manifest):
+        return None
+    recovered: list[str] = []
+    last_wall: float | None = None
+    for part in open_parts:
+        torn = part.with_name(part.name + ".torn")
+        part.rename(torn)
+        try:
+            packets, seconds = remux_until_last_frame(torn, part)
+        except (av.FFmpegError, OSError) as exc:
+            logger.warning("recovery: %s has no readable media: %s", part.name, exc)
+            part.unlink(missing_ok=True)
+            packets, seconds = 0, 0.0
+        first = _part_started(folder, part.name)
+        torn_info = {"name": torn.name, "sha256": sha256_file(torn), "bytes": torn.stat().st_size}
+        if packets == 0:
+            bundle.append_line(
+                EVENTS_FILE,
+                {"type": "recording_part_unrecoverable", "part": part.name, "torn": torn_info},
+            )
+            continue
+        last = first + seconds if first is not None else None
+        bundle.add_segment(
+            part,
+            frames=packets,
+            duration_s=round(seconds, 3),
+            first_frame_wall_clock=first,
+            last_frame_wall_clock=last,
+            video_codec=None,
+            audio_codec=None,
+            width=None,
+            height=None,
+            cut="crash",
+            recovered=True,
+            recovered_from=torn_info,
+        )
+        recovered.append(part.name)
+        last_wall = last
+    if last_wall is None:
+        segs = bundle.chain.segments()
+        last_wall = segs[-1].get("last_frame_wall_clock") if segs else None
+    bundle.append_line(
+        EVENTS_FILE,
+        {
+            "type": "recorder_recovered",
+            "recovered_parts": recovered,
+            "last_frame_wall_clock": last_wall,
+            "time": time.time(),
+        },
+    )
+    bundle.chain_pending()
+    gap = bundle.chain.append(
+        "gap",
+        reason="recorder restarted after a crash",
+        last_frame_wall_clock=last_wall,
+        detected_at=time.time(),
+        at=time.time(),
+    )
+    bundle.write_manifest("interrupted")
+    return Recovered(folder.name, recovered, gap)
+
+
+def recover_all(evidence_dir: Path, signer: Signer | None) -> list[Recovered]:
+    """Run once at start-up, before any recorder or the spool starts (blocking)."""
+    out: list[Recovered] = []
+    if not evidence_dir.is_dir():
+        return out
+    for folder in sorted(p for p in evidence_dir.iterdir() if p.is_dir()):
+        try:
+            result = recover_folder(folder, signer)
+        except Exception:
+            logger.exception("recovery of %s failed", folder)
+            continue
+        if result is not None:
+            out.append(result)
+    return out

@@ -1,0 +1,271 @@
+"""Background upload of closed evidence to the store, with backoff.
+
+The evidence folder is the spool: segments are written and closed there first, then uploaded
+by one thread; every object is checked against the store's own checksum before its receipt is
+written to ``uploads.jsonl``. Nothing local is deleted before that (and, with ``keep_local``, the
+default, nothing is deleted at all). ``enqueue_all`` on start-up uploads whatever is left.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+from .bundle import read_manifest_json
+from .chain import canonical
+from .manifest import JWKS_FILE, MANIFEST_JSON, MANIFEST_JWS
+from .store import EvidenceStore, index_key, retain_until, session_prefix
+
+logger = logging.getLogger(__name__)
+
+RECEIPTS_FILE = "uploads.jsonl"
+PREFIX_FILE = "store-prefix"
+
+
+@dataclass(slots=True)
+class _Item:
+    name: str
+    data: bytes
+    sha256: str
+
+
+def signed_manifest(folder: Path) -> dict[str, Any] | None:
+    """The manifest payload of ``manifest.jws`` (unverified), else ``manifest.json``."""
+    jws = folder / MANIFEST_JWS
+    if jws.exists():
+        decoded = jwt.PyJWS().decode_complete(jws.read_text(), options={"verify_signature": False})
+        payload: dict[str, Any] = json.loads(decoded["payload"])
+        return payload
+    return read_manifest_json(folder)
+
+
+def read_receipts(folder: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    path = folder / RECEIPTS_FILE
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                r = json.loads(line)
+            except ValueError:
+                continue  # a torn last line: that upload is simply redone
+            out[(r["name"], r["sha256"])] = r
+    return out
+
+
+class Spooler:
+    def __init__(
+        self,
+        store: EvidenceStore,
+        *,
+        retention_days: int = 31,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        keep_local: bool = True,
+    ) -> None:
+        self.store = store
+        self.retention_days = retention_days
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.keep_local = keep_local
+        self._queue: OrderedDict[Path, float] = OrderedDict()
+        self._pending: dict[Path, tuple[int, int]] = {}
+        self._busy = False
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.uploaded_objects = 0
+        self.uploaded_bytes = 0
+        self.failures = 0
+        self.last_error: str | None = None
+
+    # -- control -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="evidence-spool", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def enqueue(self, folder: Path) -> None:
+        """Sync this session folder with the store soon (thread-safe, cheap)."""
+        with self._cond:
+            self._queue.setdefault(folder, time.time())
+            self._cond.notify_all()
+
+    def enqueue_all(self, evidence_dir: Path) -> int:
+        """Start-up: queue every session folder that has anything not yet uploaded."""
+        count = 0
+        if evidence_dir.is_dir():
+            for folder in sorted(p for p in evidence_dir.iterdir() if p.is_dir()):
+                if (folder / MANIFEST_JSON).exists() or (folder / MANIFEST_JWS).exists():
+                    self.enqueue(folder)
+                    count += 1
+        return count
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until nothing is queued or uploading; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._queue or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 0.1))
+        return True
+
+    def stats(self) -> dict[str, Any]:
+        """The backlog for metrics and the console."""
+        with self._cond:
+            queued = dict(self._queue)
+            pending = dict(self._pending)
+        oldest = min(queued.values(), default=None)
+        return {
+            "queued_sessions": len(queued),
+            "pending_objects": sum(n for n, _ in pending.values()),
+            "pending_bytes": sum(b for _, b in pending.values()),
+            "oldest_pending_s": round(time.time() - oldest, 1) if oldest else 0.0,
+            "uploaded_objects": self.uploaded_objects,
+            "uploaded_bytes": self.uploaded_bytes,
+            "failures": self.failures,
+            "last_error": self.last_error,
+        }
+
+    # -- worker --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        backoff = self.backoff_initial_s
+        while not self._stop.is_set():
+            with self._cond:
+                while not self._queue and not self._stop.is_set():
+                    self._cond.wait(1.0)
+                if self._stop.is_set():
+                    return
+                folder, since = self._queue.popitem(last=False)
+                self._busy = True
+            try:
+                self.sync(folder)
+            except Exception as exc:
+                self.failures += 1
+                self.last_error = f"{folder.name}: {exc}"
+                logger.warning(
+                    "spool: upload of %s failed (retry in %.1fs): %s", folder.name, backoff, exc
+                )
+                with self._cond:
+                    self._queue[folder] = min(since, self._queue.get(folder, since))
+                    self._queue.move_to_end(folder, last=False)
+                    self._busy = False
+                    self._cond.notify_all()
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self.backoff_max_s)
+                continue
+            backoff = self.backoff_initial_s
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+    def _items(
+        self, folder: Path, manifest: dict[str, Any], done: dict[tuple[str, str], Any]
+    ) -> list[_Item]:
+        items: list[_Item] = []
+        for seg in manifest.get("segments", []):
+            if (seg["name"], seg["sha256"]) in done:
+                continue
+            data = (folder / seg["name"]).read_bytes() if (folder / seg["name"]).exists() else b""
+            items.append(_Item(seg["name"], data, seg["sha256"]))
+        for name, info in manifest.get("files", {}).items():
+            with (folder / name).open("rb") as f:
+                data = f.read(int(info["bytes"]))
+            items.append(_Item(name, data, info["sha256"]))
+        for name in (JWKS_FILE, MANIFEST_JWS, MANIFEST_JSON):
+            path = folder / name
+            if path.exists():
+                data = path.read_bytes()
+                items.append(_Item(name, data, hashlib.sha256(data).hexdigest()))
+        return items
+
+    def _prefix(self, folder: Path, manifest: dict[str, Any]) -> str:
+        path = folder / PREFIX_FILE
+        if path.exists():
+            return path.read_text().strip()
+        started = manifest.get("started_at")
+        when = datetime.fromisoformat(started) if started else datetime.now(UTC)
+        prefix = session_prefix(when, manifest.get("incident_ref"), folder.name)
+        path.write_text(prefix + "\n")
+        return prefix
+
+    def sync(self, folder: Path) -> int:
+        """Upload what this folder's manifest lists and the store lacks; returns the count."""
+        manifest = signed_manifest(folder)
+        if manifest is None:
+            return 0
+        json_copy = read_manifest_json(folder)
+        receipts = read_receipts(folder)
+        prefix = self._prefix(folder, manifest)
+        todo = [
+            i for i in self._items(folder, manifest, receipts) if (i.name, i.sha256) not in receipts
+        ]
+        # manifest.json is the readable copy: only upload it when it matches the signed one.
+        todo = [i for i in todo if i.name != MANIFEST_JSON or json_copy == manifest]
+        index = canonical({"session_id": folder.name, "prefix": prefix})
+        index_sha = hashlib.sha256(index).hexdigest()
+        if ("index", index_sha) not in receipts:
+            todo.append(_Item("index", index, index_sha))
+        with self._cond:
+            self._pending[folder] = (len(todo), sum(len(i.data) for i in todo))
+        until = retain_until(self.retention_days)
+        done = 0
+        for item in todo:
+            if hashlib.sha256(item.data).hexdigest() != item.sha256:
+                raise RuntimeError(f"{item.name}: local copy does not match the manifest")
+            key = index_key(folder.name) if item.name == "index" else f"{prefix}/{item.name}"
+            receipt = self.store.put(key, item.data, item.sha256, until)
+            with (folder / RECEIPTS_FILE).open("a") as f:
+                record = {
+                    "name": item.name,
+                    "key": receipt.key,
+                    "sha256": receipt.sha256,
+                    "bytes": receipt.size,
+                    "version_id": receipt.version_id,
+                    "retain_until": receipt.retain_until,
+                    "store": self.store.name,
+                    "verified_at": datetime.now(UTC).isoformat(),
+                }
+                f.write(json.dumps(record, sort_keys=True) + "\n")
+            done += 1
+            self.uploaded_objects += 1
+            self.uploaded_bytes += receipt.size
+            with self._cond:
+                n, b = self._pending[folder]
+                self._pending[folder] = (n - 1, b - receipt.size)
+        with self._cond:
+            self._pending.pop(folder, None)
+        if not self.keep_local and manifest.get("status") == "closed":
+            self._prune(folder, manifest, prefix)
+        return done
+
+    def _prune(self, folder: Path, manifest: dict[str, Any], prefix: str) -> None:
+        receipts = read_receipts(folder)
+        for seg in manifest.get("segments", []):
+            path = folder / seg["name"]
+            if not path.exists() or (seg["name"], seg["sha256"]) not in receipts:
+                continue
+            if self.store.verify(f"{prefix}/{seg['name']}", seg["sha256"], int(seg["bytes"])):
+                path.unlink()

@@ -1,0 +1,171 @@
+"""``scenelink verify``: check an evidence bundle and name the first thing that fails.
+
+A bundle is a local session folder, a downloaded export, or a session id fetched from the
+evidence store. Checks, in order: the manifest's signature (key from ``--jwks``, else the
+bundle's own ``jwks.json``, whose key id must then match the published one), the readable
+copy against the signed one, every chain link, every chained byte range and segment hash, the
+manifest's segment list against the chain, no unlisted segments, and that every segment
+decodes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+
+from .bundle import EVENTS_FILE, FIXES_FILE
+from .chain import CHAIN_FILE, ChainError, check_links, load_chain, sha256_file, sha256_range
+from .manifest import JWKS_FILE, MANIFEST_JSON, MANIFEST_JWS, verify_jws
+from .store import EvidenceStore, find_session
+
+_PART = re.compile(r"media-(\d+)\.mkv$")
+
+
+class VerifyError(Exception):
+    """The first failure, naming what failed."""
+
+
+@dataclass(slots=True)
+class Report:
+    session_id: str | None = None
+    key_id: str | None = None
+    segments: int = 0
+    media_seconds: float = 0.0
+    status: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _decode(path: Path) -> int:
+    frames = 0
+    with av.open(str(path)) as container:
+        for _ in container.decode(*container.streams):
+            frames += 1
+    return frames
+
+
+def verify_bundle(folder: Path, jwks: dict[str, Any] | None = None, decode: bool = True) -> Report:
+    """Raises VerifyError naming the first failure; returns a summary otherwise."""
+    report = Report()
+    jws = folder / MANIFEST_JWS
+    if not jws.exists():
+        raise VerifyError("manifest.jws: missing")
+    if jwks is None:
+        if not (folder / JWKS_FILE).exists():
+            raise VerifyError("jwks.json: missing (pass the published key set with --jwks)")
+        jwks = json.loads((folder / JWKS_FILE).read_bytes())
+        report.notes.append(
+            "key taken from the bundle itself: compare its key id with the published one"
+        )
+    try:
+        manifest = verify_jws(jws.read_text().strip(), jwks)
+    except Exception as exc:
+        raise VerifyError(f"manifest.jws: signature does not verify: {exc}") from exc
+    report.session_id = manifest.get("session_id")
+    report.key_id = manifest.get("key_id")
+    report.status = manifest.get("status")
+    copy = folder / MANIFEST_JSON
+    if copy.exists() and json.loads(copy.read_bytes()) != manifest:
+        raise VerifyError("manifest.json: differs from the signed manifest")
+
+    # Files the manifest covers (chain.jsonl first: the rest is checked through it).
+    for name, info in manifest.get("files", {}).items():
+        path = folder / name
+        if not path.exists():
+            raise VerifyError(f"{name}: missing")
+        try:
+            digest = sha256_range(path, 0, int(info["bytes"]))
+        except ValueError as exc:
+            raise VerifyError(f"{name}: shorter than the manifest says") from exc
+        if digest != info["sha256"]:
+            raise VerifyError(f"{name}: SHA-256 does not match the manifest")
+
+    length = int(manifest.get("chain_length", 0))
+    try:
+        entries = load_chain(folder / CHAIN_FILE)[:length]
+    except ValueError as exc:
+        raise VerifyError(f"{CHAIN_FILE}: unreadable: {exc}") from exc
+    if len(entries) != length:
+        raise VerifyError(f"{CHAIN_FILE}: {len(entries)} entries, manifest says {length}")
+    try:
+        head = check_links(entries)
+    except ChainError as exc:
+        raise VerifyError(str(exc)) from exc
+    if head != manifest.get("chain_head"):
+        raise VerifyError(f"{CHAIN_FILE}: head does not match the manifest")
+
+    chained_segments: list[dict[str, Any]] = []
+    for e in entries:
+        if e["kind"] == "segment":
+            name = str(e["name"])
+            path = folder / name
+            if not path.exists():
+                raise VerifyError(f"segment {name}: missing")
+            if path.stat().st_size != e.get("bytes") or sha256_file(path) != e["sha256"]:
+                raise VerifyError(f"segment {name}: SHA-256 does not match (altered or swapped)")
+            chained_segments.append(e)
+        elif e["kind"] in ("event", "fix-batch"):
+            name = str(e["file"])
+            if name not in (EVENTS_FILE, FIXES_FILE):
+                raise VerifyError(f"chain entry {e['seq']}: unexpected file {name}")
+            try:
+                digest = sha256_range(folder / name, int(e["offset"]), int(e["length"]))
+            except (ValueError, OSError) as exc:
+                raise VerifyError(f"{name}: chain entry {e['seq']}: {exc}") from exc
+            if digest != e["sha256"]:
+                raise VerifyError(f"{name}: bytes of chain entry {e['seq']} altered")
+
+    listed = [(s["name"], s["sha256"]) for s in manifest.get("segments", [])]
+    if listed != [(e["name"], e["sha256"]) for e in chained_segments]:
+        raise VerifyError("manifest: segment list differs from the chain")
+    names = {n for n, _ in listed}
+    for path in sorted(folder.iterdir()):
+        if _PART.match(path.name) and path.name not in names:
+            raise VerifyError(f"segment {path.name}: not in the signed manifest")
+
+    if decode:
+        for name, _ in listed:
+            try:
+                frames = _decode(folder / name)
+            except av.FFmpegError as exc:
+                raise VerifyError(f"segment {name}: does not decode: {exc}") from exc
+            if frames == 0:
+                raise VerifyError(f"segment {name}: no frames decode")
+    report.segments = len(listed)
+    report.media_seconds = float(manifest.get("media_seconds") or 0.0)
+    return report
+
+
+def download_session(store: EvidenceStore, session_id: str, into: Path) -> Path:
+    """Fetch a session's objects (latest versions) into ``into/<session>``."""
+    prefix = find_session(store, session_id)
+    folder = into / session_id
+    folder.mkdir(parents=True, exist_ok=True)
+    for key in store.list(prefix + "/"):
+        (folder / key[len(prefix) + 1 :]).write_bytes(store.get(key))
+    return folder
+
+
+def verify_target(
+    target: str,
+    store: EvidenceStore | None,
+    jwks: dict[str, Any] | None,
+    decode: bool = True,
+) -> Report:
+    """A folder path, or else a session id looked up in the store."""
+    path = Path(target)
+    if path.is_dir():
+        return verify_bundle(path, jwks, decode)
+    if store is None:
+        raise VerifyError(f"{target}: no such folder and no store configured")
+    with tempfile.TemporaryDirectory(prefix="scenelink-verify-") as tmp:
+        try:
+            folder = download_session(store, target, Path(tmp))
+        except Exception as exc:
+            raise VerifyError(f"session {target}: not found in the store: {exc}") from exc
+        return verify_bundle(folder, jwks, decode)
