@@ -1,0 +1,94 @@
+"""Feeding a SessionRecorder with a synthetic clip in real time (tests and the crash child)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from recorder import SessionRecorder
+from streamserver.frames import EncodedFrame
+from streamserver.ingest import is_keyframe
+from streamserver.relay import TrackRelay
+from streamserver.synthetic import AUDIO_CLOCK, VIDEO_CLOCK, Clip
+
+
+def looped_frames(
+    clip: Clip, t0: float, seconds: float
+) -> tuple[list[EncodedFrame], list[EncodedFrame]]:
+    vperiod = len(clip.video) * VIDEO_CLOCK // clip.fps
+    aperiod = len(clip.audio) * 960
+    laps = int(seconds / clip.duration_s) + 1
+    video = [
+        EncodedFrame(
+            "video",
+            clip.codec,
+            p.data,
+            p.pts + lap * vperiod,
+            VIDEO_CLOCK,
+            is_keyframe(clip.codec, p.data),
+            t0 + (p.pts + lap * vperiod) / VIDEO_CLOCK,
+        )
+        for lap in range(laps)
+        for p in clip.video
+    ]
+    audio = [
+        EncodedFrame(
+            "audio",
+            "opus",
+            p.data,
+            p.pts + lap * aperiod,
+            AUDIO_CLOCK,
+            True,
+            t0 + (p.pts + lap * aperiod) / AUDIO_CLOCK,
+        )
+        for lap in range(laps)
+        for p in clip.audio
+    ]
+    return (
+        [f for f in video if f.arrival - t0 < seconds],
+        [f for f in audio if f.arrival - t0 < seconds],
+    )
+
+
+class PacedTrack(MediaStreamTrack):
+    """Returns each frame at its ``arrival`` wall-clock time, then ends."""
+
+    def __init__(self, kind: str, frames: list[EncodedFrame]) -> None:
+        super().__init__()
+        self.kind = kind
+        self._frames = list(frames)
+        self.last_sent: EncodedFrame | None = None
+
+    async def recv(self) -> EncodedFrame:  # type: ignore[override]
+        if not self._frames:
+            raise MediaStreamError
+        frame = self._frames.pop(0)
+        delay = frame.arrival - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        self.last_sent = frame
+        return frame
+
+
+async def stream(
+    rec: SessionRecorder, clip: Clip, seconds: float, paced: bool = True
+) -> tuple[PacedTrack, PacedTrack]:
+    """One caller connection of ``seconds`` of media; returns when all was relayed."""
+    vrelay = TrackRelay("video", queue_size=4000)
+    arelay = TrackRelay("audio", queue_size=4000)
+    rec.attach(vrelay.subscribe(), arelay.subscribe())
+    t0 = time.time() if paced else time.time() - seconds - 1
+    video, audio = looped_frames(clip, t0, seconds)
+    vt, at = PacedTrack("video", video), PacedTrack("audio", audio)
+    vrelay.set_source(vt)
+    arelay.set_source(at)
+    deadline = time.monotonic() + seconds + 10
+    while time.monotonic() < deadline:
+        if vrelay.frames_in == len(video) and arelay.frames_in == len(audio):
+            break
+        await asyncio.sleep(0.02)
+    await vrelay.stop()
+    await arelay.stop()
+    return vt, at
