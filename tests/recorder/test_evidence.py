@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +18,7 @@ from botocore.exceptions import ClientError
 from recorder import SessionRecorder
 from recorder.fixity import check_store
 from recorder.manifest import Signer
+from recorder.recovery import recover_all
 from recorder.spool import Spooler
 from recorder.store import LocalFolderStore, S3ObjectLockStore, find_session
 from recorder.verify import VerifyError, verify_bundle, verify_target
@@ -216,3 +220,66 @@ async def test_locked_version_cannot_be_deleted_and_tampering_is_found(
         verify_target("sess-k", store, signer.jwks())
     found = check_store(store, signer.jwks())["mismatches"]
     assert [m["key"] for m in found] == [key]
+
+
+def test_sigkill_mid_session_recovers_and_records_gap(
+    clips: dict[str, Clip],
+    rec_clip_dir: Path,
+    signer: Signer,
+    s3_server: str,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    evidence = tmp_path / "evidence"
+    folder = evidence / "sess-kill"
+    key = tmp_path_factory.getbasetemp() / "kill-key.pem"
+    sent = tmp_path / "sent.log"
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.recorder.crash_child",
+            str(folder),
+            str(rec_clip_dir),
+            str(key),
+            str(sent),
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            chain = folder / "chain.jsonl"
+            if chain.exists() and chain.read_text().count('"kind":"segment"') >= 2:
+                break
+            time.sleep(0.05)
+        time.sleep(1.0)  # mid-way through the third 2 s segment
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    closed_before = (folder / "chain.jsonl").read_text().count('"kind":"segment"')
+    last_sent = float(sent.read_text().split()[-1])
+
+    # "Restart": recovery, then the spool uploads what is left.
+    server_signer = Signer.load_or_create(key)
+    [result] = recover_all(evidence, server_signer)
+    assert len(result.segments) == 1
+    store = s3_store(s3_server, "evidence-kill")
+    spool = Spooler(store)
+    spool.start()
+    try:
+        assert spool.enqueue_all(evidence) == 1
+        assert spool.wait_idle(20)
+    finally:
+        spool.stop()
+    report = verify_target("sess-kill", store, server_signer.jwks())
+    assert report.segments == closed_before + 1 and report.status == "interrupted"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    recovered = manifest["segments"][-1]
+    assert recovered["recovered"] and recovered["name"] == result.segments[0]
+    [gap] = manifest["gaps"]
+    assert gap["last_frame_wall_clock"] == recovered["last_frame_wall_clock"]
+    lost = last_sent - recovered["last_frame_wall_clock"]
+    print(f"media lost on SIGKILL: {lost:.2f} s")
+    (tmp_path.parent / "sigkill-media-lost.txt").write_text(f"{lost:.3f}\n")
+    assert 0 <= lost < 2.0
