@@ -19,7 +19,9 @@ class EncodedFrame:
     ``data`` is Annex-B H.264, a raw VP8 frame or one Opus packet; nothing in the
     media plane ever decodes it. ``pts`` counts clock-rate ticks from the first
     frame of the track; ``arrival`` is the server's wall clock when the frame was
-    complete, so recordings can carry wall-clock time.
+    complete, so recordings can carry wall-clock time. ``capture_time`` is the caller's
+    own wall clock for this frame (Unix seconds), known once an RTCP sender report has
+    paired the track's RTP clock with NTP time; audio and video line up on it.
     """
 
     kind: MediaKind
@@ -29,6 +31,7 @@ class EncodedFrame:
     clock_rate: int
     keyframe: bool
     arrival: float
+    capture_time: float | None = None
 
     @property
     def time_base(self) -> Fraction:

@@ -15,10 +15,12 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aiortc.rtcrtpreceiver as rtcrtpreceiver
 import aiortc.rtcrtpsender as rtcrtpsender
+from aiortc.rtp import RtcpSrPacket
 
 from .frames import EncodedFrame, MediaKind
 
@@ -26,6 +28,10 @@ logger = logging.getLogger(__name__)
 
 _ORIGINAL_DECODER_WORKER = rtcrtpreceiver.decoder_worker
 _ORIGINAL_SEND_KEYFRAME = rtcrtpsender.RTCRtpSender._send_keyframe
+_ORIGINAL_HANDLE_RTCP = rtcrtpreceiver.RTCRtpReceiver._handle_rtcp_packet
+_SR_LISTENER = "_scenelink_sr_listener"
+_MAPPER = "_RTCRtpReceiver__timestamp_mapper"
+NTP_UNIX_OFFSET = 2_208_988_800  # seconds from 1900-01-01 (NTP) to 1970-01-01 (Unix)
 _CODEC_NAMES = {"h264": "H264", "vp8": "VP8", "opus": "opus"}
 
 H264_NAL_IDR = 5
@@ -105,10 +111,81 @@ def _send_keyframe(self: rtcrtpsender.RTCRtpSender) -> None:
         request()
 
 
+@dataclass(frozen=True, slots=True)
+class SenderReport:
+    """One RTCP sender report from the caller: its (NTP, RTP) pair and when it reached us.
+
+    ``pts`` is ``rtp`` on the same scale as the track's EncodedFrame.pts (aiortc's receiver
+    counts from the track's first RTP timestamp), or None before the first frame arrived.
+    With it, any frame's capture wall clock is ``ntp_time + (frame.pts - pts) / clock_rate``.
+    """
+
+    ssrc: int
+    ntp: int  # 64-bit NTP timestamp, as sent
+    rtp: int  # RTP timestamp, as sent
+    pts: int | None
+    arrival: float  # our time.time() on receipt
+    packets: int
+    octets: int
+
+    @property
+    def ntp_time(self) -> float:
+        """The sender's wall clock at ``rtp``, as Unix seconds."""
+        return (self.ntp >> 32) - NTP_UNIX_OFFSET + (self.ntp & 0xFFFFFFFF) / 2**32
+
+
+SenderReportListener = Callable[[SenderReport], None]
+
+
+def _rtp_to_pts(receiver: rtcrtpreceiver.RTCRtpReceiver, rtp: int) -> int | None:
+    """Map an RTP timestamp the way aiortc's TimestampMapper maps the track's frames."""
+    mapper = getattr(receiver, _MAPPER, None)
+    origin = getattr(mapper, "_origin", None)
+    if origin is None:
+        return None
+    pts = (rtp - origin) % (1 << 32)
+    if pts >= 1 << 31:  # a report for a timestamp just before the first frame
+        pts -= 1 << 32
+    return int(pts)
+
+
+async def _handle_rtcp_packet(self: rtcrtpreceiver.RTCRtpReceiver, packet: Any) -> None:
+    """aiortc's handler, then our listener for sender reports (the (NTP, RTP) pairs)."""
+    await _ORIGINAL_HANDLE_RTCP(self, packet)
+    listener: SenderReportListener | None = getattr(self, _SR_LISTENER, None)
+    if listener is None or not isinstance(packet, RtcpSrPacket):
+        return
+    info = packet.sender_info
+    report = SenderReport(
+        ssrc=packet.ssrc,
+        ntp=info.ntp_timestamp,
+        rtp=info.rtp_timestamp,
+        pts=_rtp_to_pts(self, info.rtp_timestamp),
+        arrival=time.time(),
+        packets=info.packet_count,
+        octets=info.octet_count,
+    )
+    try:
+        listener(report)
+    except Exception:
+        logger.exception("ingest: sender report listener failed")
+
+
+def on_sender_report(
+    receiver: rtcrtpreceiver.RTCRtpReceiver, listener: SenderReportListener | None
+) -> None:
+    """Call ``listener`` with every RTCP sender report this receiver gets (needs install())."""
+    setattr(receiver, _SR_LISTENER, listener)
+
+
 def install() -> None:
-    """Patch aiortc so that every RemoteStreamTrack.recv() returns EncodedFrame (idempotent)."""
+    """Patch aiortc so that every RemoteStreamTrack.recv() returns EncodedFrame (idempotent).
+
+    Also: viewers' PLI/FIR reach the publisher, and receivers report RTCP sender reports.
+    """
     rtcrtpreceiver.decoder_worker = passthrough_worker
     rtcrtpsender.RTCRtpSender._send_keyframe = _send_keyframe  # type: ignore[method-assign]
+    rtcrtpreceiver.RTCRtpReceiver._handle_rtcp_packet = _handle_rtcp_packet  # type: ignore[method-assign]
 
 
 def installed() -> bool:

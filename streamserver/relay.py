@@ -20,6 +20,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av.stream import Stream
 
 from .frames import EncodedFrame, MediaKind
+from .ingest import SenderReport
 
 logger = logging.getLogger(__name__)
 
@@ -188,6 +189,36 @@ class TrackRelay:
         self._gone_out = 0
         self._gone_dropped = 0
         self._gone_lag = 0
+        self._report: SenderReport | None = None
+        self._report_pts = 0  # the report's RTP time in this relay's (offset) pts
+        self._report_rate = 0
+        self.sender_reports = 0
+
+    @property
+    def pts_offset(self) -> int:
+        """Added to the current source's pts so that pts keep increasing across reconnects."""
+        return self._offset
+
+    @property
+    def sender_report(self) -> SenderReport | None:
+        """The latest RTCP sender report of the current source (None after a reconnect)."""
+        return self._report
+
+    def set_sender_report(self, report: SenderReport, clock_rate: int) -> None:
+        """Pair the current source's RTP clock with the caller's wall clock."""
+        if report.pts is None:
+            return
+        self._report = report
+        self._report_pts = report.pts + self._offset
+        self._report_rate = clock_rate
+        self.sender_reports += 1
+
+    def capture_time(self, pts: int) -> float | None:
+        """The caller's wall clock for a frame with relay ``pts``, if a report is known."""
+        report = self._report
+        if report is None:
+            return None
+        return report.ntp_time + (pts - self._report_pts) / self._report_rate
 
     def set_source(
         self, track: MediaStreamTrack, request_keyframe: Callable[[], object] | None = None
@@ -204,6 +235,7 @@ class TrackRelay:
             for sub in self._subs:
                 sub._restart()
         self._last_request = float("-inf")
+        self._report = None  # the new connection's RTP clock starts afresh
         self._task = asyncio.ensure_future(self._run(track))
 
     def subscribe(self, maxsize: int | None = None) -> Subscription:
@@ -293,7 +325,12 @@ class TrackRelay:
             gap = max(1, round((frame.arrival - self._last_arrival) * frame.clock_rate))
             self._offset = self._last_pts + gap - frame.pts
             self._new_source = False
-        if self._offset:
+            if self._report is not None and self._report.pts is not None:
+                self._report_pts = self._report.pts + self._offset
+        if self._report is not None:
+            pts = frame.pts + self._offset
+            frame = dataclasses.replace(frame, pts=pts, capture_time=self.capture_time(pts))
+        elif self._offset:
             frame = dataclasses.replace(frame, pts=frame.pts + self._offset)
         self._last_pts = frame.pts
         self._last_arrival = frame.arrival

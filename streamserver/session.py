@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 DATA_CHANNEL_LABEL = "location"
 RECORDER_QUEUE_FACTOR = 4  # the evidential copy tolerates longer stalls than a viewer
+SENDER_REPORT_EVENT_INTERVAL = 5.0  # seconds between rtcp_sr events per track
+CLOCK_RATES = {"video": 90000, "audio": 48000}  # WebRTC's video clock and Opus's
 _CODEC_NAMES = {"h264": "H264", "vp8": "VP8", "opus": "opus"}
 
 
@@ -88,6 +91,8 @@ class MediaSession:
         self._lock = asyncio.Lock()
         self.state = "new"
         self.caller_connections = 0
+        self.sender_reports: dict[str, ingest.SenderReport] = {}
+        self._report_logged: dict[str, float] = {}
 
     @property
     def viewer_count(self) -> int:
@@ -189,11 +194,44 @@ class MediaSession:
             tracks[transceiver.kind] = track
             relay = self.video_relay if transceiver.kind == "video" else self.audio_relay
             relay.set_source(track, ingest.KeyframeRequester(transceiver.receiver))
+            ingest.on_sender_report(transceiver.receiver, self._report_listener(pc, relay))
+        self._report_logged.clear()
         size = self.video_relay.queue_size * RECORDER_QUEUE_FACTOR
         self.recorder.attach(
             self.video_relay.subscribe(size) if "video" in tracks else None,
             self.audio_relay.subscribe(size) if "audio" in tracks else None,
         )
+
+    def _report_listener(
+        self, pc: RTCPeerConnection, relay: TrackRelay
+    ) -> ingest.SenderReportListener:
+        kind = relay.kind
+
+        def listener(report: ingest.SenderReport) -> None:
+            if pc is not self._caller or self._closed or report.pts is None:
+                return
+            relay.set_sender_report(report, CLOCK_RATES[kind])
+            self.sender_reports[kind] = report
+            now = time.monotonic()
+            if now - self._report_logged.get(kind, -1e9) < SENDER_REPORT_EVENT_INTERVAL:
+                return
+            self._report_logged[kind] = now
+            self.recorder.append_event(
+                {
+                    "event": "rtcp_sr",
+                    "kind": kind,
+                    "part": self.caller_connections,
+                    "ssrc": report.ssrc,
+                    "ntp": report.ntp,
+                    "ntp_time": report.ntp_time,
+                    "rtp": report.rtp,
+                    "pts": report.pts + relay.pts_offset,
+                    "clock_rate": CLOCK_RATES[kind],
+                    "arrival": report.arrival,
+                }
+            )
+
+        return listener
 
     async def add_viewer(self, offer: RTCSessionDescription) -> RTCSessionDescription:
         """Answer a console's recvonly offer with pass-through tracks in the caller's codec.

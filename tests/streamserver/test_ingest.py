@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 
 import aiortc.rtcrtpreceiver as rtcrtpreceiver
 import aiortc.rtcrtpsender as rtcrtpsender
@@ -36,6 +37,12 @@ def test_patched_internals_still_exist() -> None:
     assert hasattr(rtcrtpreceiver.RTCRtpReceiver, "getSynchronizationSources")
     assert "self._send_keyframe()" in inspect.getsource(rtcrtpsender.RTCRtpSender)
     assert hasattr(rtcrtpreceiver.RemoteStreamTrack(kind="video"), "_queue")
+    # Sender reports: the handler we wrap, and the mapper that gives frames their pts.
+    assert list(inspect.signature(ingest._ORIGINAL_HANDLE_RTCP).parameters) == ["self", "packet"]
+    assert "isinstance(packet, RtcpSrPacket)" in inspect.getsource(ingest._ORIGINAL_HANDLE_RTCP)
+    receive_rtp = inspect.getsource(rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet)
+    assert "self.__timestamp_mapper.map(" in receive_rtp
+    assert hasattr(rtcrtpreceiver.TimestampMapper(), "_origin")
 
 
 def test_install_is_idempotent() -> None:
@@ -43,6 +50,22 @@ def test_install_is_idempotent() -> None:
     ingest.install()
     assert rtcrtpreceiver.decoder_worker is ingest.passthrough_worker
     assert rtcrtpsender.RTCRtpSender._send_keyframe is ingest._send_keyframe
+    assert rtcrtpreceiver.RTCRtpReceiver._handle_rtcp_packet is ingest._handle_rtcp_packet
+
+
+def test_sender_report_ntp_time() -> None:
+    # 2024-01-01T00:00:00.5Z as NTP: seconds since 1900 in the high word, half in the low.
+    unix = 1_704_067_200
+    report = ingest.SenderReport(
+        ssrc=1,
+        ntp=((unix + ingest.NTP_UNIX_OFFSET) << 32) | (1 << 31),
+        rtp=0,
+        pts=0,
+        arrival=0.0,
+        packets=0,
+        octets=0,
+    )
+    assert report.ntp_time == unix + 0.5
 
 
 def test_keyframe_detection() -> None:
@@ -80,8 +103,10 @@ async def test_real_loopback_yields_encoded_frames(
         await server.setRemoteDescription(await caller.offer())
         await server.setLocalDescription(await server.createAnswer())
         await caller.accept(server.localDescription)
+        reports: dict[str, list[ingest.SenderReport]] = {"video": [], "audio": []}
         for t in server.getTransceivers():
             receivers[t.kind] = t.receiver
+            ingest.on_sender_report(t.receiver, reports[t.kind].append)
         video = [await asyncio.wait_for(tracks["video"].recv(), 5) for _ in range(12)]
         audio = [await asyncio.wait_for(tracks["audio"].recv(), 5) for _ in range(5)]
         assert all(isinstance(f, EncodedFrame) for f in video + audio)
@@ -96,6 +121,16 @@ async def test_real_loopback_yields_encoded_frames(
         requester = ingest.KeyframeRequester(receivers["video"], min_interval=10)
         assert requester() is True
         assert requester() is False
+        # aiortc's sender reports about once a second: (NTP, RTP) pairs on the frames' scale.
+        for _ in range(100):
+            if reports["video"] and reports["audio"]:
+                break
+            await asyncio.sleep(0.05)
+        for kind, clock in (("video", 90000), ("audio", 48000)):
+            report = reports[kind][0]
+            assert report.pts is not None and 0 <= report.pts < 10 * clock
+            assert abs(report.ntp_time - report.arrival) < 1.0
+            assert abs(report.arrival - time.time()) < 10
     finally:
         await caller.close()
         await server.close()
