@@ -12,6 +12,7 @@ import fractions
 import math
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,7 +101,7 @@ def _make_frame(width: int, height: int, index: int) -> av.VideoFrame:
 
 
 def _encode_video(
-    codec: str, width: int, height: int, fps: int, seconds: float
+    codec: str, width: int, height: int, fps: int, seconds: float, bit_rate: int = 800_000
 ) -> list[ClipPacket]:
     if codec == "H264":
         ctx = av.CodecContext.create("libx264", "w")
@@ -122,7 +123,7 @@ def _encode_video(
     ctx.pix_fmt = "yuv420p"
     ctx.framerate = fractions.Fraction(fps, 1)
     ctx.time_base = fractions.Fraction(1, fps)
-    ctx.bit_rate = 800_000
+    ctx.bit_rate = bit_rate
     ctx.gop_size = fps
     out: list[ClipPacket] = []
     frames = [_make_frame(width, height, i) for i in range(int(seconds * fps))]
@@ -174,15 +175,18 @@ def build_clip(
     width: int = 640,
     height: int = 360,
     fps: int = 30,
+    bit_rate: int = 800_000,
 ) -> Clip:
     """Encode (once; cached in ``cache_dir``) a clip in ``codec`` ("H264" or "VP8") plus Opus."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{codec.lower()}-{width}x{height}-{fps}-{seconds:g}"
+    if bit_rate != 800_000:
+        stem += f"-{bit_rate // 1000}k"
     vpath = cache_dir / f"{stem}.video"
     apath = cache_dir / f"audio-{seconds:g}.opus"
     if not vpath.exists():
         tmp = vpath.with_suffix(".tmp")
-        _write_packets(tmp, _encode_video(codec, width, height, fps, seconds))
+        _write_packets(tmp, _encode_video(codec, width, height, fps, seconds, bit_rate))
         tmp.replace(vpath)
     if not apath.exists():
         tmp = apath.with_suffix(".tmp")
@@ -212,6 +216,8 @@ class PacketTrack(MediaStreamTrack):
         self._start: float | None = None
         self.sent = 0
         self.keyframe_requests = 0
+        self.on_sent: Callable[[int, float], None] | None = None
+        """Called with (clip index, time.time()) as each packet leaves for the sender."""
 
     def request_keyframe(self) -> None:
         """Reached through RTCRtpSender._send_keyframe (PLI/FIR) once ingest is installed.
@@ -238,6 +244,8 @@ class PacketTrack(MediaStreamTrack):
             await asyncio.sleep(delay)
         self._index += 1
         self.sent += 1
+        if self.on_sent is not None:
+            self.on_sent(i, time.time())
         packet = av.Packet(src.data)
         packet.pts = pts
         packet.dts = pts
