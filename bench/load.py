@@ -20,6 +20,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -302,6 +303,8 @@ async def run_load(
     codec: str = "H264",
     cache_dir: Path = DEFAULT_CACHE,
     end_sessions: bool = True,
+    on_steady: Callable[[str], None] | None = None,
+    warmup: float = 0.0,
 ) -> LoadReport:
     """Start the callers and viewers, stream for ``seconds``, then end the sessions."""
     ingest.install()
@@ -329,7 +332,14 @@ async def run_load(
                     stats.viewers.append(viewer.stats)
                     watching.append(viewer)
                     await viewer.join(api, session_id)
+            # ``on_steady("start")`` after the warm-up, ``("stop")`` before anything closes:
+            # the benchmark measures the server between the two.
+            await asyncio.sleep(warmup)
+            if on_steady is not None:
+                on_steady("start")
             await asyncio.sleep(seconds)
+            if on_steady is not None:
+                on_steady("stop")
         finally:
             # Stop sending first, let the last frames land, then end the sessions.
             await asyncio.gather(*(c.close() for c in started), return_exceptions=True)
