@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import ssl
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -50,6 +52,16 @@ def dev_cert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_runner(module: str) -> Callable[[argparse.Namespace], int]:
+    """`scenelink load` / `scenelink bench`: the bench package's commands, arguments as is."""
+
+    def run(args: argparse.Namespace) -> int:
+        result: int = importlib.import_module(module).main(args.args)
+        return result
+
+    return run
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scenelink", description=__doc__)
     parser.add_argument("--log-level", default="INFO")
@@ -68,6 +80,13 @@ def main(argv: list[str] | None = None) -> int:
         help="extra host name or IP address the phone will use (repeatable)",
     )
     cert_cmd.set_defaults(run=dev_cert)
+    for name, module, text in (
+        ("load", "bench.load", "synthetic callers and viewers against a running server"),
+        ("bench", "bench.media", "media benchmark: start a server, run load, print a table"),
+    ):
+        bench_cmd = commands.add_parser(name, help=text, add_help=False)
+        bench_cmd.add_argument("args", nargs=argparse.REMAINDER)
+        bench_cmd.set_defaults(run=_bench_runner(module))
     add_evidence_commands(commands)  # verify, fixity
     register_users(commands)
     args = parser.parse_args(argv)
