@@ -6,21 +6,23 @@ Callers loop a pre-encoded clip (720p, about 1.5 Mbit/s, H.264 or VP8, plus Opus
 once and cached) and send a GPS fix a second on the "location" data channel. Nothing here
 decodes or encodes during the run: ``streamserver.ingest.install()`` makes the viewers'
 receivers yield the encoded frames, so a viewer's frame is matched to the caller's send
-time by its bytes. Latency is viewer receive minus caller send, both in this process: it
-includes the loopback network, the client's RTP packetizing and its jitter buffer.
+time by its bytes. Latency is viewer receive minus caller send, both in one process: it
+includes the loopback network, the client's RTP packetizing and its reassembly.
+``run_direct`` connects the same callers straight to viewers, with no server: the
+difference is what the server adds. ``--processes`` spreads callers over processes
+(bench.spread) so that one Python process is not what limits the load.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,19 +35,14 @@ from streamserver import ingest
 from streamserver.frames import EncodedFrame
 from streamserver.synthetic import Clip, SyntheticCaller, build_clip
 
+from .losses import STAGES, frame_key, recorded_frames, stage_losses
+
 logger = logging.getLogger("bench.load")
 
 CLIP_WIDTH, CLIP_HEIGHT, CLIP_FPS, CLIP_SECONDS = 1280, 720, 30, 4.0
 CLIP_BIT_RATE = 1_500_000
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "scenelink"
 CSRF = {"X-Requested-With": "scenelink"}
-
-
-def frame_key(data: bytes) -> bytes:
-    """Identity of a video frame's bytes, blind to H.264 start-code length (3 or 4 bytes)."""
-    return hashlib.blake2b(
-        data.replace(b"\x00\x00\x00\x01", b"\x00\x00\x01"), digest_size=12
-    ).digest()
 
 
 def load_clip(codec: str, cache_dir: Path) -> Clip:
@@ -60,20 +57,12 @@ def load_clip(codec: str, cache_dir: Path) -> Clip:
     )
 
 
-def count_gaps(indices: list[int], period: int) -> int:
-    """Frames missing from a sequence of looping clip indices (each should follow the last)."""
-    lost = 0
-    for a, b in zip(indices, indices[1:], strict=False):
-        lost += (b - a - 1) % period
-    return lost
-
-
 @dataclass
 class ViewerStats:
     join_to_first_keyframe: float | None = None
     video: int = 0
     audio: int = 0
-    indices: list[int] = field(default_factory=list)
+    indices: list[int] = field(default_factory=list)  # the caller's send numbers received
     latencies: list[float] = field(default_factory=list)
     unmatched: int = 0
 
@@ -84,7 +73,14 @@ class CallerStats:
     video_sent: int = 0
     audio_sent: int = 0
     fixes_sent: int = 0
+    first_sent_at: float | None = None  # wall clock of send number 1
     viewers: list[ViewerStats] = field(default_factory=list)
+    recorded: list[int] | None = None  # send numbers found in the recording, once read
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CallerStats:
+        viewers = [ViewerStats(**v) for v in data.pop("viewers")]
+        return cls(**data, viewers=viewers)
 
 
 @dataclass
@@ -93,6 +89,12 @@ class LoadReport:
     seconds: float
     codec: str
     errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LoadReport:
+        """Back from ``dataclasses.asdict`` (a worker process's JSON)."""
+        callers = [CallerStats.from_dict(dict(c)) for c in data["callers"]]
+        return cls(callers, data["seconds"], data["codec"], list(data["errors"]))
 
     @property
     def latencies(self) -> list[float]:
@@ -116,14 +118,13 @@ class LoadReport:
     def relayed(self) -> int:
         return sum(v.video + v.audio for c in self.callers for v in c.viewers)
 
-    @property
-    def viewer_video_lost(self) -> int:
-        return sum(
-            max(0, b - a - 1)
-            for c in self.callers
-            for v in c.viewers
-            for a, b in zip(v.indices, v.indices[1:], strict=False)
-        )
+    def stage_losses(self) -> dict[str, int]:
+        """Video frames lost per stage, over all callers (see bench.losses.stage_losses)."""
+        total = dict.fromkeys(STAGES, 0)
+        for caller in self.callers:
+            for stage, lost in stage_losses(caller).items():
+                total[stage] += lost
+        return total
 
     def summary(self) -> dict[str, Any]:
         joins = [
@@ -140,7 +141,7 @@ class LoadReport:
             "frames_sent": self.sent,
             "video_frames_sent": self.video_sent,
             "frames_relayed": self.relayed,
-            "viewer_video_frames_lost": self.viewer_video_lost,
+            "video_frames_lost": self.stage_losses(),
             "latency_ms_p50": self.latency_ms(0.5),
             "latency_ms_p95": self.latency_ms(0.95),
             "max_join_to_first_keyframe_s": max(joins) if joins else None,
@@ -217,14 +218,18 @@ class Viewer:
         except MediaStreamError:
             pass
 
-    async def join(self, api: Api, session_id: str) -> None:
+    async def join(self, answerer: Answerer) -> None:
+        """Watch a session through the server (``viewer_answerer``)."""
         self._joined = time.time()
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        offer = self.pc.localDescription
-        answer = await api.call(
-            "POST", f"/api/sessions/{session_id}/viewers", {"sdp": offer.sdp, "type": offer.type}
-        )
-        await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
+        await self.pc.setRemoteDescription(await answerer(self.pc.localDescription))
+
+    async def answer(self, offer: RTCSessionDescription) -> RTCSessionDescription:
+        """Take a caller's offer directly, with no server between (the baseline path)."""
+        self._joined = time.time()
+        await self.pc.setRemoteDescription(offer)
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        return self.pc.localDescription
 
     async def close(self) -> None:
         await self.pc.close()
@@ -232,10 +237,42 @@ class Viewer:
             task.cancel()
 
 
+Answerer = Callable[[RTCSessionDescription], Awaitable[RTCSessionDescription]]
+
+
+def viewer_answerer(api: Api, session_id: str) -> Answerer:
+    """The console's way in: POST a viewer's offer for a session as a signed-in operator."""
+
+    async def answer(offer: RTCSessionDescription) -> RTCSessionDescription:
+        path = f"/api/sessions/{session_id}/viewers"
+        body = await api.call("POST", path, {"sdp": offer.sdp, "type": offer.type})
+        return RTCSessionDescription(body["sdp"], body["type"])
+
+    return answer
+
+
+def server_answerer(http: aiohttp.ClientSession, base: str, token: str) -> Answerer:
+    """The caller page's way in: POST the offer with the link's token."""
+
+    async def answer(offer: RTCSessionDescription) -> RTCSessionDescription:
+        async with http.post(
+            base.rstrip("/") + "/api/caller/offer",
+            json={"sdp": offer.sdp, "type": offer.type, "consent_version": "v1"},
+            headers={"Authorization": f"Bearer {token}"},
+        ) as response:
+            if response.status != 200:
+                raise RuntimeError(f"caller offer: {response.status} {await response.text()}")
+            body = await response.json()
+        return RTCSessionDescription(body["sdp"], body["type"])
+
+    return answer
+
+
 class Caller:
     """A synthetic phone: the clip, a fix a second, and send times by frame bytes."""
 
     def __init__(self, clip: Clip, stats: CallerStats, index: int) -> None:
+        """``index`` numbers the callers of a whole run (all processes): it places the walk."""
         self.clip = clip
         self.stats = stats
         self.index = index
@@ -249,19 +286,13 @@ class Caller:
 
     def _on_video_sent(self, i: int, when: float) -> None:
         self.stats.video_sent += 1
+        if self.stats.first_sent_at is None:
+            self.stats.first_sent_at = when
         self.sent_at[self.keys[i]] = (self.stats.video_sent, when)
 
-    async def connect(self, http: aiohttp.ClientSession, base: str, token: str) -> None:
-        offer = await self.peer.offer()
-        async with http.post(
-            base.rstrip("/") + "/api/caller/offer",
-            json={"sdp": offer.sdp, "type": offer.type, "consent_version": "v1"},
-            headers={"Authorization": f"Bearer {token}"},
-        ) as response:
-            if response.status != 200:
-                raise RuntimeError(f"caller offer: {response.status} {await response.text()}")
-            answer = await response.json()
-        await self.peer.accept(RTCSessionDescription(answer["sdp"], answer["type"]))
+    async def connect(self, answerer: Answerer) -> None:
+        """Offer, take the answer from ``answerer`` (the server, or a viewer directly)."""
+        await self.peer.accept(await answerer(await self.peer.offer()))
         self._fixes = asyncio.ensure_future(self._send_fixes())
 
     async def _send_fixes(self) -> None:
@@ -292,6 +323,25 @@ class Caller:
         await self.peer.close()
 
 
+Hold = Callable[[], Awaitable[None]]
+"""Waits while the load streams: the caller of _stream decides when the run ends."""
+
+
+def steady_hold(seconds: float, warmup: float, on_steady: Callable[[str], None] | None) -> Hold:
+    """Warm up, then ``on_steady("start")``, ``seconds`` of load, ``on_steady("stop")``: the
+    benchmark measures the server between the two marks, before anything closes."""
+
+    async def hold() -> None:
+        await asyncio.sleep(warmup)
+        if on_steady is not None:
+            on_steady("start")
+        await asyncio.sleep(seconds)
+        if on_steady is not None:
+            on_steady("stop")
+
+    return hold
+
+
 async def run_load(
     server: str,
     username: str,
@@ -305,8 +355,11 @@ async def run_load(
     end_sessions: bool = True,
     on_steady: Callable[[str], None] | None = None,
     warmup: float = 0.0,
+    first_index: int = 0,
+    hold: Hold | None = None,
 ) -> LoadReport:
-    """Start the callers and viewers, stream for ``seconds``, then end the sessions."""
+    """Start the callers and viewers, stream (``hold``; by default ``steady_hold``), then end
+    the sessions. Callers are numbered from ``first_index`` (one process's share of a run)."""
     ingest.install()
     clip = load_clip(codec, cache_dir)
     report = LoadReport([], seconds, codec)
@@ -318,7 +371,7 @@ async def run_load(
         started: list[Caller] = []
         watching: list[Viewer] = []
         try:
-            for i in range(callers):
+            for i in range(first_index, first_index + callers):
                 session_id, token = await api.create_session(
                     f"07700{900000 + i:06d}", f"LOAD-{run_id}-{i}"
                 )
@@ -326,25 +379,15 @@ async def run_load(
                 report.callers.append(stats)
                 caller = Caller(clip, stats, i)
                 started.append(caller)
-                await caller.connect(http, server, token)
+                await caller.connect(server_answerer(http, server, token))
                 for _ in range(viewers):
                     viewer = Viewer(ViewerStats(), caller.sent_at)
                     stats.viewers.append(viewer.stats)
                     watching.append(viewer)
-                    await viewer.join(api, session_id)
-            # ``on_steady("start")`` after the warm-up, ``("stop")`` before anything closes:
-            # the benchmark measures the server between the two.
-            await asyncio.sleep(warmup)
-            if on_steady is not None:
-                on_steady("start")
-            await asyncio.sleep(seconds)
-            if on_steady is not None:
-                on_steady("stop")
+                    await viewer.join(viewer_answerer(api, session_id))
+            await (hold or steady_hold(seconds, warmup, on_steady))()
         finally:
-            # Stop sending first, let the last frames land, then end the sessions.
-            await asyncio.gather(*(c.close() for c in started), return_exceptions=True)
-            await asyncio.sleep(0.5)
-            await asyncio.gather(*(v.close() for v in watching), return_exceptions=True)
+            await _wind_down(started, watching)
             if end_sessions:
                 for stats in report.callers:
                     try:
@@ -354,32 +397,31 @@ async def run_load(
     return report
 
 
-def recorded_frames(evidence_dir: Path, report: LoadReport, clip: Clip) -> dict[str, int]:
-    """Video packets in the recordings of the report's sessions, demuxed (not decoded), and
-    how many of the caller's frames are missing between the first and last recorded one."""
-    import av
+async def run_direct(
+    *, seconds: float, codec: str = "H264", cache_dir: Path = DEFAULT_CACHE, warmup: float = 0.0
+) -> LoadReport:
+    """One caller streaming straight to one viewer in this process, no server: the baseline
+    that through-server latency is compared with (same clip, packetizing and reassembly)."""
+    ingest.install()
+    clip = load_clip(codec, cache_dir)
+    stats = CallerStats("direct")
+    report = LoadReport([stats], seconds, codec)
+    caller = Caller(clip, stats, 0)
+    viewer = Viewer(ViewerStats(), caller.sent_at)
+    stats.viewers.append(viewer.stats)
+    try:
+        await caller.connect(viewer.answer)
+        await steady_hold(seconds, warmup, None)()
+    finally:
+        await _wind_down([caller], [viewer])
+    return report
 
-    from recorder.library import video_packets
 
-    keys = {frame_key(p.data): i for i, p in enumerate(clip.video)}
-    total = audio = lost = unmatched = 0
-    for stats in report.callers:
-        folder = evidence_dir / stats.session_id
-        for part in sorted(folder.glob("media-*.mkv")):
-            packets = video_packets(part)
-            total += len(packets)
-            with av.open(str(part)) as container:
-                if container.streams.audio:
-                    audio += sum(1 for p in container.demux(container.streams.audio[0]) if p.size)
-            indices = []
-            for data in packets:
-                index = keys.get(frame_key(data))
-                if index is None:
-                    unmatched += 1
-                else:
-                    indices.append(index)
-            lost += count_gaps(indices, len(keys))
-    return {"video": total, "audio": audio, "lost": lost, "unmatched": unmatched}
+async def _wind_down(callers: list[Caller], viewers: list[Viewer]) -> None:
+    """Stop sending first, let the last frames land, then hang up the viewers."""
+    await asyncio.gather(*(c.close() for c in callers), return_exceptions=True)
+    await asyncio.sleep(0.5)
+    await asyncio.gather(*(v.close() for v in viewers), return_exceptions=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -395,35 +437,42 @@ def main(argv: list[str] | None = None) -> int:
         "--password", default=os.environ.get("SCENELINK_BENCH_PASSWORD", "bench-pass")
     )
     parser.add_argument(
+        "--processes", type=int, default=0, help="load processes (default: one per core)"
+    )
+    parser.add_argument(
         "--data-dir", type=Path, help="the server's data dir, to count recorded frames"
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    report = asyncio.run(
-        run_load(
-            args.server,
-            args.user,
-            args.password,
-            callers=args.callers,
-            viewers=args.viewers,
-            seconds=args.seconds,
-            codec=args.codec,
-            cache_dir=args.cache,
-        )
+    from .spread import Plan, spread_load
+
+    load_clip(args.codec, args.cache)  # encode once, before any process needs it
+    plan = Plan(
+        args.server,
+        args.user,
+        args.password,
+        args.callers,
+        args.viewers,
+        args.seconds,
+        args.codec,
+        args.cache,
     )
-    summary = report.summary()
+    report = spread_load(plan, args.processes or os.cpu_count() or 1)
     if args.data_dir is not None:
         time.sleep(1.0)  # the server finishes the parts after the sessions end
         clip = load_clip(args.codec, args.cache)
-        summary["recorded"] = recorded_frames(args.data_dir / "evidence", report, clip)
+        recorded = recorded_frames(args.data_dir / "evidence", report, clip)
+    summary = report.summary()
+    if args.data_dir is not None:
+        summary["recorded"] = recorded
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         for key, value in summary.items():
             print(f"{key:32} {value}")
-        print("latency = viewer receive - caller send, both here: includes the loopback network,")
-        print("the client's packetizing and the viewer's jitter buffer.")
+        print("latency = viewer receive - caller send, in one load process: it includes the")
+        print("loopback network, the client's packetizing and both reassembly steps.")
     return 0 if not report.errors else 1
 
 

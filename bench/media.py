@@ -5,13 +5,14 @@
 
 Server CPU comes from /proc/<pid>/stat (utime+stime) between the load's steady-state marks,
 as % of one core; memory is the server's RSS. The same load runs against aiortc's stock path
-(bench.stock: decode, MediaRelay, one encoder per viewer, MediaRecorder) for comparison.
+(bench.stock: decode, MediaRelay, one encoder per viewer, MediaRecorder) for comparison, and
+once with no server at all (bench.load.run_direct: the caller straight to a viewer), so that
+latency through the server minus latency without it is what the server adds.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
@@ -26,7 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .load import DEFAULT_CACHE, load_clip, recorded_frames, run_load
+import uvloop
+
+from .load import DEFAULT_CACHE, LoadReport, load_clip, run_direct
+from .losses import recorded_frames
+from .spread import Plan, spread_load
 
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -93,20 +98,46 @@ class Row:
     path: str
     callers: int
     viewers: int
-    cpu_pct: float
-    rss_idle_mb: float
-    rss_mb: float
+    cpu_pct: float | None
+    rss_idle_mb: float | None
+    rss_mb: float | None
     p50: float | None
     p95: float | None
     sent: int
-    video_sent: int
     relayed: int
-    recorded: int
-    lost: int
+    recorded: int | None
+    lost: dict[str, int]
     first_key_s: float | None
 
 
-def scenario(kind: str, callers: int, viewers: int, seconds: float, codec: str, cache: Path) -> Row:
+def to_row(
+    path: str,
+    report: LoadReport,
+    recorded: int | None = None,
+    cpu: float | None = None,
+    rss: tuple[float, float] | None = None,
+) -> Row:
+    s = report.summary()
+    return Row(
+        path,
+        len(report.callers),
+        s["viewers_per_caller"],
+        cpu,
+        rss[0] if rss else None,
+        rss[1] if rss else None,
+        s["latency_ms_p50"],
+        s["latency_ms_p95"],
+        s["frames_sent"],
+        s["frames_relayed"],
+        recorded,
+        s["video_frames_lost"],
+        s["max_join_to_first_keyframe_s"],
+    )
+
+
+def scenario(
+    kind: str, callers: int, viewers: int, seconds: float, codec: str, cache: Path, processes: int
+) -> Row:
     with tempfile.TemporaryDirectory(prefix="scenelink-bench-") as tmp:
         data = Path(tmp) / "data"
         with server(kind, data, codec) as (url, process):
@@ -120,41 +151,24 @@ def scenario(kind: str, callers: int, viewers: int, seconds: float, codec: str, 
                 marks[mark + "_t"] = time.monotonic()
                 rss.append(rss_mb(process.pid))
 
-            report = asyncio.run(
-                run_load(
-                    url,
-                    "bench",
-                    "bench-pass",
-                    callers=callers,
-                    viewers=viewers,
-                    seconds=seconds,
-                    codec=codec,
-                    cache_dir=cache,
-                    on_steady=on_steady,
-                    warmup=2.0,
-                )
-            )
+            plan = Plan(url, "bench", "bench-pass", callers, viewers, seconds, codec, cache, 2.0)
+            report = spread_load(plan, processes, on_steady)
             time.sleep(1.0)
+        # aiortc's stock MediaRecorder transcodes: its frames cannot be matched by bytes.
         recorded = recorded_frames(data / "evidence", report, load_clip(codec, cache))
+    if report.errors:
+        raise RuntimeError(f"{kind} {callers}x{viewers}: {report.errors}")
+    if kind != "scenelink":
+        for caller in report.callers:
+            caller.recorded = None
     cpu = 100 * (marks["stop"] - marks["start"]) / (marks["stop_t"] - marks["start_t"])
-    s = report.summary()
-    lost = s["viewer_video_frames_lost"] + (recorded["lost"] if kind == "scenelink" else 0)
-    return Row(
-        kind,
-        callers,
-        viewers,
-        cpu,
-        idle,
-        max(rss),
-        s["latency_ms_p50"],
-        s["latency_ms_p95"],
-        s["frames_sent"],
-        s["video_frames_sent"],
-        s["frames_relayed"],
-        recorded["video"] + recorded["audio"],
-        lost,
-        s["max_join_to_first_keyframe_s"],
-    )
+    return to_row(kind, report, recorded["video"] + recorded["audio"], cpu, (idle, max(rss)))
+
+
+def direct(seconds: float, codec: str, cache: Path) -> Row:
+    """The caller straight to a viewer: latency without the server."""
+    report = uvloop.run(run_direct(seconds=seconds, codec=codec, cache_dir=cache, warmup=2.0))
+    return to_row("direct", report)
 
 
 def machine() -> str:
@@ -176,38 +190,60 @@ def fmt(value: float | None, spec: str = ".1f") -> str:
     return "-" if value is None else format(value, spec)
 
 
+LOST = {
+    "caller_to_server": "c>srv",
+    "server_to_viewers": "srv>vw",
+    "server_to_recording": "srv>rec",
+}
+
+
 def print_table(rows: list[Row], codec: str, seconds: float) -> dict[str, Any]:
     head = (
         f"{'path':10} {'callers':>7} {'viewers':>7} {'cpu %core':>9} {'rss MB':>7} "
-        f"{'p50 ms':>7} {'p95 ms':>7} {'sent':>7} {'relayed':>8} {'recorded':>8} {'lost':>5} "
-        f"{'1st key s':>9}"
+        f"{'p50 ms':>7} {'p95 ms':>7} {'sent':>7} {'relayed':>8} {'recorded':>8} "
+        + " ".join(f"{name:>7}" for name in LOST.values())
+        + f" {'1st key s':>9}"
     )
     print(f"SceneLink media benchmark: {codec} 720p ~1.5 Mbit/s + Opus, {seconds:g} s steady")
     print(f"machine: {machine()}")
+    print("cpu: server process only. p50/p95: video latency, caller send -> viewer receive, both")
+    print("in one load process (packetizing, loopback, reassembly; through the server, twice).")
+    print("'direct' is the same caller and viewer with no server between them. lost: video frames")
+    print("missing per stage (caller->server, server->viewers, server->recording).")
     print(head)
     print("-" * len(head))
     for r in rows:
         print(
-            f"{r.path:10} {r.callers:>7} {r.viewers:>7} {r.cpu_pct:>9.1f} {r.rss_mb:>7.0f} "
-            f"{fmt(r.p50):>7} {fmt(r.p95):>7} {r.sent:>7} {r.relayed:>8} {r.recorded:>8} "
-            f"{r.lost:>5} {fmt(r.first_key_s, '.2f'):>9}"
+            f"{r.path:10} {r.callers:>7} {r.viewers:>7} {fmt(r.cpu_pct):>9} "
+            f"{fmt(r.rss_mb, '.0f'):>7} {fmt(r.p50):>7} {fmt(r.p95):>7} {r.sent:>7} "
+            f"{r.relayed:>8} {fmt(r.recorded, 'd'):>8} "
+            + " ".join(f"{r.lost[stage]:>7}" for stage in LOST)
+            + f" {fmt(r.first_key_s, '.2f'):>9}"
         )
 
     def find(path: str, c: int, v: int) -> Row | None:
         return next((r for r in rows if (r.path, r.callers, r.viewers) == (path, c, v)), None)
 
+    def diff(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else a - b
+
     derived: dict[str, Any] = {}
-    base, three = find("scenelink", 1, 0), find("scenelink", 1, 3)
-    if base and three:
+    base, one, three = (find("scenelink", 1, v) for v in (0, 1, 3))
+    if base and three and base.cpu_pct is not None and three.cpu_pct is not None:
         derived["cpu_per_caller_pct"] = base.cpu_pct
         derived["cpu_per_extra_viewer_pct"] = (three.cpu_pct - base.cpu_pct) / 3
     big = max((r for r in rows if r.path == "scenelink"), key=lambda r: r.callers)
-    derived["rss_per_session_mb"] = (big.rss_mb - big.rss_idle_mb) / big.callers
+    if big.rss_mb is not None and big.rss_idle_mb is not None:
+        derived["rss_per_session_mb"] = (big.rss_mb - big.rss_idle_mb) / big.callers
     derived["lost_at_max_load"] = (big.callers, big.viewers, big.lost)
     stock = find("stock", 1, 3)
-    if three and stock:
+    if three and stock and stock.cpu_pct is not None and three.cpu_pct is not None:
         derived["stock_1x3_cpu_pct"] = stock.cpu_pct
         derived["stock_over_scenelink_1x3"] = stock.cpu_pct / max(three.cpu_pct, 0.01)
+    baseline = find("direct", 1, 1)
+    if one and baseline:
+        derived["server_added_ms_p50"] = diff(one.p50, baseline.p50)
+        derived["server_added_ms_p95"] = diff(one.p95, baseline.p95)
     print()
     print("per caller (ingest+record, 1x0): ", fmt(derived.get("cpu_per_caller_pct")), "% core")
     print(
@@ -215,7 +251,7 @@ def print_table(rows: list[Row], codec: str, seconds: float) -> dict[str, Any]:
     )
     print(
         "memory per session (RSS):        ",
-        fmt(derived["rss_per_session_mb"]),
+        fmt(derived.get("rss_per_session_mb")),
         "MB",
         f"({big.callers}x{big.viewers})",
     )
@@ -224,11 +260,16 @@ def print_table(rows: list[Row], codec: str, seconds: float) -> dict[str, Any]:
         fmt(derived.get("stock_over_scenelink_1x3")),
         "x",
     )
-    print(f"frames lost at {big.callers}x{big.viewers} (viewers + recording): {big.lost}")
-    print("latency = viewer receive - caller send, measured in the load process: it includes the")
-    print("loopback network and both aiortc jitter buffers (each waits for the next frame's first")
-    print("packet, about one frame interval, before it releases a frame). The load generator")
-    print("runs on the same machine and competes for its cores.")
+    print(
+        "server-added latency (scenelink 1x1 - direct): p50",
+        fmt(derived.get("server_added_ms_p50")),
+        "ms, p95",
+        fmt(derived.get("server_added_ms_p95")),
+        "ms",
+    )
+    lost = ", ".join(f"{LOST[k]} {v}" for k, v in big.lost.items())
+    print(f"video frames lost at {big.callers}x{big.viewers}: {lost}")
+    print("The load processes run on the same machine as the server and compete for its cores.")
     return derived
 
 
@@ -240,17 +281,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--callers", type=int, help="callers in the big scenario (2 viewers each)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--no-stock", action="store_true", help="skip aiortc's stock path")
+    parser.add_argument(
+        "--processes", type=int, default=0, help="load processes (default: one per core)"
+    )
     args = parser.parse_args(argv)
     seconds = args.seconds or (5.0 if args.quick else 15.0)
     big = args.callers or (3 if args.quick else 20)
+    processes = args.processes or os.cpu_count() or 1
     load_clip(args.codec, args.cache)  # encode once before any timing
     plan = [("scenelink", 1, 0), ("scenelink", 1, 1), ("scenelink", 1, 3), ("scenelink", big, 2)]
     if not args.no_stock:
         plan += [("stock", 1, 0), ("stock", 1, 3)]
-    rows = []
+    print("running direct 1x1 ...", file=sys.stderr, flush=True)
+    rows = [direct(seconds, args.codec, args.cache)]
     for kind, callers, viewers in plan:
         print(f"running {kind} {callers}x{viewers} ...", file=sys.stderr, flush=True)
-        rows.append(scenario(kind, callers, viewers, seconds, args.codec, args.cache))
+        rows.append(scenario(kind, callers, viewers, seconds, args.codec, args.cache, processes))
     print_table(rows, args.codec, seconds)
     return 0
 

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import uvloop
 from aiohttp import web
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.contrib.media import MediaRecorder, MediaRelay
@@ -127,7 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--codec", choices=["H264", "VP8"], default="H264")
     args = parser.parse_args(argv)
-    web.run_app(make_app(args.data_dir, args.codec), host="127.0.0.1", port=args.port, print=None)
+    web.run_app(
+        make_app(args.data_dir, args.codec),
+        host="127.0.0.1",
+        port=args.port,
+        print=None,
+        loop=uvloop.new_event_loop(),  # the same loop as ours, so the ratio is the media path's
+    )
     return 0
 
 

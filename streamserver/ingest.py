@@ -1,9 +1,11 @@
 """Turn aiortc's receive path into a forwarding path: encoded frames out, no decoder.
 
-aiortc has no public API for receiving encoded media: each RTCRtpReceiver runs the
-module-level ``decoder_worker`` in a thread and feeds decoded frames to its track. We replace
-that function (looked up at thread start, so a module attribute swap suffices) with one that
-wraps each reassembled JitterFrame in an EncodedFrame. These are private internals of
+aiortc has no public API for receiving encoded media: each RTCRtpReceiver reassembles frames
+in a JitterBuffer, hands them to a decoder thread through a queue, and the thread feeds decoded
+frames to its track. We swap the buffer for one that releases frames without waiting for the
+next one (reassembly.py), and the queue for a FrameSink that wraps each frame in an
+EncodedFrame right there on the event loop, so the decoder thread (still started by aiortc)
+has nothing to do and exits: no thread hop per frame. These are private internals of
 aiortc 1.16.0, pinned in pyproject and covered by tests/streamserver/test_ingest.py.
 """
 
@@ -23,14 +25,17 @@ import aiortc.rtcrtpsender as rtcrtpsender
 from aiortc.rtp import RtcpSrPacket
 
 from .frames import EncodedFrame, MediaKind
+from .reassembly import CompletingJitterBuffer, frame_parts
 
 logger = logging.getLogger(__name__)
 
 _ORIGINAL_DECODER_WORKER = rtcrtpreceiver.decoder_worker
+_ORIGINAL_RECEIVE = rtcrtpreceiver.RTCRtpReceiver.receive
 _ORIGINAL_SEND_KEYFRAME = rtcrtpsender.RTCRtpSender._send_keyframe
 _ORIGINAL_HANDLE_RTCP = rtcrtpreceiver.RTCRtpReceiver._handle_rtcp_packet
 _SR_LISTENER = "_scenelink_sr_listener"
 _MAPPER = "_RTCRtpReceiver__timestamp_mapper"
+_DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 NTP_UNIX_OFFSET = 2_208_988_800  # seconds from 1900-01-01 (NTP) to 1970-01-01 (Unix)
 _CODEC_NAMES = {"h264": "H264", "vp8": "VP8", "opus": "opus"}
 
@@ -78,28 +83,45 @@ def to_encoded_frame(codec: Any, data: bytes, timestamp: int) -> EncodedFrame | 
     )
 
 
-def passthrough_worker(
+class FrameSink:
+    """Takes the receiver's place of its decoder queue: frames go straight to the track.
+
+    aiortc calls ``put((codec, frame))`` on the event loop for each reassembled frame and
+    ``put(None)`` when the receiver stops; both land on the track's queue at once.
+    """
+
+    def __init__(self, output: asyncio.Queue[EncodedFrame | None]) -> None:
+        self._output = output
+
+    def put(self, item: tuple[Any, Any] | None) -> None:
+        if item is None:
+            self._output.put_nowait(None)
+            return
+        codec, jitter_frame = item
+        for data, timestamp in frame_parts(jitter_frame):
+            frame = to_encoded_frame(codec, data, timestamp)
+            if frame is None:
+                logger.warning("ingest: dropping frame of unsupported codec %s", codec.mimeType)
+                return
+            self._output.put_nowait(frame)
+
+
+def idle_worker(
     loop: asyncio.AbstractEventLoop,
     input_q: queue.Queue[Any],
     output_q: asyncio.Queue[Any],
     decode_error: threading.Event,
 ) -> None:
-    """Replacement for aiortc's decoder_worker: forwards encoded frames to the track queue."""
-    del decode_error  # nothing is decoded, so nothing can fail to decode
-    while True:
-        task = input_q.get()
-        if task is None:
-            loop.call_soon_threadsafe(output_q.put_nowait, None)
-            break
-        codec, jitter_frame = task
-        frame = to_encoded_frame(codec, jitter_frame.data, jitter_frame.timestamp)
-        if frame is None:
-            logger.warning("ingest: dropping frame of unsupported codec %s", codec.mimeType)
-            continue
-        try:
-            loop.call_soon_threadsafe(output_q.put_nowait, frame)
-        except RuntimeError:  # loop closed while the receiver was shutting down
-            break
+    """Replacement for aiortc's decoder_worker: the FrameSink already delivered everything."""
+    del loop, input_q, output_q, decode_error
+
+
+async def _receive(self: rtcrtpreceiver.RTCRtpReceiver, parameters: Any) -> None:
+    """aiortc's receive(), with a FrameSink in place of the decoder queue before it starts."""
+    track = self._track
+    if track is not None and not isinstance(getattr(self, _DECODER_QUEUE), FrameSink):
+        setattr(self, _DECODER_QUEUE, FrameSink(track._queue))
+    await _ORIGINAL_RECEIVE(self, parameters)
 
 
 def _send_keyframe(self: rtcrtpsender.RTCRtpSender) -> None:
@@ -181,15 +203,14 @@ def on_sender_report(
 def install() -> None:
     """Patch aiortc so that every RemoteStreamTrack.recv() returns EncodedFrame (idempotent).
 
-    Also: viewers' PLI/FIR reach the publisher, and receivers report RTCP sender reports.
+    Frames are released as soon as they are complete. Also: viewers' PLI/FIR reach the
+    publisher, and receivers report RTCP sender reports.
     """
-    rtcrtpreceiver.decoder_worker = passthrough_worker
+    rtcrtpreceiver.JitterBuffer = CompletingJitterBuffer  # type: ignore[attr-defined]
+    rtcrtpreceiver.decoder_worker = idle_worker
+    rtcrtpreceiver.RTCRtpReceiver.receive = _receive  # type: ignore[method-assign]
     rtcrtpsender.RTCRtpSender._send_keyframe = _send_keyframe  # type: ignore[method-assign]
     rtcrtpreceiver.RTCRtpReceiver._handle_rtcp_packet = _handle_rtcp_packet  # type: ignore[method-assign]
-
-
-def installed() -> bool:
-    return rtcrtpreceiver.decoder_worker is passthrough_worker
 
 
 class KeyframeRequester:

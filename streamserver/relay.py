@@ -26,17 +26,25 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_QUEUE_SIZE = 120
 KEYFRAME_MIN_INTERVAL = 0.5
+DRAIN_S = 0.25  # at stop, time for an ended source's last frames (read in one step) to go through
 
 
 class Subscription:
-    """One consumer's bounded view of a relay; ``get()`` returns None once the relay ends."""
+    """One consumer's bounded view of a relay; ``get()`` returns None once the relay ends.
 
-    def __init__(self, relay: TrackRelay, maxsize: int) -> None:
+    With a ``batch_window`` (seconds) a waiting consumer is woken at most that long after a
+    frame arrives rather than for each frame, so that it takes frames in batches: for the
+    recorder, one hop to its writer thread per batch instead of one per frame.
+    """
+
+    def __init__(self, relay: TrackRelay, maxsize: int, batch_window: float = 0.0) -> None:
         self.kind: MediaKind = relay.kind
         self.maxsize = maxsize
+        self.batch_window = batch_window
         self._relay = relay
         self._buf: deque[EncodedFrame] = deque()
         self._wakeup = asyncio.Event()
+        self._flush: asyncio.TimerHandle | None = None
         self._ended = False
         self.waiting_keyframe = relay.kind == "video"
         self.frames_out = 0
@@ -72,18 +80,29 @@ class Subscription:
     def close(self) -> None:
         """Stop receiving; pending frames are discarded."""
         self._relay._unsubscribe(self)
+        self._buf.clear()
         self._end()
 
     def finish(self) -> None:
         """Stop receiving new frames; ``get()`` still returns the queued ones, then None."""
         self._relay._unsubscribe(self)
-        self._ended = True
-        self._wakeup.set()
+        self._end()
 
     def _end(self) -> None:
+        """No more frames will come; what is queued is still delivered (the recorder's tail)."""
         self._ended = True
-        self._buf.clear()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
         self._wakeup.set()
+
+    def _wake_later(self) -> None:
+        if self._flush is None and not self._wakeup.is_set():
+            loop = asyncio.get_running_loop()
+            self._flush = loop.call_later(self.batch_window, self._wake)
 
     def _restart(self) -> None:
         """The source changed: a video decoder needs a fresh keyframe from the new stream."""
@@ -109,7 +128,10 @@ class Subscription:
                 return True
         self._buf.append(frame)
         self.max_depth = max(self.max_depth, len(self._buf))
-        self._wakeup.set()
+        if self.batch_window:
+            self._wake_later()
+        else:
+            self._wakeup.set()
         return False
 
     def stats(self) -> dict[str, int]:
@@ -238,9 +260,9 @@ class TrackRelay:
         self._report = None  # the new connection's RTP clock starts afresh
         self._task = asyncio.ensure_future(self._run(track))
 
-    def subscribe(self, maxsize: int | None = None) -> Subscription:
+    def subscribe(self, maxsize: int | None = None, batch_window: float = 0.0) -> Subscription:
         """A new consumer; video consumers start at the next keyframe, which is requested."""
-        sub = Subscription(self, maxsize or self.queue_size)
+        sub = Subscription(self, maxsize or self.queue_size, batch_window)
         if self._stopped:
             sub._end()
             return sub
@@ -284,14 +306,22 @@ class TrackRelay:
         }
 
     async def stop(self) -> None:
-        """End the relay: subscribers get None (idempotent)."""
+        """End the relay: subscribers get None (idempotent).
+
+        A source that has ended (its connection closed) still holds the frames that arrived
+        before the close: they are forwarded first, so the recording keeps them; a source
+        that is still live is cut off after DRAIN_S.
+        """
         self._stopped = True
         if self._task is not None:
-            self._task.cancel()
             try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+                await asyncio.wait_for(asyncio.shield(self._task), DRAIN_S)
+            except TimeoutError:
+                self._task.cancel()
+                try:
+                    await self._task
+                except asyncio.CancelledError:
+                    pass
             self._task = None
         for sub in list(self._subs):
             sub._end()

@@ -33,7 +33,8 @@ if TYPE_CHECKING:  # recorder imports streamserver: avoid an import cycle at run
 logger = logging.getLogger(__name__)
 
 DATA_CHANNEL_LABEL = "location"
-RECORDER_QUEUE_FACTOR = 4  # the evidential copy tolerates longer stalls than a viewer
+RECORDER_QUEUE_FACTOR = 16  # the evidential copy rides out stalls of half a minute and more
+RECORDER_BATCH_S = 0.1  # the recorder takes frames in batches: one writer-thread hop per batch
 SENDER_REPORT_EVENT_INTERVAL = 5.0  # seconds between rtcp_sr events per track
 CLOCK_RATES = {"video": 90000, "audio": 48000}  # WebRTC's video clock and Opus's
 _CODEC_NAMES = {"h264": "H264", "vp8": "VP8", "opus": "opus"}
@@ -85,7 +86,7 @@ class MediaSession:
         self.audio_relay = TrackRelay("audio", queue_size)
         self._caller: RTCPeerConnection | None = None
         self._channel: RTCDataChannel | None = None
-        self._viewers: set[RTCPeerConnection] = set()
+        self._viewers: dict[RTCPeerConnection, str | None] = {}  # pc -> its grant
         self._codec: str | None = None
         self._closed = False
         self._lock = asyncio.Lock()
@@ -198,8 +199,8 @@ class MediaSession:
         self._report_logged.clear()
         size = self.video_relay.queue_size * RECORDER_QUEUE_FACTOR
         self.recorder.attach(
-            self.video_relay.subscribe(size) if "video" in tracks else None,
-            self.audio_relay.subscribe(size) if "audio" in tracks else None,
+            self.video_relay.subscribe(size, RECORDER_BATCH_S) if "video" in tracks else None,
+            self.audio_relay.subscribe(size, RECORDER_BATCH_S) if "audio" in tracks else None,
         )
 
     def _report_listener(
@@ -233,8 +234,13 @@ class MediaSession:
 
         return listener
 
-    async def add_viewer(self, offer: RTCSessionDescription) -> RTCSessionDescription:
+    async def add_viewer(
+        self, offer: RTCSessionDescription, grant: str | None = None
+    ) -> RTCSessionDescription:
         """Answer a console's recvonly offer with pass-through tracks in the caller's codec.
+
+        ``grant`` names what this viewer watches under (e.g. a share with an officer), so
+        that ending it can cut off exactly its viewers (``close_viewers``).
 
         Before the caller is answered the codec is unknown: the viewer then gets its own
         first choice, and frames in another codec are dropped for it (it should re-offer).
@@ -242,7 +248,7 @@ class MediaSession:
         if self._closed:
             raise RuntimeError("session closed")
         pc = RTCPeerConnection(self._rtc_config)
-        self._viewers.add(pc)
+        self._viewers[pc] = grant
         viewer_tracks: dict[str, Any] = {}
         try:
             for kind in offered_kinds(offer):
@@ -258,7 +264,7 @@ class MediaSession:
             await pc.setRemoteDescription(offer)
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception:
-            self._viewers.discard(pc)
+            self._viewers.pop(pc, None)
             await pc.close()
             raise
         answer = pc.localDescription
@@ -271,8 +277,16 @@ class MediaSession:
         @pc.on("connectionstatechange")
         async def on_state() -> None:
             if pc.connectionState in ("failed", "closed"):
-                self._viewers.discard(pc)
+                self._viewers.pop(pc, None)
                 await pc.close()
+
+    async def close_viewers(self, grant: str) -> int:
+        """Hang up every viewer watching under ``grant``; returns how many there were."""
+        ended = [pc for pc, g in self._viewers.items() if g == grant]
+        for pc in ended:
+            self._viewers.pop(pc, None)
+        await asyncio.gather(*(pc.close() for pc in ended), return_exceptions=True)
+        return len(ended)
 
     async def send_to_caller(self, message: str) -> None:
         """Send text (chat, acknowledgements) over the caller's data channel, if open."""

@@ -9,11 +9,13 @@ import time
 import aiortc.rtcrtpreceiver as rtcrtpreceiver
 import aiortc.rtcrtpsender as rtcrtpsender
 import pytest
-from aiortc import RTCPeerConnection
+from aiortc import RTCPeerConnection, RTCRtpCodecParameters
+from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamTrack
 
 from streamserver import ingest
 from streamserver.frames import EncodedFrame
+from streamserver.reassembly import CompletingJitterBuffer, FrameBatch
 from streamserver.synthetic import Clip, SyntheticCaller
 
 
@@ -24,15 +26,30 @@ def test_patched_internals_still_exist() -> None:
         "output_q",
         "decode_error",
     ]
-    assert list(inspect.signature(ingest.passthrough_worker).parameters) == [
+    assert list(inspect.signature(ingest.idle_worker).parameters) == [
         "loop",
         "input_q",
         "output_q",
         "decode_error",
     ]
-    # The receiver thread must look the worker up as a module global at start.
-    source = inspect.getsource(rtcrtpreceiver.RTCRtpReceiver.receive)
+    # The receiver builds its buffer and queue in __init__ from module globals, starts the
+    # worker (a module global) in receive() with the track's queue, and on the event loop
+    # puts each mapped frame, then None, into the queue for as long as the thread object
+    # exists (a finished thread still counts).
+    init = inspect.getsource(rtcrtpreceiver.RTCRtpReceiver.__init__)
+    assert "self.__jitter_buffer = JitterBuffer(capacity=16, prefetch=4)" in init
+    assert "self.__jitter_buffer = JitterBuffer(capacity=512, is_video=True)" in init
+    assert "self.__decoder_queue: queue.Queue = queue.Queue()" in init
+    source = inspect.getsource(ingest._ORIGINAL_RECEIVE)
     assert "target=decoder_worker" in source
+    assert "self._track._queue," in source
+    receive_rtp = inspect.getsource(rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet)
+    assert "pli_flag, encoded_frame = self.__jitter_buffer.add(packet)" in receive_rtp
+    assert "if encoded_frame is not None and self.__decoder_thread:" in receive_rtp
+    assert "self.__decoder_queue.put((codec, encoded_frame))" in receive_rtp
+    stop = inspect.getsource(rtcrtpreceiver.RTCRtpReceiver._RTCRtpReceiver__stop_decoder)
+    assert "self.__decoder_queue.put(None)" in stop
+    assert "self.__decoder_thread.join()" in stop
     assert hasattr(rtcrtpreceiver.RTCRtpReceiver, "_send_rtcp_pli")
     assert hasattr(rtcrtpreceiver.RTCRtpReceiver, "getSynchronizationSources")
     assert "self._send_keyframe()" in inspect.getsource(rtcrtpsender.RTCRtpSender)
@@ -40,7 +57,6 @@ def test_patched_internals_still_exist() -> None:
     # Sender reports: the handler we wrap, and the mapper that gives frames their pts.
     assert list(inspect.signature(ingest._ORIGINAL_HANDLE_RTCP).parameters) == ["self", "packet"]
     assert "isinstance(packet, RtcpSrPacket)" in inspect.getsource(ingest._ORIGINAL_HANDLE_RTCP)
-    receive_rtp = inspect.getsource(rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet)
     assert "self.__timestamp_mapper.map(" in receive_rtp
     assert hasattr(rtcrtpreceiver.TimestampMapper(), "_origin")
 
@@ -48,9 +64,30 @@ def test_patched_internals_still_exist() -> None:
 def test_install_is_idempotent() -> None:
     ingest.install()
     ingest.install()
-    assert rtcrtpreceiver.decoder_worker is ingest.passthrough_worker
+    assert rtcrtpreceiver.JitterBuffer is CompletingJitterBuffer
+    assert rtcrtpreceiver.decoder_worker is ingest.idle_worker
+    assert rtcrtpreceiver.RTCRtpReceiver.receive is ingest._receive
     assert rtcrtpsender.RTCRtpSender._send_keyframe is ingest._send_keyframe
     assert rtcrtpreceiver.RTCRtpReceiver._handle_rtcp_packet is ingest._handle_rtcp_packet
+
+
+async def test_frame_sink_delivers_batches_in_order_then_the_end() -> None:
+    output: asyncio.Queue[EncodedFrame | None] = asyncio.Queue()
+    sink = ingest.FrameSink(output)
+    codec = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
+    batch = FrameBatch([JitterFrame(b"\x10key", 0xFFFFF448), JitterFrame(b"\x11d", 0)])
+    batch.timestamp = 9000  # what the receiver's TimestampMapper made of the oldest
+    sink.put((codec, batch))
+    sink.put((codec, JitterFrame(b"\x11e", 15000)))
+    sink.put(None)
+    frames = [output.get_nowait() for _ in range(4)]
+    assert frames[3] is None
+    got = [(f.data, f.pts, f.keyframe, f.codec) for f in frames[:3] if f is not None]
+    assert got == [
+        (b"\x10key", 9000, True, "VP8"),
+        (b"\x11d", 12000, False, "VP8"),
+        (b"\x11e", 15000, False, "VP8"),
+    ]
 
 
 def test_sender_report_ntp_time() -> None:

@@ -15,47 +15,12 @@ import av
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.exceptions import OperationError
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from recorder import SessionRecorder, media_duration
 from recorder.library import video_packets
-from streamserver.frames import EncodedFrame
 from streamserver.session import MediaSession
 from streamserver.synthetic import Clip, SyntheticCaller
-
-
-class Viewer:
-    """A console stand-in: recvonly video+audio, collecting what arrives."""
-
-    def __init__(self) -> None:
-        self.pc = RTCPeerConnection()
-        self.pc.addTransceiver("video", direction="recvonly")
-        self.pc.addTransceiver("audio", direction="recvonly")
-        self.frames: dict[str, list[EncodedFrame]] = {"video": [], "audio": []}
-        self._tasks: list[asyncio.Task[None]] = []
-        self.pc.on("track", self._on_track)
-
-    def _on_track(self, track: MediaStreamTrack) -> None:
-        self._tasks.append(asyncio.ensure_future(self._read(track)))
-
-    async def _read(self, track: MediaStreamTrack) -> None:
-        try:
-            while True:
-                frame = await track.recv()
-                assert isinstance(frame, EncodedFrame)
-                self.frames[track.kind].append(frame)
-        except MediaStreamError:
-            pass
-
-    async def join(self, session: MediaSession) -> None:
-        await self.pc.setLocalDescription(await self.pc.createOffer())
-        answer = await session.add_viewer(self.pc.localDescription)
-        await self.pc.setRemoteDescription(answer)
-
-    async def close(self) -> None:
-        await self.pc.close()
-        for task in self._tasks:
-            task.cancel()
+from tests.viewer import Viewer, is_subsequence
 
 
 async def wait_for(predicate: Callable[[], bool], seconds: float) -> None:
@@ -64,11 +29,6 @@ async def wait_for(predicate: Callable[[], bool], seconds: float) -> None:
             return
         await asyncio.sleep(0.05)
     raise TimeoutError
-
-
-def is_subsequence(part: list[bytes], whole: list[bytes]) -> bool:
-    n = len(part)
-    return n > 0 and any(whole[i : i + n] == part for i in range(len(whole) - n + 1))
 
 
 @pytest.mark.parametrize("codec", ["H264", "VP8"])
@@ -94,7 +54,7 @@ async def test_caller_to_two_viewers_and_recorder(
         await caller.accept(await session.accept_caller(await caller.offer()))
         assert session.codec == codec
         for viewer in viewers:
-            await viewer.join(session)
+            await viewer.join(session.add_viewer)
         assert session.viewer_count == 2
         await wait_for(lambda: caller.channel.readyState == "open", 5)
         caller.channel.send(json.dumps({"lat": 51.5, "lon": -0.1}))
@@ -134,7 +94,7 @@ async def test_caller_to_two_viewers_and_recorder(
     assert recorder.parts == [part] and recorder.errors == []
     recorded = video_packets(part)
     assert len(recorded) >= 85
-    assert recorded == forwarded[: len(recorded)], "recorded bytes must equal forwarded bytes"
+    assert recorded == forwarded, "the recording holds every forwarded frame, byte for byte"
     assert media_duration(part) == pytest.approx(clip.duration_s, abs=1.0)
     with av.open(str(part)) as container:
         decoded = sum(1 for _ in container.decode(video=0))
@@ -150,7 +110,7 @@ async def test_reconnect_keeps_viewers_and_starts_new_part(vp8_clip: Clip, tmp_p
     second = SyntheticCaller(vp8_clip)
     try:
         # The viewer joins before the caller: its tracks wait.
-        await viewer.join(session)
+        await viewer.join(session.add_viewer)
         await first.accept(await session.accept_caller(await first.offer()))
         await wait_for(lambda: len(viewer.frames["video"]) >= 20, 5)
         await second.accept(await session.accept_caller(await second.offer()))
@@ -216,7 +176,7 @@ async def test_viewer_leaving_is_removed(vp8_clip: Clip, tmp_path: Path) -> None
     viewer = Viewer()
     try:
         await caller.accept(await session.accept_caller(await caller.offer()))
-        await viewer.join(session)
+        await viewer.join(session.add_viewer)
         await wait_for(lambda: len(viewer.frames["video"]) >= 5, 5)
         subscribers = session.video_relay.subscriber_count
         await viewer.close()  # the console tab goes away
@@ -264,3 +224,33 @@ async def test_sender_reports_give_frames_wall_clock_and_events(
     for e in sr:
         assert abs(e["ntp_time"] - e["arrival"]) < 1.0
         assert e["clock_rate"] == (90000 if e["kind"] == "video" else 48000)
+
+
+async def test_closing_one_grants_viewers_leaves_the_others(vp8_clip: Clip, tmp_path: Path) -> None:
+    recorder = SessionRecorder(tmp_path / "g")
+    session = MediaSession("g", None, recorder, lambda m: None, lambda s: None)
+    caller = SyntheticCaller(vp8_clip)
+    console, officer_a, officer_b = Viewer(), Viewer(), Viewer()
+    try:
+        await caller.accept(await session.accept_caller(await caller.offer()))
+        await console.join(session.add_viewer)
+        for officer in (officer_a, officer_b):
+            await officer.pc.setLocalDescription(await officer.pc.createOffer())
+            answer = await session.add_viewer(officer.pc.localDescription, grant="share-1")
+            await officer.pc.setRemoteDescription(answer)
+        await wait_for(lambda: len(officer_b.frames["video"]) >= 5, 5)
+        subscribers = session.video_relay.subscriber_count
+        assert await session.close_viewers("share-2") == 0
+        assert await session.close_viewers("share-1") == 2
+        assert session.viewer_count == 1
+        await wait_for(lambda: session.video_relay.subscriber_count == subscribers - 2, 5)
+        await wait_for(lambda: officer_a.pc.connectionState in ("closed", "failed"), 10)
+        stopped = len(officer_a.frames["video"])
+        still = len(console.frames["video"])
+        await wait_for(lambda: len(console.frames["video"]) >= still + 10, 5)
+        assert len(officer_a.frames["video"]) == stopped
+    finally:
+        await session.close()
+        await caller.close()
+        for viewer in (console, officer_a, officer_b):
+            await viewer.close()

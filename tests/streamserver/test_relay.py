@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 import pytest
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from streamserver.frames import EncodedFrame
-from streamserver.relay import TrackRelay
+from streamserver.relay import DRAIN_S, TrackRelay
 
 
 class QueueTrack(MediaStreamTrack):
@@ -175,3 +176,66 @@ async def test_viewer_track_returns_packets_and_bridges_keyframe_requests() -> N
     track.stop()
     assert relay.subscriber_count == 0
     await relay.stop()
+
+
+async def test_batched_subscriber_is_woken_once_per_window() -> None:
+    relay = TrackRelay("audio", queue_size=50)
+    src = QueueTrack("audio")
+    relay.set_source(src)
+    slow = relay.subscribe(batch_window=3600.0)  # never elapses during the test
+    waiting = asyncio.ensure_future(slow.get())
+    await asyncio.sleep(0)  # it is waiting before anything arrives
+    for i in range(3):
+        src.queue.put_nowait(dataclasses.replace(vframe(i, True), kind="audio"))
+    await settle(src)
+    assert slow.depth == 3 and not waiting.done(), "frames wait for the window"
+    slow.finish()  # the end wakes it at once, and nothing queued is lost
+    first = await asyncio.wait_for(waiting, 1)
+    rest = [await slow.get(), await slow.get()]
+    assert [f.pts for f in [first, *rest] if f is not None] == [0, 3000, 6000]
+    assert await slow.get() is None
+    quick = relay.subscribe(batch_window=0.001)
+    src.queue.put_nowait(dataclasses.replace(vframe(3, True), kind="audio"))
+    got = await asyncio.wait_for(quick.get(), 5)
+    assert got is not None and got.pts == 9000
+    await relay.stop()
+
+
+async def test_stopping_the_relay_delivers_what_is_queued_then_the_end() -> None:
+    """A session ends while the recorder's batch waits: the tail is written, not dropped."""
+    relay = TrackRelay("video", queue_size=50)
+    src = QueueTrack("video")
+    relay.set_source(src)
+    recorder = relay.subscribe(batch_window=3600.0)
+    viewer = relay.subscribe()
+    for i in range(4):
+        src.queue.put_nowait(vframe(i, i == 0))
+    await settle(src)
+    assert viewer.depth == 4
+    viewer.close()  # a viewer that leaves gives up its queue
+    assert viewer.depth == 0 and await viewer.get() is None
+    await relay.stop()
+    tail = [await recorder.get() for _ in range(5)]
+    assert [f.pts if f else None for f in tail] == [0, 3000, 6000, 9000, None]
+
+
+async def test_frames_that_arrived_before_the_source_ended_are_forwarded_at_stop() -> None:
+    """The caller hangs up with frames still queued on its track: they are recorded."""
+    relay = TrackRelay("video", queue_size=50)
+    src = QueueTrack("video")
+    recorder = relay.subscribe(batch_window=3600.0)
+    relay.set_source(src)
+    for i in range(5):
+        src.queue.put_nowait(vframe(i, i == 0))
+    src.queue.put_nowait(None)  # the connection closed
+    await relay.stop()  # at once, before the relay task has read anything
+    got = [await recorder.get() for _ in range(6)]
+    assert [f.pts if f else None for f in got] == [0, 3000, 6000, 9000, 12000, None]
+
+
+async def test_stop_cuts_off_a_source_that_is_still_live() -> None:
+    relay = TrackRelay("video", queue_size=50)
+    relay.set_source(QueueTrack("video"))  # never ends by itself
+    viewer = relay.subscribe()
+    await asyncio.wait_for(relay.stop(), DRAIN_S + 1)
+    assert await viewer.get() is None

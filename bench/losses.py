@@ -1,0 +1,108 @@
+"""Which video frames went missing where: caller->server, server->viewer, server->recording.
+
+Each video frame a caller sends gets a send number (1, 2, ...; the clip loops, so number k
+is clip frame (k - 1) mod n). Viewers match frames to numbers by their bytes as they arrive;
+the recording's frames are matched to clip frames by bytes and numbered in order, the first
+one placed by the part's first-frame wall clock. A frame that no consumer got, inside the
+span they all cover, was lost before the server's fan-out (caller->server); one missing at
+some consumers only was lost on the way to them. Frames after the last one anybody got are
+not counted: nobody can tell them from frames still in flight when the load stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import av
+
+from recorder.library import video_packets
+from streamserver.synthetic import Clip
+
+if TYPE_CHECKING:
+    from .load import CallerStats, LoadReport
+
+STAGES = ("caller_to_server", "server_to_viewers", "server_to_recording")
+
+
+def frame_key(data: bytes) -> bytes:
+    """Identity of a video frame's bytes, blind to H.264 start-code length (3 or 4 bytes)."""
+    return hashlib.blake2b(
+        data.replace(b"\x00\x00\x00\x01", b"\x00\x00\x01"), digest_size=12
+    ).digest()
+
+
+def number_frames(indices: list[int], period: int, anchor: int) -> list[int]:
+    """Send numbers (from 1) for clip positions seen in order; the first is the number nearest
+    to ``anchor`` that shows that position, each next one the first after its predecessor."""
+    numbers: list[int] = []
+    for index in indices:
+        if not numbers:
+            number = index + 1 + period * max(0, round((anchor - index - 1) / period))
+        else:
+            previous = numbers[-1]
+            number = previous + 1 + (index - previous) % period
+        numbers.append(number)
+    return numbers
+
+
+def stage_losses(caller: CallerStats) -> dict[str, int]:
+    """Frames lost per stage for one caller (server_to_recording only once it was read)."""
+    consumers = [set(v.indices) for v in caller.viewers]
+    if caller.recorded is not None:
+        consumers.append(set(caller.recorded))
+    heard = [c for c in consumers if c]
+    lost = dict.fromkeys(STAGES, 0)
+    if not heard:
+        return lost
+    end = max(max(c) for c in heard)
+    common = max(min(c) for c in heard)
+    everywhere = {n for n in range(common, end + 1) if not any(n in c for c in consumers)}
+    lost["caller_to_server"] = len(everywhere)
+    for i, got in enumerate(consumers):
+        start = min(got) if got else common
+        missing = sum(1 for n in range(start, end + 1) if n not in got and n not in everywhere)
+        stage = "server_to_viewers" if i < len(caller.viewers) else "server_to_recording"
+        lost[stage] += missing
+    return lost
+
+
+def _first_frame_wall_clock(folder: Path, part: str) -> float:
+    for line in (folder / "events.jsonl").read_text().splitlines():
+        event = json.loads(line)
+        if event.get("type") == "recording_part_started" and event.get("part") == part:
+            return float(event["first_frame_wall_clock"])
+    raise ValueError(f"{folder}: no recording_part_started event for {part}")
+
+
+def recorded_frames(evidence_dir: Path, report: LoadReport, clip: Clip) -> dict[str, int]:
+    """Count the frames in the recordings of the report's sessions, demuxed (not decoded), and
+    number the video ones (``CallerStats.recorded``); ``lost`` is gaps between them."""
+    keys = {frame_key(p.data): i for i, p in enumerate(clip.video)}
+    total = audio = lost = unmatched = 0
+    for stats in report.callers:
+        folder = evidence_dir / stats.session_id
+        parts = sorted(folder.glob("media-*.mkv"))
+        indices: list[int] = []
+        for part in parts:
+            packets = video_packets(part)
+            total += len(packets)
+            with av.open(str(part)) as container:
+                if container.streams.audio:
+                    audio += sum(1 for p in container.demux(container.streams.audio[0]) if p.size)
+            for data in packets:
+                index = keys.get(frame_key(data))
+                if index is None:
+                    unmatched += 1
+                else:
+                    indices.append(index)
+        if not indices or stats.first_sent_at is None:
+            stats.recorded = []
+            continue
+        first = _first_frame_wall_clock(folder, parts[0].name)
+        anchor = 1 + round((first - stats.first_sent_at) * clip.fps)
+        stats.recorded = number_frames(indices, len(keys), anchor)
+        lost += stats.recorded[-1] - stats.recorded[0] + 1 - len(set(stats.recorded))
+    return {"video": total, "audio": audio, "lost": lost, "unmatched": unmatched}

@@ -1,0 +1,115 @@
+"""Frame reassembly that releases a frame as soon as its last packet is in.
+
+aiortc's JitterBuffer only knows a frame is complete when the first packet of the NEXT frame
+arrives (a frame interval later, ~33 ms at 30 fps), and holds audio back four packets
+(``prefetch=4``, ~80 ms) to smooth playout. A forwarding server plays nothing out: that wait
+is pure added latency. This subclass keeps aiortc's buffer (sequence tracking, misorder and
+overflow handling, the PLI flag) and only changes when a frame counts as complete: when the
+packet with the RTP marker bit (the last of a video frame, RFC 6184/7741) is in with all
+before it, or at once for audio (an Opus packet is a whole frame). aiortc asks for lost video
+packets again (NACK) but not for audio, so an audio gap is given up once a few newer packets
+are in (a packet merely reordered still makes it) instead of holding everything until the
+buffer overflows (16 packets, ~320 ms). A frame no newer than the last one released (a stale
+duplicate that made aiortc reset the buffer) is dropped, never sent or recorded twice. It
+relies on aiortc 1.16.0 internals, covered by tests/streamserver/test_reassembly.py.
+"""
+
+from __future__ import annotations
+
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtp import RtpPacket
+from aiortc.utils import uint16_add
+
+RTP_TIMESTAMP_MASK = 0xFFFFFFFF
+AUDIO_REORDER_PACKETS = 3  # an audio gap is given up once this many newer packets are in
+STALE_WINDOW = 1 << 24  # RTP ticks behind the last frame that count as stale (~3 min of video)
+
+
+class FrameBatch(JitterFrame):
+    """Several frames completed by one packet (a late or retransmitted packet filled a gap).
+
+    aiortc's receiver takes one frame per packet and maps its ``timestamp`` to the track's
+    clock; a batch carries the OLDEST frame's timestamp there, so the mapper sees time move
+    forward as usual, and ``parts()`` places the others relative to it.
+    """
+
+    def __init__(self, frames: list[JitterFrame]) -> None:
+        super().__init__(data=b"", timestamp=frames[0].timestamp)
+        self._frames = frames
+
+    def parts(self) -> list[tuple[bytes, int]]:
+        """(data, timestamp) per frame, on the scale of ``self.timestamp`` once mapped."""
+        first = self._frames[0].timestamp
+        return [
+            (f.data, self.timestamp + ((f.timestamp - first) & RTP_TIMESTAMP_MASK))
+            for f in self._frames
+        ]
+
+
+def frame_parts(frame: JitterFrame) -> list[tuple[bytes, int]]:
+    """(data, timestamp) of each frame a reassembled item holds."""
+    if isinstance(frame, FrameBatch):
+        return frame.parts()
+    return [(frame.data, frame.timestamp)]
+
+
+def is_stale(timestamp: int, last: int | None) -> bool:
+    """At or shortly behind ``last`` in RTP time (serial arithmetic, so wrap-around is fine);
+    a jump back further than STALE_WINDOW is a sender starting afresh, not a stale frame."""
+    return last is not None and ((last - timestamp) & RTP_TIMESTAMP_MASK) < STALE_WINDOW
+
+
+class CompletingJitterBuffer(JitterBuffer):
+    """aiortc's JitterBuffer, releasing every complete frame as soon as it is complete."""
+
+    def __init__(self, capacity: int, prefetch: int = 0, is_video: bool = False) -> None:
+        super().__init__(capacity, prefetch, is_video)
+        self._released: int | None = None  # RTP timestamp of the newest frame let out
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        """aiortc's add(), except that a late packet of a frame already let out is ignored:
+        aiortc takes one far behind for a sender starting afresh and resets the buffer."""
+        if self._origin is not None and is_stale(packet.timestamp, self._released):
+            behind = uint16_add(self._origin, -packet.sequence_number)
+            if behind < uint16_add(packet.sequence_number, -self._origin):
+                return False, None
+        return super().add(packet)
+
+    def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
+        """Called by ``add()`` after storing a packet: take out all complete frames in order.
+
+        A frame is complete at its marker packet (video), at once (audio), or, as in aiortc,
+        when a packet of a later timestamp follows it (a sender that omits the marker).
+        Frames with no payload (padding after a frame was released) are dropped; audio
+        skips a gap once AUDIO_REORDER_PACKETS packets after it are in.
+        """
+        assert self._origin is not None  # add() sets it before calling us
+        newest = uint16_add(sequence_number, -self._origin)  # the packet add() just stored
+        frames: list[JitterFrame] = []
+        run: list[RtpPacket] = []
+        taken = 0  # packets from the origin that belong to released frames (or audio gaps)
+        for count in range(self._capacity):
+            packet = self._packets[(self._origin + count) % self._capacity]
+            if packet is None:
+                if self._is_video or newest - count < AUDIO_REORDER_PACKETS:
+                    break
+                continue
+            if run and packet.timestamp != run[0].timestamp:
+                self._release(run, frames)
+                run, taken = [], count
+            run.append(packet)
+            if packet.marker or not self._is_video:
+                self._release(run, frames)
+                run, taken = [], count + 1
+        if taken:
+            self.remove(taken)
+        if not frames:
+            return None
+        return frames[0] if len(frames) == 1 else FrameBatch(frames)
+
+    def _release(self, run: list[RtpPacket], frames: list[JitterFrame]) -> None:
+        data = b"".join(p._data for p in run)  # type: ignore[attr-defined]  # depayloaded
+        timestamp = run[0].timestamp
+        if data and not is_stale(timestamp, self._released):
+            frames.append(JitterFrame(data=data, timestamp=timestamp))
+            self._released = timestamp

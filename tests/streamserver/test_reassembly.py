@@ -1,0 +1,141 @@
+"""Frames leave the ingest buffer as soon as they are complete; aiortc's handling stays."""
+
+from __future__ import annotations
+
+import inspect
+
+import aiortc.jitterbuffer as jitterbuffer
+import aiortc.rtcrtpreceiver as rtcrtpreceiver
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtp import RtpPacket
+
+from streamserver.reassembly import CompletingJitterBuffer, FrameBatch, frame_parts
+
+
+def rtp(seq: int, timestamp: int, data: bytes, marker: bool = False) -> RtpPacket:
+    packet = RtpPacket(sequence_number=seq, timestamp=timestamp, marker=int(marker))
+    packet._data = data  # type: ignore[attr-defined]  # the receiver's depayloaded bytes
+    return packet
+
+
+def video_buffer() -> CompletingJitterBuffer:
+    return CompletingJitterBuffer(capacity=512, is_video=True)  # as aiortc's receiver does
+
+
+def parts(frame: JitterFrame | None) -> list[tuple[bytes, int]]:
+    return [] if frame is None else frame_parts(frame)
+
+
+def test_aiortc_buffer_internals_we_rely_on() -> None:
+    add = inspect.getsource(jitterbuffer.JitterBuffer.add)
+    assert "self._packets[pos] = packet" in add
+    assert "return pli_flag, self._remove_frame(packet.sequence_number)" in add
+    assert "if misorder >= MAX_MISORDER:" in add  # a packet far behind resets the buffer
+    buffer = jitterbuffer.JitterBuffer(capacity=16, is_video=True)
+    for name in ("_origin", "_packets", "_capacity", "_is_video"):
+        assert hasattr(buffer, name)
+    assert list(inspect.signature(buffer.remove).parameters) == ["count"]
+    assert list(inspect.signature(JitterFrame).parameters) == ["data", "timestamp"]
+    receive_rtp = inspect.getsource(rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet)
+    assert "packet._data = depayload(codec, packet.payload)" in receive_rtp
+
+
+def test_video_frame_leaves_at_its_marker_packet() -> None:
+    buffer = video_buffer()
+    assert buffer.add(rtp(10, 0, b"a")) == (False, None)
+    assert buffer.add(rtp(11, 0, b"b")) == (False, None)
+    _, frame = buffer.add(rtp(12, 0, b"c", marker=True))
+    assert parts(frame) == [(b"abc", 0)]
+    # aiortc's own buffer would still be waiting for the next frame's first packet.
+    stock = jitterbuffer.JitterBuffer(capacity=512, is_video=True)
+    assert [stock.add(rtp(s, 0, b"x", marker=s == 12))[1] for s in (10, 11, 12)] == [None] * 3
+    _, frame = buffer.add(rtp(13, 3000, b"d", marker=True))
+    assert parts(frame) == [(b"d", 3000)]
+
+
+def test_without_a_marker_the_next_timestamp_completes_the_frame() -> None:
+    buffer = video_buffer()
+    buffer.add(rtp(0, 0, b"a"))
+    _, frame = buffer.add(rtp(1, 3000, b"b"))
+    assert parts(frame) == [(b"a", 0)]
+
+
+def test_audio_packets_are_frames_at_once() -> None:
+    buffer = CompletingJitterBuffer(capacity=16, prefetch=4)  # aiortc's audio settings
+    for seq in range(5):
+        _, frame = buffer.add(rtp(100 + seq, seq * 960, bytes([seq + 1])))
+        assert parts(frame) == [(bytes([seq + 1]), seq * 960)]
+
+
+def test_audio_waits_a_little_for_a_reordered_packet() -> None:
+    buffer = CompletingJitterBuffer(capacity=16, prefetch=4)
+    buffer.add(rtp(100, 0, b"a"))
+    assert buffer.add(rtp(102, 1920, b"c")) == (False, None)  # 101 is late, not lost
+    _, frame = buffer.add(rtp(101, 960, b"b"))
+    assert parts(frame) == [(b"b", 960), (b"c", 1920)]
+
+
+def test_audio_does_not_wait_for_a_packet_that_is_never_resent() -> None:
+    buffer = CompletingJitterBuffer(capacity=16, prefetch=4)
+    buffer.add(rtp(100, 0, b"a"))
+    for seq in (102, 103):  # 101 lost: audio is not NACKed
+        assert buffer.add(rtp(seq, (seq - 100) * 960, b"x")) == (False, None)
+    _, frame = buffer.add(rtp(104, 3840, b"e"))  # three packets on: give the gap up
+    assert [t for _, t in parts(frame)] == [1920, 2880, 3840]
+    assert buffer.add(rtp(101, 960, b"b")) == (False, None)  # too late: time moved on
+    _, frame = buffer.add(rtp(105, 4800, b"f"))
+    assert parts(frame) == [(b"f", 4800)]
+
+
+def test_a_stale_duplicate_far_behind_is_ignored_not_sent_again() -> None:
+    """An old packet (a repeated retransmission) arriving 100+ packets late: aiortc resets
+    its buffer to it and would let the old frame out again, then stall."""
+    buffer = video_buffer()
+    for seq in range(300):
+        _, frame = buffer.add(rtp(seq, seq * 3000, bytes([seq % 256]), marker=True))
+        assert parts(frame) == [(bytes([seq % 256]), seq * 3000)]
+    assert buffer.add(rtp(150, 150 * 3000, b"old", marker=True)) == (False, None)
+    _, frame = buffer.add(rtp(300, 300 * 3000, b"new", marker=True))
+    assert parts(frame) == [(b"new", 900000)]  # no stall, no repeat
+
+
+def test_a_sender_starting_afresh_is_still_followed() -> None:
+    buffer = video_buffer()
+    buffer.add(rtp(5000, 10_000_000, b"a", marker=True))
+    # Sequence far behind and RTP time far behind (beyond the stale window): a new start.
+    pli, frame = buffer.add(rtp(1000, 10_000_000 - (1 << 25), b"b", marker=True))
+    assert pli is True and parts(frame) == [(b"b", 10_000_000 - (1 << 25))]
+
+
+def test_a_late_packet_releases_every_frame_it_completes_in_order() -> None:
+    buffer = video_buffer()
+    buffer.add(rtp(0, 0, b"a0"))
+    for seq, ts, data, marker in [(2, 3000, b"b", False), (3, 3000, b"B", True)]:
+        assert buffer.add(rtp(seq, ts, data, marker)) == (False, None)
+    assert buffer.add(rtp(4, 6000, b"c", marker=True)) == (False, None)
+    _, frame = buffer.add(rtp(1, 0, b"a1", marker=True))  # e.g. a NACKed retransmission
+    assert isinstance(frame, FrameBatch)
+    frame.timestamp = 90  # the receiver maps the oldest frame's RTP time to the track's
+    assert parts(frame) == [(b"a0a1", 90), (b"bB", 3090), (b"c", 6090)]
+    assert buffer.add(rtp(5, 9000, b"d", marker=True))[1] is not None  # nothing left behind
+
+
+def test_a_batch_spans_an_rtp_timestamp_wrap() -> None:
+    last = 0xFFFFFFFF - 999
+    batch = FrameBatch([JitterFrame(b"x", last), JitterFrame(b"y", 2000)])
+    assert parts(batch) == [(b"x", last), (b"y", last + 3000)]
+
+
+def test_padding_after_a_released_frame_is_not_a_frame() -> None:
+    buffer = video_buffer()
+    buffer.add(rtp(0, 0, b"a", marker=True))
+    assert buffer.add(rtp(1, 0, b"")) == (False, None)  # padding-only packet
+    _, frame = buffer.add(rtp(2, 3000, b"b", marker=True))
+    assert parts(frame) == [(b"b", 3000)]
+
+
+def test_overflow_still_asks_for_a_keyframe() -> None:
+    buffer = video_buffer()
+    buffer.add(rtp(0, 0, b"a"))  # its marker packet never comes
+    pli, _ = buffer.add(rtp(600, 90000, b"z", marker=True))
+    assert pli is True

@@ -1,0 +1,52 @@
+"""A console stand-in for tests: recvonly video and audio, keeping every encoded frame.
+
+With ``streamserver.ingest.install()`` its own receivers yield EncodedFrame, so what a viewer
+got can be compared byte for byte with what was forwarded and recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiortc import RTCPeerConnection
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from bench.load import Answerer
+from streamserver.frames import EncodedFrame
+
+
+class Viewer:
+    def __init__(self) -> None:
+        self.pc = RTCPeerConnection()
+        self.pc.addTransceiver("video", direction="recvonly")
+        self.pc.addTransceiver("audio", direction="recvonly")
+        self.frames: dict[str, list[EncodedFrame]] = {"video": [], "audio": []}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.pc.on("track", self._on_track)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        self._tasks.append(asyncio.ensure_future(self._read(track)))
+
+    async def _read(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                assert isinstance(frame, EncodedFrame)
+                self.frames[track.kind].append(frame)
+        except MediaStreamError:
+            pass
+
+    async def join(self, answerer: Answerer) -> None:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        await self.pc.setRemoteDescription(await answerer(self.pc.localDescription))
+
+    async def close(self) -> None:
+        await self.pc.close()
+        for task in self._tasks:
+            task.cancel()
+
+
+def is_subsequence(part: list[bytes], whole: list[bytes]) -> bool:
+    """``part`` appears in ``whole`` contiguously, in order."""
+    n = len(part)
+    return n > 0 and any(whole[i : i + n] == part for i in range(len(whole) - n + 1))
