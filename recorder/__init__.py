@@ -1,6 +1,6 @@
 """SceneLink recorder: evidential copies muxed from the caller's encoded frames."""
 
-from .library import RecordingInfo, list_recordings, media_duration
+from .library import media_duration
 from .recording import SessionRecorder
 
-__all__ = ["RecordingInfo", "SessionRecorder", "list_recordings", "media_duration"]
+__all__ = ["SessionRecorder", "media_duration"]

@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
+from .export import is_package, verify_package
 from .fixity import check_store
 from .manifest import KEY_FILE, Signer
 from .store import EvidenceStore, open_store
-from .verify import VerifyError, verify_target
+from .verify import Report, VerifyError, verify_target
 
 
 def _store(settings: Any) -> EvidenceStore:
@@ -35,22 +38,33 @@ def _server_jwks(settings: Any) -> dict[str, Any]:
     return Signer.load_or_create(Path(path)).jwks()
 
 
+def _verify(target: Path, jwks: dict[str, Any] | None, decode: bool) -> list[Report]:
+    """A disclosure package (zip or unzipped folder), a bundle folder, or a session id."""
+    if target.is_file() and zipfile.is_zipfile(target):
+        with tempfile.TemporaryDirectory(prefix="scenelink-verify-") as tmp:
+            with zipfile.ZipFile(target) as zf:
+                zf.extractall(tmp)
+            return verify_package(Path(tmp), jwks, decode)
+    if target.is_dir() and is_package(target):
+        return verify_package(target, jwks, decode)
+    store = None if target.is_dir() else _store(_settings())
+    return [verify_target(str(target), store, jwks, decode)]
+
+
 def verify_command(args: argparse.Namespace) -> int:
     jwks = json.loads(Path(args.jwks).read_text()) if args.jwks else None
-    store = None
-    if not Path(args.target).is_dir():
-        store = _store(_settings())
     try:
-        report = verify_target(args.target, store, jwks, decode=not args.no_decode)
+        reports = _verify(Path(args.target), jwks, decode=not args.no_decode)
     except VerifyError as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1
-    for note in report.notes:
-        print(f"note: {note}")
-    print(
-        f"OK: session {report.session_id} ({report.status}), {report.segments} segments, "
-        f"{report.media_seconds:.1f} s of media, signed by key {report.key_id}"
-    )
+    for report in reports:
+        for note in report.notes:
+            print(f"note: {note}")
+        print(
+            f"OK: session {report.session_id} ({report.status}), {report.segments} segments, "
+            f"{report.media_seconds:.1f} s of media, signed by key {report.key_id}"
+        )
     return 0
 
 
@@ -65,7 +79,10 @@ def fixity_command(args: argparse.Namespace) -> int:
 def add_commands(commands: Any) -> None:
     """Register the subcommands on an argparse subparsers object."""
     verify = commands.add_parser("verify", help="verify an evidence bundle (folder or session id)")
-    verify.add_argument("target", help="bundle folder, or a session id to fetch from the store")
+    verify.add_argument(
+        "target",
+        help="bundle folder, disclosure package (zip or folder), or a session id in the store",
+    )
     verify.add_argument("--jwks", type=Path, help="the published key set (JWKS JSON file)")
     verify.add_argument("--no-decode", action="store_true", help="skip decoding the segments")
     verify.set_defaults(run=verify_command)

@@ -8,7 +8,6 @@ appends each run's result to a JSON-lines log.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .manifest import MANIFEST_JWS, verify_jws
+from .periodic import Periodic
 from .store import INDEX_PREFIX, EvidenceStore
 
 logger = logging.getLogger(__name__)
@@ -60,45 +60,21 @@ def check_store(store: EvidenceStore, jwks: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class FixityJob:
+class FixityJob(Periodic):
     def __init__(
         self, store: EvidenceStore, jwks: dict[str, Any], log: Path, interval_s: float = 86400
     ) -> None:
+        super().__init__("fixity check", interval_s, self.run_once)
         self.store = store
         self.jwks = jwks
         self.log = log
-        self.interval_s = interval_s
         self.last: dict[str, Any] | None = None
-        self._task: asyncio.Task[None] | None = None
 
-    def _run_once(self) -> dict[str, Any]:
+    def run_once(self) -> dict[str, Any]:
+        """Blocking: check the store, log the result, keep it for the console."""
         result = check_store(self.store, self.jwks)
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("a") as f:
             f.write(json.dumps(result, sort_keys=True) + "\n")
+        self.last = result
         return result
-
-    async def run_once(self) -> dict[str, Any]:
-        self.last = await asyncio.to_thread(self._run_once)
-        return self.last
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:
-                logger.exception("fixity check failed")
-            await asyncio.sleep(self.interval_s)
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._loop())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None

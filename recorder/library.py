@@ -1,23 +1,10 @@
-"""Find recordings in the evidence folder and measure them from the containers themselves."""
+"""Read recorded parts back from the containers themselves (tests, benchmarks, verification)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import av
-
-MEDIA_GLOB = "media-*.mkv"
-
-
-@dataclass(frozen=True, slots=True)
-class RecordingInfo:
-    session_id: str
-    folder: Path
-    parts: list[Path]
-    duration_s: float
-    size_bytes: int
-    fix_count: int
 
 
 def media_duration(path: Path) -> float:
@@ -36,39 +23,6 @@ def media_duration(path: Path) -> float:
             start = t0 if start is None else min(start, t0)
             end = max(end, t1)
         return 0.0 if start is None else end - start
-
-
-def _count_lines(path: Path) -> int:
-    if not path.exists():
-        return 0
-    with path.open("rb") as f:
-        return sum(1 for line in f if line.strip())
-
-
-def recording_info(folder: Path) -> RecordingInfo:
-    parts = sorted(folder.glob(MEDIA_GLOB))
-    duration = 0.0
-    for part in parts:
-        try:
-            duration += media_duration(part)
-        except av.FFmpegError:
-            pass  # an empty or unreadable part adds nothing
-    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-    return RecordingInfo(
-        session_id=folder.name,
-        folder=folder,
-        parts=parts,
-        duration_s=duration,
-        size_bytes=size,
-        fix_count=_count_lines(folder / "location.jsonl"),
-    )
-
-
-def list_recordings(evidence_dir: Path) -> list[RecordingInfo]:
-    """One entry per session folder (blocking: call it from a thread in async code)."""
-    if not evidence_dir.is_dir():
-        return []
-    return [recording_info(f) for f in sorted(evidence_dir.iterdir()) if f.is_dir()]
 
 
 def avcc_to_annexb(data: bytes) -> bytes:

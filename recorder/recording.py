@@ -175,11 +175,33 @@ class SessionRecorder:
                 pump.cancel()
             await loop.run_in_executor(self._executor, self._finish, segmenter)
 
-    @staticmethod
-    async def _pump(sub: Subscription, out: asyncio.Queue[EncodedFrame | None]) -> None:
-        while (frame := await sub.get()) is not None:
+    async def _pump(self, sub: Subscription, out: asyncio.Queue[EncodedFrame | None]) -> None:
+        overruns = 0  # the subscription is the recorder's own, from its first frame
+        while True:
+            frame = await sub.get()
+            if sub.lag_events != overruns:  # we fell so far behind that the relay dropped
+                overruns = sub.lag_events
+                self._overrun(sub, frame)
+            if frame is None:
+                break
             await out.put(frame)
         await out.put(None)
+
+    def _overrun(self, sub: Subscription, resumed_at: EncodedFrame | None) -> None:
+        """Media the recorder never got is on the record as such, never silently missing."""
+        logger.error("recorder %s: fell behind, %s frames dropped", self.folder.name, sub.kind)
+        # Straight to the writer: this may come while close() drains, before the manifest.
+        self._executor.submit(
+            self._append,
+            EVENTS_FILE,
+            {
+                "type": "recording_overrun",
+                "kind": sub.kind,
+                "frames_dropped_total": sub.dropped,
+                "resumed_at_pts": resumed_at.pts if resumed_at else None,
+                "resumed_at_arrival": resumed_at.arrival if resumed_at else None,
+            },
+        )
 
     def _write(self, segmenter: Segmenter, batch: list[EncodedFrame]) -> None:
         before, skipped = segmenter.frames_written, segmenter.skipped

@@ -14,8 +14,9 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,15 @@ import jwt
 from .bundle import read_manifest_json
 from .chain import canonical
 from .manifest import JWKS_FILE, MANIFEST_JSON, MANIFEST_JWS
-from .store import EvidenceStore, index_key, retain_until, session_prefix
+from .store import (
+    EvidenceStore,
+    ObjectLock,
+    Receipt,
+    StoredVersion,
+    index_key,
+    retain_until,
+    session_prefix,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -71,9 +80,13 @@ class Spooler:
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
         keep_local: bool = True,
+        lock_for: Callable[[str, datetime], ObjectLock] | None = None,
     ) -> None:
         self.store = store
         self.retention_days = retention_days
+        # The retention rules' lock for a session's new objects (session id, start); without
+        # rules, ``retention_days`` from now.
+        self.lock_for = lock_for
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.keep_local = keep_local
@@ -201,12 +214,16 @@ class Spooler:
                 items.append(_Item(name, data, hashlib.sha256(data).hexdigest()))
         return items
 
+    @staticmethod
+    def _started(manifest: dict[str, Any]) -> datetime:
+        started = manifest.get("started_at")
+        return datetime.fromisoformat(started) if started else datetime.now(UTC)
+
     def _prefix(self, folder: Path, manifest: dict[str, Any]) -> str:
         path = folder / PREFIX_FILE
         if path.exists():
             return path.read_text().strip()
-        started = manifest.get("started_at")
-        when = datetime.fromisoformat(started) if started else datetime.now(UTC)
+        when = self._started(manifest)
         prefix = session_prefix(when, manifest.get("incident_ref"), folder.name)
         path.write_text(prefix + "\n")
         return prefix
@@ -230,13 +247,16 @@ class Spooler:
             todo.append(_Item("index", index, index_sha))
         with self._cond:
             self._pending[folder] = (len(todo), sum(len(i.data) for i in todo))
-        until = retain_until(self.retention_days)
-        done = 0
+        lock = self._lock(folder, manifest)
+        locked_at = time.monotonic()
+        uploaded: list[Receipt] = []
         for item in todo:
             if hashlib.sha256(item.data).hexdigest() != item.sha256:
                 raise RuntimeError(f"{item.name}: local copy does not match the manifest")
             key = index_key(folder.name) if item.name == "index" else f"{prefix}/{item.name}"
-            receipt = self.store.put(key, item.data, item.sha256, until)
+            receipt = self.store.put(
+                key, item.data, item.sha256, lock.retain_until, lock.legal_hold
+            )
             with (folder / RECEIPTS_FILE).open("a") as f:
                 record = {
                     "name": item.name,
@@ -249,7 +269,7 @@ class Spooler:
                     "verified_at": datetime.now(UTC).isoformat(),
                 }
                 f.write(json.dumps(record, sort_keys=True) + "\n")
-            done += 1
+            uploaded.append(receipt)
             self.uploaded_objects += 1
             self.uploaded_bytes += receipt.size
             with self._cond:
@@ -257,9 +277,39 @@ class Spooler:
                 self._pending[folder] = (n - 1, b - receipt.size)
         with self._cond:
             self._pending.pop(folder, None)
+        if uploaded and self.lock_for is not None:
+            self._settle_locks(folder, manifest, lock, time.monotonic() - locked_at, uploaded)
         if not self.keep_local and manifest.get("status") == "closed":
             self._prune(folder, manifest, prefix)
-        return done
+        return len(uploaded)
+
+    def _lock(self, folder: Path, manifest: dict[str, Any]) -> ObjectLock:
+        if self.lock_for is None:
+            return ObjectLock(retain_until(self.retention_days))
+        return self.lock_for(folder.name, self._started(manifest))
+
+    def _settle_locks(
+        self,
+        folder: Path,
+        manifest: dict[str, Any],
+        lock: ObjectLock,
+        elapsed_s: float,
+        uploaded: list[Receipt],
+    ) -> None:
+        """A hold placed or released, or a longer retention decided, while these uploads ran:
+        the decision's own pass over the store may have listed the bundle before they landed,
+        so bring them into line. (A date that only moved on with the clock, as an indefinite
+        one does, is left for the next retention run.)"""
+        now = self._lock(folder, manifest)
+        later = now.retain_until - lock.retain_until > timedelta(seconds=elapsed_s + 1)
+        if not later and now.legal_hold == lock.legal_hold:
+            return
+        for receipt in uploaded:
+            version = StoredVersion(receipt.key, receipt.version_id, None, lock.legal_hold)
+            if later:
+                self.store.set_retain_until(version, now.retain_until)
+            if now.legal_hold != lock.legal_hold:
+                self.store.set_legal_hold(version, now.legal_hold)
 
     def _prune(self, folder: Path, manifest: dict[str, Any], prefix: str) -> None:
         receipts = read_receipts(folder)

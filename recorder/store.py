@@ -3,6 +3,9 @@
 Keys are ``YYYY/MM/DD/<incident>/<session>/<name>`` (the session's start date, UTC), and
 ``index/<session>.json`` points from a session id to its prefix. Every method blocks: call them
 from a worker thread.
+
+Retention (``retention/``) changes only lock metadata and writes new write-once objects
+(``create``); ``delete_version`` is for authorised disposal alone.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import hashlib
 import json
 import os
 import re
+import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,15 +49,49 @@ class Receipt:
     retain_until: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class StoredVersion:
+    """One version of one object and its lock as the store reports it."""
+
+    key: str
+    version_id: str | None
+    retain_until: datetime | None
+    legal_hold: bool
+    delete_marker: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectLock:
+    """The lock a new object is written with: the rules' date, and legal hold while held."""
+
+    retain_until: datetime
+    legal_hold: bool = False
+
+
 class StoreError(Exception):
     """The store refused or lost an object, or its copy does not match."""
+
+
+class AlreadyStored(StoreError):
+    """A write-once object exists already (another node wrote it first)."""
+
+
+class LockRefused(StoreError):
+    """The store's lock mode forbids the change (a COMPLIANCE date cannot be shortened)."""
 
 
 class EvidenceStore(Protocol):
     name: str
 
-    def put(self, key: str, data: bytes, sha256: str, retain_until: datetime) -> Receipt:
-        """Write one object, locked until ``retain_until``; raises unless stored intact."""
+    @property
+    def shortening_allowed(self) -> bool:
+        """False where the lock mode forbids earlier retain-until dates (COMPLIANCE)."""
+        ...
+
+    def put(
+        self, key: str, data: bytes, sha256: str, retain_until: datetime, legal_hold: bool = False
+    ) -> Receipt:
+        """Write one object, locked until ``retain_until`` (and held); raises unless intact."""
         ...
 
     def verify(self, key: str, sha256: str, size: int) -> bool:
@@ -63,15 +102,50 @@ class EvidenceStore(Protocol):
 
     def list(self, prefix: str) -> list[str]: ...
 
+    def create(self, key: str, data: bytes, retain_until: datetime) -> Receipt:
+        """Write a new object only if ``key`` is free; raises ``AlreadyStored`` otherwise."""
+        ...
+
+    def versions(self, prefix: str) -> Sequence[StoredVersion]:
+        """Every version under ``prefix`` (delete markers too) with its lock."""
+        ...
+
+    def set_retain_until(
+        self, version: StoredVersion, until: datetime, *, shorten: bool = False
+    ) -> None:
+        """Move a version's retain-until date; an earlier date needs ``shorten``."""
+        ...
+
+    def set_legal_hold(self, version: StoredVersion, on: bool) -> None: ...
+
+    def delete_version(self, version: StoredVersion, *, bypass_governance: bool) -> None:
+        """Remove one version for good (authorised disposal only); already gone is fine."""
+        ...
+
+
+def lock_date(when: datetime) -> datetime:
+    """Whole seconds, rounded up: stores keep retain-until dates to the second."""
+    whole = when.replace(microsecond=0)
+    return whole if whole == when else whole + timedelta(seconds=1)
+
 
 def retain_until(days: int, now: datetime | None = None) -> datetime:
     return (now or datetime.now(UTC)) + timedelta(days=days)
 
 
+LOCKS_DIR = ".locks"
+
+
 class LocalFolderStore:
-    """A folder tree with the same keys; files are made read-only (no real lock)."""
+    """A folder tree with the same keys; files are made read-only.
+
+    A folder has no Object Lock: retain-until dates and legal holds are recorded in a sidecar
+    (``.locks/<key>.json``) and honoured by ``delete_version``, but anyone with access to the
+    folder can still remove files. Each key has one version (``version_id`` None).
+    """
 
     name = "local"
+    shortening_allowed = True
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -82,7 +156,9 @@ class LocalFolderStore:
             raise StoreError(f"bad key {key}")
         return path
 
-    def put(self, key: str, data: bytes, sha256: str, retain_until: datetime) -> Receipt:
+    def put(
+        self, key: str, data: bytes, sha256: str, retain_until: datetime, legal_hold: bool = False
+    ) -> Receipt:
         if hashlib.sha256(data).hexdigest() != sha256:
             raise StoreError(f"{key}: data does not match its SHA-256")
         path = self._path(key)
@@ -98,7 +174,93 @@ class LocalFolderStore:
         path.chmod(0o444)
         if not self.verify(key, sha256, len(data)):
             raise StoreError(f"{key}: stored copy does not match")
-        return Receipt(key, sha256, len(data), None, retain_until.isoformat())
+        held = self._read_lock(key).get("retain_until")
+        until = lock_date(retain_until)
+        if held is not None:  # a longer copy of a growing file never shortens its lock
+            until = max(until, datetime.fromisoformat(held))
+        lock: dict[str, Any] = {"retain_until": until.isoformat()}
+        if legal_hold:  # a hold stays on a file written again; only a release takes it off
+            lock["legal_hold"] = True
+        self._write_lock(key, lock)
+        return Receipt(key, sha256, len(data), None, until.isoformat())
+
+    def create(self, key: str, data: bytes, retain_until: datetime) -> Receipt:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{secrets.token_hex(6)}.tmp")
+        with tmp.open("wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.chmod(0o444)
+        try:
+            os.link(tmp, path)  # atomic, and fails if another writer got there first
+        except FileExistsError:
+            raise AlreadyStored(key) from None
+        finally:
+            tmp.unlink()
+        self._write_lock(key, {"retain_until": lock_date(retain_until).isoformat()})
+        return Receipt(key, hashlib.sha256(data).hexdigest(), len(data), None, None)
+
+    def _lock_path(self, key: str) -> Path:
+        return self._path(f"{LOCKS_DIR}/{key}.json")
+
+    def _read_lock(self, key: str) -> dict[str, Any]:
+        path = self._lock_path(key)
+        lock: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+        return lock
+
+    def _write_lock(self, key: str, changes: dict[str, Any]) -> None:
+        path = self._lock_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self._read_lock(key) | changes, sort_keys=True))
+        tmp.replace(path)
+
+    def versions(self, prefix: str) -> Sequence[StoredVersion]:
+        found = []
+        for key in self.list(prefix):
+            lock = self._read_lock(key)
+            until = lock.get("retain_until")
+            found.append(
+                StoredVersion(
+                    key,
+                    None,
+                    datetime.fromisoformat(until) if until else None,
+                    bool(lock.get("legal_hold")),
+                )
+            )
+        return found
+
+    def set_retain_until(
+        self, version: StoredVersion, until: datetime, *, shorten: bool = False
+    ) -> None:
+        current = self.versions(version.key)
+        if not current or current[0].key != version.key:
+            raise StoreError(f"{version.key}: not in the store")
+        before = current[0].retain_until
+        if before is not None and until < before and not shorten:
+            raise LockRefused(f"{version.key}: retained until {before.isoformat()}")
+        self._write_lock(version.key, {"retain_until": lock_date(until).isoformat()})
+
+    def set_legal_hold(self, version: StoredVersion, on: bool) -> None:
+        self._write_lock(version.key, {"legal_hold": on})
+
+    def delete_version(self, version: StoredVersion, *, bypass_governance: bool) -> None:
+        path = self._path(version.key)
+        if not path.exists():
+            return
+        lock = self.versions(version.key)[0]
+        if lock.legal_hold:
+            raise LockRefused(f"{version.key}: legal hold is on")
+        if lock.retain_until and lock.retain_until > datetime.now(UTC) and not bypass_governance:
+            raise LockRefused(f"{version.key}: retained until {lock.retain_until.isoformat()}")
+        path.unlink()
+        self._lock_path(version.key).unlink(missing_ok=True)
+        for folder in (path.parent, self._lock_path(version.key).parent):
+            while folder != self.root.resolve() and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+                folder = folder.parent
 
     def verify(self, key: str, sha256: str, size: int) -> bool:
         path = self._path(key)
@@ -113,15 +275,14 @@ class LocalFolderStore:
         return path.read_bytes()
 
     def list(self, prefix: str) -> list[str]:
-        base = self.root
-        if not base.exists():
-            return []
+        # os.walk skips folders that vanish while it walks (another node disposing).
         keys = [
-            p.relative_to(base).as_posix()
-            for p in base.rglob("*")
-            if p.is_file() and not p.name.endswith(".tmp")
+            (Path(folder) / name).relative_to(self.root).as_posix()
+            for folder, _, names in os.walk(self.root)
+            for name in names
+            if not name.endswith(".tmp")
         ]
-        return sorted(k for k in keys if k.startswith(prefix))
+        return sorted(k for k in keys if k.startswith(prefix) and not k.startswith(f"{LOCKS_DIR}/"))
 
 
 class S3ObjectLockStore:
@@ -158,6 +319,10 @@ class S3ObjectLockStore:
             )
         self.client = client
 
+    @property
+    def shortening_allowed(self) -> bool:
+        return self.lock_mode == "GOVERNANCE"
+
     def ensure_bucket(self, create: bool = True) -> None:
         """Check (or create) the bucket with Object Lock enabled; raises if it has none."""
         from botocore.exceptions import ClientError
@@ -175,7 +340,31 @@ class S3ObjectLockStore:
         if conf.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") != "Enabled":
             raise StoreError(f"bucket {self.bucket} has no Object Lock")
 
-    def put(self, key: str, data: bytes, sha256: str, retain_until: datetime) -> Receipt:
+    def put(
+        self, key: str, data: bytes, sha256: str, retain_until: datetime, legal_hold: bool = False
+    ) -> Receipt:
+        if legal_hold:
+            return self._put(key, data, sha256, retain_until, ObjectLockLegalHoldStatus="ON")
+        return self._put(key, data, sha256, retain_until)
+
+    def create(self, key: str, data: bytes, retain_until: datetime) -> Receipt:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self._put(
+                key, data, hashlib.sha256(data).hexdigest(), retain_until, IfNoneMatch="*"
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in (
+                "PreconditionFailed",
+                "ConditionalRequestConflict",
+            ):
+                raise AlreadyStored(key) from None
+            raise
+
+    def _put(
+        self, key: str, data: bytes, sha256: str, retain_until: datetime, **conditions: str
+    ) -> Receipt:
         digest = hashlib.sha256(data).digest()
         md5 = hashlib.md5(data).digest()
         if digest.hex() != sha256:
@@ -187,8 +376,9 @@ class S3ObjectLockStore:
             ChecksumSHA256=base64.b64encode(digest).decode(),
             ContentMD5=base64.b64encode(md5).decode(),
             ObjectLockMode=self.lock_mode,
-            ObjectLockRetainUntilDate=retain_until,
+            ObjectLockRetainUntilDate=lock_date(retain_until),
             Metadata={"sha256": sha256},
+            **conditions,
         )
         version = response.get("VersionId")
         if not self.verify(key, sha256, len(data), version, md5.hex()):
@@ -241,6 +431,79 @@ class S3ObjectLockStore:
         ):
             keys.extend(obj["Key"] for obj in page.get("Contents", []))
         return sorted(keys)
+
+    def versions(self, prefix: str) -> Sequence[StoredVersion]:
+        """Listing gives no lock details: each version is read back with ``head_object``
+        (``get_object_retention`` is missing from some servers, moto among them)."""
+        from botocore.exceptions import ClientError
+
+        found: list[StoredVersion] = []
+        for page in self.client.get_paginator("list_object_versions").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        ):
+            for marker in page.get("DeleteMarkers", []):
+                found.append(StoredVersion(marker["Key"], marker["VersionId"], None, False, True))
+            for v in page.get("Versions", []):
+                try:
+                    head = self.client.head_object(
+                        Bucket=self.bucket, Key=v["Key"], VersionId=v["VersionId"]
+                    )
+                except ClientError as exc:
+                    if _gone(exc):
+                        continue  # deleted since the listing (another node disposing of it)
+                    raise StoreError(f"{v['Key']}: {exc}") from exc
+                found.append(
+                    StoredVersion(
+                        v["Key"],
+                        v["VersionId"],
+                        head.get("ObjectLockRetainUntilDate"),
+                        head.get("ObjectLockLegalHoldStatus") == "ON",
+                    )
+                )
+        return sorted(found, key=lambda v: (v.key, v.version_id or ""))
+
+    def set_retain_until(
+        self, version: StoredVersion, until: datetime, *, shorten: bool = False
+    ) -> None:
+        if shorten and self.lock_mode == "COMPLIANCE":
+            raise LockRefused(
+                f"{version.key}: COMPLIANCE mode: a retain-until date can only be extended"
+            )
+        args: dict[str, Any] = {"BypassGovernanceRetention": True} if shorten else {}
+        self.client.put_object_retention(
+            Bucket=self.bucket,
+            Key=version.key,
+            VersionId=version.version_id,
+            Retention={"Mode": self.lock_mode, "RetainUntilDate": lock_date(until)},
+            **args,
+        )
+
+    def set_legal_hold(self, version: StoredVersion, on: bool) -> None:
+        self.client.put_object_legal_hold(
+            Bucket=self.bucket,
+            Key=version.key,
+            VersionId=version.version_id,
+            LegalHold={"Status": "ON" if on else "OFF"},
+        )
+
+    def delete_version(self, version: StoredVersion, *, bypass_governance: bool) -> None:
+        from botocore.exceptions import ClientError
+
+        args: dict[str, Any] = {}
+        if bypass_governance and self.lock_mode == "GOVERNANCE":
+            args["BypassGovernanceRetention"] = True
+        try:
+            self.client.delete_object(
+                Bucket=self.bucket, Key=version.key, VersionId=version.version_id, **args
+            )
+        except ClientError as exc:
+            if not _gone(exc):
+                raise
+
+
+def _gone(exc: Any) -> bool:
+    """A botocore ClientError saying the object or version no longer exists."""
+    return exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NoSuchVersion")
 
 
 def find_session(store: EvidenceStore, session_id: str) -> str:

@@ -1,40 +1,11 @@
-"""Cached synthetic clips for recorder tests."""
+"""A TCP proxy that can take the evidence store off the network."""
 
 from __future__ import annotations
 
-import os
 import socket
-import sys
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-
-from streamserver.synthetic import Clip, build_clip
-from tests.harness import free_port, running
-
-
-@pytest.fixture(scope="session")
-def rec_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("rec-clips")
-
-
-@pytest.fixture(scope="session")
-def clips(rec_clip_dir: Path) -> dict[str, Clip]:
-    return {codec: build_clip(codec, rec_clip_dir) for codec in ("H264", "VP8")}
-
-
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """moto's S3 server (Object Lock capable) of the tests' own, on a free port."""
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    port = free_port()
-    binary = str(Path(sys.executable).parent / "moto_server")
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with running([binary, "-p", str(port)], port, log):
-        yield f"http://127.0.0.1:{port}"
+from tests.harness import free_port
 
 
 class TcpProxy:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from recorder import SessionRecorder
+from recorder.manifest import Signer
+from recorder.spool import Spooler
 from streamserver.frames import EncodedFrame
 from streamserver.ingest import is_keyframe
 from streamserver.relay import TrackRelay
@@ -92,3 +95,31 @@ async def stream(
     await vrelay.stop()
     await arelay.stop()
     return vt, at
+
+
+async def record_session(
+    folder: Path,
+    clip: Clip,
+    signer: Signer,
+    spool: Spooler | None,
+    connections: int = 1,
+    paced: bool = False,
+    incident_ref: str = "INC-1/24",
+    phone: str | None = None,
+    fixes: tuple[tuple[float, float], ...] = ((51.5, -0.1),),
+) -> SessionRecorder:
+    """A whole session as the service records one: created, consent, media, fixes, ended."""
+    rec = SessionRecorder(folder, signer=signer, spool=spool, segment_seconds=1.0)
+    rec.append_event(
+        {"event": "session_created", "incident_ref": incident_ref, "token_id": "tok-1"}
+        | ({"phone": phone} if phone else {})
+    )
+    rec.append_event({"event": "consent_given", "consent_version": "v3", "user_agent": "UA"})
+    for _ in range(connections):
+        await stream(rec, clip, clip.duration_s, paced=paced)
+    for lat, lon in fixes:
+        rec.append_fix({"lat": lat, "lon": lon, "accuracy": 5.0})
+    rec.append_event({"event": "ended", "by": "handler"})
+    await rec.close()
+    assert rec.errors == []
+    return rec

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import signal
@@ -25,7 +26,7 @@ from recorder.verify import VerifyError, verify_bundle, verify_target
 from signalling.cli import main as scenelink
 from streamserver.synthetic import Clip
 from tests.recorder.conftest import TcpProxy
-from tests.recorder.feed import stream
+from tests.recorder.feed import record_session, stream
 
 
 @pytest.fixture(scope="module")
@@ -37,26 +38,6 @@ def s3_store(url: str, bucket: str) -> S3ObjectLockStore:
     store = S3ObjectLockStore(bucket, endpoint_url=url)
     store.ensure_bucket()
     return store
-
-
-async def record_session(
-    folder: Path,
-    clip: Clip,
-    signer: Signer,
-    spool: Spooler | None,
-    connections: int = 1,
-    paced: bool = False,
-) -> SessionRecorder:
-    rec = SessionRecorder(folder, signer=signer, spool=spool, segment_seconds=1.0)
-    rec.append_event({"event": "session_created", "incident_ref": "INC-1/24", "token_id": "tok-1"})
-    rec.append_event({"event": "consent_given", "consent_version": "v3", "user_agent": "UA"})
-    for _ in range(connections):
-        await stream(rec, clip, clip.duration_s, paced=paced)
-    rec.append_fix({"lat": 51.5, "lon": -0.1, "accuracy": 5.0})
-    rec.append_event({"event": "ended", "by": "handler"})
-    await rec.close()
-    assert rec.errors == []
-    return rec
 
 
 async def test_segments_bounded_keyframe_aligned_and_bundle_verifies(
@@ -150,12 +131,8 @@ async def test_local_store_spool_and_fixity(
 async def test_store_outage_mid_session_then_everything_stored_and_verifies(
     clips: dict[str, Clip], signer: Signer, s3_server: str, tmp_path: Path
 ) -> None:
-    """The store is unreachable for OUTAGE_S in the middle of a streaming session.
-
-    The issue asks for 30 s; the spool's behaviour does not depend on the length (it backs
-    off up to ``backoff_max_s``), so the test uses 5 s to stay fast.
-    """
-    outage_s = 5.0
+    """The store is unreachable for 30 s in the middle of a streaming session."""
+    outage_s = 30.0
     port = int(s3_server.rsplit(":", 1)[1])
     proxy = TcpProxy(port)
     store = s3_store(f"http://127.0.0.1:{proxy.port}", "evidence-outage")
@@ -167,7 +144,7 @@ async def test_store_outage_mid_session_then_everything_stored_and_verifies(
     try:
         import asyncio
 
-        streaming = asyncio.ensure_future(stream(rec, clips["H264"], 9.0))
+        streaming = asyncio.ensure_future(stream(rec, clips["H264"], outage_s + 4.0))
         await asyncio.sleep(2.0)
         proxy.down()
         down_at = time.monotonic()
@@ -182,7 +159,7 @@ async def test_store_outage_mid_session_then_everything_stored_and_verifies(
         proxy.down()
     assert time.monotonic() - down_at >= outage_s
     assert backlog["failures"] > 0 and backlog["queued_sessions"] >= 1
-    assert rec.segments_closed >= 7
+    assert rec.segments_closed >= outage_s + 2
     direct = s3_store(s3_server, "evidence-outage")
     report = verify_target("sess-out", direct, signer.jwks())
     assert report.segments == rec.segments_closed
@@ -279,7 +256,27 @@ def test_sigkill_mid_session_recovers_and_records_gap(
     assert recovered["recovered"] and recovered["name"] == result.segments[0]
     [gap] = manifest["gaps"]
     assert gap["last_frame_wall_clock"] == recovered["last_frame_wall_clock"]
-    lost = last_sent - recovered["last_frame_wall_clock"]
+    # The recovered part's end comes from container timestamps (milliseconds) and may hold an
+    # audio frame after the last video frame logged: it can run a few ms past last_sent.
+    behind = last_sent - recovered["last_frame_wall_clock"]
+    assert behind > -0.05, "recovered media ends after anything the recorder was given"
+    lost = max(0.0, behind)
     print(f"media lost on SIGKILL: {lost:.2f} s")
     (tmp_path.parent / "sigkill-media-lost.txt").write_text(f"{lost:.3f}\n")
-    assert 0 <= lost < 2.0
+    assert lost < 2.0
+
+
+def test_local_store_never_shortens_a_lock_when_a_growing_file_is_stored_again(
+    tmp_path: Path,
+) -> None:
+    store = LocalFolderStore(tmp_path / "store")
+    now = datetime.now(UTC)
+    store.put(
+        "s/events.jsonl", b"a\n", hashlib.sha256(b"a\n").hexdigest(), now + timedelta(days=90)
+    )
+    store.put(
+        "s/events.jsonl", b"a\nb\n", hashlib.sha256(b"a\nb\n").hexdigest(), now + timedelta(days=1)
+    )
+    [version] = store.versions("s/events.jsonl")
+    assert version.retain_until is not None
+    assert version.retain_until >= now + timedelta(days=89)

@@ -1,0 +1,232 @@
+"""What investigators search: one entry per bundle in the evidence store, read from the store.
+
+The store is the authority (a node's spool may be pruned or lost), so entries are built from
+each bundle's signed manifest, its events (the phone number the link went to, for right-of-
+access searches) and its location trail (the area it covers). Closed bundles never change, so
+their entries are cached; open ones are read again on each refresh. Blocking: call from a thread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from .bundle import EVENTS_FILE, FIXES_FILE
+from .manifest import MANIFEST_JWS, verify_jws
+from .store import INDEX_PREFIX, EvidenceStore, StoreError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Area:
+    """A latitude/longitude box, as drawn on the console's map."""
+
+    south: float
+    west: float
+    north: float
+    east: float
+
+    @classmethod
+    def parse(cls, text: str) -> Area:
+        """``south,west,north,east`` in degrees."""
+        parts = [float(p) for p in text.split(",")]
+        if len(parts) != 4:
+            raise ValueError("area must be south,west,north,east")
+        area = cls(*parts)
+        if not (-90 <= area.south <= area.north <= 90 and -180 <= area.west <= area.east <= 180):
+            raise ValueError("area corners are out of range or in the wrong order")
+        return area
+
+    def contains(self, lat: float, lon: float) -> bool:
+        return self.south <= lat <= self.north and self.west <= lon <= self.east
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    name: str
+    sha256: str
+    bytes: int
+    duration_s: float
+    first_frame_wall_clock: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogueEntry:
+    session_id: str
+    prefix: str
+    status: str
+    incident_ref: str | None
+    phone: str | None
+    started_at: datetime
+    media_seconds: float
+    codecs: list[str]
+    segments: list[Segment]
+    positions: list[tuple[float, float]] = field(repr=False)
+    chain_head: str | None = None
+
+    def in_area(self, area: Area) -> bool:
+        return any(area.contains(lat, lon) for lat, lon in self.positions)
+
+    def summary(self) -> dict[str, Any]:
+        """For the API: no phone number and no trail (those have their own routes)."""
+        return {
+            "session_id": self.session_id,
+            "status": self.status,
+            "incident_ref": self.incident_ref,
+            "started_at": self.started_at.isoformat(),
+            "media_seconds": self.media_seconds,
+            "codecs": self.codecs,
+            "fix_count": len(self.positions),
+            "segments": [
+                {
+                    "name": s.name,
+                    "sha256": s.sha256,
+                    "bytes": s.bytes,
+                    "duration_s": s.duration_s,
+                    "first_frame_wall_clock": s.first_frame_wall_clock,
+                }
+                for s in self.segments
+            ],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    incident_ref: str | None = None
+    phone: str | None = None  # E.164, already normalised
+    since: datetime | None = None
+    until: datetime | None = None
+    area: Area | None = None
+
+    def matches(self, entry: CatalogueEntry) -> bool:
+        if self.incident_ref and (entry.incident_ref or "").lower() != self.incident_ref.lower():
+            return False
+        if self.phone and entry.phone != self.phone:
+            return False
+        if self.since and entry.started_at < self.since:
+            return False
+        if self.until and entry.started_at > self.until:
+            return False
+        return self.area is None or entry.in_area(self.area)
+
+
+def read_lines(data: bytes) -> list[dict[str, Any]]:
+    out = []
+    for line in data.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            out.append(record)
+    return out
+
+
+def load_entry(store: EvidenceStore, session_id: str, jwks: dict[str, Any]) -> CatalogueEntry:
+    """Build one entry from the store; raises StoreError or ValueError if unusable."""
+    prefix = str(json.loads(store.get(f"{INDEX_PREFIX}{session_id}.json"))["prefix"])
+    manifest = verify_jws(store.get(f"{prefix}/{MANIFEST_JWS}").decode(), jwks)
+    files = manifest.get("files", {})
+    phone = None
+    if EVENTS_FILE in files:
+        for event in read_lines(store.get(f"{prefix}/{EVENTS_FILE}")):
+            if event.get("event") == "session_created":
+                phone = event.get("phone")
+    positions: list[tuple[float, float]] = []
+    if FIXES_FILE in files:
+        positions = [
+            (float(f["lat"]), float(f["lon"]))
+            for f in read_lines(store.get(f"{prefix}/{FIXES_FILE}"))
+            if "lat" in f and "lon" in f
+        ]
+    started = manifest.get("started_at")
+    return CatalogueEntry(
+        session_id=str(manifest["session_id"]),
+        prefix=prefix,
+        status=str(manifest.get("status")),
+        incident_ref=manifest.get("incident_ref"),
+        phone=phone,
+        started_at=datetime.fromisoformat(started) if started else datetime.fromtimestamp(0, UTC),
+        media_seconds=float(manifest.get("media_seconds") or 0.0),
+        codecs=list(manifest.get("codecs", [])),
+        segments=[
+            Segment(
+                s["name"],
+                s["sha256"],
+                int(s["bytes"]),
+                float(s.get("duration_s") or 0.0),
+                s.get("first_frame_wall_clock"),
+            )
+            for s in manifest.get("segments", [])
+        ],
+        positions=positions,
+        chain_head=manifest.get("chain_head"),
+    )
+
+
+class Catalogue:
+    """Every bundle in the store, searchable; ``refresh`` picks up new and growing bundles."""
+
+    def __init__(self, store: EvidenceStore, jwks: dict[str, Any]) -> None:
+        self.store = store
+        self.jwks = jwks
+        self._entries: dict[str, CatalogueEntry] = {}
+        self._lock = threading.Lock()
+
+    def refresh(self) -> None:
+        ids = [k[len(INDEX_PREFIX) : -len(".json")] for k in self.store.list(INDEX_PREFIX)]
+        fresh: dict[str, CatalogueEntry] = {}
+        for session_id in ids:
+            known = self._entries.get(session_id)
+            if known is not None and known.status == "closed":
+                fresh[session_id] = known
+                continue
+            try:
+                fresh[session_id] = load_entry(self.store, session_id, self.jwks)
+            except (StoreError, ValueError, KeyError) as exc:
+                logger.warning("catalogue: bundle %s unusable: %s", session_id, exc)
+        with self._lock:
+            self._entries = fresh
+
+    def get(self, session_id: str) -> CatalogueEntry:
+        """Raises KeyError for a session the store does not hold."""
+        with self._lock:
+            entry = self._entries.get(session_id)
+        if entry is None:
+            self.refresh()
+            with self._lock:
+                entry = self._entries[session_id]
+        return entry
+
+    def search(self, query: SearchQuery) -> list[CatalogueEntry]:
+        self.refresh()
+        with self._lock:
+            entries: Iterable[CatalogueEntry] = list(self._entries.values())
+        found = [e for e in entries if query.matches(e)]
+        return sorted(found, key=lambda e: e.started_at, reverse=True)
+
+    def _read(self, entry: CatalogueEntry, name: str) -> bytes:
+        """An object of a listed bundle; KeyError (and forgotten) if it was disposed of."""
+        try:
+            return self.store.get(f"{entry.prefix}/{name}")
+        except StoreError:
+            with self._lock:
+                self._entries.pop(entry.session_id, None)
+            raise KeyError(f"{entry.session_id}/{name}") from None
+
+    def trail(self, session_id: str) -> list[dict[str, Any]]:
+        entry = self.get(session_id)
+        return read_lines(self._read(entry, FIXES_FILE)) if entry.positions else []
+
+    def media(self, session_id: str, name: str) -> bytes:
+        """One stored segment, only if the signed manifest lists it."""
+        entry = self.get(session_id)
+        if name not in {s.name for s in entry.segments}:
+            raise KeyError(name)
+        return self._read(entry, name)

@@ -1,0 +1,175 @@
+"""The evidence side of a running server: signing key, store, spool and fixity, started once.
+
+On start-up, sessions a crash left open are recovered first, then every folder with anything
+not yet in the store is queued, so the spool is drained before new sessions add to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from retention.book import RetentionBook
+from retention.schedule import load_schedule
+
+from .catalogue import Catalogue
+from .fixity import FixityJob
+from .manifest import KEY_FILE, Signer
+from .recording import SessionRecorder
+from .recovery import recover_all
+from .spool import Spooler
+from .store import EvidenceStore, LockMode, open_store
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceSettings:
+    data_dir: Path
+    evidence_dir: Path
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    lock_mode: LockMode = "GOVERNANCE"
+    retention_days: int = 31
+    segment_seconds: float = 10.0
+    signing_key_path: Path | None = None
+    keep_local: bool = True
+    fixity_interval_s: float = 86400.0
+    retention_schedule: Path | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> EvidenceSettings:
+        """From signalling's Settings (or anything with the same names)."""
+        return cls(
+            data_dir=Path(settings.data_dir),
+            evidence_dir=Path(settings.evidence_dir),
+            s3_bucket=settings.s3_bucket,
+            s3_endpoint_url=settings.s3_endpoint_url,
+            s3_region=settings.s3_region,
+            lock_mode=settings.object_lock_mode,
+            retention_days=settings.default_retention_days,
+            segment_seconds=settings.segment_seconds,
+            signing_key_path=settings.signing_key_path,
+            keep_local=settings.keep_local_evidence,
+            fixity_interval_s=settings.fixity_interval_s,
+            retention_schedule=settings.retention_schedule,
+        )
+
+    @property
+    def key_path(self) -> Path:
+        return self.signing_key_path or self.data_dir / KEY_FILE
+
+    def open_store(self) -> EvidenceStore:
+        return open_store(
+            self.data_dir,
+            s3_bucket=self.s3_bucket,
+            s3_endpoint_url=self.s3_endpoint_url,
+            s3_region=self.s3_region,
+            lock_mode=self.lock_mode,
+        )
+
+
+class Evidence:
+    """Owns the parts every session recorder shares; ``start`` before the first recorder."""
+
+    def __init__(self, settings: EvidenceSettings) -> None:
+        self.settings = settings
+        self._signer: Signer | None = None
+        self._store: EvidenceStore | None = None
+        self._spool: Spooler | None = None
+        self._fixity: FixityJob | None = None
+        self._retention: RetentionBook | None = None
+        self._catalogue: Catalogue | None = None
+
+    @property
+    def signer(self) -> Signer:
+        if self._signer is None:
+            raise RuntimeError("evidence not started")
+        return self._signer
+
+    @property
+    def store(self) -> EvidenceStore:
+        if self._store is None:
+            raise RuntimeError("evidence not started")
+        return self._store
+
+    @property
+    def catalogue(self) -> Catalogue:
+        if self._catalogue is None:
+            raise RuntimeError("evidence not started")
+        return self._catalogue
+
+    @property
+    def retention(self) -> RetentionBook:
+        if self._retention is None:
+            raise RuntimeError("evidence not started")
+        return self._retention
+
+    @property
+    def spool(self) -> Spooler:
+        if self._spool is None:
+            raise RuntimeError("evidence not started")
+        return self._spool
+
+    def _open(self) -> int:
+        s = self.settings
+        self._signer = Signer.load_or_create(s.key_path)
+        self._store = s.open_store()
+        for recovered in recover_all(s.evidence_dir, self._signer):
+            logger.warning("recovered session %s after an unclean stop", recovered.session_id)
+        self._retention = RetentionBook(self._store, load_schedule(s.retention_schedule))
+        self._spool = Spooler(
+            self._store,
+            retention_days=s.retention_days,
+            keep_local=s.keep_local,
+            lock_for=self._retention.lock_for,
+        )
+        self._spool.start()
+        return self._spool.enqueue_all(s.evidence_dir)
+
+    async def start(self) -> None:
+        queued = await asyncio.to_thread(self._open)
+        if queued:
+            logger.info(
+                "%d session folders queued for upload to the %s store", queued, self.store.name
+            )
+        self._fixity = FixityJob(
+            self.store,
+            self.signer.jwks(),
+            self.settings.data_dir / "fixity.jsonl",
+            self.settings.fixity_interval_s,
+        )
+        self._fixity.start()
+        self._catalogue = Catalogue(self.store, self.signer.jwks())
+
+    def recorder(self, session_id: str) -> SessionRecorder:
+        return SessionRecorder(
+            self.settings.evidence_dir / session_id,
+            signer=self.signer,
+            spool=self.spool,
+            segment_seconds=self.settings.segment_seconds,
+        )
+
+    def stats(self) -> dict[str, Any]:
+        """Backlog and the last fixity result, for the console and metrics."""
+        fixity = self._fixity.last if self._fixity else None
+        return {
+            "store": self.store.name,
+            "spool": self.spool.stats(),
+            "fixity": None
+            if fixity is None
+            else {k: fixity[k] for k in ("checked_at", "objects", "mismatches") if k in fixity},
+        }
+
+    async def stop(self) -> None:
+        """After every recorder has closed: let the spool finish what it can, then stop."""
+        if self._fixity is not None:
+            await self._fixity.stop()
+        if self._spool is not None:
+            spool = self._spool
+            await asyncio.to_thread(spool.wait_idle, 10.0)
+            await asyncio.to_thread(spool.stop)
