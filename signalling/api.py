@@ -9,9 +9,17 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from aiortc import RTCSessionDescription
 
-from recorder.library import list_recordings, media_duration
-
-from .appkeys import AUDIT, OPERATOR, OPERATORS, SERVICE, SETTINGS, THROTTLE
+from .appkeys import (
+    AUDIT,
+    EVIDENCE,
+    OPERATOR,
+    OPERATORS,
+    SERVICE,
+    SETTINGS,
+    SHARE,
+    SHARING,
+    THROTTLE,
+)
 from .audit import first_broken
 from .auth import COOKIE_NAME, Operator
 from .errors import json_error, parse_body
@@ -23,7 +31,6 @@ from .models import (
     IceConfig,
     LoginRequest,
     OperatorView,
-    RecordingList,
     SessionDescription,
     SessionList,
     SessionView,
@@ -31,15 +38,15 @@ from .models import (
     Trail,
 )
 from .openapi import build_openapi, documented
+from .permissions import needs_share
 from .phone import InvalidPhoneNumber
-from .service import SessionEnded, SessionService
+from .service import CallerConnected, SessionEnded, SessionService
+from .sharing import AccessRefused, ending
 from .sms import LogSmsSender
 from .store import UnknownSession
 
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
-
-PLAYABLE = {".webm": "video/webm", ".mkv": "video/x-matroska"}
 
 
 async def audit(
@@ -67,10 +74,19 @@ def base_url(request: web.Request) -> str:
 
 
 async def session_or_404(request: web.Request) -> Any:
+    """The session a route names, if this operator may see it: an officer with no other
+    role only through a live share (kept on the request, ``SHARE``)."""
     try:
-        return await service_of(request).store.get(request.match_info["session_id"])
+        session = await service_of(request).store.get(request.match_info["session_id"])
     except UnknownSession:
         raise json_error(404, "unknown session id") from None
+    operator = request.get(OPERATOR)
+    if operator is not None and needs_share(operator.roles):
+        try:
+            request[SHARE] = await request.app[SHARING].for_officer(operator.username, session)
+        except AccessRefused as exc:
+            raise json_error(410 if exc.gone else 403, str(exc)) from None
+    return session
 
 
 def ice_servers(request: web.Request) -> list[dict[str, Any]]:
@@ -101,16 +117,21 @@ async def login(request: web.Request) -> web.Response:
     throttle.succeeded(keys[0])
     await request.app[AUDIT].record(operator.username, "sign_in", None, request.remote)
     response = web.json_response({"username": operator.username, "roles": list(operator.roles)})
+    set_console_cookie(request, response, operator)
+    return response
+
+
+def set_console_cookie(request: web.Request, response: web.Response, operator: Operator) -> None:
+    """The console's sign-in, however the operator proved who they are."""
     response.set_cookie(
         COOKIE_NAME,
-        directory.issue_cookie(operator),
+        request.app[OPERATORS].issue_cookie(operator),
         httponly=True,
         samesite="Strict",
         secure=base_url(request).startswith("https"),
         max_age=request.app[SETTINGS].console_login_ttl_s,
         path="/",
     )
-    return response
 
 
 @routes.post("/api/logout")
@@ -175,6 +196,10 @@ async def create_session(request: web.Request) -> web.Response:
 async def list_sessions(request: web.Request) -> web.Response:
     service = service_of(request)
     sessions = await service.store.recent()
+    operator = request[OPERATOR]
+    if needs_share(operator.roles):
+        shared = await request.app[SHARING].shared_sessions(operator.username)
+        sessions = [s for s in sessions if s.id in shared]
     return web.json_response({"sessions": [await service.view(s) for s in sessions]})
 
 
@@ -193,6 +218,24 @@ async def end_session(request: web.Request) -> web.Response:
     service = service_of(request)
     session = await service.end(session.id, by=request[OPERATOR].username)
     await audit(request, "session_ended", session.id)
+    return web.json_response(await service.view(session))
+
+
+@routes.post("/api/sessions/{session_id}/resend")
+@documented(
+    "Send the caller a fresh link (the SMS failed or never arrived); the old link stops working",
+    response=SessionView,
+)
+async def resend_link(request: web.Request) -> web.Response:
+    session = await session_or_404(request)
+    service = service_of(request)
+    try:
+        session = await service.resend(session.id, request[OPERATOR].username, base_url(request))
+    except SessionEnded:
+        raise json_error(409, "session has ended") from None
+    except CallerConnected:
+        raise json_error(409, "caller already connected") from None
+    await audit(request, "collection.link_resent", session.id, sms_status=session.sms_status)
     return web.json_response(await service.view(session))
 
 
@@ -220,14 +263,20 @@ async def viewer_ice(request: web.Request) -> web.Response:
 async def add_viewer(request: web.Request) -> web.Response:
     session = await session_or_404(request)
     body = await parse_body(request, SessionDescription)
+    share = request.get(SHARE)
     try:
         answer = await service_of(request).add_viewer(
-            session.id, RTCSessionDescription(body.sdp, body.type), request[OPERATOR].username
+            session.id,
+            RTCSessionDescription(body.sdp, body.type),
+            request[OPERATOR].username,
+            share.id if share else None,
         )
     except SessionEnded:
         raise json_error(410, "session has ended") from None
     except ValueError as exc:
         raise json_error(400, "malformed SDP", detail=str(exc)) from None
+    if share is not None:
+        request.app[SHARING].guard(share)
     await audit(request, "consultation.live_view", session.id)
     return web.json_response({"sdp": answer.sdp, "type": answer.type})
 
@@ -240,10 +289,17 @@ async def session_feed(request: web.Request) -> web.WebSocketResponse:
     if origin is not None and origin.split("://", 1)[-1] != request.host:
         raise json_error(403, "cross-origin WebSocket refused")
     service = service_of(request)
+    share = request.get(SHARE)
     await audit(request, "consultation.live_location", session.id)
     ws = web.WebSocketResponse(heartbeat=20)
     await ws.prepare(request)
     async with service.store.subscribe(session.id) as events:
+        if share is not None:  # again, now subscribed: a withdrawal in between is not missed
+            try:
+                await session_or_404(request)
+            except web.HTTPException:
+                await ws.close(code=4403, message=b"access ended")
+                return ws
         await ws.send_json({"type": "trail", "fixes": await service.store.trail(session.id)})
         await ws.send_json(
             {"type": "state", "session": await service.view(await service.store.get(session.id))}
@@ -252,6 +308,8 @@ async def session_feed(request: web.Request) -> web.WebSocketResponse:
         async def forward() -> None:
             async for event in events:
                 await ws.send_json(event)
+                if share is not None and ending(event, share.id):
+                    await ws.close(code=4403, message=b"access ended")
 
         forwarder = asyncio.ensure_future(forward())
         try:
@@ -290,52 +348,20 @@ async def sms_outbox(request: web.Request) -> web.Response:
 # -- recordings ----------------------------------------------------------------------
 
 
-@routes.get("/api/recordings")
-@documented("Recorded sessions", response=RecordingList)
-async def recordings(request: web.Request) -> web.Response:
-    service = service_of(request)
-    found = await asyncio.to_thread(list_recordings, request.app[SETTINGS].evidence_dir)
-    listed = []
-    for info in found:
-        try:
-            session = await service.store.get(info.session_id)
-        except UnknownSession:
-            session = None
-        parts = []
-        for path in info.parts:
-            parts.append(
-                {
-                    "url": f"/api/recordings/{info.session_id}/media/{path.name}",
-                    "content_type": PLAYABLE.get(path.suffix, "application/octet-stream"),
-                    "duration_s": await asyncio.to_thread(media_duration, path),
-                }
-            )
-        listed.append(
-            {
-                "session_id": info.session_id,
-                "incident_ref": session.incident_ref if session else None,
-                "started_at": session.created_at.isoformat() if session else None,
-                "ended_at": session.ended_at.isoformat() if session and session.ended_at else None,
-                "duration_s": info.duration_s,
-                "parts": parts,
-                "trail_url": f"/api/sessions/{info.session_id}/trail",
-            }
-        )
-    return web.json_response({"recordings": listed})
+@routes.get("/.well-known/jwks.json")
+@documented(
+    "The public keys that sign evidence manifests (JWKS), for offline verification", auth="none"
+)
+async def jwks(request: web.Request) -> web.Response:
+    return web.json_response(
+        request.app[EVIDENCE].signer.jwks(), headers={"Cache-Control": "public, max-age=3600"}
+    )
 
 
-@routes.get("/api/recordings/{session_id}/media/{name}")
-@documented("One recorded media part, as stored")
-async def recording_media(request: web.Request) -> web.FileResponse:
-    session_id, name = request.match_info["session_id"], request.match_info["name"]
-    folder = request.app[SETTINGS].evidence_dir / session_id
-    if "/" in name or name.startswith(".") or "/" in session_id or session_id.startswith("."):
-        raise json_error(400, "bad media name")
-    path = folder / name
-    if path.suffix not in PLAYABLE or not path.is_file():
-        raise json_error(404, "unknown recording part")
-    await audit(request, "consultation.playback", session_id, part=name)
-    return web.FileResponse(path, headers={"Content-Type": PLAYABLE[path.suffix]})
+@routes.get("/api/evidence/status")
+@documented("The evidence store, the upload backlog and the last fixity check")
+async def evidence_status(request: web.Request) -> web.Response:
+    return web.json_response(request.app[EVIDENCE].stats())
 
 
 @routes.get("/api/audit")

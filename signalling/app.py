@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -14,21 +14,38 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from pydantic import SecretStr
 
+from recorder.evidence import Evidence, EvidenceSettings
 from streamserver import ingest
 
-from . import api, caller
+from . import api, caller, evidence_api, officer, retention_api, share_routes, sso
 from .accounts import AccountBook
-from .appkeys import AUDIT, OPERATOR, OPERATORS, SERVICE, SETTINGS, THROTTLE
+from .appkeys import (
+    AUDIT,
+    AUDIT_ARCHIVE,
+    EVIDENCE,
+    EXPORTS,
+    OIDC,
+    OPERATOR,
+    OPERATORS,
+    SERVICE,
+    SETTINGS,
+    SHARING,
+    THROTTLE,
+)
 from .audit import AuditTrail
+from .audit_archive import AuditArchiver
 from .auth import COOKIE_NAME, OperatorDirectory
 from .config import OperatorAccount, Settings
-from .errors import error_middleware, json_error
+from .errors import error_middleware, json_error, loggable_path
+from .exports import ExportJobs
+from .oidc import OidcClient
 from .permissions import rule_for
 from .service import SessionService
-from .sms import LogSmsSender
+from .sharing import ShareService
+from .sms import sms_sender
 from .store import open_store
 from .throttle import LoginThrottle
-from .tokens import CallerTokens
+from .tokens import CallerTokens, OfficerTokens
 
 logger = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -44,15 +61,14 @@ CONTENT_SECURITY_POLICY = (
 
 
 class RedactingAccessLogger(AbstractAccessLogger):
-    """Caller links carry their token in the path; the access log never sees it."""
+    """Caller and officer links carry their token in the path; the access log never sees it."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        path = "/c/<token>" if request.path.startswith("/c/") else request.path
         self.logger.info(
             '%s "%s %s" %s %.1fms',
             request.remote,
             request.method,
-            path,
+            loggable_path(request.path),
             response.status,
             time * 1000,
         )
@@ -131,19 +147,36 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
         and not request.path.startswith(CSRF_EXEMPT)
         and request.headers.get(CSRF_HEADER) != "scenelink"
     ):
+        await request.app[AUDIT].record(
+            operator.username if operator else "anonymous",
+            "csrf_refused",
+            request.match_info.get("session_id"),
+            request.remote,
+            method=request.method,
+            route=request.path,
+        )
         raise json_error(403, f"missing {CSRF_HEADER} header (CSRF protection)")
     return await handler(request)
 
 
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await handler(request)
-    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    if request.secure or request.headers.get("X-Forwarded-Proto") == "https":
-        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    """On every answer, errors and redirects (raised as exceptions) included."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        _add_security_headers(request, exc.headers)
+        raise
+    _add_security_headers(request, response.headers)
     return response
+
+
+def _add_security_headers(request: web.Request, headers: MutableMapping[str, str]) -> None:
+    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    if request.secure or request.headers.get("X-Forwarded-Proto") == "https":
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
 
 
 def _static_dir(package: str) -> Path:
@@ -174,17 +207,44 @@ def make_app(settings: Settings) -> web.Application:
         token_secret(settings) + b":console",
         settings.console_login_ttl_s,
     )
-    app[SERVICE] = SessionService(settings, store, tokens, LogSmsSender())
+    if settings.oidc_issuer is not None:
+        app[OIDC] = OidcClient(settings, token_secret(settings) + b":oidc")
+    evidence = Evidence(EvidenceSettings.from_settings(settings))
+    app[EVIDENCE] = evidence
+    app[EXPORTS] = ExportJobs(evidence, settings.data_dir / "exports")
+    app[SERVICE] = SessionService(settings, store, tokens, sms_sender(settings), evidence)
+    app[SHARING] = ShareService(
+        app[SERVICE],
+        OfficerTokens(token_secret(settings), lifetime_s=settings.officer_link_ttl_s),
+        app[OPERATORS].accounts,
+    )
     app.add_routes(api.routes)
     app.add_routes(caller.routes)
+    app.add_routes(evidence_api.routes)
+    app.add_routes(share_routes.routes)
+    app.add_routes(officer.routes)
+    app.add_routes(retention_api.routes)
+    app.add_routes(sso.routes)
     app.router.add_get("/", to_console)
     app.router.add_get("/console/", console_page)
     app.router.add_static("/console/static/", _static_dir("operator_console"))
     app.router.add_static("/caller/static/", _static_dir("web_client"))
 
+    async def startup(app: web.Application) -> None:
+        await evidence.start()
+        app[AUDIT_ARCHIVE] = AuditArchiver(
+            app[AUDIT], evidence.store, settings.node_name, settings.audit_retention_days
+        )
+        app[AUDIT_ARCHIVE].start()
+
     async def shutdown(app: web.Application) -> None:
+        await app[SHARING].close()
         await app[SERVICE].close()
+        await app[EXPORTS].close()
+        await app[AUDIT_ARCHIVE].stop()
+        await evidence.stop()
         await store.close()
 
+    app.on_startup.append(startup)
     app.on_cleanup.append(shutdown)
     return app

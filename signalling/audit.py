@@ -8,6 +8,7 @@ never the content (an erasure record does not repeat what was erased).
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import json
 import os
@@ -59,12 +60,16 @@ def first_broken(records: Iterable[Mapping[str, Any]]) -> int | None:
 
 
 class AuditTrail:
-    """One node's trail in a local file; written before the action's response is sent."""
+    """One node's trail in a local file; written before the action's response is sent.
+
+    Appends hold an exclusive ``flock`` and re-read the tail when the file grew under them,
+    so the server and a command (``scenelink retention run``) can share one trail.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = asyncio.Lock()
-        self._head: tuple[int, str] | None = None
+        self._head: tuple[int, int, str] | None = None  # file size, next seq, last hash
 
     async def record(
         self,
@@ -75,16 +80,7 @@ class AuditTrail:
         **detail: Any,
     ) -> AuditRecord:
         async with self._lock:
-            seq, prev = (
-                self._head if self._head is not None else await asyncio.to_thread(self._tail)
-            )
-            draft = AuditRecord(
-                seq, utcnow().isoformat(), actor, action, session_id, remote, detail, prev
-            )
-            record = AuditRecord(**(asdict(draft) | {"hash": draft.content_hash()}))
-            await asyncio.to_thread(self._append, record)
-            self._head = (seq + 1, record.hash)
-            return record
+            return await asyncio.to_thread(self._append, actor, action, session_id, remote, detail)
 
     async def search(
         self,
@@ -115,10 +111,29 @@ class AuditTrail:
             return 0, GENESIS
         return int(records[-1]["seq"]) + 1, str(records[-1]["hash"])
 
-    def _append(self, record: AuditRecord) -> None:
+    def _append(
+        self,
+        actor: str,
+        action: str,
+        session_id: str | None,
+        remote: str | None,
+        detail: dict[str, Any],
+    ) -> AuditRecord:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(asdict(record), sort_keys=True, ensure_ascii=False) + "\n"
         with self.path.open("a", encoding="utf-8") as out:
+            fcntl.flock(out, fcntl.LOCK_EX)
+            size = os.fstat(out.fileno()).st_size
+            if self._head is not None and self._head[0] == size:
+                seq, prev = self._head[1:]
+            else:
+                seq, prev = self._tail()
+            draft = AuditRecord(
+                seq, utcnow().isoformat(), actor, action, session_id, remote, detail, prev
+            )
+            record = AuditRecord(**(asdict(draft) | {"hash": draft.content_hash()}))
+            line = json.dumps(asdict(record), sort_keys=True, ensure_ascii=False) + "\n"
             out.write(line)
             out.flush()
             os.fsync(out.fileno())
+            self._head = (size + len(line.encode()), seq + 1, record.hash)
+        return record

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import jwt
 
@@ -17,6 +18,7 @@ COOKIE_NAME = "scenelink_session"
 class Operator:
     username: str
     roles: tuple[str, ...]
+    via: Literal["password", "oidc"] = "password"
 
     def has_any(self, roles: frozenset[str]) -> bool:
         return bool(roles.intersection(self.roles))
@@ -37,12 +39,14 @@ class OperatorDirectory:
 
     def issue_cookie(self, operator: Operator) -> str:
         now = int(time.time())
-        payload = {
+        payload: dict[str, Any] = {
             "aud": CONSOLE_AUDIENCE,
             "sub": operator.username,
             "iat": now,
             "exp": now + self._ttl_s,
         }
+        if operator.via == "oidc":  # no local account: the provider's roles ride along
+            payload |= {"via": "oidc", "roles": list(operator.roles)}
         return jwt.encode(payload, self._secret, algorithm="HS256")
 
     def from_cookie(self, value: str) -> Operator | None:
@@ -57,6 +61,8 @@ class OperatorDirectory:
             )
         except jwt.InvalidTokenError:
             return None
+        if payload.get("via") == "oidc":
+            return Operator(str(payload["sub"]), tuple(payload["roles"]), "oidc")
         account = self.accounts.get(str(payload["sub"]))
         if account is None or account.disabled:
             return None

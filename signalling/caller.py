@@ -36,15 +36,28 @@ def bearer_token(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise json_error(401, "missing caller token")
+        raise json_error(401, "missing link token (Authorization: Bearer)")
     return token.strip()
+
+
+async def link_refused(request: web.Request, exc: LinkNotUsable) -> None:
+    """Forged, expired, replaced or after-the-end links are audited (without the token)."""
+    logger.info("caller link refused: %s", exc)
+    await request.app[AUDIT].record(
+        "caller",
+        "caller_link_refused",
+        None,
+        request.remote,
+        reason=str(exc),
+        route=request.path if not request.path.startswith("/c/") else "/c/<token>",
+    )
 
 
 async def caller_session_or_gone(request: web.Request, service: SessionService) -> str:
     try:
         session = await service.caller_session(bearer_token(request))
     except LinkNotUsable as exc:
-        logger.info("caller link refused: %s", exc)
+        await link_refused(request, exc)
         raise json_error(410, "this link no longer works", detail=str(exc)) from None
     return session.id
 
@@ -53,9 +66,11 @@ async def caller_session_or_gone(request: web.Request, service: SessionService) 
 async def caller_page(request: web.Request) -> web.Response:
     service: SessionService = request.app[SERVICE]
     try:
-        session = await service.open_link(request.match_info["token"])
+        session = await service.open_link(
+            request.match_info["token"], request.headers.get("User-Agent", "")
+        )
     except LinkNotUsable as exc:
-        logger.info("caller link refused: %s", exc)
+        await link_refused(request, exc)
         return link_gone_page()
     force = html.escape(request.app[SETTINGS].force_name)
     page = _page("caller.html").replace("{{mode}}", session.mode).replace("{{force}}", force)
@@ -94,9 +109,13 @@ async def caller_offer(request: web.Request) -> web.Response:
     body = await parse_body(request, CallerOffer)
     try:
         answer = await service.caller_offer(
-            token, RTCSessionDescription(body.sdp, body.type), body.consent_version
+            token,
+            RTCSessionDescription(body.sdp, body.type),
+            body.consent_version,
+            request.headers.get("User-Agent", ""),
         )
     except LinkNotUsable as exc:
+        await link_refused(request, exc)
         raise json_error(410, "this link no longer works", detail=str(exc)) from None
     except ValueError as exc:
         raise json_error(400, "malformed SDP", detail=str(exc)) from None

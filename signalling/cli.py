@@ -1,4 +1,4 @@
-"""``scenelink``: the one entry point (serve, dev-cert; later verify, retention)."""
+"""``scenelink``: the one entry point (serve, dev-cert, verify, fixity, retention, users)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import uvloop
 from aiohttp import web
 
 from recorder.cli import add_commands as add_evidence_commands
+from retention.cli import add_commands as add_retention_commands
 
 from .app import RUNNER_OPTIONS, make_app
 from .config import load_settings
@@ -36,6 +38,7 @@ def serve(args: argparse.Namespace) -> int:
         )
     web.run_app(
         make_app(settings),
+        loop=uvloop.new_event_loop(),
         host=settings.host,
         port=settings.port,
         ssl_context=ssl_context,
@@ -56,7 +59,7 @@ def _bench_runner(module: str) -> Callable[[argparse.Namespace], int]:
     """`scenelink load` / `scenelink bench`: the bench package's commands, arguments as is."""
 
     def run(args: argparse.Namespace) -> int:
-        result: int = importlib.import_module(module).main(args.args)
+        result: int = importlib.import_module(module).main(args.rest)
         return result
 
     return run
@@ -84,12 +87,17 @@ def main(argv: list[str] | None = None) -> int:
         ("load", "bench.load", "synthetic callers and viewers against a running server"),
         ("bench", "bench.media", "media benchmark: start a server, run load, print a table"),
     ):
+        # Everything after the command is the bench module's own (argparse.REMAINDER would
+        # refuse a first argument that starts with "--"): parse_known_args passes it on.
         bench_cmd = commands.add_parser(name, help=text, add_help=False)
-        bench_cmd.add_argument("args", nargs=argparse.REMAINDER)
-        bench_cmd.set_defaults(run=_bench_runner(module))
+        bench_cmd.set_defaults(run=_bench_runner(module), takes_rest=True)
     add_evidence_commands(commands)  # verify, fixity
+    add_retention_commands(commands)  # retention run, queue, check
     register_users(commands)
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if rest and not getattr(args, "takes_rest", False):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.rest = rest
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -9,10 +9,11 @@ Environment wins over the file.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -65,13 +66,49 @@ class Settings(BaseSettings):
     )
     session_max_s: int = Field(default=4 * 3600, gt=0, description="Longest a session's link lives")
     console_login_ttl_s: int = Field(default=12 * 3600, gt=0)
+    officer_link_ttl_s: int = Field(
+        default=60 * 60,
+        gt=0,
+        description="Default life of an officer link; never beyond its session's",
+    )
 
     operators: list[OperatorAccount] = Field(default_factory=list)
 
     force_name: str = "Police"
-    sms_provider: Literal["log"] = "log"
+    sms_provider: Literal["log", "notify", "sns", "webhook"] = Field(
+        default="log", description="Who delivers caller links; 'log' keeps them on this machine"
+    )
     sms_template: str = (
         "{force}: tap this link to share your location and video with the call handler: {link}"
+    )
+    sms_timeout_s: float = Field(default=10.0, gt=0, description="Deadline for one SMS request")
+    notify_api_key: SecretStr | None = Field(default=None, description="GOV.UK Notify API key")
+    notify_template_id: str | None = Field(
+        default=None, description="Notify SMS template using ((message)) or ((force))/((link))"
+    )
+    notify_base_url: str = "https://api.notifications.service.gov.uk"
+    sns_region: str | None = None
+    sns_endpoint_url: str | None = None
+    sns_sender_id: str | None = Field(
+        default=None, max_length=11, description="Alphanumeric sender shown where supported"
+    )
+    sms_webhook_url: str | None = None
+    sms_webhook_secret: SecretStr | None = Field(
+        default=None, description="Key for the webhook's HMAC-SHA256 signature header"
+    )
+
+    # Single sign-on for the console (OpenID Connect); off unless an issuer is set.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_provider_name: str = Field(default="single sign-on", description="Shown on the button")
+    oidc_redirect_url: str | None = Field(
+        default=None, description="Registered callback; <public URL>/api/oidc/callback if unset"
+    )
+    oidc_scopes: list[str] = Field(default_factory=lambda: ["openid", "profile"])
+    oidc_role_claim: str = Field(default="groups", description="ID token claim naming groups")
+    oidc_role_map: dict[str, list[Role]] = Field(
+        default_factory=dict, description="Provider group or role -> SceneLink roles"
     )
     phone_region: str = Field(default="GB", description="Region for numbers written without +")
 
@@ -94,6 +131,19 @@ class Settings(BaseSettings):
     )
     keep_local_evidence: bool = Field(default=True, description="Keep spool copies after upload")
     fixity_interval_s: float = Field(default=24 * 3600, gt=0)
+    node_name: str = Field(
+        default_factory=socket.gethostname, description="This server in a cluster (audit keys)"
+    )
+    audit_retention_days: int = Field(
+        default=6 * 366, gt=0, description="How long archived audit records stay locked"
+    )
+    retention_schedule: Path | None = Field(
+        default=None, description="MoPI retention schedule (TOML); the shipped one if unset"
+    )
+    retention_drill: bool = Field(
+        default=False,
+        description="Let `retention run --execute --now` use a future date (drills on test data)",
+    )
 
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     tile_attribution: str = "© OpenStreetMap contributors"
@@ -104,6 +154,20 @@ class Settings(BaseSettings):
     @property
     def evidence_dir(self) -> Path:
         return self.data_dir / "evidence"
+
+    @model_validator(mode="after")
+    def providers_complete(self) -> Settings:
+        """A chosen SMS provider or sign-on provider must be fully configured to start."""
+        needed: tuple[str, ...] = {
+            "notify": ("notify_api_key", "notify_template_id"),
+            "webhook": ("sms_webhook_url", "sms_webhook_secret"),
+        }.get(self.sms_provider, ())
+        if self.oidc_issuer is not None:
+            needed += ("oidc_client_id", "oidc_client_secret")
+        missing = [name for name in needed if getattr(self, name) is None]
+        if missing:
+            raise ValueError("missing settings: " + ", ".join(missing))
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -1,4 +1,5 @@
-"""Every refusal is a JSON body naming the problem, and is logged; nothing else changes."""
+"""Every refusal is a JSON body naming the problem (a page, where a person navigated there),
+and is logged; nothing else changes."""
 
 from __future__ import annotations
 
@@ -18,12 +19,23 @@ Model = TypeVar("Model", bound=BaseModel)
 
 def json_error(status: int, error: str, **extra: Any) -> web.HTTPException:
     body = json.dumps({"error": error, **{k: v for k, v in extra.items() if v is not None}})
+    return _error(status, body, "application/json")
+
+
+def page_error(status: int, page: str) -> web.HTTPException:
+    """The same refusal as an HTML page, for a browser that navigated to the URL."""
+    error = _error(status, page, "text/html")
+    error.scenelink_page = True  # type: ignore[attr-defined]  # see error_middleware
+    return error
+
+
+def _error(status: int, text: str, content_type: str) -> web.HTTPException:
     cls = {c.status_code: c for c in _STATUS_CLASSES}[status]
     if cls is web.HTTPRequestEntityTooLarge:
         return web.HTTPRequestEntityTooLarge(
-            max_size=0, actual_size=0, text=body, content_type="application/json"
+            max_size=0, actual_size=0, text=text, content_type=content_type
         )
-    return cls(text=body, content_type="application/json")
+    return cls(text=text, content_type=content_type)
 
 
 _STATUS_CLASSES: tuple[type[web.HTTPException], ...] = (
@@ -39,6 +51,7 @@ _STATUS_CLASSES: tuple[type[web.HTTPException], ...] = (
     web.HTTPUnprocessableEntity,
     web.HTTPTooManyRequests,
     web.HTTPInternalServerError,
+    web.HTTPBadGateway,
 )
 
 
@@ -76,20 +89,29 @@ async def error_middleware(
             logger.info(
                 "%s %s refused: %s %s",
                 request.method,
-                _loggable(request),
+                loggable_path(request.path),
                 exc.status,
                 exc.text if exc.content_type == "application/json" else exc.reason,
             )
-            if request.path.startswith("/api/") and exc.content_type != "application/json":
+            # API clients get JSON, whatever raised: only a page made on purpose for a
+            # browser (``page_error``) goes out as it is.
+            ours = exc.content_type == "application/json" or getattr(exc, "scenelink_page", False)
+            if request.path.startswith("/api/") and not ours:
                 raise json_error(exc.status, exc.reason.lower()) from None
         raise
     except Exception:
-        logger.exception("%s %s failed", request.method, _loggable(request))
+        logger.exception("%s %s failed", request.method, loggable_path(request.path))
         if request.path.startswith("/api/"):
             raise json_error(500, "internal error") from None
         raise
 
 
-def _loggable(request: web.Request) -> str:
-    """Caller links carry a credential in the path: never log it."""
-    return "/c/<token>" if request.path.startswith("/c/") else request.path
+LINK_PREFIXES = ("/c/", "/o/")  # caller and officer links: the path is a credential
+
+
+def loggable_path(path: str) -> str:
+    """A link's path carries its token: never log it."""
+    for prefix in LINK_PREFIXES:
+        if path.startswith(prefix):
+            return prefix + "<token>"
+    return path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Strict(BaseModel):
@@ -99,6 +99,11 @@ class ConsoleConfig(BaseModel):
     force_name: str
 
 
+class SsoConfig(BaseModel):
+    enabled: bool
+    provider: str | None = Field(description="Named on the sign-in button")
+
+
 class SmsMessageView(BaseModel):
     session_id: str
     to_masked: str
@@ -118,23 +123,118 @@ class RecordingPart(BaseModel):
     url: str
     content_type: str
     duration_s: float
+    first_frame_wall_clock: float | None
 
 
 class RecordingView(BaseModel):
     session_id: str
+    status: str
     incident_ref: str | None
-    started_at: str | None
-    ended_at: str | None
+    started_at: str
     duration_s: float
+    media_seconds: float
+    codecs: list[str]
+    fix_count: int
+    segments: list[dict[str, Any]]
     parts: list[RecordingPart]
     trail_url: str
+    bundle_url: str
 
 
 class RecordingList(BaseModel):
     recordings: list[RecordingView]
 
 
+class ExportBody(Strict):
+    """Either session_ids, or a phone number to export every recording made for it."""
+
+    session_ids: list[str] = Field(default_factory=list, max_length=500)
+    phone: str | None = None
+    recipient: str = Field(min_length=1, max_length=200)
+    purpose: str = Field(min_length=1, max_length=500)
+
+    @model_validator(mode="after")
+    def one_selection(self) -> ExportBody:
+        if bool(self.session_ids) == bool(self.phone):
+            raise ValueError("give either session_ids or phone")
+        return self
+
+
+class ExportView(BaseModel):
+    export_id: str
+    state: str
+    recipient: str
+    purpose: str
+    requested_by: str
+    requested_at: str
+    session_ids: list[str]
+    done_bytes: int
+    total_bytes: int
+    error: str | None
+    download_url: str | None
+
+
 class AuditSearch(BaseModel):
     records: list[dict[str, Any]]
     chain_intact: bool
     first_broken_seq: int | None
+
+
+class ShareRequest(Strict):
+    """Share with an officer's account (``username``), or make an officer link."""
+
+    kind: Literal["account", "link"]
+    username: str | None = Field(default=None, min_length=1, max_length=64)
+    label: str = Field(
+        default="officer link",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9 /_.:-]*$",
+        description="Who holds the link, e.g. a vehicle's call sign",
+    )
+    minutes: int | None = Field(
+        default=None, ge=1, le=24 * 60, description="Link life; the configured default if unset"
+    )
+
+    @model_validator(mode="after")
+    def username_for_accounts(self) -> ShareRequest:
+        if self.kind == "account" and self.username is None:
+            raise ValueError("an account share needs the officer's username")
+        return self
+
+
+class ShareView(BaseModel):
+    id: str
+    session_id: str
+    kind: str
+    recipient: str
+    created_by: str
+    created_at: str
+    expires_at: str | None
+    withdrawn_at: str | None
+    withdrawn_by: str | None
+    active: bool
+
+
+class CreatedShare(ShareView):
+    link: str | None = Field(description="The officer link; shown once, never kept")
+
+
+class ShareList(BaseModel):
+    shares: list[ShareView]
+
+
+class OfficerSessionView(BaseModel):
+    id: str
+    incident_ref: str
+    mode: str
+    state: str
+    last_fix: dict[str, Any] | None
+
+
+class OfficerShareView(ConsoleConfig, IceConfig):
+    share_id: str
+    label: str
+    expires_at: str | None
+    server_time: str
+    session: OfficerSessionView

@@ -23,7 +23,7 @@ class ApiDoc:
     request: type[BaseModel] | None
     response: type[BaseModel] | None
     status: int
-    auth: str  # "operator", "caller" or "none"
+    auth: str  # "operator", "caller", "officer" (an officer link) or "none"
 
 
 def documented(
@@ -65,6 +65,8 @@ def build_openapi(app: web.Application, title: str, version: str) -> dict[str, A
             operation["security"] = [{"consoleCookie": []}]
         elif doc.auth == "caller":
             operation["security"] = [{"callerToken": []}]
+        elif doc.auth == "officer":
+            operation["security"] = [{"officerLinkToken": []}]
         else:
             operation["security"] = []
         params = [p.strip("{}") for p in path.split("/") if p.startswith("{")]
@@ -97,6 +99,7 @@ def build_openapi(app: web.Application, title: str, version: str) -> dict[str, A
             "securitySchemes": {
                 "consoleCookie": {"type": "apiKey", "in": "cookie", "name": "scenelink_session"},
                 "callerToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "officerLinkToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
             },
         },
     }

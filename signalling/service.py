@@ -12,6 +12,7 @@ from typing import Any
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCSessionDescription
 
+from recorder.evidence import Evidence
 from recorder.recording import SessionRecorder
 from streamserver.session import MediaSession
 
@@ -20,7 +21,7 @@ from .location import GpsFix, InvalidFix, check_plausible, parse_fix
 from .phone import mask, normalise_mobile
 from .sdp import check_offer
 from .sessions import LIVE_STATES, CallSession, SessionMode, utcnow
-from .sms import SmsError, SmsSender
+from .sms import SmsError, SmsMessage, SmsSender
 from .store import StateStore
 from .tokens import CallerTokens, TokenError
 
@@ -35,11 +36,21 @@ class SessionEnded(Exception):
     pass
 
 
+class CallerConnected(Exception):
+    """The caller has opened the link: a new one would only cut them off."""
+
+
 class SessionService:
     def __init__(
-        self, settings: Settings, store: StateStore, tokens: CallerTokens, sms: SmsSender
+        self,
+        settings: Settings,
+        store: StateStore,
+        tokens: CallerTokens,
+        sms: SmsSender,
+        evidence: Evidence,
     ) -> None:
         self.settings = settings
+        self.evidence = evidence
         self.store = store
         self.tokens = tokens
         self.sms = sms
@@ -87,15 +98,46 @@ class SessionService:
                 "phone": e164,
             }
         )
+        return await self._send_link(session, token, base_url)
+
+    async def resend(self, session_id: str, by: str, base_url: str) -> CallSession:
+        """A fresh link for a caller who has not opened theirs (the SMS failed or never
+        arrived); the old link stops working."""
+        session = await self.store.get(session_id)
+        if session.state == "ended":
+            raise SessionEnded(session_id)
+        if session.opened_at is not None:
+            raise CallerConnected(session_id)
+        token, claims = self.tokens.mint(session_id)
+        now = utcnow()
+        session = await self._change(
+            session_id,
+            token_id=claims.token_id,
+            link_expires_at=now + timedelta(seconds=self.settings.link_ttl_s),
+            sms_status="pending",
+            sms_error=None,
+        )
+        self._recorder(session_id).append_event(
+            {"event": "link_resent", "by": by, "at": now.isoformat(), "token_id": claims.token_id}
+        )
+        return await self._send_link(session, token, base_url)
+
+    async def _send_link(self, session: CallSession, token: str, base_url: str) -> CallSession:
+        """A failed delivery is kept on the session (and in the evidence) for the call
+        handler to see and retry; it is not an error of the request."""
         link = f"{base_url.rstrip('/')}/c/{token}"
-        text = self.settings.sms_template.format(force=self.settings.force_name, link=link)
+        force = self.settings.force_name
+        text = self.settings.sms_template.format(force=force, link=link)
         try:
-            await self.sms.send(session_id, e164, text)
+            await self.sms.send(SmsMessage(session.id, force, session.phone, text, link))
         except SmsError as exc:
-            logger.warning("session %s: SMS to %s failed: %s", session_id, mask(e164), exc)
-            return await self._change(session_id, sms_status="failed", sms_error=str(exc))
-        self._recorder(session_id).append_event({"event": "link_sent", "at": utcnow().isoformat()})
-        return await self._change(session_id, sms_status="sent")
+            logger.warning("session %s: SMS to %s failed: %s", session.id, mask(session.phone), exc)
+            self._recorder(session.id).append_event(
+                {"event": "link_not_sent", "reason": str(exc), "at": utcnow().isoformat()}
+            )
+            return await self._change(session.id, sms_status="failed", sms_error=str(exc))
+        self._recorder(session.id).append_event({"event": "link_sent", "at": utcnow().isoformat()})
+        return await self._change(session.id, sms_status="sent", sms_error=None)
 
     async def end(self, session_id: str, by: str) -> CallSession:
         session = await self.store.get(session_id)
@@ -122,7 +164,7 @@ class SessionService:
         return session
 
     async def add_viewer(
-        self, session_id: str, offer: RTCSessionDescription, viewer: str
+        self, session_id: str, offer: RTCSessionDescription, viewer: str, grant: str | None = None
     ) -> RTCSessionDescription:
         session = await self.store.get(session_id)
         if session.state == "ended":
@@ -132,7 +174,16 @@ class SessionService:
         self._recorder(session_id).append_event(
             {"event": "viewer_joined", "by": viewer, "at": utcnow().isoformat()}
         )
-        return await self._media_session(session_id).add_viewer(offer)
+        return await self._media_session(session_id).add_viewer(offer, grant)
+
+    async def close_viewers(self, session_id: str, grant: str) -> int:
+        """Cut off the viewers on this node that watch under ``grant`` (an ended share)."""
+        media = self._media.get(session_id)
+        return await media.close_viewers(grant) if media else 0
+
+    def record_event(self, session_id: str, event: dict[str, Any]) -> None:
+        """An event for the session's evidential record (e.g. a disclosure to an officer)."""
+        self._recorder(session_id).append_event(event)
 
     # -- caller ----------------------------------------------------------------------
 
@@ -151,17 +202,17 @@ class SessionService:
             raise LinkNotUsable("not opened in time")
         return session
 
-    async def open_link(self, token: str) -> CallSession:
+    async def open_link(self, token: str, user_agent: str = "") -> CallSession:
         session = await self.caller_session(token)
         if session.opened_at is None:
             self._recorder(session.id).append_event(
-                {"event": "link_opened", "at": utcnow().isoformat()}
+                {"event": "link_opened", "at": utcnow().isoformat(), "user_agent": user_agent[:512]}
             )
             session = await self._change(session.id, state="opened", opened_at=utcnow())
         return session
 
     async def caller_offer(
-        self, token: str, offer: RTCSessionDescription, consent_version: str
+        self, token: str, offer: RTCSessionDescription, consent_version: str, user_agent: str = ""
     ) -> RTCSessionDescription:
         session = await self.caller_session(token)
         wanted = {"application", "video"} if session.mode == "video" else {"application"}
@@ -172,6 +223,7 @@ class SessionService:
                     "event": "consent_given",
                     "wording_version": consent_version,
                     "at": utcnow().isoformat(),
+                    "user_agent": user_agent[:512],
                 }
             )
             await self._change(session.id, consent_at=utcnow(), consent_version=consent_version)
@@ -236,7 +288,7 @@ class SessionService:
     def _recorder(self, session_id: str) -> SessionRecorder:
         recorder = self._recorders.get(session_id)
         if recorder is None:
-            recorder = SessionRecorder(self.settings.evidence_dir / session_id)
+            recorder = self.evidence.recorder(session_id)
             self._recorders[session_id] = recorder
         return recorder
 

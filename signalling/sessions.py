@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
+
+from .records import Record
 
 SessionMode = Literal["video", "location"]
 SessionState = Literal["link_sent", "opened", "connecting", "live", "reconnecting", "ended"]
@@ -16,7 +18,7 @@ def utcnow() -> datetime:
 
 
 @dataclass(slots=True)
-class CallSession:
+class CallSession(Record):
     """Everything about a session but its trail; the phone number stays in full only here."""
 
     id: str
@@ -37,22 +39,3 @@ class CallSession:
     sms_error: str | None = None
     codec: str | None = None
     rejected_fixes: int = 0
-
-    def to_record(self) -> dict[str, Any]:
-        data = asdict(self)
-        for key, value in data.items():
-            if isinstance(value, datetime):
-                data[key] = value.isoformat()
-        return data
-
-    @classmethod
-    def from_record(cls, data: dict[str, Any]) -> CallSession:
-        values: dict[str, Any] = {}
-        for field in fields(cls):
-            if field.name not in data:
-                continue
-            value = data[field.name]
-            if isinstance(value, str) and "datetime" in str(field.type):
-                value = datetime.fromisoformat(value)
-            values[field.name] = value
-        return cls(**values)

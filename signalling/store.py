@@ -1,7 +1,8 @@
 """Where session state lives: in memory by default, in Redis when REDIS_URL is set.
 
-Both stores keep the same three things: session records, each session's location trail,
-and a per-session event feed that consoles follow (Redis pub/sub across processes).
+Both stores keep the same things: session records, each session's location trail, shares
+with officers, and a per-session event feed that consoles follow (Redis pub/sub across
+processes).
 """
 
 from __future__ import annotations
@@ -9,18 +10,23 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
 from .sessions import CallSession
+from .shares import Share
 
 Event = dict[str, Any]
 
 
 class UnknownSession(KeyError):
+    pass
+
+
+class UnknownShare(KeyError):
     pass
 
 
@@ -33,6 +39,10 @@ class StateStore(Protocol):
     async def add_fix(self, session_id: str, fix: dict[str, Any]) -> None: ...
     async def trail(self, session_id: str) -> list[dict[str, Any]]: ...
     async def trail_summary(self, session_id: str) -> tuple[int, dict[str, Any] | None]: ...
+    async def save_share(self, share: Share) -> None: ...
+    async def get_share(self, share_id: str) -> Share: ...
+    async def session_shares(self, session_id: str) -> list[Share]: ...
+    async def recipient_shares(self, username: str) -> list[Share]: ...
     async def publish(self, session_id: str, event: Event) -> None: ...
     def subscribe(
         self, session_id: str
@@ -46,6 +56,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._sessions: dict[str, CallSession] = {}
         self._trails: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self._shares: dict[str, Share] = {}
         self._subscribers: dict[str, set[asyncio.Queue[Event]]] = defaultdict(set)
 
     async def create(self, session: CallSession) -> None:
@@ -82,6 +93,27 @@ class MemoryStore:
     async def trail_summary(self, session_id: str) -> tuple[int, dict[str, Any] | None]:
         trail = self._trails.get(session_id, [])
         return len(trail), (trail[-1] if trail else None)
+
+    async def save_share(self, share: Share) -> None:
+        self._shares[share.id] = share
+
+    async def get_share(self, share_id: str) -> Share:
+        try:
+            return self._shares[share_id]
+        except KeyError:
+            raise UnknownShare(share_id) from None
+
+    async def session_shares(self, session_id: str) -> list[Share]:
+        return self._oldest_first(s for s in self._shares.values() if s.session_id == session_id)
+
+    async def recipient_shares(self, username: str) -> list[Share]:
+        return self._oldest_first(
+            s for s in self._shares.values() if s.kind == "account" and s.recipient == username
+        )
+
+    @staticmethod
+    def _oldest_first(shares: Iterable[Share]) -> list[Share]:
+        return sorted(shares, key=lambda s: s.created_at)
 
     async def publish(self, session_id: str, event: Event) -> None:
         for queue in self._subscribers.get(session_id, ()):
@@ -165,6 +197,35 @@ class RedisStore:
             pipe.lindex(key, -1)
             count, last = await pipe.execute()
         return int(count), (json.loads(last) if last else None)
+
+    async def save_share(self, share: Share) -> None:
+        created = {share.id: share.created_at.timestamp()}
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._key("share", share.id), json.dumps(share.to_record()))
+            pipe.zadd(self._key("session_shares", share.session_id), created)
+            if share.kind == "account":
+                pipe.zadd(self._key("recipient_shares", share.recipient), created)
+            await pipe.execute()
+
+    async def get_share(self, share_id: str) -> Share:
+        raw = await self._redis.get(self._key("share", share_id))
+        if raw is None:
+            raise UnknownShare(share_id)
+        return Share.from_record(json.loads(raw))
+
+    async def session_shares(self, session_id: str) -> list[Share]:
+        return await self._shares_listed(self._key("session_shares", session_id))
+
+    async def recipient_shares(self, username: str) -> list[Share]:
+        return await self._shares_listed(self._key("recipient_shares", username))
+
+    async def _shares_listed(self, key: str) -> list[Share]:
+        """The shares an index names, oldest first."""
+        ids = await self._redis.zrange(key, 0, -1)
+        if not ids:
+            return []
+        raws = await self._redis.mget([self._key("share", i) for i in ids])
+        return [Share.from_record(json.loads(r)) for r in raws if r is not None]
 
     async def publish(self, session_id: str, event: Event) -> None:
         await self._redis.publish(self._key("events", session_id), json.dumps(event))

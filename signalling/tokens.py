@@ -1,4 +1,8 @@
-"""Caller link tokens: signed, bound to one session, expiring; only their id is ever kept."""
+"""Link tokens: signed, bound to one session, expiring; only their id is ever kept.
+
+A caller's SMS link and an officer's link are the same kind of token with different
+audiences, so one can never be used as the other.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from dataclasses import dataclass
 import jwt
 
 CALLER_AUDIENCE = "scenelink:caller"
+OFFICER_AUDIENCE = "scenelink:officer"
 ISSUER = "scenelink"
 
 
@@ -17,16 +22,17 @@ class TokenError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class CallerClaims:
+class LinkClaims:
     session_id: str
     token_id: str
     expires_at: float
 
 
-class CallerTokens:
-    """Mints and checks the token in a caller's SMS link (HS256 with a server-only key)."""
+class LinkTokens:
+    """Mints and checks one audience's link tokens (HS256 with a server-only key)."""
 
     algorithm = "HS256"
+    audience = ""
 
     def __init__(self, secret: bytes, lifetime_s: int) -> None:
         if len(secret) < 32:
@@ -34,16 +40,23 @@ class CallerTokens:
         self._secret = secret
         self._lifetime_s = lifetime_s
 
-    def mint(self, session_id: str, now: float | None = None) -> tuple[str, CallerClaims]:
+    def mint(
+        self,
+        session_id: str,
+        now: float | None = None,
+        *,
+        token_id: str | None = None,
+        lifetime_s: float | None = None,
+    ) -> tuple[str, LinkClaims]:
         issued = time.time() if now is None else now
-        claims = CallerClaims(
+        claims = LinkClaims(
             session_id=session_id,
-            token_id=secrets.token_urlsafe(12),
-            expires_at=issued + self._lifetime_s,
+            token_id=token_id or secrets.token_urlsafe(12),
+            expires_at=issued + (self._lifetime_s if lifetime_s is None else lifetime_s),
         )
         payload = {
             "iss": ISSUER,
-            "aud": CALLER_AUDIENCE,
+            "aud": self.audience,
             "sub": session_id,
             "jti": claims.token_id,
             "iat": int(issued),
@@ -51,13 +64,13 @@ class CallerTokens:
         }
         return jwt.encode(payload, self._secret, algorithm=self.algorithm), claims
 
-    def verify(self, token: str) -> CallerClaims:
+    def verify(self, token: str) -> LinkClaims:
         try:
             payload = jwt.decode(
                 token,
                 self._secret,
                 algorithms=[self.algorithm],
-                audience=CALLER_AUDIENCE,
+                audience=self.audience,
                 issuer=ISSUER,
                 options={"require": ["exp", "iat", "sub", "jti", "aud", "iss"]},
             )
@@ -65,8 +78,21 @@ class CallerTokens:
             raise TokenError("expired") from exc
         except jwt.InvalidTokenError as exc:
             raise TokenError(f"invalid: {exc}") from exc
-        return CallerClaims(
+        return LinkClaims(
             session_id=str(payload["sub"]),
             token_id=str(payload["jti"]),
             expires_at=float(payload["exp"]),
         )
+
+
+class CallerTokens(LinkTokens):
+    """The token in a caller's SMS link."""
+
+    audience = CALLER_AUDIENCE
+
+
+class OfficerTokens(LinkTokens):
+    """The token in an officer link; its id is the share's id, so withdrawing the share
+    ends it."""
+
+    audience = OFFICER_AUDIENCE

@@ -173,6 +173,8 @@
     clear(els.recordings);
     outboxSig = '';
     recSig = '';
+    recQuery = '';
+    playback = null;
     show(els.playback, false);
     try { els.playbackVideo.pause(); els.playbackVideo.removeAttribute('src'); els.playbackVideo.load(); } catch (e) {}
     var u = els.loginForm.elements.username;
@@ -340,11 +342,15 @@
     watch.type = 'button';
     var end = mk('button', 'btn btn-small btn-danger end', 'End');
     end.type = 'button';
-    actions.appendChild(watch); actions.appendChild(end);
+    var retry = mk('button', 'btn btn-small retry-sms', 'Retry SMS');
+    retry.type = 'button';
+    retry.hidden = true;
+    actions.appendChild(retry); actions.appendChild(watch); actions.appendChild(end);
     li.appendChild(main); li.appendChild(meta); li.appendChild(actions);
     watch.addEventListener('click', function () { watchSession(id); });
     end.addEventListener('click', function () { endSession(id, end); });
-    return { li: li, ref: ref, phone: phone, mode: mode, state: state, fix: fix, viewers: viewers, sms: sms, watch: watch, end: end };
+    retry.addEventListener('click', function () { resendLink(id, retry); });
+    return { li: li, ref: ref, phone: phone, mode: mode, state: state, fix: fix, viewers: viewers, sms: sms, retry: retry, watch: watch, end: end };
   }
 
   function updateRow(id) {
@@ -368,6 +374,8 @@
       r.sms.className = 'sms';
     }
     var isEnded = s.state === 'ended';
+    // A fresh link only while the caller has not opened theirs (the server refuses after).
+    show(r.retry, !!(s.sms && s.sms.status === 'failed') && s.state === 'link_sent');
     show(r.end, !isEnded);
     r.watch.textContent = isEnded ? 'View' : 'Watch';
     updateRowAge(id);
@@ -385,6 +393,21 @@
         (isNum(f.accuracy) ? ' (±' + Math.round(f.accuracy) + ' m)' : '') + ' · ' + count + ' fixes';
     } else {
       r.fix.textContent = 'No location yet';
+    }
+  }
+
+  async function resendLink(id, btn) {
+    btn.disabled = true;
+    try {
+      var s = await api('POST', '/api/sessions/' + encodeURIComponent(id) + '/resend', {});
+      if (s && s.id !== undefined) {
+        sessions[String(s.id)] = s;
+        updateRow(String(s.id));
+      }
+    } catch (e) {
+      globalError('Could not send a new link: ' + (e.message || 'error'));
+    } finally {
+      btn.disabled = false;
     }
   }
 
@@ -592,6 +615,7 @@
     if (live && live.id === id) { els.live.scrollIntoView && els.live.scrollIntoView({ block: 'start', behavior: 'smooth' }); return; }
     stopWatching();
     live = newLiveState(id);
+    els.live.setAttribute('data-session-id', id);  // shares.js follows the watched session
     show(els.live, true);
     els.liveRef.textContent = '';
     els.livePhone.textContent = '';
@@ -625,6 +649,7 @@
     if (l.frameTimer) clearInterval(l.frameTimer);
     if (l.endTimer) clearTimeout(l.endTimer);
     try { els.liveVideo.srcObject = null; } catch (e) {}
+    els.live.removeAttribute('data-session-id');
     show(els.live, false);
     Object.keys(rows).forEach(function (rid) { rows[rid].li.classList.remove('watching'); });
   }
@@ -754,7 +779,8 @@
     ws.onclose = function (ev) {
       if (live !== l || l.ended) return;
       l.ws = null;
-      if (ev && (ev.code === 4401 || ev.code === 4403 || ev.code === 4404)) return;
+      if (ev && ev.code === 4403) { setVideoStatus('Access ended.'); stopViewer(l); return; }
+      if (ev && (ev.code === 4401 || ev.code === 4404)) return;
       if (l.session && l.session.state === 'ended') return;
       scheduleWs(l);
     };
@@ -858,6 +884,11 @@
         stopViewer(l);
         return;
       }
+      if (e instanceof ApiError && e.status === 410) {  // the share ended or the session did
+        setVideoStatus('Access ended: ' + e.message + '.');
+        stopViewer(l);
+        return;
+      }
       setVideoStatus('Video not available yet' + (e instanceof ApiError ? ' (' + e.message + ')' : '') + '. Retrying…');
       scheduleViewerRetry(l);
     }
@@ -939,58 +970,138 @@
     endSession(l.id, els.endSession);
   }
 
-  /* ---------------- recordings ---------------- */
+  /* ---------------- recordings: search, playback, export ---------------- */
 
   var recordings = {};
+  var recQuery = '';
+  var playback = null;        // { id, fixes, times, part, marker }
+  var exportTimer = null;
+
+  function searchParams() {
+    var f = els.recordingSearch.elements;
+    var q = [];
+    ['incident_ref', 'phone', 'area'].forEach(function (name) {
+      var v = f[name].value.trim();
+      if (v) q.push(name + '=' + encodeURIComponent(v));
+    });
+    if (f.from.value) q.push('from=' + encodeURIComponent(f.from.value + 'T00:00:00'));
+    if (f.to.value) q.push('to=' + encodeURIComponent(f.to.value + 'T23:59:59'));
+    return q.join('&');
+  }
 
   async function loadRecordings() {
     if (!me) return;
     try {
-      var data = await api('GET', '/api/recordings');
+      var data = await api('GET', '/api/recordings' + (recQuery ? '?' + recQuery : ''));
+      els.searchError.textContent = '';
       renderRecordings((data && data.recordings) || []);
     } catch (e) {
       if (e instanceof ApiError && e.status === 403) {
         els.recordingsEmpty.textContent = 'You do not have access to recordings.';
         show(els.recordingsEmpty, true);
+        show(els.recordingSearch, false);
+      } else if (e instanceof ApiError) {
+        els.searchError.textContent = e.message + (e.data && e.data.fields ? ': ' + JSON.stringify(e.data.fields) : '');
       }
     }
+  }
+
+  function onSearchSubmit(ev) {
+    ev.preventDefault();
+    recQuery = searchParams();
+    recSig = '';
+    show(els.exportPhone, !!els.recordingSearch.elements.phone.value.trim());
+    loadRecordings();
+  }
+
+  function areaFromMap() {
+    var m = playbackMap || liveMap;
+    if (!m) { els.searchError.textContent = 'Open a map first (play a recording or watch a session).'; return; }
+    var b = m.map.getBounds();
+    els.recordingSearch.elements.area.value = [b.getSouth(), b.getWest(), b.getNorth(), b.getEast()]
+      .map(function (x) { return x.toFixed(5); }).join(',');
   }
 
   function renderRecordings(list) {
     var sig = JSON.stringify(list);
     if (sig === recSig) return;
     recSig = sig;
+    var ticked = {};
+    Array.prototype.forEach.call(els.recordings.querySelectorAll('input.pick:checked'), function (c) { ticked[c.value] = true; });
     recordings = {};
     clear(els.recordings);
-    list.slice().sort(function (a, b) { return (parseTime(b.started_at) || 0) - (parseTime(a.started_at) || 0); })
-      .forEach(function (r) {
-        var id = String(r.session_id);
-        recordings[id] = r;
-        var li = mk('li', 'recording-row');
-        li.setAttribute('data-session-id', id);
-        var info = mk('div', 'row-main');
-        info.appendChild(mk('span', 'ref', r.incident_ref || '(no ref)'));
-        info.appendChild(mk('span', 'muted', fmtDate(r.started_at)));
-        var dur = fmtDuration(r.duration_s);
-        if (dur) info.appendChild(mk('span', 'muted', dur));
-        var parts = Array.isArray(r.parts) ? r.parts : [];
-        if (!parts.length) info.appendChild(mk('span', 'muted', 'location only'));
-        var btn = mk('button', 'btn btn-small play', 'Play');
-        btn.type = 'button';
-        btn.addEventListener('click', function () { playRecording(id); });
-        li.appendChild(info);
-        li.appendChild(btn);
-        els.recordings.appendChild(li);
-      });
+    var mayExport = me && Array.isArray(me.roles) && me.roles.some(function (r) { return r === 'investigator' || r === 'supervisor' || r === 'admin'; });
+    list.forEach(function (r) {
+      var id = String(r.session_id);
+      recordings[id] = r;
+      var li = mk('li', 'recording-row');
+      li.setAttribute('data-session-id', id);
+      var info = mk('div', 'row-main');
+      if (mayExport) {
+        var pick = mk('input', 'pick');
+        pick.type = 'checkbox';
+        pick.value = id;
+        pick.checked = !!ticked[id];
+        pick.setAttribute('aria-label', 'Select for export');
+        info.appendChild(pick);
+      }
+      info.appendChild(mk('span', 'ref', r.incident_ref || '(no ref)'));
+      info.appendChild(mk('span', 'muted', fmtDate(r.started_at)));
+      var dur = fmtDuration(r.duration_s);
+      if (dur) info.appendChild(mk('span', 'muted', dur));
+      if (!(r.parts || []).length) info.appendChild(mk('span', 'muted', 'location only'));
+      if (r.status !== 'closed') info.appendChild(mk('span', 'muted', 'still recording'));
+      var btn = mk('button', 'btn btn-small play', 'Play');
+      btn.type = 'button';
+      btn.addEventListener('click', function () { playRecording(id); });
+      li.appendChild(info);
+      li.appendChild(btn);
+      if (mayExport && r.bundle_url) {
+        var dl = mk('a', 'btn btn-small btn-ghost download', 'Download original');
+        dl.href = r.bundle_url;
+        dl.setAttribute('download', '');
+        li.appendChild(dl);
+      }
+      els.recordings.appendChild(li);
+    });
+    els.recordingsEmpty.textContent = recQuery ? 'No recordings match.' : 'No recordings yet.';
     show(els.recordingsEmpty, list.length === 0);
+    show(els.exportForm, !!mayExport && list.length > 0);
+  }
+
+  /* The marker follows the video: a part's first frame has a server wall-clock time, and
+     each fix its server receive time, so the fix shown is the last one received by then. */
+  function syncPlaybackMarker() {
+    if (!playback || !playback.part || !playback.fixes.length) return;
+    var start = playback.part.first_frame_wall_clock;
+    if (!isNum(start)) return;
+    var at = (start + (els.playbackVideo.currentTime || 0)) * 1000;
+    var i = 0;
+    while (i + 1 < playback.times.length && playback.times[i + 1] <= at) i++;
+    var f = playback.fixes[i];
+    els.playbackPosition.textContent = f.lat.toFixed(5) + ', ' + f.lon.toFixed(5) +
+      (isNum(f.accuracy) ? ' (±' + Math.round(f.accuracy) + ' m)' : '') +
+      (f.received_at ? ' at ' + fmtDate(f.received_at) : '');
+    els.playbackPosition.setAttribute('data-lat', String(f.lat));
+    els.playbackPosition.setAttribute('data-lon', String(f.lon));
+    els.playbackPosition.setAttribute('data-index', String(i));
+    if (playback.marker) playback.marker.setLatLng([f.lat, f.lon]);
   }
 
   function playPart(part) {
     var v = els.playbackVideo;
     v.pause();
+    if (playback) playback.part = part;
     v.src = part.url;
     var p = v.play();
     if (p && p.catch) p.catch(function () {});
+  }
+
+  /* A recording is several parts: playback runs on from one to the next. */
+  function playNextPart() {
+    if (!playback || !playback.part) return;
+    var next = playback.parts[playback.parts.indexOf(playback.part) + 1];
+    if (next) playPart(next);
   }
 
   async function playRecording(id) {
@@ -999,7 +1110,10 @@
     show(els.playback, true);
     els.playbackRef.textContent = (r.incident_ref || '') + (r.started_at ? ' – ' + fmtDate(r.started_at) : '');
     els.playback.setAttribute('data-session-id', id);
+    els.playbackPosition.textContent = '–';
+    ['data-lat', 'data-lon', 'data-index'].forEach(function (a) { els.playbackPosition.removeAttribute(a); });
     var parts = Array.isArray(r.parts) ? r.parts.filter(function (p) { return p && p.url; }) : [];
+    playback = { id: id, fixes: [], times: [], parts: parts, part: parts[0] || null, marker: null };
     clear(els.playbackParts);
     var v = els.playbackVideo;
     if (parts.length) {
@@ -1019,33 +1133,85 @@
       els.playbackParts.appendChild(mk('p', 'muted', 'No video was recorded for this session.'));
     }
 
-    if (!playbackMap) {
-      playbackMap = makeMap(els.playbackMap);
-    }
+    if (!playbackMap) playbackMap = makeMap(els.playbackMap);
     if (playbackMap) {
       setTimeout(function () { playbackMap.map.invalidateSize(); }, 50);
       if (playbackLayer) { playbackMap.map.removeLayer(playbackLayer); playbackLayer = null; }
     }
-    els.playbackTrailStatus.textContent = r.trail_url ? 'Loading location trail…' : 'No location trail.';
-    if (!r.trail_url) return;
+    els.playbackTrailStatus.textContent = 'Loading location trail…';
     try {
       var data = await api('GET', r.trail_url);
-      if (els.playback.getAttribute('data-session-id') !== id) return;
+      if (!playback || playback.id !== id) return;
       var fixes = ((data && data.fixes) || []).filter(validFix);
+      playback.fixes = fixes;
+      playback.times = fixes.map(function (f) { return parseTime(f.received_at); });
       els.playbackTrailStatus.textContent = fixes.length ? fixes.length + ' location fixes' : 'No location was recorded.';
-      if (!playbackMap || !fixes.length) return;
+      if (!fixes.length) return;
+      syncPlaybackMarker();
+      if (!playbackMap) return;
       var lls = fixes.map(function (f) { return [f.lat, f.lon]; });
       playbackLayer = L.featureGroup();
       L.polyline(lls, { color: '#1d70b8', weight: 4 }).addTo(playbackLayer);
       L.circleMarker(lls[0], { radius: 7, color: '#00703c', fillOpacity: 0.9 }).bindTooltip('Start').addTo(playbackLayer);
-      L.marker(lls[lls.length - 1], { title: 'Last position' }).addTo(playbackLayer);
-      var lastF = fixes[fixes.length - 1];
-      if (isNum(lastF.accuracy)) L.circle(lls[lls.length - 1], { radius: Math.max(1, lastF.accuracy), color: '#d4351c', weight: 2, fillOpacity: 0.1 }).addTo(playbackLayer);
+      playback.marker = L.marker(lls[0], { title: 'Position at this moment of the video' }).addTo(playbackLayer);
       playbackLayer.addTo(playbackMap.map);
       playbackMap.map.fitBounds(playbackLayer.getBounds().pad(0.3), { maxZoom: 17 });
+      syncPlaybackMarker();
     } catch (e) {
       els.playbackTrailStatus.textContent = 'Could not load the location trail.';
     }
+  }
+
+  function exportBody(extra) {
+    var f = els.exportForm.elements;
+    return Object.assign({ recipient: f.recipient.value.trim(), purpose: f.purpose.value.trim() }, extra);
+  }
+
+  async function startExport(body) {
+    els.exportError.textContent = '';
+    if (!body.recipient || !body.purpose) { els.exportError.textContent = 'Say who receives the package and why.'; return; }
+    show(els.exportDownload, false);
+    try {
+      var job = await api('POST', '/api/exports', body);
+      show(els.exportStatus, true);
+      followExport(job);
+    } catch (e) {
+      els.exportError.textContent = e instanceof ApiError ? e.message : 'Cannot reach the server.';
+    }
+  }
+
+  function followExport(job) {
+    if (exportTimer) clearTimeout(exportTimer);
+    els.exportProgress.max = Math.max(1, job.total_bytes || 1);
+    els.exportProgress.value = job.done_bytes || 0;
+    els.exportStatus.setAttribute('data-state', job.state);
+    if (job.state === 'running') {
+      els.exportState.textContent = 'Exporting ' + job.session_ids.length + ' recording(s)… ' +
+        Math.round(100 * (job.done_bytes || 0) / Math.max(1, job.total_bytes || 1)) + '%';
+      exportTimer = setTimeout(async function () {
+        try { followExport(await api('GET', '/api/exports/' + job.export_id)); }
+        catch (e) { els.exportError.textContent = 'Lost track of the export: ' + (e.message || e); }
+      }, 500);
+    } else if (job.state === 'done') {
+      els.exportState.textContent = 'Ready: ' + job.session_ids.length + ' recording(s) for ' + job.recipient + '.';
+      els.exportDownload.href = job.download_url;
+      show(els.exportDownload, true);
+    } else {
+      els.exportState.textContent = 'Export failed: ' + (job.error || 'unknown error');
+    }
+  }
+
+  function onExportSubmit(ev) {
+    ev.preventDefault();
+    var ids = Array.prototype.map.call(els.recordings.querySelectorAll('input.pick:checked'), function (c) { return c.value; });
+    if (!ids.length) { els.exportError.textContent = 'Tick the recordings to export.'; return; }
+    startExport(exportBody({ session_ids: ids }));
+  }
+
+  function onExportPhone() {
+    var phone = els.recordingSearch.elements.phone.value.trim();
+    if (!phone) { els.exportError.textContent = 'Search by phone number first.'; return; }
+    startExport(exportBody({ phone: phone }));
   }
 
   /* ---------------- init ---------------- */
@@ -1064,7 +1230,11 @@
       liveMap: $('live-map'), endSession: $('end-session'), endSessionHint: $('end-session-hint'),
       recordings: $('recordings'), recordingsEmpty: $('recordings-empty'), refreshRecordings: $('refresh-recordings'),
       playback: $('playback'), playbackRef: $('playback-ref'), playbackVideo: $('playback-video'),
-      playbackParts: $('playback-parts'), playbackTrailStatus: $('playback-trail-status'), playbackMap: $('playback-map')
+      playbackParts: $('playback-parts'), playbackTrailStatus: $('playback-trail-status'), playbackMap: $('playback-map'),
+      playbackPosition: $('playback-position'), recordingSearch: $('recording-search'), searchError: $('search-error'),
+      areaFromMap: $('area-from-map'), exportForm: $('export-form'), exportError: $('export-error'),
+      exportPhone: $('export-phone'), exportStatus: $('export-status'), exportProgress: $('export-progress'),
+      exportState: $('export-state'), exportDownload: $('export-download')
     };
 
     if (!window.fetch || !window.Promise || !window.JSON) {
@@ -1079,6 +1249,13 @@
     els.closeLive.addEventListener('click', stopWatching);
     els.endSession.addEventListener('click', onEndSessionClick);
     els.refreshRecordings.addEventListener('click', function () { recSig = ''; loadRecordings(); });
+    els.recordingSearch.addEventListener('submit', onSearchSubmit);
+    els.areaFromMap.addEventListener('click', areaFromMap);
+    els.exportForm.addEventListener('submit', onExportSubmit);
+    els.exportPhone.addEventListener('click', onExportPhone);
+    els.playbackVideo.addEventListener('timeupdate', syncPlaybackMarker);
+    els.playbackVideo.addEventListener('ended', playNextPart);
+    els.playbackVideo.addEventListener('seeked', syncPlaybackMarker);
     els.unmute.addEventListener('click', function () {
       var v = els.liveVideo;
       v.muted = !v.muted;

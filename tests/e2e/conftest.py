@@ -29,6 +29,7 @@ CHROMIUM_FLAGS = [
 OPERATORS = [
     {"username": "alice", "password": "alice-pass", "roles": ["call_handler", "investigator"]},
     {"username": "bob", "password": "bob-pass", "roles": ["officer"]},
+    {"username": "sam", "password": "sam-pass", "roles": ["supervisor"]},
 ]
 
 

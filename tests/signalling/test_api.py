@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from signalling.app import RUNNER_OPTIONS, make_app
-from signalling.appkeys import SERVICE, SETTINGS
+from signalling.appkeys import AUDIT, SERVICE, SETTINGS
 from signalling.config import load_settings
 from signalling.openapi import doc_of
 
@@ -68,7 +68,9 @@ async def test_sign_in_is_required_and_checked(client: TestClient) -> None:
     assert me == {"username": "alice", "roles": ["call_handler"]}
 
 
-async def test_state_change_without_csrf_header_is_refused(client: TestClient) -> None:
+async def test_state_change_without_csrf_header_is_refused(
+    client: TestClient, app: web.Application
+) -> None:
     await sign_in(client)
     response = await client.post(
         "/api/sessions", json={"phone": "07700 900123", "incident_ref": "X"}
@@ -76,6 +78,8 @@ async def test_state_change_without_csrf_header_is_refused(client: TestClient) -
     assert response.status == 403
     assert "CSRF" in (await response.json())["error"]
     assert (await (await client.get("/api/sessions")).json())["sessions"] == []
+    [refused] = [r for r in app[AUDIT].read() if r["action"] == "csrf_refused"]
+    assert refused["actor"] == "alice" and refused["detail"]["route"] == "/api/sessions"
 
 
 async def test_officer_cannot_send_links(client: TestClient) -> None:
@@ -136,7 +140,7 @@ async def test_unknown_ids_and_bad_bodies_get_json_errors(client: TestClient) ->
 
 
 async def test_caller_page_and_dead_links(
-    client: TestClient, caplog: pytest.LogCaptureFixture
+    client: TestClient, app: web.Application, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     await sign_in(client)
@@ -168,6 +172,13 @@ async def test_caller_page_and_dead_links(
     )
     assert offer.status == 410
     assert token not in caplog.text
+    refused = [r for r in app[AUDIT].read() if r["action"] == "caller_link_refused"]
+    assert [r["detail"]["reason"] for r in refused] == [
+        "invalid: Signature verification failed",
+        "session ended",
+        "session ended",
+    ]
+    assert token not in json.dumps(refused)
 
 
 async def test_malformed_sdp_is_refused_and_changes_nothing(client: TestClient) -> None:
@@ -254,3 +265,16 @@ async def test_forwarded_proto_makes_https_links(client: TestClient) -> None:
     )
     outbox = await (await client.get("/api/sms/outbox")).json()
     assert "https://" in outbox["messages"][0]["text"]
+
+
+async def test_security_headers_on_pages_errors_and_redirects(client: TestClient) -> None:
+    answers = [
+        await client.get("/console/"),
+        await client.get("/api/sessions"),  # 401
+        await client.get("/api/nothing-here"),  # 404
+        await client.get("/", allow_redirects=False),  # 302 to the console
+    ]
+    assert [a.status for a in answers] == [200, 401, 404, 302]
+    for answer in answers:
+        assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"]
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"

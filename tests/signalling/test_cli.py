@@ -86,3 +86,27 @@ def test_users_cli_creates_disables_and_lists(
     assert "frank\tofficer\tdisabled" in capsys.readouterr().out
     frank = AccountBook(tmp_path / "accounts.json").get("frank")
     assert frank is not None and not check_password(frank, "a long passphrase")
+
+
+@pytest.mark.parametrize(("command", "module"), [("bench", "bench.media"), ("load", "bench.load")])
+def test_bench_commands_pass_their_flags_on(
+    command: str, module: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    seen: list[list[str]] = []
+
+    def fake_main(argv: list[str]) -> int:
+        seen.append(argv)
+        return 7
+
+    monkeypatch.setattr(importlib.import_module(module), "main", fake_main)
+    assert main([command, "--quick", "--seconds", "2", "-h"]) == 7
+    assert main(["--log-level", "WARNING", command]) == 7
+    assert seen == [["--quick", "--seconds", "2", "-h"], []]
+
+
+def test_other_commands_still_refuse_unknown_flags() -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["dev-cert", "--quick"])
+    assert exit_info.value.code == 2

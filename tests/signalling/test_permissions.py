@@ -3,6 +3,7 @@ route without a rule fails this test."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from signalling.app import RUNNER_OPTIONS, make_app
-from signalling.appkeys import AUDIT, SERVICE
+from signalling.appkeys import AUDIT, SERVICE, SHARING
 from signalling.config import load_settings
 from signalling.permissions import RULES, rule_for
 
@@ -27,15 +28,15 @@ async def setup(aiohttp_client: Any, tmp_path: Path) -> tuple[web.Application, T
     await server.start_server(**RUNNER_OPTIONS)
     client: TestClient = await aiohttp_client(server)
     session = await app[SERVICE].create("07700 900123", "CAD-1", "video", "admin", "http://x")
+    # An officer with no other role sees only what is shared with them.
+    await app[SHARING].share_with(session.id, "officer", "admin")
     return app, client, session.id
 
 
 def concrete(path: str, session_id: str) -> str:
-    return (
-        path.replace("{session_id}", session_id)
-        .replace("{name}", "media-001.mkv")
-        .replace("{token}", "not-a-token")
-    )
+    """The route with its parameters filled in; ids other than the session's are unknown."""
+    values = {"session_id": session_id, "name": "media-001.mkv", "token": "not-a-token"}
+    return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), "no-such-id"), path)
 
 
 def test_every_route_has_a_rule() -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
 from signalling.sessions import CallSession, utcnow
-from signalling.store import MemoryStore, RedisStore, StateStore, UnknownSession
+from signalling.shares import Share
+from signalling.store import MemoryStore, RedisStore, StateStore, UnknownSession, UnknownShare
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -66,6 +68,41 @@ async def test_trail_and_rejected_count(store: StateStore) -> None:
     assert [f["lat"] for f in await store.trail(sid)] == [51.0, 51.1, 51.2]
     assert await store.trail_summary(sid) == (3, {"lat": 51.2, "lon": 0.0})
     assert (await store.get(sid)).rejected_fixes == 2
+
+
+async def test_shares_by_session_and_recipient(store: StateStore) -> None:
+    suffix = str(id(store))
+    now = utcnow()
+
+    def share(n: int, session: str, kind: str, recipient: str) -> Share:
+        return Share(
+            id=f"sh{n}-{suffix}",
+            session_id=session + suffix,
+            kind=kind,  # type: ignore[arg-type]
+            recipient=recipient + suffix,
+            created_by="alice",
+            created_at=now + timedelta(seconds=n),
+            expires_at=now + timedelta(hours=1) if kind == "link" else None,
+        )
+
+    first, link, other = (
+        share(1, "a", "account", "bob"),
+        share(2, "a", "link", "Car 12"),
+        share(3, "b", "account", "bob"),
+    )
+    for made in (other, link, first):
+        await store.save_share(made)
+    assert await store.get_share(link.id) == link
+    assert [s.id for s in await store.session_shares("a" + suffix)] == [first.id, link.id]
+    assert [s.id for s in await store.recipient_shares("bob" + suffix)] == [first.id, other.id]
+    assert await store.recipient_shares("Car 12" + suffix) == []  # links have no account
+
+    withdrawn = replace(first, withdrawn_at=now, withdrawn_by="alice")
+    await store.save_share(withdrawn)
+    assert await store.session_shares("a" + suffix) == [withdrawn, link]
+    assert await store.recipient_shares("bob" + suffix) == [withdrawn, other]
+    with pytest.raises(UnknownShare):
+        await store.get_share("nope")
 
 
 async def test_events_reach_subscribers(store: StateStore) -> None:
