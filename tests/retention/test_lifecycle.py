@@ -322,6 +322,29 @@ def test_two_concurrent_runs_dispose_once(
     assert store.list("") == sorted(erasure_key(s) for s in sids)
 
 
+def test_a_version_deleted_between_listing_and_reading_is_skipped(s3_server: str) -> None:
+    """Another node's disposal can delete a version after this node listed it."""
+    store = s3_bucket(s3_server)
+    for name in ("a", "b"):
+        store.create(f"sess/{name}", name.encode(), datetime.now(UTC))
+    deleted: list[str] = []
+
+    def other_node_deletes(params: dict[str, str], **_: object) -> None:
+        if not deleted:
+            deleted.append(params["Key"])
+            store.client.delete_object(
+                Bucket=params["Bucket"],
+                Key=params["Key"],
+                VersionId=params["VersionId"],
+                BypassGovernanceRetention=True,
+            )
+
+    store.client.meta.events.register("before-parameter-build.s3.HeadObject", other_node_deletes)
+    found = store.versions("sess/")
+    assert len(deleted) == 1
+    assert [v.key for v in found] == [k for k in ("sess/a", "sess/b") if k != deleted[0]]
+
+
 def test_tampered_ledger_is_detected(tmp_path: Path, clock: Clock) -> None:
     from recorder.store import LocalFolderStore
 
