@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Literal
-
-import av
-from av.stream import Stream
 
 MediaKind = Literal["audio", "video"]
 
@@ -21,7 +17,8 @@ class EncodedFrame:
     frame of the track; ``arrival`` is the server's wall clock when the frame was
     complete, so recordings can carry wall-clock time. ``capture_time`` is the caller's
     own wall clock for this frame (Unix seconds), known once an RTCP sender report has
-    paired the track's RTP clock with NTP time; audio and video line up on it.
+    paired the track's RTP clock with NTP time; audio and video line up on it. ``seq`` is
+    the relay's running count of the track's frames (from 1; 0 before the relay).
     """
 
     kind: MediaKind
@@ -32,15 +29,4 @@ class EncodedFrame:
     keyframe: bool
     arrival: float
     capture_time: float | None = None
-
-    @property
-    def time_base(self) -> Fraction:
-        return Fraction(1, self.clock_rate)
-
-    def to_packet(self) -> av.Packet[Stream]:
-        """Wrap the bytes for aiortc's sender (which then only re-packetizes)."""
-        packet = av.Packet(self.data)
-        packet.pts = self.pts
-        packet.dts = self.pts
-        packet.time_base = self.time_base
-        return packet
+    seq: int = 0

@@ -24,6 +24,8 @@ import aiortc.rtcrtpreceiver as rtcrtpreceiver
 import aiortc.rtcrtpsender as rtcrtpsender
 from aiortc.rtp import RtcpSrPacket
 
+from . import fastclock, packetize
+from .fastclock import NTP_UNIX_OFFSET
 from .frames import EncodedFrame, MediaKind
 from .reassembly import CompletingJitterBuffer, frame_parts
 
@@ -36,7 +38,6 @@ _ORIGINAL_HANDLE_RTCP = rtcrtpreceiver.RTCRtpReceiver._handle_rtcp_packet
 _SR_LISTENER = "_scenelink_sr_listener"
 _MAPPER = "_RTCRtpReceiver__timestamp_mapper"
 _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
-NTP_UNIX_OFFSET = 2_208_988_800  # seconds from 1900-01-01 (NTP) to 1970-01-01 (Unix)
 _CODEC_NAMES = {"h264": "H264", "vp8": "VP8", "opus": "opus"}
 
 H264_NAL_IDR = 5
@@ -204,8 +205,11 @@ def install() -> None:
     """Patch aiortc so that every RemoteStreamTrack.recv() returns EncodedFrame (idempotent).
 
     Frames are released as soon as they are complete. Also: viewers' PLI/FIR reach the
-    publisher, and receivers report RTCP sender reports.
+    publisher, receivers report RTCP sender reports, senders take shared payloads
+    (packetize.py), and aiortc's per-packet clock reads are cheaper (fastclock.py).
     """
+    packetize.install()
+    fastclock.install()
     rtcrtpreceiver.JitterBuffer = CompletingJitterBuffer  # type: ignore[attr-defined]
     rtcrtpreceiver.decoder_worker = idle_worker
     rtcrtpreceiver.RTCRtpReceiver.receive = _receive  # type: ignore[method-assign]

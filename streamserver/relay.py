@@ -15,12 +15,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from av.stream import Stream
 
 from .frames import EncodedFrame, MediaKind
 from .ingest import SenderReport
+from .packetize import Packetized, PacketizedCache
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +143,7 @@ class Subscription:
 
 
 class RelayViewerTrack(MediaStreamTrack):
-    """aiortc track for a viewer: returns the caller's packets, so the sender only packetizes."""
+    """aiortc track for a viewer: returns the caller's frames as shared RTP payloads."""
 
     def __init__(self, relay: TrackRelay, codec: str | None = None) -> None:
         super().__init__()
@@ -153,7 +152,7 @@ class RelayViewerTrack(MediaStreamTrack):
         self._relay = relay
         self._sub: Subscription | None = None
 
-    async def recv(self) -> av.Packet[Stream]:
+    async def recv(self) -> Packetized:  # type: ignore[override]
         if self.readyState != "live":
             raise MediaStreamError
         if self._sub is None:
@@ -165,7 +164,7 @@ class RelayViewerTrack(MediaStreamTrack):
                 self.stop()
                 raise MediaStreamError
             if self.codec is None or frame.codec == self.codec:
-                return frame.to_packet()
+                return self._relay.packetized.get(frame)
             self._sub.dropped += 1  # negotiated another codec with this viewer
 
     def request_keyframe(self) -> None:
@@ -215,6 +214,7 @@ class TrackRelay:
         self._report_pts = 0  # the report's RTP time in this relay's (offset) pts
         self._report_rate = 0
         self.sender_reports = 0
+        self.packetized = PacketizedCache()
 
     @property
     def pts_offset(self) -> int:
@@ -357,15 +357,14 @@ class TrackRelay:
             self._new_source = False
             if self._report is not None and self._report.pts is not None:
                 self._report_pts = self._report.pts + self._offset
-        if self._report is not None:
-            pts = frame.pts + self._offset
-            frame = dataclasses.replace(frame, pts=pts, capture_time=self.capture_time(pts))
-        elif self._offset:
-            frame = dataclasses.replace(frame, pts=frame.pts + self._offset)
+        pts = frame.pts + self._offset
+        self.frames_in += 1
+        frame = dataclasses.replace(
+            frame, pts=pts, capture_time=self.capture_time(pts), seq=self.frames_in
+        )
         self._last_pts = frame.pts
         self._last_arrival = frame.arrival
         self.codec = frame.codec
-        self.frames_in += 1
         wants_key = False
         for sub in self._subs:
             wants_key = sub._offer(frame) or wants_key

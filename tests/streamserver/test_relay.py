@@ -158,22 +158,25 @@ async def test_source_switch_keeps_pts_increasing() -> None:
     await relay.stop()
 
 
-async def test_viewer_track_returns_packets_and_bridges_keyframe_requests() -> None:
+async def test_viewer_tracks_share_one_packetization_and_bridge_keyframe_requests() -> None:
     relay = TrackRelay("video", keyframe_min_interval=0.0)
     src = QueueTrack("video")
     req = Counter()
     relay.set_source(src, req)
-    track = relay.viewer_track("VP8")
+    tracks = [relay.viewer_track("VP8"), relay.viewer_track("VP8")]
     src.queue.put_nowait(vframe(0, True))
-    packet_task = asyncio.create_task(track.recv())
+    waiting = [asyncio.create_task(t.recv()) for t in tracks]
     await asyncio.sleep(0.01)
     src.queue.put_nowait(vframe(1, True))
-    packet = await asyncio.wait_for(packet_task, 1)
-    assert bytes(packet) == vframe(1, True).data and packet.pts == 3000
+    first, second = await asyncio.wait_for(asyncio.gather(*waiting), 1)
+    assert first is second, "one packetization for every viewer"
+    assert first.frame.data == vframe(1, True).data and first.timestamp == 3000
+    assert first.frame.seq == 2 and relay.packetized.built == 1
     calls = req.calls
-    track.request_keyframe()
+    tracks[0].request_keyframe()
     assert req.calls == calls + 1
-    track.stop()
+    for track in tracks:
+        track.stop()
     assert relay.subscriber_count == 0
     await relay.stop()
 
