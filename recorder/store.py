@@ -151,10 +151,10 @@ class LocalFolderStore:
         self.root = root
 
     def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
-        if not path.is_relative_to(self.root.resolve()):
+        # Checked by its parts rather than with resolve(): this runs for every file operation.
+        if key.startswith("/") or any(p in ("", ".", "..") for p in key.split("/")):
             raise StoreError(f"bad key {key}")
-        return path
+        return self.root / key
 
     def put(
         self, key: str, data: bytes, sha256: str, retain_until: datetime, legal_hold: bool = False
@@ -258,7 +258,7 @@ class LocalFolderStore:
         path.unlink()
         self._lock_path(version.key).unlink(missing_ok=True)
         for folder in (path.parent, self._lock_path(version.key).parent):
-            while folder != self.root.resolve() and folder.is_dir() and not any(folder.iterdir()):
+            while folder != self.root and folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
                 folder = folder.parent
 
@@ -275,14 +275,23 @@ class LocalFolderStore:
         return path.read_bytes()
 
     def list(self, prefix: str) -> list[str]:
+        # Only the folder the prefix names is walked: the whole tree grows with every session.
         # os.walk skips folders that vanish while it walks (another node disposing).
-        keys = [
-            (Path(folder) / name).relative_to(self.root).as_posix()
-            for folder, _, names in os.walk(self.root)
-            for name in names
-            if not name.endswith(".tmp")
-        ]
-        return sorted(k for k in keys if k.startswith(prefix) and not k.startswith(f"{LOCKS_DIR}/"))
+        base = prefix.rpartition("/")[0]
+        parts = base.split("/") if base else []
+        if parts[:1] == [LOCKS_DIR] or any(p in ("", ".", "..") for p in parts):
+            return []  # no key can be stored there
+        keys = []
+        for folder, subfolders, names in os.walk(self.root / base if base else self.root):
+            if Path(folder) == self.root and LOCKS_DIR in subfolders:
+                subfolders.remove(LOCKS_DIR)
+            here = Path(folder).relative_to(self.root).as_posix()
+            keys += [
+                name if here == "." else f"{here}/{name}"
+                for name in names
+                if not name.endswith(".tmp")
+            ]
+        return sorted(k for k in keys if k.startswith(prefix))
 
 
 class S3ObjectLockStore:
