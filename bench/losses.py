@@ -48,6 +48,23 @@ def number_frames(indices: list[int], period: int, anchor: int) -> list[int]:
     return numbers
 
 
+def align_loops(numbers: list[int], seen: set[int], period: int) -> list[int]:
+    """Shift recorded numbers by whole clip loops to agree best with what viewers saw.
+
+    The first recorded frame is placed by its arrival time; under heavy load a frame arrives
+    seconds after it was sent, and a delay over half the clip's loop places it a loop out.
+    """
+    if not seen or not numbers:
+        return numbers
+    got = set(numbers)
+
+    def overlap(shift: int) -> int:
+        return len({n + shift * period for n in got} & seen)
+
+    best = max(range(-3, 4), key=lambda shift: (overlap(shift), -abs(shift)))
+    return [n + best * period for n in numbers]
+
+
 def stage_losses(caller: CallerStats) -> dict[str, int]:
     """Frames lost per stage for one caller (server_to_recording only once it was read)."""
     consumers = [set(v.indices) for v in caller.viewers]
@@ -103,6 +120,8 @@ def recorded_frames(evidence_dir: Path, report: LoadReport, clip: Clip) -> dict[
             continue
         first = _first_frame_wall_clock(folder, parts[0].name)
         anchor = 1 + round((first - stats.first_sent_at) * clip.fps)
-        stats.recorded = number_frames(indices, len(keys), anchor)
+        numbers = number_frames(indices, len(keys), anchor)
+        seen = set().union(*(v.indices for v in stats.viewers))
+        stats.recorded = align_loops(numbers, seen, len(keys))
         lost += stats.recorded[-1] - stats.recorded[0] + 1 - len(set(stats.recorded))
     return {"video": total, "audio": audio, "lost": lost, "unmatched": unmatched}

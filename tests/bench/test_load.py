@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.load import CallerStats, LoadReport, ViewerStats, load_clip, run_direct
-from bench.losses import number_frames, recorded_frames, stage_losses
+from bench.losses import align_loops, number_frames, recorded_frames, stage_losses
 from bench.spread import Plan, merge, shares, spread_load
 from tests.harness import free_port, running
 
@@ -25,6 +25,14 @@ def test_number_frames_follows_the_looping_clip() -> None:
     assert number_frames([8, 9, 0, 1], 10, anchor=9) == [9, 10, 11, 12]
     assert number_frames([1, 2, 5, 6], 10, anchor=31) == [32, 33, 36, 37]
     assert number_frames([9, 2], 10, anchor=1) == [10, 13]
+
+
+def test_recorded_numbers_move_by_whole_loops_to_match_the_viewers() -> None:
+    # Placed a loop late (the first frame arrived long after it was sent): moved back.
+    assert align_loops([25, 26, 28], {15, 16, 17, 18}, 10) == [15, 16, 18]
+    assert align_loops([5, 6], {25, 26, 27}, 10) == [25, 26]
+    assert align_loops([5, 6], {5, 16}, 10) == [5, 6]  # ties keep the arrival-time placement
+    assert align_loops([5, 6], set(), 10) == [5, 6]  # no viewers: nothing to align with
 
 
 def caller_with(viewers: list[list[int]], recorded: list[int] | None) -> CallerStats:
