@@ -61,7 +61,9 @@ def align_loops(numbers: list[int], seen: set[int], period: int) -> list[int]:
     def overlap(shift: int) -> int:
         return len({n + shift * period for n in got} & seen)
 
-    best = max(range(-3, 4), key=lambda shift: (overlap(shift), -abs(shift)))
+    lowest = min(numbers)
+    shifts = [shift for shift in range(-3, 4) if lowest + shift * period >= 1]
+    best = max(shifts, key=lambda shift: (overlap(shift), -abs(shift)))
     return [n + best * period for n in numbers]
 
 

@@ -4,7 +4,9 @@ aiortc's sender packs pre-encoded data itself, once per viewer: it copies the fr
 av.Packet, splits it into NAL units or VP8 partitions and builds the payloads, all in Python.
 The payloads depend only on the frame, so the relay builds them once (with aiortc's own
 packetizers) and every viewer's sender takes them as they are through a ForwardingEncoder.
-VP8 picture IDs come from the relay's frame count, so all viewers see the same, increasing IDs.
+VP8 picture IDs come from the relay's frame count, so all viewers see the same, increasing IDs;
+a viewer that skipped frames sees a gap in them, which tells its decoder that frames are missing
+(it asks for a keyframe) where per-viewer consecutive IDs would have hidden the loss.
 These are private internals of aiortc 1.16.0, covered by tests/streamserver/test_packetize.py.
 """
 
@@ -46,9 +48,10 @@ def payloads(frame: EncodedFrame) -> list[bytes]:
 
 
 class PacketizedCache:
-    """The last few frames' payloads: viewers read close together, so most reads hit."""
+    """The last second or so of frames' payloads: viewers read close together, so most reads
+    hit; one further behind gets its frames built again, identical (picture IDs from ``seq``)."""
 
-    def __init__(self, size: int = 8) -> None:
+    def __init__(self, size: int = 32) -> None:
         self._recent: deque[Packetized] = deque(maxlen=size)
         self.built = 0
 

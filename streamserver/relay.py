@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from . import packetize
 from .frames import EncodedFrame, MediaKind
 from .ingest import SenderReport
 from .packetize import Packetized, PacketizedCache
@@ -272,6 +273,8 @@ class TrackRelay:
         return sub
 
     def viewer_track(self, codec: str | None = None) -> RelayViewerTrack:
+        """A track for a viewer's sender; aiortc's senders must take Packetized frames."""
+        packetize.install()
         return RelayViewerTrack(self, codec)
 
     def request_keyframe(self) -> bool:

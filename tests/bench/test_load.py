@@ -33,6 +33,7 @@ def test_recorded_numbers_move_by_whole_loops_to_match_the_viewers() -> None:
     assert align_loops([5, 6], {25, 26, 27}, 10) == [25, 26]
     assert align_loops([5, 6], {5, 16}, 10) == [5, 6]  # ties keep the arrival-time placement
     assert align_loops([5, 6], set(), 10) == [5, 6]  # no viewers: nothing to align with
+    assert align_loops([5, 16], {6}, 10) == [5, 16]  # never before send number 1
 
 
 def caller_with(viewers: list[list[int]], recorded: list[int] | None) -> CallerStats:

@@ -17,6 +17,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from streamserver import packetize
 from streamserver.frames import EncodedFrame
 from streamserver.packetize import ForwardingEncoder, Packetized, PacketizedCache, payloads
+from streamserver.relay import TrackRelay
 from streamserver.synthetic import Clip, ClipPacket
 
 
@@ -79,3 +80,11 @@ def test_forwarding_encoder_passes_packetized_and_delegates_the_rest(
         RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=96)
     )
     assert not hasattr(opus, "target_bitrate")  # aiortc skips REMB for it, as before
+
+
+def test_a_viewer_track_makes_senders_take_packetized_frames(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(rtcrtpsender, "get_encoder", get_encoder)
+    TrackRelay("video").viewer_track("H264")
+    assert rtcrtpsender.get_encoder is packetize.forwarding_encoder
