@@ -39,7 +39,10 @@ from .losses import STAGES, frame_key, recorded_frames, stage_losses
 
 logger = logging.getLogger("bench.load")
 
-CLIP_WIDTH, CLIP_HEIGHT, CLIP_FPS, CLIP_SECONDS = 1280, 720, 30, 4.0
+CLIP_WIDTH, CLIP_HEIGHT, CLIP_FPS = 1280, 720, 30
+# Frames are numbered by matching their bytes to the looping clip: a frame delayed by more than
+# half a loop (6 s) would be numbered a loop out, so the loop is long for a saturated machine.
+CLIP_SECONDS = 12.0
 CLIP_BIT_RATE = 1_500_000
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "scenelink"
 CSRF = {"X-Requested-With": "scenelink"}

@@ -67,6 +67,18 @@ def align_loops(numbers: list[int], seen: set[int], period: int) -> list[int]:
     return [n + best * period for n in numbers]
 
 
+def split_at_long_gaps(numbers: list[int], period: int) -> list[list[int]]:
+    """Runs of numbers with no gap over half a loop: across a longer gap (a stalled sender)
+    the bytes cannot say how many loops went by, so each run is placed on its own."""
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and n - runs[-1][-1] <= period // 2:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    return runs
+
+
 def stage_losses(caller: CallerStats) -> dict[str, int]:
     """Frames lost per stage for one caller (server_to_recording only once it was read)."""
     consumers = [set(v.indices) for v in caller.viewers]
@@ -98,32 +110,38 @@ def _first_frame_wall_clock(folder: Path, part: str) -> float:
 
 def recorded_frames(evidence_dir: Path, report: LoadReport, clip: Clip) -> dict[str, int]:
     """Count the frames in the recordings of the report's sessions, demuxed (not decoded), and
-    number the video ones (``CallerStats.recorded``); ``lost`` is gaps between them."""
+    number the video ones (``CallerStats.recorded``); ``lost`` is gaps between them.
+
+    Each part is numbered from its own first-frame wall clock (a new part starts when the caller
+    reconnects), and each run between long gaps is placed by what the viewers saw.
+    """
     keys = {frame_key(p.data): i for i, p in enumerate(clip.video)}
     total = audio = lost = unmatched = 0
     for stats in report.callers:
         folder = evidence_dir / stats.session_id
-        parts = sorted(folder.glob("media-*.mkv"))
-        indices: list[int] = []
-        for part in parts:
+        seen = set().union(*(v.indices for v in stats.viewers))
+        stats.recorded = []
+        for part in sorted(folder.glob("media-*.mkv")):
             packets = video_packets(part)
             total += len(packets)
             with av.open(str(part)) as container:
                 if container.streams.audio:
                     audio += sum(1 for p in container.demux(container.streams.audio[0]) if p.size)
+            indices: list[int] = []
             for data in packets:
                 index = keys.get(frame_key(data))
                 if index is None:
                     unmatched += 1
                 else:
                     indices.append(index)
-        if not indices or stats.first_sent_at is None:
-            stats.recorded = []
-            continue
-        first = _first_frame_wall_clock(folder, parts[0].name)
-        anchor = 1 + round((first - stats.first_sent_at) * clip.fps)
-        numbers = number_frames(indices, len(keys), anchor)
-        seen = set().union(*(v.indices for v in stats.viewers))
-        stats.recorded = align_loops(numbers, seen, len(keys))
-        lost += stats.recorded[-1] - stats.recorded[0] + 1 - len(set(stats.recorded))
+            if not indices or stats.first_sent_at is None:
+                continue
+            first = _first_frame_wall_clock(folder, part.name)
+            anchor = 1 + round((first - stats.first_sent_at) * clip.fps)
+            numbers = number_frames(indices, len(keys), anchor)
+            for run in split_at_long_gaps(numbers, len(keys)):
+                stats.recorded += align_loops(run, seen, len(keys))
+        if stats.recorded:
+            got = set(stats.recorded)
+            lost += max(got) - min(got) + 1 - len(got)
     return {"video": total, "audio": audio, "lost": lost, "unmatched": unmatched}

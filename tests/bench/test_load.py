@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from bench.load import CallerStats, LoadReport, ViewerStats, load_clip, run_direct
-from bench.losses import align_loops, number_frames, recorded_frames, stage_losses
+from bench.losses import (
+    align_loops,
+    number_frames,
+    recorded_frames,
+    split_at_long_gaps,
+    stage_losses,
+)
 from bench.spread import Plan, merge, shares, spread_load
 from tests.harness import free_port, running
 
@@ -34,6 +40,11 @@ def test_recorded_numbers_move_by_whole_loops_to_match_the_viewers() -> None:
     assert align_loops([5, 6], {5, 16}, 10) == [5, 6]  # ties keep the arrival-time placement
     assert align_loops([5, 6], set(), 10) == [5, 6]  # no viewers: nothing to align with
     assert align_loops([5, 16], {6}, 10) == [5, 16]  # never before send number 1
+
+
+def test_runs_are_split_where_the_gap_is_over_half_a_loop() -> None:
+    assert split_at_long_gaps([1, 2, 7, 8, 14, 15], 10) == [[1, 2, 7, 8], [14, 15]]
+    assert split_at_long_gaps([], 10) == []
 
 
 def caller_with(viewers: list[list[int]], recorded: list[int] | None) -> CallerStats:
