@@ -79,6 +79,9 @@ class CallerStats:
     first_sent_at: float | None = None  # wall clock of send number 1
     viewers: list[ViewerStats] = field(default_factory=list)
     recorded: list[int] | None = None  # send numbers found in the recording, once read
+    # video frames that reached the server's relay but not the recording, by the recorder's
+    # own count (its recording_totals event); None where the recording has none
+    recorder_missed: int | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CallerStats:

@@ -97,6 +97,8 @@ def stage_losses(caller: CallerStats) -> dict[str, int]:
         missing = sum(1 for n in range(start, end + 1) if n not in got and n not in everywhere)
         stage = "server_to_viewers" if i < len(caller.viewers) else "server_to_recording"
         lost[stage] += missing
+    if caller.recorder_missed is not None:  # exact, where the recorder counted for itself
+        lost["server_to_recording"] = caller.recorder_missed
     return lost
 
 
@@ -106,6 +108,18 @@ def _first_frame_wall_clock(folder: Path, part: str) -> float:
         if event.get("type") == "recording_part_started" and event.get("part") == part:
             return float(event["first_frame_wall_clock"])
     raise ValueError(f"{folder}: no recording_part_started event for {part}")
+
+
+def _recorder_missed(folder: Path) -> int | None:
+    """Video frames the relay had for the recorder that it did not write (dropped when it
+    fell behind, or skipped waiting for a keyframe), from its closing recording_totals."""
+    missed = None
+    for line in (folder / "events.jsonl").read_text().splitlines():
+        event = json.loads(line)
+        if event.get("type") == "recording_totals":
+            video = event["video"]
+            missed = (missed or 0) + int(video["dropped"]) + int(video["skipped"])
+    return missed
 
 
 def recorded_frames(evidence_dir: Path, report: LoadReport, clip: Clip) -> dict[str, int]:
@@ -141,6 +155,7 @@ def recorded_frames(evidence_dir: Path, report: LoadReport, clip: Clip) -> dict[
             numbers = number_frames(indices, len(keys), anchor)
             for run in split_at_long_gaps(numbers, len(keys)):
                 stats.recorded += align_loops(run, seen, len(keys))
+        stats.recorder_missed = _recorder_missed(folder)
         if stats.recorded:
             got = set(stats.recorded)
             lost += max(got) - min(got) + 1 - len(got)

@@ -64,8 +64,12 @@ class SessionRecorder:
         self._closed = False
         self.parts: list[Path] = []
         self.segments_closed = 0
-        self.frames_recorded = 0
-        self.frames_skipped = 0
+        # Per kind: frames taken from the relay, dropped by it (the recorder fell behind, or
+        # before the first keyframe), written, and skipped by the muxer (no keyframe yet).
+        self.totals: dict[str, dict[str, int]] = {
+            kind: dict.fromkeys(("taken", "dropped", "written", "skipped"), 0)
+            for kind in ("video", "audio")
+        }
         self.errors: list[str] = []
 
     def _load(self) -> None:
@@ -185,6 +189,8 @@ class SessionRecorder:
             if frame is None:
                 break
             await out.put(frame)
+        self.totals[sub.kind]["taken"] += sub.frames_out
+        self.totals[sub.kind]["dropped"] += sub.dropped
         await out.put(None)
 
     def _overrun(self, sub: Subscription, resumed_at: EncodedFrame | None) -> None:
@@ -203,14 +209,16 @@ class SessionRecorder:
             },
         )
 
+    @property
+    def frames_recorded(self) -> int:
+        return sum(t["written"] for t in self.totals.values())
+
     def _write(self, segmenter: Segmenter, batch: list[EncodedFrame]) -> None:
-        before, skipped = segmenter.frames_written, segmenter.skipped
-        try:
-            for frame in batch:
-                segmenter.write(frame)
-        finally:
-            self.frames_recorded += segmenter.frames_written - before
-            self.frames_skipped += segmenter.skipped - skipped
+        for frame in batch:
+            before = segmenter.frames_written
+            segmenter.write(frame)
+            outcome = "written" if segmenter.frames_written > before else "skipped"
+            self.totals[frame.kind][outcome] += 1
 
     def _segment_started(self, writer: PartWriter) -> None:
         self._last_number += 1
@@ -314,5 +322,8 @@ class SessionRecorder:
             except Exception:
                 logger.exception("recorder: recording task failed")
         loop = asyncio.get_running_loop()
+        # A continuity figure for the bundle: what reached the recorder against what it wrote.
+        totals = {"type": "recording_totals", **self.totals, "time": time.time()}
+        await loop.run_in_executor(self._executor, self._append, EVENTS_FILE, totals)
         await loop.run_in_executor(self._executor, self._publish, "closed")
         await loop.run_in_executor(None, self._executor.shutdown, True)

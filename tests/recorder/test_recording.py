@@ -96,6 +96,15 @@ async def test_part_is_bit_exact_and_decodes_to_clip_duration(
     part = tmp_path / "s1" / "media-001.mkv"
     assert rec.parts == [part]
     assert rec.frames_recorded == len(clip.video) + len(clip.audio)
+    events = [json.loads(line) for line in (tmp_path / "s1" / "events.jsonl").open()]
+    [totals] = [e for e in events if e.get("type") == "recording_totals"]
+    assert totals["video"] == {
+        "taken": len(clip.video),
+        "dropped": 0,
+        "written": len(clip.video),
+        "skipped": 0,
+    }
+    assert totals["audio"]["written"] == len(clip.audio) == totals["audio"]["taken"]
     recorded = video_packets(part)
     sent = [p.data for p in clip.video]
     if codec == "H264":
@@ -107,7 +116,11 @@ async def test_part_is_bit_exact_and_decodes_to_clip_duration(
     assert frames_a >= len(clip.audio) - 2
     assert media_duration(part) == pytest.approx(clip.duration_s, abs=1.0)
     events = [json.loads(x) for x in (tmp_path / "s1" / "events.jsonl").read_text().splitlines()]
-    assert [e["type"] for e in events] == ["recording_part_started", "recording_part_finished"]
+    assert [e["type"] for e in events] == [
+        "recording_part_started",
+        "recording_part_finished",
+        "recording_totals",
+    ]
     assert events[0]["width"] == clip.width and events[0]["height"] == clip.height
 
 
@@ -172,3 +185,7 @@ async def test_frames_the_recorder_never_got_are_on_the_record(
     assert overruns and overruns[0]["kind"] == "video"
     assert overruns[-1]["frames_dropped_total"] > 0
     assert rec.frames_recorded + overruns[-1]["frames_dropped_total"] >= len(video) - 1
+    [totals] = [e["video"] for e in events if e.get("type") == "recording_totals"]
+    assert totals["dropped"] == overruns[-1]["frames_dropped_total"]
+    assert totals["taken"] == totals["written"] + totals["skipped"] == rec.frames_recorded
+    assert totals["taken"] + totals["dropped"] == relay.frames_in
