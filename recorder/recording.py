@@ -322,8 +322,9 @@ class SessionRecorder:
             except Exception:
                 logger.exception("recorder: recording task failed")
         loop = asyncio.get_running_loop()
-        # A continuity figure for the bundle: what reached the recorder against what it wrote.
-        totals = {"type": "recording_totals", **self.totals, "time": time.time()}
-        await loop.run_in_executor(self._executor, self._append, EVENTS_FILE, totals)
+        if self._task is not None:  # media was attached at some point
+            # A continuity figure for the bundle: what reached the recorder against what it wrote.
+            totals = {"type": "recording_totals", **self.totals, "time": time.time()}
+            await loop.run_in_executor(self._executor, self._append, EVENTS_FILE, totals)
         await loop.run_in_executor(self._executor, self._publish, "closed")
         await loop.run_in_executor(None, self._executor.shutdown, True)
