@@ -114,7 +114,8 @@ def _recorder_missed(folder: Path) -> int | None:
     """Video frames the relay had for the recorder that it did not write (dropped when it
     fell behind, or skipped waiting for a keyframe), from its closing recording_totals."""
     missed = None
-    for line in (folder / "events.jsonl").read_text().splitlines():
+    events = folder / "events.jsonl"  # aiortc's stock recorder (bench.stock) writes none
+    for line in events.read_text().splitlines() if events.exists() else []:
         event = json.loads(line)
         if event.get("type") == "recording_totals":
             video = event["video"]
