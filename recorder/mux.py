@@ -15,6 +15,7 @@ from av.container import OutputContainer
 from av.stream import Stream
 
 from streamserver.frames import EncodedFrame
+from streamserver.ingest import is_keyframe
 
 from .h264 import h264_dimensions
 
@@ -26,7 +27,7 @@ CLUSTER_MS = 500
 
 def vp8_dimensions(data: bytes) -> tuple[int, int]:
     """Width and height from a VP8 keyframe header (RFC 6386 section 9.1)."""
-    if len(data) < 10 or data[0] & 1 or data[3:6] != b"\x9d\x01\x2a":
+    if not is_keyframe("VP8", data):
         raise ValueError("not a VP8 keyframe")
     width = int.from_bytes(data[6:8], "little") & 0x3FFF
     height = int.from_bytes(data[8:10], "little") & 0x3FFF

@@ -41,6 +41,8 @@ _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _CODEC_NAMES = {"h264": "H264", "vp8": "VP8", "opus": "opus"}
 
 H264_NAL_IDR = 5
+VP8_START = b"\x9d\x01\x2a"  # after the 3-byte frame tag of every keyframe
+VP8_KEYFRAME_HEADER = 10  # frame tag, start code, width and height
 
 
 def h264_has_idr(data: bytes) -> bool:
@@ -61,7 +63,9 @@ def is_keyframe(codec: str, data: bytes) -> bool:
     if codec == "H264":
         return h264_has_idr(data)
     if codec == "VP8":
-        return len(data) > 0 and data[0] & 0x01 == 0
+        # The P bit clear, and the keyframe start code (RFC 6386 section 9.1): the bit alone is
+        # also clear in one of two frames whose first packets were lost.
+        return len(data) >= VP8_KEYFRAME_HEADER and data[0] & 0x01 == 0 and data[3:6] == VP8_START
     return True
 
 

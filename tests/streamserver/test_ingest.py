@@ -75,7 +75,8 @@ async def test_frame_sink_delivers_batches_in_order_then_the_end() -> None:
     output: asyncio.Queue[EncodedFrame | None] = asyncio.Queue()
     sink = ingest.FrameSink(output)
     codec = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
-    batch = FrameBatch([JitterFrame(b"\x10key", 0xFFFFF448), JitterFrame(b"\x11d", 0)])
+    key = b"\x10\x02\x00\x9d\x01\x2a\x80\x02\x68\x01"  # a VP8 keyframe's header
+    batch = FrameBatch([JitterFrame(key, 0xFFFFF448), JitterFrame(b"\x11d", 0)])
     batch.timestamp = 9000  # what the receiver's TimestampMapper made of the oldest
     sink.put((codec, batch))
     sink.put((codec, JitterFrame(b"\x11e", 15000)))
@@ -84,7 +85,7 @@ async def test_frame_sink_delivers_batches_in_order_then_the_end() -> None:
     assert frames[3] is None
     got = [(f.data, f.pts, f.keyframe, f.codec) for f in frames[:3] if f is not None]
     assert got == [
-        (b"\x10key", 9000, True, "VP8"),
+        (key, 9000, True, "VP8"),
         (b"\x11d", 12000, False, "VP8"),
         (b"\x11e", 15000, False, "VP8"),
     ]
@@ -110,8 +111,11 @@ def test_keyframe_detection() -> None:
     delta = b"\x00\x00\x00\x01\x41\x9a\x00"
     assert ingest.is_keyframe("H264", idr)
     assert not ingest.is_keyframe("H264", delta)
-    assert ingest.is_keyframe("VP8", b"\x10\x02\x00\x9d\x01\x2a")
+    assert ingest.is_keyframe("VP8", b"\x10\x02\x00\x9d\x01\x2a\x80\x02\x68\x01")
     assert not ingest.is_keyframe("VP8", b"\x31\x02\x00")
+    # The tail of a frame whose first packets were lost: P bit clear, but no start code.
+    assert not ingest.is_keyframe("VP8", b"\x10\x02\x00\x4c\x01\x2a\x80\x02\x68\x01")
+    assert not ingest.is_keyframe("VP8", b"\x10\x02\x00\x9d\x01\x2a")  # cut short
     assert ingest.is_keyframe("opus", b"\xfc")
 
 
