@@ -136,6 +136,11 @@ def retain_until(days: int, now: datetime | None = None) -> datetime:
 LOCKS_DIR = ".locks"
 
 
+def _plain_parts(parts: list[str]) -> bool:
+    """Folder names that stay inside the store: none empty (so no leading "/"), "." or ".."."""
+    return all(p not in ("", ".", "..") for p in parts)
+
+
 class LocalFolderStore:
     """A folder tree with the same keys; files are made read-only.
 
@@ -152,7 +157,7 @@ class LocalFolderStore:
 
     def _path(self, key: str) -> Path:
         # Checked by its parts rather than with resolve(): this runs for every file operation.
-        if key.startswith("/") or any(p in ("", ".", "..") for p in key.split("/")):
+        if not _plain_parts(key.split("/")):
             raise StoreError(f"bad key {key}")
         return self.root / key
 
@@ -279,7 +284,7 @@ class LocalFolderStore:
         # os.walk skips folders that vanish while it walks (another node disposing).
         base = prefix.rpartition("/")[0]
         parts = base.split("/") if base else []
-        if parts[:1] == [LOCKS_DIR] or any(p in ("", ".", "..") for p in parts):
+        if parts[:1] == [LOCKS_DIR] or not _plain_parts(parts):
             return []  # no key can be stored there
         keys = []
         for folder, subfolders, names in os.walk(self.root / base if base else self.root):
