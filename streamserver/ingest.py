@@ -24,7 +24,7 @@ import aiortc.rtcrtpreceiver as rtcrtpreceiver
 import aiortc.rtcrtpsender as rtcrtpsender
 from aiortc.rtp import RtcpSrPacket
 
-from . import fastclock, packetize
+from . import fastclock, fastpath, packetize
 from .fastclock import NTP_UNIX_OFFSET
 from .frames import EncodedFrame, MediaKind
 from .reassembly import CompletingJitterBuffer, frame_parts
@@ -210,10 +210,12 @@ def install() -> None:
 
     Frames are released as soon as they are complete. Also: viewers' PLI/FIR reach the
     publisher, receivers report RTCP sender reports, senders take shared payloads
-    (packetize.py), and aiortc's per-packet clock reads are cheaper (fastclock.py).
+    (packetize.py), SRTP skips aiortc's reader task (fastpath.py), and aiortc's per-packet
+    clock reads are cheaper (fastclock.py).
     """
     packetize.install()
     fastclock.install()
+    fastpath.install()
     rtcrtpreceiver.JitterBuffer = CompletingJitterBuffer  # type: ignore[attr-defined]
     rtcrtpreceiver.decoder_worker = idle_worker
     rtcrtpreceiver.RTCRtpReceiver.receive = _receive  # type: ignore[method-assign]

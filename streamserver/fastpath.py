@@ -1,0 +1,215 @@
+"""SRTP straight from the socket callback to the receiver: no queue, no task switch per packet.
+
+In aiortc every datagram is first tried as a STUN message (an exception for each media
+packet), queued by aioice, and picked up by the DTLS transport's reader task, which wakes,
+awaits through four coroutine layers, decrypts and routes it. For a forwarding server that
+plumbing cost about a quarter of the CPU spent on each caller. Here, once a DTLS transport is
+connected, its ICE connection hands SRTP/SRTCP datagrams (first byte 128-191, RFC 7983)
+straight to an SrtpFastPath, which decrypts, parses and routes them as aiortc's reader does
+and runs the receiver's handler inline. The handlers almost never suspend (their RTCP sends are
+plain socket writes); when one does (a TURN channel bind on first send), it and everything
+after it finish in a task, in arrival order. DTLS and STUN traffic keeps aiortc's path.
+These are private internals of aiortc 1.16.0 and aioice 0.13.0, covered by
+tests/streamserver/test_fastpath.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import types
+from collections import deque
+from collections.abc import Coroutine, Generator
+from typing import Any
+
+import aioice.ice as ice
+import aiortc.clock as clock
+import pylibsrtp
+from aiortc.rtcdtlstransport import RTCDtlsTransport, State
+from aiortc.rtp import RtpPacket, is_rtcp
+
+logger = logging.getLogger(__name__)
+
+_ORIGINAL_DATAGRAM_RECEIVED = ice.StunProtocol.datagram_received
+_ORIGINAL_DATA_RECEIVED = ice.Connection.data_received
+_ORIGINAL_SET_STATE = RTCDtlsTransport._set_state
+_FAST_PATH = "_scenelink_fast_path"  # on aioice's Connection: the SrtpFastPath, or None
+STUN_FIRST_BYTES = 4  # RFC 7983: a STUN message starts with 0-3
+BACKLOG_LIMIT = 4096  # packets held behind a suspended handler (~20 s of one caller)
+
+Handler = Coroutine[Any, Any, None]
+
+
+@types.coroutine
+def _finish(coro: Handler, yielded: Any) -> Generator[Any, None, None]:
+    """Go on running ``coro`` inside a task, from the await where it first suspended."""
+    while True:
+        try:
+            yield yielded
+        except BaseException as exc:  # cancellation included: it belongs to ``coro``
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration:
+                return
+        else:
+            try:
+                yielded = coro.send(None)
+            except StopIteration:
+                return
+
+
+class InlineRunner:
+    """Runs handler coroutines at once, in order; any that suspends finishes in a task.
+
+    While one is suspended, later ones wait their turn in a bounded backlog, so packets are
+    handled in the order they arrived, as aiortc's single reader task would.
+    """
+
+    def __init__(self) -> None:
+        self._backlog: deque[Handler] | None = None  # not None while a task is draining
+        self._task: asyncio.Task[None] | None = None
+        self.suspended = 0  # handlers that had to finish in a task
+        self.dropped = 0  # handlers refused because the backlog was full
+
+    def run(self, coro: Handler) -> None:
+        if self._backlog is not None:
+            if len(self._backlog) >= BACKLOG_LIMIT:
+                coro.close()
+                self.dropped += 1
+                logger.warning("fastpath: backlog full, packet dropped")
+                return
+            self._backlog.append(coro)
+            return
+        try:
+            yielded = coro.send(None)
+        except StopIteration:
+            return
+        except Exception:
+            logger.exception("fastpath: packet handler failed")
+            return
+        self.suspended += 1
+        self._backlog = deque()
+        self._task = asyncio.ensure_future(self._drain(coro, yielded))
+
+    async def _drain(self, coro: Handler, yielded: Any) -> None:
+        backlog = self._backlog
+        assert backlog is not None
+        try:
+            await self._guarded(_finish(coro, yielded))
+            while backlog:
+                await self._guarded(backlog.popleft())
+        finally:
+            for pending in backlog:
+                pending.close()
+            self._backlog = None
+            self._task = None
+
+    @staticmethod
+    async def _guarded(awaitable: Any) -> None:
+        try:
+            await awaitable
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("fastpath: packet handler failed")
+
+
+class SrtpFastPath:
+    """Decrypts, parses and routes one connected DTLS transport's SRTP, as aiortc's reader."""
+
+    def __init__(self, dtls: RTCDtlsTransport) -> None:
+        self.dtls = dtls
+        self.runner = InlineRunner()
+
+    def __call__(self, data: bytes) -> None:
+        dtls = self.dtls
+        if dtls._state is not State.CONNECTED:
+            return
+        dtls._RTCDtlsTransport__rx_bytes += len(data)  # type: ignore[attr-defined]
+        dtls._RTCDtlsTransport__rx_packets += 1  # type: ignore[attr-defined]
+        arrival_time_ms = clock.current_ms()
+        try:
+            if is_rtcp(data):
+                rtcp = dtls._rx_srtp.unprotect_rtcp(data)
+                self.runner.run(dtls._handle_rtcp_data(rtcp))
+                return
+            packet = RtpPacket.parse(dtls._rx_srtp.unprotect(data), dtls._rtp_header_extensions_map)
+        except (pylibsrtp.Error, ValueError) as exc:
+            logger.debug("fastpath: SRTP packet dropped: %s", exc)
+            return
+        receiver = dtls._rtp_router.route_rtp(packet)
+        if receiver is not None:
+            self.runner.run(receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_time_ms))
+
+
+def _datagram_received(self: ice.StunProtocol, data: bytes | str, addr: tuple[Any, ...]) -> None:
+    """aioice's, without trying to parse media and DTLS as STUN first."""
+    if data and isinstance(data, bytes) and data[0] >= STUN_FIRST_BYTES:
+        self.receiver.data_received(data, self.local_candidate.component)
+        return
+    _ORIGINAL_DATAGRAM_RECEIVED(self, data, addr)
+
+
+def _data_received(self: ice.Connection, data: bytes, component: int) -> None:
+    """aioice's, except that SRTP goes to the fast path once DTLS is connected."""
+    fast_path: SrtpFastPath | None = getattr(self, _FAST_PATH)
+    if fast_path is not None and 127 < data[0] < 192:
+        fast_path(data)
+        return
+    _ORIGINAL_DATA_RECEIVED(self, data, component)
+
+
+def _set_state(self: RTCDtlsTransport, state: State) -> None:
+    """aiortc's, then the fast path on for a connected transport and off for any other state.
+
+    It goes on when aiortc's reader task would take its first packet (the next turn of the
+    loop): by then the peer connection has registered the receivers the packets route to.
+    """
+    _ORIGINAL_SET_STATE(self, state)
+    connection = getattr(self.transport, "_connection", None)
+    if connection is None:
+        return
+    current: SrtpFastPath | None = getattr(connection, _FAST_PATH)
+    if state is State.CONNECTED and self._rx_srtp is not None:
+        asyncio.get_running_loop().call_soon(_activate, self, connection)
+    elif current is not None and current.dtls is self:
+        setattr(connection, _FAST_PATH, None)
+
+
+def _activate(dtls: RTCDtlsTransport, connection: ice.Connection) -> None:
+    if dtls._state is State.CONNECTED:
+        fast_path = SrtpFastPath(dtls)
+        setattr(connection, _FAST_PATH, fast_path)
+        _hand_over_queued(connection, fast_path)
+
+
+def _hand_over_queued(connection: ice.Connection, fast_path: SrtpFastPath) -> None:
+    """SRTP that arrived during the handshake and waits in aioice's queue goes first, in order.
+
+    The reader task has not taken anything yet; what is not SRTP stays queued for it.
+    """
+    queued = connection._queue
+    kept = []
+    while not queued.empty():
+        item = queued.get_nowait()
+        if item is not None and 127 < item[0][0] < 192:
+            fast_path(item[0])
+        else:
+            kept.append(item)
+    for item in kept:
+        queued.put_nowait(item)
+
+
+def fast_path_of(dtls: RTCDtlsTransport) -> SrtpFastPath | None:
+    """The fast path a DTLS transport's connection uses now, if any (for tests and stats)."""
+    connection = getattr(dtls.transport, "_connection", None)
+    fast_path: SrtpFastPath | None = getattr(connection, _FAST_PATH, None)
+    return fast_path if fast_path is not None and fast_path.dtls is dtls else None
+
+
+def install() -> None:
+    """Patch aioice and aiortc for the fast path (idempotent)."""
+    setattr(ice.Connection, _FAST_PATH, None)
+    ice.StunProtocol.datagram_received = _datagram_received  # type: ignore[method-assign]
+    ice.Connection.data_received = _data_received  # type: ignore[method-assign]
+    RTCDtlsTransport._set_state = _set_state  # type: ignore[method-assign]

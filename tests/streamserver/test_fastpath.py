@@ -1,0 +1,196 @@
+"""The SRTP fast path: aioice/aiortc internals it relies on, ordering, and a real loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from typing import Any
+
+import aioice.ice as ice
+import aioice.stun as stun
+import pytest
+from aiortc import RTCPeerConnection
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+
+from streamserver import fastpath, ingest
+from streamserver.synthetic import Clip, SyntheticCaller
+
+
+def test_patched_internals_still_exist() -> None:
+    received = inspect.getsource(fastpath._ORIGINAL_DATAGRAM_RECEIVED)
+    assert "message = stun.parse_message(data)" in received
+    assert "self.receiver.data_received(data, self.local_candidate.component)" in received
+    assert "self._queue.put_nowait((data, component))" in inspect.getsource(
+        fastpath._ORIGINAL_DATA_RECEIVED
+    )
+    # What aiortc's reader does with SRTP, which the fast path does in its place.
+    reader = inspect.getsource(RTCDtlsTransport._recv_next)
+    assert "elif first_byte > 127 and first_byte < 192 and self._rx_srtp:" in reader
+    assert "self.__rx_bytes += len(data)" in reader
+    assert "self.__rx_packets += 1" in reader
+    assert "arrival_time_ms = clock.current_ms()" in reader
+    assert "data = self._rx_srtp.unprotect_rtcp(data)" in reader
+    assert "await self._handle_rtcp_data(data)" in reader
+    assert "data = self._rx_srtp.unprotect(data)" in reader
+    rtp = inspect.getsource(RTCDtlsTransport._handle_rtp_data)
+    assert "packet = RtpPacket.parse(data, self._rtp_header_extensions_map)" in rtp
+    assert "receiver = self._rtp_router.route_rtp(packet)" in rtp
+    assert "await receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_time_ms)" in rtp
+    # The reader task starts right after the state turns connected; the fast path waits a turn.
+    start = inspect.getsource(RTCDtlsTransport.start)
+    assert start.index("self._set_state(State.CONNECTED)") < start.index(
+        "self._task = asyncio.ensure_future(self.__run())"
+    )
+    assert "self._state = state" in inspect.getsource(fastpath._ORIGINAL_SET_STATE)
+
+
+def test_install_is_idempotent() -> None:
+    fastpath.install()
+    fastpath.install()
+    assert ice.StunProtocol.datagram_received is fastpath._datagram_received
+    assert ice.Connection.data_received is fastpath._data_received
+    assert RTCDtlsTransport._set_state is fastpath._set_state
+
+
+class Receiver:
+    """Stands in for aioice's Connection behind a StunProtocol: records what reaches it."""
+
+    def __init__(self) -> None:
+        self.data: list[bytes] = []
+        self.requests: list[stun.Message] = []
+
+    def data_received(self, data: bytes, component: int) -> None:
+        self.data.append(data)
+
+    def request_received(self, message: stun.Message, addr: Any, protocol: Any) -> None:
+        self.requests.append(message)
+
+
+async def test_media_skips_the_stun_parser_and_stun_still_parses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fastpath.install()
+    receiver = Receiver()
+    protocol = ice.StunProtocol(receiver)  # type: ignore[arg-type]
+    protocol.local_candidate = ice.Candidate(
+        foundation="1",
+        component=1,
+        transport="udp",
+        priority=1,
+        host="127.0.0.1",
+        port=9,
+        type="host",
+    )
+    request = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
+    protocol.datagram_received(bytes(request), ("127.0.0.1", 9))
+    assert [m.transaction_id for m in receiver.requests] == [request.transaction_id]
+
+    def no_parse(data: bytes) -> stun.Message:
+        raise AssertionError("media was parsed as STUN")
+
+    monkeypatch.setattr(stun, "parse_message", no_parse)
+    rtp = b"\x80\x60" + bytes(30)
+    dtls = b"\x16\xfe\xfd" + bytes(30)
+    protocol.datagram_received(rtp, ("127.0.0.1", 9))
+    protocol.datagram_received(dtls, ("127.0.0.1", 9))
+    assert receiver.data == [rtp, dtls]
+
+
+async def test_runner_keeps_arrival_order_across_a_suspended_handler() -> None:
+    runner = fastpath.InlineRunner()
+    order: list[str] = []
+    gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def quick(name: str) -> None:
+        order.append(name)
+
+    async def slow() -> None:
+        order.append("slow started")
+        await gate
+        order.append("slow done")
+
+    runner.run(quick("a"))
+    assert order == ["a"]  # ran inline, before anything else
+    runner.run(slow())
+    runner.run(quick("b"))
+    runner.run(quick("c"))
+    assert order == ["a", "slow started"]  # b and c wait behind the suspended handler
+    assert runner.suspended == 1
+    gate.set_result(None)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert order == ["a", "slow started", "slow done", "b", "c"]
+    runner.run(quick("d"))
+    assert order[-1] == "d"  # inline again once the backlog is drained
+
+
+async def test_runner_survives_failing_handlers_and_bounds_its_backlog(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(fastpath, "BACKLOG_LIMIT", 2)
+    runner = fastpath.InlineRunner()
+    done: list[int] = []
+    gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def fail() -> None:
+        raise ValueError("bad packet")
+
+    async def wait_then_fail() -> None:
+        await gate
+        raise ValueError("bad packet, later")
+
+    async def ok(n: int) -> None:
+        done.append(n)
+
+    with caplog.at_level(logging.WARNING, logger="streamserver.fastpath"):
+        runner.run(fail())
+        runner.run(ok(1))
+        runner.run(wait_then_fail())
+        for n in (2, 3, 4):
+            runner.run(ok(n))
+        gate.set_result(None)
+        for _ in range(5):
+            await asyncio.sleep(0)
+    assert done == [1, 2, 3]
+    assert runner.dropped == 1
+    assert sum("packet handler failed" in r.message for r in caplog.records) == 2
+    assert any("backlog full" in r.message for r in caplog.records)
+
+
+async def test_real_loopback_goes_through_the_fast_path(
+    monkeypatch: pytest.MonkeyPatch, h264_clip: Clip
+) -> None:
+    ingest.install()
+    through_reader: list[bytes] = []
+    original = RTCDtlsTransport._handle_rtp_data
+
+    async def counted(self: RTCDtlsTransport, data: bytes, arrival_time_ms: int) -> None:
+        through_reader.append(data)
+        await original(self, data, arrival_time_ms)
+
+    monkeypatch.setattr(RTCDtlsTransport, "_handle_rtp_data", counted)
+    caller = SyntheticCaller(h264_clip)
+    server = RTCPeerConnection()
+    tracks: dict[str, MediaStreamTrack] = {}
+
+    @server.on("track")
+    def on_track(track: MediaStreamTrack) -> None:
+        tracks[track.kind] = track
+
+    try:
+        await server.setRemoteDescription(await caller.offer())
+        await server.setLocalDescription(await server.createAnswer())
+        await caller.accept(server.localDescription)
+        frames = [await asyncio.wait_for(tracks["video"].recv(), 5) for _ in range(20)]
+        assert len(frames) == 20
+        dtls = server.getTransceivers()[0].receiver.transport
+        fast = fastpath.fast_path_of(dtls)
+        assert fast is not None and fast.runner.dropped == 0
+        assert through_reader == []  # every RTP packet took the fast path
+        assert dtls._RTCDtlsTransport__rx_packets > 20  # type: ignore[attr-defined]
+    finally:
+        await caller.close()
+        await server.close()
+    assert fastpath.fast_path_of(dtls) is None
