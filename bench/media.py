@@ -35,6 +35,7 @@ from .spread import Plan, spread_load
 
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
+STOP_TIMEOUT_S = 30
 ACCOUNT = [{"username": "bench", "password": "bench-pass", "roles": ["call_handler"]}]
 
 
@@ -86,8 +87,13 @@ def server(kind: str, data: Path, codec: str) -> Iterator[tuple[str, subprocess.
     finally:
         process.terminate()
         try:
-            process.wait(10)
+            process.wait(STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
+            print(
+                f"{kind} server still running {STOP_TIMEOUT_S} s after SIGTERM: killed "
+                "(its last recording parts may be unfinished)",
+                file=sys.stderr,
+            )
             process.kill()
             process.wait()
         log.close()

@@ -9,20 +9,27 @@ packet with the RTP marker bit (the last of a video frame, RFC 6184/7741) is in 
 before it, or at once for audio (an Opus packet is a whole frame). aiortc asks for lost video
 packets again (NACK) but not for audio, so an audio gap is given up once a few newer packets
 are in (a packet merely reordered still makes it) instead of holding everything until the
-buffer overflows (16 packets, ~320 ms). A frame no newer than the last one released (a stale
+buffer overflows (16 packets, ~320 ms). A video gap gets VIDEO_GAP_WAIT_S for its NACKed
+packet to come back; after that the frames behind it go on (the one with the hole as far as it
+arrived) and the caller is asked for a keyframe. aiortc would hold every later frame until its
+512-packet buffer overflowed and then throw them away: seconds of video, received in full, lost
+from the recording for one packet. A frame no newer than the last one released (a stale
 duplicate that made aiortc reset the buffer) is dropped, never sent or recorded twice. It
 relies on aiortc 1.16.0 internals, covered by tests/streamserver/test_reassembly.py.
 """
 
 from __future__ import annotations
 
+import time
+
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import RtpPacket
-from aiortc.utils import uint16_add
+from aiortc.utils import uint16_add, uint16_gt
 
 RTP_TIMESTAMP_MASK = 0xFFFFFFFF
 AUDIO_REORDER_PACKETS = 3  # an audio gap is given up once this many newer packets are in
 STALE_WINDOW = 1 << 24  # RTP ticks behind the last frame that count as stale (~3 min of video)
+VIDEO_GAP_WAIT_S = 0.3  # how long a lost video packet may hold back the frames after it
 
 
 class FrameBatch(JitterFrame):
@@ -62,18 +69,48 @@ def is_stale(timestamp: int, last: int | None) -> bool:
 class CompletingJitterBuffer(JitterBuffer):
     """aiortc's JitterBuffer, releasing every complete frame as soon as it is complete."""
 
-    def __init__(self, capacity: int, prefetch: int = 0, is_video: bool = False) -> None:
+    def __init__(
+        self,
+        capacity: int,
+        prefetch: int = 0,
+        is_video: bool = False,
+        gap_wait: float = VIDEO_GAP_WAIT_S,
+    ) -> None:
         super().__init__(capacity, prefetch, is_video)
         self._released: int | None = None  # RTP timestamp of the newest frame let out
+        self._head: int | None = None  # newest sequence number stored
+        self._gap_wait = gap_wait
+        self._gap: tuple[int, float] | None = None  # (first missing sequence number, seen at)
+        self._given_up: int | None = None  # the gap last given up on (one keyframe request)
+        self._gave_up = False
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
-        """aiortc's add(), except that a late packet of a frame already let out is ignored:
-        aiortc takes one far behind for a sender starting afresh and resets the buffer."""
+        """aiortc's add(), except that a late packet of a frame already let out is ignored
+        (aiortc takes one far behind for a sender starting afresh and resets the buffer), and
+        giving up on a video gap asks for a keyframe."""
         if self._origin is not None and is_stale(packet.timestamp, self._released):
             behind = uint16_add(self._origin, -packet.sequence_number)
             if behind < uint16_add(packet.sequence_number, -self._origin):
                 return False, None
-        return super().add(packet)
+        if self._head is None or uint16_gt(packet.sequence_number, self._head):
+            self._head = packet.sequence_number
+        pli_flag, frame = super().add(packet)
+        if self._gave_up:
+            self._gave_up = False
+            pli_flag = True
+        return pli_flag, frame
+
+    def _give_up_on_gap(self, sequence_number: int) -> bool:
+        """True once the video gap starting at ``sequence_number`` has waited long enough."""
+        now = time.monotonic()
+        if self._gap is None or self._gap[0] != sequence_number:
+            self._gap = (sequence_number, now)
+        if now - self._gap[1] < self._gap_wait:
+            return False
+        if self._given_up != sequence_number:
+            self._given_up = sequence_number
+            self._gave_up = True
+        return True
 
     def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
         """Called by ``add()`` after storing a packet: take out all complete frames in order.
@@ -85,15 +122,29 @@ class CompletingJitterBuffer(JitterBuffer):
         """
         assert self._origin is not None  # add() sets it before calling us
         newest = uint16_add(sequence_number, -self._origin)  # the packet add() just stored
+        assert self._head is not None
+        ahead = uint16_add(self._head, -self._origin)  # the newest packet in the buffer
+        if ahead >= self._capacity:  # the buffer was reset behind an older head
+            ahead = newest
         frames: list[JitterFrame] = []
         run: list[RtpPacket] = []
-        taken = 0  # packets from the origin that belong to released frames (or audio gaps)
+        taken = 0  # packets from the origin that belong to released frames (or skipped gaps)
+        skipping = False  # inside a video gap given up on
         for count in range(self._capacity):
             packet = self._packets[(self._origin + count) % self._capacity]
             if packet is None:
-                if self._is_video or newest - count < AUDIO_REORDER_PACKETS:
+                if not self._is_video:
+                    if newest - count < AUDIO_REORDER_PACKETS:
+                        break
+                    continue
+                if count >= ahead:
                     break
+                if not skipping:
+                    skipping = self._give_up_on_gap(uint16_add(self._origin, count))
+                    if not skipping:
+                        break
                 continue
+            skipping = False
             if run and packet.timestamp != run[0].timestamp:
                 self._release(run, frames)
                 run, taken = [], count

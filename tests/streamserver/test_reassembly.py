@@ -6,9 +6,11 @@ import inspect
 
 import aiortc.jitterbuffer as jitterbuffer
 import aiortc.rtcrtpreceiver as rtcrtpreceiver
+import pytest
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtp import RtpPacket
 
+from streamserver import reassembly
 from streamserver.reassembly import CompletingJitterBuffer, FrameBatch, frame_parts
 
 
@@ -139,3 +141,67 @@ def test_overflow_still_asks_for_a_keyframe() -> None:
     buffer.add(rtp(0, 0, b"a"))  # its marker packet never comes
     pli, _ = buffer.add(rtp(600, 90000, b"z", marker=True))
     assert pli is True
+
+
+class Clock:
+    """time.monotonic for the buffer, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_video_packet_lost_for_good_holds_later_frames_only_for_the_gap_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = Clock()
+    monkeypatch.setattr(reassembly.time, "monotonic", clock)
+    buffer = video_buffer()
+    assert parts(buffer.add(rtp(0, 0, b"k", marker=True))[1]) == [(b"k", 0)]
+    assert buffer.add(rtp(1, 3000, b"p1")) == (False, None)
+    # Packet 2 (the middle of frame 3000) is lost; NACK gets it a chance to come back.
+    assert buffer.add(rtp(3, 3000, b"p3", marker=True)) == (False, None)
+    clock.now += reassembly.VIDEO_GAP_WAIT_S / 2
+    assert buffer.add(rtp(4, 6000, b"q", marker=True)) == (False, None)
+    clock.now += reassembly.VIDEO_GAP_WAIT_S / 2 + 0.01
+    # Given up: everything behind the gap goes on, the holed frame as far as it arrived, and
+    # the caller is asked for a keyframe (aiortc would have held all of it until overflow).
+    pli, frame = buffer.add(rtp(5, 9000, b"r", marker=True))
+    assert pli is True
+    assert parts(frame) == [(b"p1p3", 3000), (b"q", 6000), (b"r", 9000)]
+    # One keyframe request per gap; the lost packet coming back late changes nothing.
+    pli, frame = buffer.add(rtp(6, 12000, b"s", marker=True))
+    assert pli is False and parts(frame) == [(b"s", 12000)]
+    assert buffer.add(rtp(2, 3000, b"p2")) == (False, None)
+
+
+def test_a_gap_in_an_unfinished_frame_is_waited_for_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock()
+    monkeypatch.setattr(reassembly.time, "monotonic", clock)
+    buffer = video_buffer()
+    buffer.add(rtp(0, 0, b"a"))
+    buffer.add(rtp(2, 0, b"c"))  # 1 lost; the frame's marker has not come yet
+    clock.now += reassembly.VIDEO_GAP_WAIT_S + 0.01
+    pli, frame = buffer.add(rtp(3, 0, b"d"))
+    assert (pli, frame) == (True, None)  # given up, but the frame is not finished
+    pli, frame = buffer.add(rtp(4, 0, b"e", marker=True))
+    assert pli is False  # the same gap: no second wait, no second request
+    assert parts(frame) == [(b"acde", 0)]
+
+
+def test_a_retransmission_within_the_wait_completes_the_frame(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = Clock()
+    monkeypatch.setattr(reassembly.time, "monotonic", clock)
+    buffer = video_buffer()
+    buffer.add(rtp(0, 0, b"k", marker=True))
+    buffer.add(rtp(1, 3000, b"p1"))
+    buffer.add(rtp(3, 3000, b"p3", marker=True))
+    buffer.add(rtp(4, 6000, b"q", marker=True))
+    clock.now += reassembly.VIDEO_GAP_WAIT_S / 2
+    pli, frame = buffer.add(rtp(2, 3000, b"p2"))  # the NACKed packet, resent in time
+    assert pli is False
+    assert parts(frame) == [(b"p1p2p3", 3000), (b"q", 6000)]
