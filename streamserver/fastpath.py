@@ -6,9 +6,10 @@ awaits through four coroutine layers, decrypts and routes it. For a forwarding s
 plumbing cost about a quarter of the CPU spent on each caller. Here, once a DTLS transport is
 connected, its ICE connection hands SRTP/SRTCP datagrams (first byte 128-191, RFC 7983)
 straight to an SrtpFastPath, which decrypts, parses and routes them as aiortc's reader does
-and runs the receiver's handler inline. The handlers almost never suspend (their RTCP sends are
-plain socket writes); when one does (a TURN channel bind on first send), it and everything
-after it finish in a task, in arrival order. DTLS and STUN traffic keeps aiortc's path.
+and runs the receiver's handler inline. With aioice 0.13.0 the handlers never suspend (their
+RTCP sends are socket writes; TURN's channel binds run in tasks of their own); should one ever
+do, it and everything after it finish in a task, in arrival order. A malformed packet is
+logged and dropped, never raised into the socket callback. DTLS and STUN keep aiortc's path.
 These are private internals of aiortc 1.16.0 and aioice 0.13.0, covered by
 tests/streamserver/test_fastpath.py.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 import types
 from collections import deque
 from collections.abc import Coroutine, Generator
@@ -35,7 +37,7 @@ _ORIGINAL_DATA_RECEIVED = ice.Connection.data_received
 _ORIGINAL_SET_STATE = RTCDtlsTransport._set_state
 _FAST_PATH = "_scenelink_fast_path"  # on aioice's Connection: the SrtpFastPath, or None
 STUN_FIRST_BYTES = 4  # RFC 7983: a STUN message starts with 0-3
-BACKLOG_LIMIT = 4096  # packets held behind a suspended handler (~20 s of one caller)
+BACKLOG_WARN = 4096  # packets held behind a suspended handler (~20 s of one caller)
 
 Handler = Coroutine[Any, Any, None]
 
@@ -46,6 +48,9 @@ def _finish(coro: Handler, yielded: Any) -> Generator[Any, None, None]:
     while True:
         try:
             yield yielded
+        except GeneratorExit:
+            coro.close()
+            raise
         except BaseException as exc:  # cancellation included: it belongs to ``coro``
             try:
                 yielded = coro.throw(exc)
@@ -61,30 +66,27 @@ def _finish(coro: Handler, yielded: Any) -> Generator[Any, None, None]:
 class InlineRunner:
     """Runs handler coroutines at once, in order; any that suspends finishes in a task.
 
-    While one is suspended, later ones wait their turn in a bounded backlog, so packets are
-    handled in the order they arrived, as aiortc's single reader task would.
+    While one is suspended, later ones wait their turn in a backlog, so packets are handled in
+    the order they arrived, as aiortc's single reader task would; like aiortc's queue it has no
+    limit (a packet is evidence), but a long one is logged.
     """
 
     def __init__(self) -> None:
         self._backlog: deque[Handler] | None = None  # not None while a task is draining
         self._task: asyncio.Task[None] | None = None
         self.suspended = 0  # handlers that had to finish in a task
-        self.dropped = 0  # handlers refused because the backlog was full
 
     def run(self, coro: Handler) -> None:
         if self._backlog is not None:
-            if len(self._backlog) >= BACKLOG_LIMIT:
-                coro.close()
-                self.dropped += 1
-                logger.warning("fastpath: backlog full, packet dropped")
-                return
             self._backlog.append(coro)
+            if len(self._backlog) == BACKLOG_WARN:
+                logger.warning("fastpath: %d packets wait behind a suspended handler", BACKLOG_WARN)
             return
         try:
             yielded = coro.send(None)
         except StopIteration:
             return
-        except Exception:
+        except (Exception, asyncio.CancelledError):
             logger.exception("fastpath: packet handler failed")
             return
         self.suspended += 1
@@ -134,10 +136,13 @@ class SrtpFastPath:
                 self.runner.run(dtls._handle_rtcp_data(rtcp))
                 return
             packet = RtpPacket.parse(dtls._rx_srtp.unprotect(data), dtls._rtp_header_extensions_map)
-        except (pylibsrtp.Error, ValueError) as exc:
+            receiver = dtls._rtp_router.route_rtp(packet)
+        except (pylibsrtp.Error, ValueError, struct.error) as exc:
             logger.debug("fastpath: SRTP packet dropped: %s", exc)
             return
-        receiver = dtls._rtp_router.route_rtp(packet)
+        except Exception:
+            logger.exception("fastpath: SRTP packet dropped")
+            return
         if receiver is not None:
             self.runner.run(receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_time_ms))
 
@@ -151,7 +156,10 @@ def _datagram_received(self: ice.StunProtocol, data: bytes | str, addr: tuple[An
 
 
 def _data_received(self: ice.Connection, data: bytes, component: int) -> None:
-    """aioice's, except that SRTP goes to the fast path once DTLS is connected."""
+    """aioice's, except that SRTP goes to the fast path once DTLS is connected, and an empty
+    datagram is dropped (aiortc's reader reads its first byte: it would end the connection)."""
+    if not data:
+        return
     fast_path: SrtpFastPath | None = getattr(self, _FAST_PATH)
     if fast_path is not None and 127 < data[0] < 192:
         fast_path(data)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 
-from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.jitterbuffer import MAX_MISORDER, JitterBuffer, JitterFrame
 from aiortc.rtp import RtpPacket
 from aiortc.utils import uint16_add, uint16_gt
 
@@ -30,6 +30,7 @@ RTP_TIMESTAMP_MASK = 0xFFFFFFFF
 AUDIO_REORDER_PACKETS = 3  # an audio gap is given up once this many newer packets are in
 STALE_WINDOW = 1 << 24  # RTP ticks behind the last frame that count as stale (~3 min of video)
 VIDEO_GAP_WAIT_S = 0.3  # how long a lost video packet may hold back the frames after it
+GIVEN_UP = float("-inf")  # in place of the time a missing packet was first missed
 
 
 class FrameBatch(JitterFrame):
@@ -80,37 +81,71 @@ class CompletingJitterBuffer(JitterBuffer):
         self._released: int | None = None  # RTP timestamp of the newest frame let out
         self._head: int | None = None  # newest sequence number stored
         self._gap_wait = gap_wait
-        self._gap: tuple[int, float] | None = None  # (first missing sequence number, seen at)
-        self._given_up: int | None = None  # the gap last given up on (one keyframe request)
-        self._gave_up = False
+        self._missing: dict[int, float] = {}  # video: missing sequence number -> since when
+        self._gave_up = False  # a gap was given up on during this add()
+        self._asked_at = float("-inf")  # when giving up on a gap last asked for a keyframe
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         """aiortc's add(), except that a late packet of a frame already let out is ignored
         (aiortc takes one far behind for a sender starting afresh and resets the buffer), and
         giving up on a video gap asks for a keyframe."""
+        seq = packet.sequence_number
         if self._origin is not None and is_stale(packet.timestamp, self._released):
-            behind = uint16_add(self._origin, -packet.sequence_number)
-            if behind < uint16_add(packet.sequence_number, -self._origin):
+            behind = uint16_add(self._origin, -seq)
+            if behind < uint16_add(seq, -self._origin):
                 return False, None
-        if self._head is None or uint16_gt(packet.sequence_number, self._head):
-            self._head = packet.sequence_number
+        if self._is_video:
+            self._track_gaps(seq)
         pli_flag, frame = super().add(packet)
         if self._gave_up:
             self._gave_up = False
             pli_flag = True
         return pli_flag, frame
 
-    def _give_up_on_gap(self, sequence_number: int) -> bool:
-        """True once the video gap starting at ``sequence_number`` has waited long enough."""
+    def _track_gaps(self, seq: int) -> None:
+        """Note when each missing video packet was first known missing, each on its own clock."""
+        head = self._head
+        if head is None or self._resets_at(seq):
+            self._head = seq
+            self._missing.clear()
+            return
+        if uint16_gt(seq, head):
+            skipped = uint16_add(seq, -head) - 1
+            if skipped:
+                now = time.monotonic()
+                for i in range(1, min(skipped, self._capacity) + 1):
+                    self._missing[uint16_add(head, i)] = now
+            self._head = seq
+        elif self._missing:
+            self._missing.pop(seq, None)  # a resent or reordered packet filled its gap
+
+    def _resets_at(self, seq: int) -> bool:
+        """aiortc's add() starts the buffer afresh at ``seq`` (a packet far behind the origin)."""
+        if self._origin is None:
+            return True
+        delta = uint16_add(seq, -self._origin)
+        misorder = uint16_add(self._origin, -seq)
+        return misorder < delta and misorder >= MAX_MISORDER
+
+    def _give_up_on(self, seq: int) -> bool:
+        """True once missing video packet ``seq`` has had VIDEO_GAP_WAIT_S to come back."""
+        since = self._missing.get(seq)
+        if since is None:  # known missing before the buffer moved past an older head
+            since = self._missing[seq] = time.monotonic()
+        if since == GIVEN_UP:
+            return True
         now = time.monotonic()
-        if self._gap is None or self._gap[0] != sequence_number:
-            self._gap = (sequence_number, now)
-        if now - self._gap[1] < self._gap_wait:
+        if now - since < self._gap_wait:
             return False
-        if self._given_up != sequence_number:
-            self._given_up = sequence_number
+        self._missing[seq] = GIVEN_UP
+        if now - self._asked_at >= self._gap_wait:  # gaps given up on together: one request
+            self._asked_at = now
             self._gave_up = True
         return True
+
+    def _forget_missing_behind(self, origin: int) -> None:
+        for seq in [s for s in self._missing if uint16_add(s, -origin) >= self._capacity]:
+            del self._missing[seq]
 
     def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
         """Called by ``add()`` after storing a packet: take out all complete frames in order.
@@ -122,14 +157,12 @@ class CompletingJitterBuffer(JitterBuffer):
         """
         assert self._origin is not None  # add() sets it before calling us
         newest = uint16_add(sequence_number, -self._origin)  # the packet add() just stored
-        assert self._head is not None
-        ahead = uint16_add(self._head, -self._origin)  # the newest packet in the buffer
-        if ahead >= self._capacity:  # the buffer was reset behind an older head
-            ahead = newest
+        ahead = newest  # video: the newest packet in the buffer
+        if self._is_video and self._head is not None:
+            ahead = uint16_add(self._head, -self._origin)
         frames: list[JitterFrame] = []
         run: list[RtpPacket] = []
         taken = 0  # packets from the origin that belong to released frames (or skipped gaps)
-        skipping = False  # inside a video gap given up on
         for count in range(self._capacity):
             packet = self._packets[(self._origin + count) % self._capacity]
             if packet is None:
@@ -137,14 +170,9 @@ class CompletingJitterBuffer(JitterBuffer):
                     if newest - count < AUDIO_REORDER_PACKETS:
                         break
                     continue
-                if count >= ahead:
+                if count >= ahead or not self._give_up_on(uint16_add(self._origin, count)):
                     break
-                if not skipping:
-                    skipping = self._give_up_on_gap(uint16_add(self._origin, count))
-                    if not skipping:
-                        break
                 continue
-            skipping = False
             if run and packet.timestamp != run[0].timestamp:
                 self._release(run, frames)
                 run, taken = [], count
@@ -154,6 +182,8 @@ class CompletingJitterBuffer(JitterBuffer):
                 run, taken = [], count + 1
         if taken:
             self.remove(taken)
+            if self._missing:
+                self._forget_missing_behind(self._origin)
         if not frames:
             return None
         return frames[0] if len(frames) == 1 else FrameBatch(frames)

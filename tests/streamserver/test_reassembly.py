@@ -205,3 +205,25 @@ def test_a_retransmission_within_the_wait_completes_the_frame(
     pli, frame = buffer.add(rtp(2, 3000, b"p2"))  # the NACKed packet, resent in time
     assert pli is False
     assert parts(frame) == [(b"p1p2p3", 3000), (b"q", 6000)]
+
+
+def test_each_gap_waits_on_its_own_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock()
+    monkeypatch.setattr(reassembly.time, "monotonic", clock)
+    buffer = video_buffer()
+    # Two holes in one frame (1 and 3), then one in the next frame (6), all missed at once.
+    for seq, data, marker in ((0, b"a", False), (2, b"c", False), (4, b"e", True)):
+        assert buffer.add(rtp(seq, 0, data, marker)) == (False, None)
+    assert buffer.add(rtp(5, 3000, b"f")) == (False, None)
+    assert buffer.add(rtp(7, 3000, b"h", marker=True)) == (False, None)
+    clock.now += reassembly.VIDEO_GAP_WAIT_S + 0.01
+    pli, frame = buffer.add(rtp(8, 6000, b"i", marker=True))
+    # All three have waited long enough: no hole restarts another's wait; one request.
+    assert pli is True
+    assert parts(frame) == [(b"ace", 0), (b"fh", 3000), (b"i", 6000)]
+    clock.now += 0.01
+    # A new hole right after starts its own wait, without a second request within the wait.
+    assert buffer.add(rtp(10, 9000, b"k", marker=True)) == (False, None)
+    clock.now += reassembly.VIDEO_GAP_WAIT_S + 0.01
+    pli, frame = buffer.add(rtp(11, 12000, b"l", marker=True))
+    assert pli is True and parts(frame) == [(b"k", 9000), (b"l", 12000)]
