@@ -5,17 +5,16 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import aioice.ice as ice
 import aioice.stun as stun
 import pytest
-from aiortc import RTCPeerConnection
-from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
 from streamserver import fastpath, ingest
-from streamserver.synthetic import Clip, SyntheticCaller
+from streamserver.synthetic import Clip
 
 
 def test_patched_internals_still_exist() -> None:
@@ -159,7 +158,7 @@ async def test_runner_survives_failing_handlers_and_never_drops(
 
 
 async def test_real_loopback_goes_through_the_fast_path(
-    monkeypatch: pytest.MonkeyPatch, h264_clip: Clip
+    monkeypatch: pytest.MonkeyPatch, h264_clip: Clip, loopback: Callable[[Clip], Any]
 ) -> None:
     ingest.install()
     through_reader: list[bytes] = []
@@ -170,18 +169,7 @@ async def test_real_loopback_goes_through_the_fast_path(
         await original(self, data, arrival_time_ms)
 
     monkeypatch.setattr(RTCDtlsTransport, "_handle_rtp_data", counted)
-    caller = SyntheticCaller(h264_clip)
-    server = RTCPeerConnection()
-    tracks: dict[str, MediaStreamTrack] = {}
-
-    @server.on("track")
-    def on_track(track: MediaStreamTrack) -> None:
-        tracks[track.kind] = track
-
-    try:
-        await server.setRemoteDescription(await caller.offer())
-        await server.setLocalDescription(await server.createAnswer())
-        await caller.accept(server.localDescription)
+    async with loopback(h264_clip) as (_, server, tracks):
         frames = [await asyncio.wait_for(tracks["video"].recv(), 5) for _ in range(20)]
         assert len(frames) == 20
         dtls = server.getTransceivers()[0].receiver.transport
@@ -196,7 +184,4 @@ async def test_real_loopback_goes_through_the_fast_path(
             connection.data_received(junk, 1)
         more = [await asyncio.wait_for(tracks["video"].recv(), 5) for _ in range(5)]
         assert [f.pts for f in more] == [frames[-1].pts + 3000 * (i + 1) for i in range(5)]
-    finally:
-        await caller.close()
-        await server.close()
     assert fastpath.fast_path_of(dtls) is None

@@ -5,18 +5,19 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
+from collections.abc import Callable
+from typing import Any
 
 import aiortc.rtcrtpreceiver as rtcrtpreceiver
 import aiortc.rtcrtpsender as rtcrtpsender
 import pytest
-from aiortc import RTCPeerConnection, RTCRtpCodecParameters
+from aiortc import RTCRtpCodecParameters
 from aiortc.jitterbuffer import JitterFrame
-from aiortc.mediastreams import MediaStreamTrack
 
 from streamserver import ingest
 from streamserver.frames import EncodedFrame
 from streamserver.reassembly import CompletingJitterBuffer, FrameBatch
-from streamserver.synthetic import Clip, SyntheticCaller
+from streamserver.synthetic import Clip
 
 
 def test_patched_internals_still_exist() -> None:
@@ -127,23 +128,12 @@ def nal_units(codec: str, data: bytes) -> list[bytes]:
 
 @pytest.mark.parametrize("codec", ["H264", "VP8"])
 async def test_real_loopback_yields_encoded_frames(
-    codec: str, h264_clip: Clip, vp8_clip: Clip
+    codec: str, h264_clip: Clip, vp8_clip: Clip, loopback: Callable[[Clip], Any]
 ) -> None:
     ingest.install()
     clip = h264_clip if codec == "H264" else vp8_clip
-    caller = SyntheticCaller(clip)
-    server = RTCPeerConnection()
-    tracks: dict[str, MediaStreamTrack] = {}
     receivers: dict[str, rtcrtpreceiver.RTCRtpReceiver] = {}
-
-    @server.on("track")
-    def on_track(track: MediaStreamTrack) -> None:
-        tracks[track.kind] = track
-
-    try:
-        await server.setRemoteDescription(await caller.offer())
-        await server.setLocalDescription(await server.createAnswer())
-        await caller.accept(server.localDescription)
+    async with loopback(clip) as (_, server, tracks):
         reports: dict[str, list[ingest.SenderReport]] = {"video": [], "audio": []}
         for t in server.getTransceivers():
             receivers[t.kind] = t.receiver
@@ -172,6 +162,3 @@ async def test_real_loopback_yields_encoded_frames(
             assert report.pts is not None and 0 <= report.pts < 10 * clock
             assert abs(report.ntp_time - report.arrival) < 1.0
             assert abs(report.arrival - time.time()) < 10
-    finally:
-        await caller.close()
-        await server.close()
