@@ -38,6 +38,8 @@ _ORIGINAL_HANDLE_RTCP = rtcrtpreceiver.RTCRtpReceiver._handle_rtcp_packet
 _SR_LISTENER = "_scenelink_sr_listener"
 _MAPPER = "_RTCRtpReceiver__timestamp_mapper"
 _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
+_JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
+_CODECS = "_RTCRtpReceiver__codecs"
 _CODEC_NAMES = {"h264": "H264", "vp8": "VP8", "opus": "opus"}
 
 H264_NAL_IDR = 5
@@ -92,14 +94,24 @@ class FrameSink:
     """Takes the receiver's place of its decoder queue: frames go straight to the track.
 
     aiortc calls ``put((codec, frame))`` on the event loop for each reassembled frame and
-    ``put(None)`` when the receiver stops; both land on the track's queue at once.
+    ``put(None)`` when the receiver stops; both land on the track's queue at once. At the stop,
+    frames the receiver's buffer still holds behind a gap go first: no packet will come to
+    release them, and they are evidence.
     """
 
-    def __init__(self, output: asyncio.Queue[EncodedFrame | None]) -> None:
+    def __init__(
+        self,
+        output: asyncio.Queue[EncodedFrame | None],
+        receiver: rtcrtpreceiver.RTCRtpReceiver | None = None,
+    ) -> None:
         self._output = output
+        self._receiver = receiver
 
     def put(self, item: tuple[Any, Any] | None) -> None:
         if item is None:
+            if self._receiver is not None:
+                self._flush(self._receiver)
+                self._receiver = None
             self._output.put_nowait(None)
             return
         codec, jitter_frame = item
@@ -109,6 +121,18 @@ class FrameSink:
                 logger.warning("ingest: dropping frame of unsupported codec %s", codec.mimeType)
                 return
             self._output.put_nowait(frame)
+
+    def _flush(self, receiver: rtcrtpreceiver.RTCRtpReceiver) -> None:
+        buffer = getattr(receiver, _JITTER_BUFFER)
+        if not isinstance(buffer, CompletingJitterBuffer):
+            return
+        codecs = getattr(receiver, _CODECS)
+        mapper = getattr(receiver, _MAPPER)
+        for payload_type, frame in buffer.flush():
+            codec = codecs.get(payload_type)
+            if codec is not None:
+                frame.timestamp = mapper.map(frame.timestamp)
+                self.put((codec, frame))
 
 
 def idle_worker(
@@ -125,7 +149,7 @@ async def _receive(self: rtcrtpreceiver.RTCRtpReceiver, parameters: Any) -> None
     """aiortc's receive(), with a FrameSink in place of the decoder queue before it starts."""
     track = self._track
     if track is not None and not isinstance(getattr(self, _DECODER_QUEUE), FrameSink):
-        setattr(self, _DECODER_QUEUE, FrameSink(track._queue))
+        setattr(self, _DECODER_QUEUE, FrameSink(track._queue, self))
     await _ORIGINAL_RECEIVE(self, parameters)
 
 

@@ -13,9 +13,10 @@ buffer overflows (16 packets, ~320 ms). A video gap gets VIDEO_GAP_WAIT_S for it
 packet to come back; after that the frames behind it go on (the one with the hole as far as it
 arrived) and the caller is asked for a keyframe. aiortc would hold every later frame until its
 512-packet buffer overflowed and then throw them away: seconds of video, received in full, lost
-from the recording for one packet. A frame no newer than the last one released (a stale
-duplicate that made aiortc reset the buffer) is dropped, never sent or recorded twice. It
-relies on aiortc 1.16.0 internals, covered by tests/streamserver/test_reassembly.py.
+from the recording for one packet. When the stream ends, whatever is still held is flushed.
+A frame no newer than the last one released (a stale duplicate that made aiortc reset the
+buffer) is dropped, never sent or recorded twice. It relies on aiortc 1.16.0 internals,
+covered by tests/streamserver/test_reassembly.py.
 """
 
 from __future__ import annotations
@@ -187,6 +188,35 @@ class CompletingJitterBuffer(JitterBuffer):
         if not frames:
             return None
         return frames[0] if len(frames) == 1 else FrameBatch(frames)
+
+    def flush(self) -> list[tuple[int, JitterFrame]]:
+        """Everything still held, gaps given up on, as (payload type, frame) in order.
+
+        For the end of the stream, when no later packet will come to release them: each frame
+        as far as it arrived, the last one too. The buffer is empty afterwards.
+        """
+        if self._origin is None:
+            return []
+        flushed: list[tuple[int, JitterFrame]] = []
+        run: list[RtpPacket] = []
+        for count in range(self._capacity):
+            packet = self._packets[(self._origin + count) % self._capacity]
+            if packet is None:
+                continue
+            if run and packet.timestamp != run[0].timestamp:
+                self._flush_run(run, flushed)
+                run = []
+            run.append(packet)
+        if run:
+            self._flush_run(run, flushed)
+        self.remove(self._capacity)
+        self._missing.clear()
+        return flushed
+
+    def _flush_run(self, run: list[RtpPacket], flushed: list[tuple[int, JitterFrame]]) -> None:
+        frames: list[JitterFrame] = []
+        self._release(run, frames)
+        flushed.extend((run[0].payload_type, frame) for frame in frames)
 
     def _release(self, run: list[RtpPacket], frames: list[JitterFrame]) -> None:
         data = b"".join(p._data for p in run)  # type: ignore[attr-defined]  # depayloaded

@@ -13,6 +13,7 @@ import aiortc.rtcrtpsender as rtcrtpsender
 import pytest
 from aiortc import RTCRtpCodecParameters
 from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtp import RtpPacket
 
 from streamserver import ingest
 from streamserver.frames import EncodedFrame
@@ -41,6 +42,8 @@ def test_patched_internals_still_exist() -> None:
     assert "self.__jitter_buffer = JitterBuffer(capacity=16, prefetch=4)" in init
     assert "self.__jitter_buffer = JitterBuffer(capacity=512, is_video=True)" in init
     assert "self.__decoder_queue: queue.Queue = queue.Queue()" in init
+    assert "self.__codecs: dict[int, RTCRtpCodecParameters] = {}" in init
+    assert "self.__timestamp_mapper = TimestampMapper()" in init
     source = inspect.getsource(ingest._ORIGINAL_RECEIVE)
     assert "target=decoder_worker" in source
     assert "self._track._queue," in source
@@ -90,6 +93,45 @@ async def test_frame_sink_delivers_batches_in_order_then_the_end() -> None:
         (b"\x11d", 12000, False, "VP8"),
         (b"\x11e", 15000, False, "VP8"),
     ]
+
+
+class StoppingReceiver:
+    """What FrameSink reads from an RTCRtpReceiver when it stops (names as aiortc mangles them)."""
+
+    def __init__(self, buffer: CompletingJitterBuffer, codec: RTCRtpCodecParameters) -> None:
+        self._RTCRtpReceiver__jitter_buffer = buffer
+        self._RTCRtpReceiver__codecs = {codec.payloadType: codec}
+        self._RTCRtpReceiver__timestamp_mapper = rtcrtpreceiver.TimestampMapper()
+
+
+async def test_frame_sink_flushes_what_a_gap_held_back_when_the_stream_ends() -> None:
+    codec = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
+    buffer = CompletingJitterBuffer(capacity=512, is_video=True)
+    receiver = StoppingReceiver(buffer, codec)
+    output: asyncio.Queue[EncodedFrame | None] = asyncio.Queue()
+    sink = ingest.FrameSink(output, receiver)  # type: ignore[arg-type]
+
+    def packet(seq: int, timestamp: int, data: bytes, marker: bool = False) -> RtpPacket:
+        p = RtpPacket(payload_type=96, sequence_number=seq, timestamp=timestamp, marker=marker)
+        p._data = data  # type: ignore[attr-defined]
+        return p
+
+    key = b"\x10\x02\x00\x9d\x01\x2a\x80\x02\x68\x01"
+    for p in (packet(0, 1000, key, True), packet(1, 4000, b"\x11a"), packet(3, 4000, b"b", True)):
+        _, frame = buffer.add(p)  # 2 is lost, and the caller hangs up at once
+        if frame is not None:
+            mapper = receiver._RTCRtpReceiver__timestamp_mapper
+            frame.timestamp = mapper.map(frame.timestamp)
+            sink.put((codec, frame))
+    buffer.add(packet(4, 7000, b"\x11c"))  # the start of a frame whose end never came
+    sink.put(None)
+    frames = []
+    while not output.empty():
+        frames.append(output.get_nowait())
+    assert frames[-1] is None
+    got = [(f.data, f.pts) for f in frames[:-1] if f is not None]
+    assert got == [(key, 0), (b"\x11ab", 3000), (b"\x11c", 6000)]
+    assert buffer.flush() == []  # nothing is held twice
 
 
 def test_sender_report_ntp_time() -> None:

@@ -227,3 +227,20 @@ def test_each_gap_waits_on_its_own_clock(monkeypatch: pytest.MonkeyPatch) -> Non
     clock.now += reassembly.VIDEO_GAP_WAIT_S + 0.01
     pli, frame = buffer.add(rtp(11, 12000, b"l", marker=True))
     assert pli is True and parts(frame) == [(b"k", 9000), (b"l", 12000)]
+
+
+def test_flush_gives_what_is_held_in_order_with_payload_types() -> None:
+    buffer = video_buffer()
+    assert buffer.flush() == []
+    buffer.add(rtp(0, 0, b"a"))
+    buffer.add(rtp(2, 0, b"c", marker=True))  # 1 missing
+    buffer.add(rtp(3, 3000, b"d", marker=True))
+    buffer.add(rtp(5, 6000, b"f"))  # 4 missing, and no marker yet
+    flushed = buffer.flush()
+    assert [(pt, f.data, f.timestamp) for pt, f in flushed] == [
+        (0, b"ac", 0),
+        (0, b"d", 3000),
+        (0, b"f", 6000),
+    ]
+    assert buffer.flush() == []
+    assert buffer.add(rtp(1, 0, b"b")) == (False, None)  # already let out: stale
