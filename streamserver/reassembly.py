@@ -71,17 +71,10 @@ def is_stale(timestamp: int, last: int | None) -> bool:
 class CompletingJitterBuffer(JitterBuffer):
     """aiortc's JitterBuffer, releasing every complete frame as soon as it is complete."""
 
-    def __init__(
-        self,
-        capacity: int,
-        prefetch: int = 0,
-        is_video: bool = False,
-        gap_wait: float = VIDEO_GAP_WAIT_S,
-    ) -> None:
+    def __init__(self, capacity: int, prefetch: int = 0, is_video: bool = False) -> None:
         super().__init__(capacity, prefetch, is_video)
         self._released: int | None = None  # RTP timestamp of the newest frame let out
         self._head: int | None = None  # newest sequence number stored
-        self._gap_wait = gap_wait
         self._missing: dict[int, float] = {}  # video: missing sequence number -> since when
         self._gave_up = False  # a gap was given up on during this add()
         self._asked_at = float("-inf")  # when giving up on a gap last asked for a keyframe
@@ -136,10 +129,10 @@ class CompletingJitterBuffer(JitterBuffer):
         if since == GIVEN_UP:
             return True
         now = time.monotonic()
-        if now - since < self._gap_wait:
+        if now - since < VIDEO_GAP_WAIT_S:
             return False
         self._missing[seq] = GIVEN_UP
-        if now - self._asked_at >= self._gap_wait:  # gaps given up on together: one request
+        if now - self._asked_at >= VIDEO_GAP_WAIT_S:  # gaps given up on together: one request
             self._asked_at = now
             self._gave_up = True
         return True
