@@ -153,11 +153,14 @@ class Clock:
         return self.now
 
 
-def test_a_video_packet_lost_for_good_holds_later_frames_only_for_the_gap_wait(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    clock = Clock()
-    monkeypatch.setattr(reassembly.time, "monotonic", clock)
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    moved_by_hand = Clock()
+    monkeypatch.setattr(reassembly.time, "monotonic", moved_by_hand)
+    return moved_by_hand
+
+
+def test_a_lost_video_packet_holds_later_frames_only_for_the_gap_wait(clock: Clock) -> None:
     buffer = video_buffer()
     assert parts(buffer.add(rtp(0, 0, b"k", marker=True))[1]) == [(b"k", 0)]
     assert buffer.add(rtp(1, 3000, b"p1")) == (False, None)
@@ -177,9 +180,7 @@ def test_a_video_packet_lost_for_good_holds_later_frames_only_for_the_gap_wait(
     assert buffer.add(rtp(2, 3000, b"p2")) == (False, None)
 
 
-def test_a_gap_in_an_unfinished_frame_is_waited_for_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = Clock()
-    monkeypatch.setattr(reassembly.time, "monotonic", clock)
+def test_a_gap_in_an_unfinished_frame_is_waited_for_once(clock: Clock) -> None:
     buffer = video_buffer()
     buffer.add(rtp(0, 0, b"a"))
     buffer.add(rtp(2, 0, b"c"))  # 1 lost; the frame's marker has not come yet
@@ -191,11 +192,7 @@ def test_a_gap_in_an_unfinished_frame_is_waited_for_once(monkeypatch: pytest.Mon
     assert parts(frame) == [(b"acde", 0)]
 
 
-def test_a_retransmission_within_the_wait_completes_the_frame(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    clock = Clock()
-    monkeypatch.setattr(reassembly.time, "monotonic", clock)
+def test_a_retransmission_within_the_wait_completes_the_frame(clock: Clock) -> None:
     buffer = video_buffer()
     buffer.add(rtp(0, 0, b"k", marker=True))
     buffer.add(rtp(1, 3000, b"p1"))
@@ -207,9 +204,7 @@ def test_a_retransmission_within_the_wait_completes_the_frame(
     assert parts(frame) == [(b"p1p2p3", 3000), (b"q", 6000)]
 
 
-def test_each_gap_waits_on_its_own_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = Clock()
-    monkeypatch.setattr(reassembly.time, "monotonic", clock)
+def test_each_gap_waits_on_its_own_clock(clock: Clock) -> None:
     buffer = video_buffer()
     # Two holes in one frame (1 and 3), then one in the next frame (6), all missed at once.
     for seq, data, marker in ((0, b"a", False), (2, b"c", False), (4, b"e", True)):
