@@ -43,7 +43,6 @@ _STATUS_CLASSES: tuple[type[web.HTTPException], ...] = (
     web.HTTPUnauthorized,
     web.HTTPForbidden,
     web.HTTPNotFound,
-    web.HTTPMethodNotAllowed,
     web.HTTPConflict,
     web.HTTPGone,
     web.HTTPRequestEntityTooLarge,
@@ -97,7 +96,9 @@ async def error_middleware(
             # browser (``page_error``) goes out as it is.
             ours = exc.content_type == "application/json" or getattr(exc, "scenelink_page", False)
             if request.path.startswith("/api/") and not ours:
-                raise json_error(exc.status, exc.reason.lower()) from None
+                # Rewritten in place, so the headers aiohttp gave it go out too (a 405's Allow).
+                exc.text = json.dumps({"error": exc.reason.lower()})
+                exc.content_type = "application/json"
         raise
     except Exception:
         logger.exception("%s %s failed", request.method, loggable_path(request.path))

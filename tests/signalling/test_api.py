@@ -273,8 +273,34 @@ async def test_security_headers_on_pages_errors_and_redirects(client: TestClient
         await client.get("/api/sessions"),  # 401
         await client.get("/api/nothing-here"),  # 404
         await client.get("/", allow_redirects=False),  # 302 to the console
+        await client.get("/api/openapi.json"),
+        await client.put("/api/sessions", headers=HEADERS),  # 405
+        await client.get("/c/not-a-token"),  # 410 page
     ]
-    assert [a.status for a in answers] == [200, 401, 404, 302]
+    assert [a.status for a in answers] == [200, 401, 404, 302, 200, 405, 410]
     for answer in answers:
         assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"]
         assert answer.headers["X-Content-Type-Options"] == "nosniff"
+        assert answer.headers["Server"] == "SceneLink"  # no Python or aiohttp version
+    for answer in answers[1:2] + answers[4:]:  # the API and the link pages
+        assert answer.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("method", ["OPTIONS", "TRACE", "PUT", "PATCH"])
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/api/sessions", "GET,HEAD,POST"),
+        ("/api/caller/offer", "POST"),
+        ("/api/sessions/abc/shares/def", "DELETE"),
+    ],
+)
+async def test_wrong_method_is_a_json_405_naming_the_allowed_ones(
+    client: TestClient, method: str, path: str, allowed: str
+) -> None:
+    await sign_in(client)
+    response = await client.request(method, path, headers=HEADERS, json={"incident_ref": "X"})
+    assert response.status == 405
+    assert response.headers["Allow"] == allowed
+    assert await response.json() == {"error": "method not allowed"}
+    assert (await (await client.get("/api/sessions")).json())["sessions"] == []
