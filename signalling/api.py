@@ -44,6 +44,7 @@ from .service import CallerConnected, SessionEnded, SessionService
 from .sharing import AccessRefused, ending
 from .sms import LogSmsSender
 from .store import UnknownSession
+from .throttle import Throttled
 
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -102,19 +103,19 @@ async def login(request: web.Request) -> web.Response:
     body = await parse_body(request, LoginRequest)
     directory = request.app[OPERATORS]
     throttle = request.app[THROTTLE]
-    keys = (f"user:{body.username}", f"from:{request.remote}")
-    wait = throttle.retry_after(*keys)
-    if wait > 0:
+    try:
+        attempt = await throttle.attempt(body.username, request.remote)
+    except Throttled as exc:
         await request.app[AUDIT].record(body.username, "sign_in_throttled", None, request.remote)
-        raise json_error(429, "too many failed sign-ins; try again later", detail=f"{wait:.0f} s")
+        wait = f"{exc.retry_after_s:.0f} s"
+        raise json_error(429, "too many failed sign-ins; try again later", detail=wait) from None
     operator = await asyncio.to_thread(directory.authenticate, body.username, body.password)
     if operator is None:
-        throttle.failed(*keys)
         logger.warning("failed sign-in for %r from %s", body.username, request.remote)
         await request.app[AUDIT].record(body.username, "sign_in_failed", None, request.remote)
         raise json_error(401, "wrong username or password")
     logger.info("%s signed in from %s", operator.username, request.remote)
-    throttle.succeeded(keys[0])
+    await throttle.succeeded(attempt)
     await request.app[AUDIT].record(operator.username, "sign_in", None, request.remote)
     response = web.json_response({"username": operator.username, "roles": list(operator.roles)})
     set_console_cookie(request, response, operator)
@@ -137,6 +138,9 @@ def set_console_cookie(request: web.Request, response: web.Response, operator: O
 @routes.post("/api/logout")
 @documented("Sign out", auth="none")
 async def logout(request: web.Request) -> web.Response:
+    cookie = request.cookies.get(COOKIE_NAME)
+    if cookie:
+        await request.app[OPERATORS].revoke_cookie(cookie)
     response = web.json_response({})
     response.del_cookie(COOKIE_NAME, path="/")
     return response

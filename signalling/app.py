@@ -36,7 +36,7 @@ from .audit import AuditTrail
 from .audit_archive import AuditArchiver
 from .auth import COOKIE_NAME, OperatorDirectory
 from .config import OperatorAccount, Settings
-from .errors import LINK_PREFIXES, error_middleware, json_error, loggable_path
+from .errors import error_middleware, json_error, loggable_path
 from .exports import ExportJobs
 from .oidc import OidcClient
 from .permissions import rule_for
@@ -58,7 +58,6 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "
     "media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-SERVER_NAME = "SceneLink"  # not aiohttp's default, which names its and Python's versions
 
 
 class RedactingAccessLogger(AbstractAccessLogger):
@@ -118,7 +117,7 @@ def operator_accounts(settings: Settings) -> list[OperatorAccount]:
 async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every request meets the permission table before its handler; refusals are audited."""
     cookie = request.cookies.get(COOKIE_NAME)
-    operator = request.app[OPERATORS].from_cookie(cookie) if cookie else None
+    operator = await request.app[OPERATORS].from_cookie(cookie) if cookie else None
     if operator is not None:
         request[OPERATOR] = operator
     route = request.match_info.route
@@ -139,7 +138,9 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
                     method=request.method,
                     route=route.resource.canonical,
                 )
-                raise json_error(403, "your role does not allow this")
+                raise json_error(
+                    403, "your role does not allow this", detail=", ".join(sorted(rule))
+                )
     if (
         request.method not in ("GET", "HEAD", "OPTIONS")
         and request.path.startswith("/api/")
@@ -176,13 +177,6 @@ def _add_security_headers(request: web.Request, headers: MutableMapping[str, str
     headers.setdefault("Referrer-Policy", "same-origin")
     if request.secure or request.headers.get("X-Forwarded-Proto") == "https":
         headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-    if request.path.startswith(("/api/", *LINK_PREFIXES)):
-        headers["Cache-Control"] = "no-store"  # personal data; link pages carry a token
-
-
-async def name_server(request: web.Request, response: web.StreamResponse) -> None:
-    """aiohttp sets Server while preparing any answer (500s of its own included): replace it."""
-    response.headers["Server"] = SERVER_NAME
 
 
 def _static_dir(package: str) -> Path:
@@ -206,12 +200,18 @@ def make_app(settings: Settings) -> web.Application:
     store = open_store(settings.redis_url)
     tokens = CallerTokens(token_secret(settings), lifetime_s=settings.session_max_s)
     app[SETTINGS] = settings
-    app[THROTTLE] = LoginThrottle()
+    app[THROTTLE] = LoginThrottle(
+        store,
+        settings.login_failures_per_address,
+        settings.login_failures_per_account,
+        settings.login_window_s,
+    )
     app[AUDIT] = AuditTrail(settings.data_dir / "audit" / "audit.jsonl")
     app[OPERATORS] = OperatorDirectory(
         AccountBook(accounts_path(settings), operator_accounts(settings)),
         token_secret(settings) + b":console",
         settings.console_login_ttl_s,
+        store,
     )
     if settings.oidc_issuer is not None:
         app[OIDC] = OidcClient(settings, token_secret(settings) + b":oidc")
@@ -251,7 +251,6 @@ def make_app(settings: Settings) -> web.Application:
         await evidence.stop()
         await store.close()
 
-    app.on_response_prepare.append(name_server)
     app.on_startup.append(startup)
     app.on_cleanup.append(shutdown)
     return app

@@ -66,6 +66,17 @@ class Settings(BaseSettings):
     )
     session_max_s: int = Field(default=4 * 3600, gt=0, description="Longest a session's link lives")
     console_login_ttl_s: int = Field(default=12 * 3600, gt=0)
+    login_failures_per_address: int = Field(
+        default=5, gt=0, description="Failed sign-ins from one address before it waits"
+    )
+    login_failures_per_account: int = Field(
+        default=20,
+        gt=0,
+        description="Failed sign-ins for one account, from any address, before it waits",
+    )
+    login_window_s: float = Field(
+        default=5 * 60, gt=0, description="How long a failed sign-in counts"
+    )
     officer_link_ttl_s: int = Field(
         default=60 * 60,
         gt=0,

@@ -1,14 +1,15 @@
 """Where session state lives: in memory by default, in Redis when REDIS_URL is set.
 
 Both stores keep the same things: session records, each session's location trail, shares
-with officers, and a per-session event feed that consoles follow (Redis pub/sub across
-processes).
+with officers, a per-session event feed that consoles follow (Redis pub/sub across
+processes), signed-out console cookies, and the sign-in throttle's attempt counts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -44,6 +45,17 @@ class StateStore(Protocol):
     async def session_shares(self, session_id: str) -> list[Share]: ...
     async def recipient_shares(self, username: str) -> list[Share]: ...
     async def publish(self, session_id: str, event: Event) -> None: ...
+    async def revoke(self, token_id: str, until: float) -> None: ...
+    async def is_revoked(self, token_id: str) -> bool: ...
+    async def count_attempt(self, limits: dict[str, int], attempt: str, window_s: float) -> float:
+        """Count ``attempt`` under every key of ``limits`` unless one already holds its limit
+        within the window: 0 when counted, else the seconds until it would be."""
+        ...
+
+    async def forget_attempt(self, key: str, attempt: str | None = None) -> None:
+        """Uncount one attempt under ``key``, or every one (None)."""
+        ...
+
     def subscribe(
         self, session_id: str
     ) -> Any: ...  # async context manager of AsyncIterator[Event]
@@ -58,6 +70,8 @@ class MemoryStore:
         self._trails: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self._shares: dict[str, Share] = {}
         self._subscribers: dict[str, set[asyncio.Queue[Event]]] = defaultdict(set)
+        self._revoked: dict[str, float] = {}
+        self._attempts: dict[str, dict[str, float]] = defaultdict(dict)
 
     async def create(self, session: CallSession) -> None:
         self._sessions[session.id] = session
@@ -119,6 +133,33 @@ class MemoryStore:
         for queue in self._subscribers.get(session_id, ()):
             queue.put_nowait(event)
 
+    async def revoke(self, token_id: str, until: float) -> None:
+        now = time.time()
+        self._revoked = {t: u for t, u in self._revoked.items() if u > now} | {token_id: until}
+
+    async def is_revoked(self, token_id: str) -> bool:
+        return self._revoked.get(token_id, 0.0) > time.time()
+
+    async def count_attempt(self, limits: dict[str, int], attempt: str, window_s: float) -> float:
+        now = time.monotonic()
+        wait = 0.0
+        for key, limit in limits.items():
+            kept = {a: t for a, t in self._attempts[key].items() if t > now - window_s}
+            self._attempts[key] = kept
+            if len(kept) >= limit:
+                oldest = sorted(kept.values())[len(kept) - limit]
+                wait = max(wait, oldest + window_s - now)
+        if wait == 0:
+            for key in limits:
+                self._attempts[key][attempt] = now
+        return wait
+
+    async def forget_attempt(self, key: str, attempt: str | None = None) -> None:
+        if attempt is None:
+            self._attempts.pop(key, None)
+        else:
+            self._attempts.get(key, {}).pop(attempt, None)
+
     @asynccontextmanager
     async def subscribe(self, session_id: str) -> AsyncIterator[AsyncIterator[Event]]:
         queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=1000)
@@ -137,6 +178,32 @@ class MemoryStore:
         return None
 
 
+# One script, so that nodes counting sign-in attempts at once never both take the last place.
+# KEYS: the windows; ARGV: the window (ms), the attempt, then each key's limit. Redis's clock.
+_COUNT_ATTEMPT = """
+local clock = redis.call('TIME')
+local now = clock[1] * 1000 + math.floor(clock[2] / 1000)
+local window = tonumber(ARGV[1])
+local wait = 0
+for i, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  local limit = tonumber(ARGV[i + 2])
+  local count = redis.call('ZCARD', key)
+  if count >= limit then
+    local oldest = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
+    wait = math.max(wait, tonumber(oldest[2]) + window - now)
+  end
+end
+if wait == 0 then
+  for _, key in ipairs(KEYS) do
+    redis.call('ZADD', key, now, ARGV[2])
+    redis.call('PEXPIRE', key, window)
+  end
+end
+return wait
+"""
+
+
 class RedisStore:
     """Shared state for several processes or nodes (issue: scale, DESIGN.md section 9)."""
 
@@ -145,6 +212,7 @@ class RedisStore:
     def __init__(self, url: str) -> None:
         # redis-py types replies as bytes | str whatever decode_responses says.
         self._redis: Any = aioredis.from_url(url, decode_responses=True)
+        self._count_attempt = self._redis.register_script(_COUNT_ATTEMPT)
 
     def _key(self, kind: str, session_id: str) -> str:
         return f"{self.prefix}{kind}:{session_id}"
@@ -229,6 +297,25 @@ class RedisStore:
 
     async def publish(self, session_id: str, event: Event) -> None:
         await self._redis.publish(self._key("events", session_id), json.dumps(event))
+
+    async def revoke(self, token_id: str, until: float) -> None:
+        await self._redis.set(self._key("revoked", token_id), "1", pxat=int(until * 1000))
+
+    async def is_revoked(self, token_id: str) -> bool:
+        return bool(await self._redis.exists(self._key("revoked", token_id)))
+
+    async def count_attempt(self, limits: dict[str, int], attempt: str, window_s: float) -> float:
+        keys = [self._key("attempts", key) for key in limits]
+        wait_ms = await self._count_attempt(
+            keys=keys, args=[int(window_s * 1000), attempt, *limits.values()]
+        )
+        return int(wait_ms) / 1000
+
+    async def forget_attempt(self, key: str, attempt: str | None = None) -> None:
+        if attempt is None:
+            await self._redis.delete(self._key("attempts", key))
+        else:
+            await self._redis.zrem(self._key("attempts", key), attempt)
 
     @asynccontextmanager
     async def subscribe(self, session_id: str) -> AsyncIterator[AsyncIterator[Event]]:

@@ -1,35 +1,53 @@
-"""Sign-in throttling: too many failures for one account or from one address, and it waits."""
+"""Sign-in throttling, shared by every node through the state store.
+
+Each attempt is counted before its password is checked, so concurrent guesses cannot all
+slip past the limit. An address is stopped first; an account only after failures from many
+addresses, so one attacker guessing at a named account cannot lock its owner out.
+"""
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict, deque
+import secrets
+from dataclasses import dataclass
+
+from .store import StateStore
+
+
+class Throttled(Exception):
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(f"throttled for {retry_after_s:.0f} s")
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    id: str
+    account_key: str
+    address_key: str
 
 
 class LoginThrottle:
-    def __init__(self, max_failures: int = 5, window_s: float = 300.0) -> None:
-        self.max_failures = max_failures
-        self.window_s = window_s
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
+    def __init__(
+        self, store: StateStore, per_address: int, per_account: int, window_s: float
+    ) -> None:
+        self._store = store
+        self._per_address = per_address
+        self._per_account = per_account
+        self._window_s = window_s
 
-    def retry_after(self, *keys: str) -> float:
-        """Seconds until another try is allowed for every key (0: allowed now)."""
-        now = time.monotonic()
-        wait = 0.0
-        for key in keys:
-            failures = self._failures.get(key)
-            if not failures:
-                continue
-            while failures and now - failures[0] > self.window_s:
-                failures.popleft()
-            if len(failures) >= self.max_failures:
-                wait = max(wait, self.window_s - (now - failures[0]))
-        return wait
+    async def attempt(self, username: str, address: str | None) -> Attempt:
+        """Count a sign-in attempt as a failure until it succeeds; raises Throttled instead
+        when the address or the account has failed too often in the window."""
+        attempt = Attempt(
+            secrets.token_hex(8), f"login:account:{username}", f"login:address:{address}"
+        )
+        limits = {attempt.address_key: self._per_address, attempt.account_key: self._per_account}
+        wait = await self._store.count_attempt(limits, attempt.id, self._window_s)
+        if wait > 0:
+            raise Throttled(wait)
+        return attempt
 
-    def failed(self, *keys: str) -> None:
-        now = time.monotonic()
-        for key in keys:
-            self._failures[key].append(now)
-
-    def succeeded(self, key: str) -> None:
-        self._failures.pop(key, None)
+    async def succeeded(self, attempt: Attempt) -> None:
+        """The right password: the account's failures are forgiven, not the address's."""
+        await self._store.forget_attempt(attempt.account_key)
+        await self._store.forget_attempt(attempt.address_key, attempt.id)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
@@ -114,3 +116,25 @@ async def test_events_reach_subscribers(store: StateStore) -> None:
         await store.publish(sid, {"type": "fix", "n": 2})
         got = [await asyncio.wait_for(anext(events), 2) for _ in range(2)]
     assert [e["n"] for e in got] == [1, 2]
+
+
+async def test_attempts_fill_their_windows_and_are_forgotten(store: StateStore) -> None:
+    a, b = "a" + secrets.token_hex(6), "b" + secrets.token_hex(6)
+    both = {a: 2, b: 3}
+    assert [await store.count_attempt(both, f"t{i}", 60) for i in range(2)] == [0, 0]
+    assert 59 < await store.count_attempt(both, "t2", 60) <= 60  # a is full
+    assert await store.count_attempt({b: 3}, "t3", 60) == 0  # the refused one was not counted
+    assert await store.count_attempt({b: 3}, "t4", 60) > 0
+    await store.forget_attempt(a, "t0")
+    assert await store.count_attempt({a: 2}, "t5", 60) == 0
+    await store.forget_attempt(b)
+    assert await store.count_attempt({b: 1}, "t6", 60) == 0
+
+
+async def test_revoked_until_their_expiry(store: StateStore) -> None:
+    token_id = secrets.token_hex(8)
+    assert not await store.is_revoked(token_id)
+    await store.revoke(token_id, time.time() + 60)
+    await store.revoke("old" + token_id, time.time() - 1)
+    assert await store.is_revoked(token_id)
+    assert not await store.is_revoked("old" + token_id)
