@@ -36,7 +36,7 @@ from .audit import AuditTrail
 from .audit_archive import AuditArchiver
 from .auth import COOKIE_NAME, OperatorDirectory
 from .config import OperatorAccount, Settings
-from .errors import error_middleware, json_error, loggable_path
+from .errors import LINK_PREFIXES, error_middleware, json_error, loggable_path
 from .exports import ExportJobs
 from .oidc import OidcClient
 from .permissions import rule_for
@@ -58,6 +58,7 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "
     "media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
+SERVER_NAME = "SceneLink"  # not aiohttp's default, which names its and Python's versions
 
 
 class RedactingAccessLogger(AbstractAccessLogger):
@@ -138,9 +139,7 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
                     method=request.method,
                     route=route.resource.canonical,
                 )
-                raise json_error(
-                    403, "your role does not allow this", detail=", ".join(sorted(rule))
-                )
+                raise json_error(403, "your role does not allow this")
     if (
         request.method not in ("GET", "HEAD", "OPTIONS")
         and request.path.startswith("/api/")
@@ -177,6 +176,13 @@ def _add_security_headers(request: web.Request, headers: MutableMapping[str, str
     headers.setdefault("Referrer-Policy", "same-origin")
     if request.secure or request.headers.get("X-Forwarded-Proto") == "https":
         headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    if request.path.startswith(("/api/", *LINK_PREFIXES)):
+        headers["Cache-Control"] = "no-store"  # personal data; link pages carry a token
+
+
+async def name_server(request: web.Request, response: web.StreamResponse) -> None:
+    """aiohttp sets Server while preparing any answer (500s of its own included): replace it."""
+    response.headers["Server"] = SERVER_NAME
 
 
 def _static_dir(package: str) -> Path:
@@ -251,6 +257,7 @@ def make_app(settings: Settings) -> web.Application:
         await evidence.stop()
         await store.close()
 
+    app.on_response_prepare.append(name_server)
     app.on_startup.append(startup)
     app.on_cleanup.append(shutdown)
     return app
