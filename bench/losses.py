@@ -105,7 +105,7 @@ def stage_losses(caller: CallerStats) -> dict[str, int]:
 def _first_frame_wall_clock(folder: Path, part: str) -> float:
     for line in (folder / "events.jsonl").read_text().splitlines():
         event = json.loads(line)
-        if event.get("type") == "recording_part_started" and event.get("part") == part:
+        if event.get("event") == "recording_part_started" and event.get("part") == part:
             return float(event["first_frame_wall_clock"])
     raise ValueError(f"{folder}: no recording_part_started event for {part}")
 
@@ -117,7 +117,7 @@ def _recorder_missed(folder: Path) -> int | None:
     events = folder / "events.jsonl"  # aiortc's stock recorder (bench.stock) writes none
     for line in events.read_text().splitlines() if events.exists() else []:
         event = json.loads(line)
-        if event.get("type") == "recording_totals":
+        if event.get("event") == "recording_totals":
             video = event["video"]
             missed = (missed or 0) + int(video["dropped"]) + int(video["skipped"])
     return missed

@@ -6,13 +6,14 @@ Blocking; used from the recorder's writer thread and by start-up recovery.
 from __future__ import annotations
 
 import json
-import os
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from .chain import CHAIN_FILE, HashChain, canonical, sha256_file, sha256_range
+from .durable import append_line, fsync_file, make_folder, recover_tail, write_atomic
 from .manifest import JWKS_FILE, MANIFEST_JSON, MANIFEST_JWS, Signer, clock_source
 
 EVENTS_FILE = "events.jsonl"
@@ -26,21 +27,11 @@ META_KEYS = (
     "device",
     "browser",
     "consent_version",
-    "consent_wording_version",
 )
 
 
 def iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
 
 
 def read_manifest_json(folder: Path) -> dict[str, Any] | None:
@@ -54,9 +45,11 @@ def read_manifest_json(folder: Path) -> dict[str, Any] | None:
 class Bundle:
     def __init__(self, folder: Path, signer: Signer | None) -> None:
         self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
+        make_folder(folder)
         self.signer = signer
         self.chain = HashChain(folder)
+        for name in (EVENTS_FILE, FIXES_FILE):
+            recover_tail(folder / name)
         self.meta: dict[str, Any] = {}
         events = folder / EVENTS_FILE
         if events.exists():
@@ -66,15 +59,13 @@ class Bundle:
                 except ValueError:
                     continue
 
-    def note_event(self, event: dict[str, Any]) -> None:
+    def note_event(self, event: Mapping[str, Any]) -> None:
         for key in META_KEYS:
             if event.get(key) is not None:
                 self.meta[key] = event[key]
 
-    def append_line(self, name: str, record: dict[str, Any]) -> None:
-        with (self.folder / name).open("ab") as f:
-            f.write(canonical(record) + b"\n")
-            f.flush()
+    def append_line(self, name: str, record: Mapping[str, Any]) -> None:
+        append_line(self.folder / name, canonical(record) + b"\n")
         if name == EVENTS_FILE:
             self.note_event(record)
             self.chain_tail(EVENTS_FILE, "event")
@@ -101,8 +92,7 @@ class Bundle:
         self.chain_tail(FIXES_FILE, "fix-batch")
 
     def add_segment(self, path: Path, **fields: Any) -> dict[str, Any]:
-        with path.open("rb") as f:
-            os.fsync(f.fileno())
+        fsync_file(path)
         return self.chain.append(
             "segment",
             name=path.name,
@@ -148,8 +138,7 @@ class Bundle:
                 "user_agent": self.meta.get("user_agent"),
                 "device": self.meta.get("device"),
                 "browser": self.meta.get("browser"),
-                "consent_version": self.meta.get("consent_version")
-                or self.meta.get("consent_wording_version"),
+                "consent_version": self.meta.get("consent_version"),
             },
             "server_clock": clock_source(),
             "started_at": iso(started),

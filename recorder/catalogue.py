@@ -22,6 +22,11 @@ from .store import INDEX_PREFIX, EvidenceStore, StoreError
 
 logger = logging.getLogger(__name__)
 
+# Events whose ``by`` took part in the session: created, resent, watched, shared or ended it.
+PARTICIPATION = frozenset(
+    {"session_created", "link_resent", "viewer_joined", "share_created", "share_withdrawn", "ended"}
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Area:
@@ -69,6 +74,8 @@ class CatalogueEntry:
     segments: list[Segment]
     positions: list[tuple[float, float]] = field(repr=False)
     chain_head: str | None = None
+    participants: frozenset[str] = frozenset()  # operators the events name (replay rights)
+    ended_at: datetime | None = None
 
     def in_area(self, area: Area) -> bool:
         return any(area.contains(lat, lon) for lat, lon in self.positions)
@@ -134,10 +141,17 @@ def load_entry(store: EvidenceStore, session_id: str, jwks: dict[str, Any]) -> C
     manifest = verify_jws(store.get(f"{prefix}/{MANIFEST_JWS}").decode(), jwks)
     files = manifest.get("files", {})
     phone = None
+    participants: set[str] = set()
+    ended_at = None
     if EVENTS_FILE in files:
         for event in read_lines(store.get(f"{prefix}/{EVENTS_FILE}")):
-            if event.get("event") == "session_created":
+            kind, by = event.get("event"), event.get("by")
+            if kind == "session_created":
                 phone = event.get("phone")
+            if kind in PARTICIPATION and isinstance(by, str):
+                participants.add(by)
+            if kind == "ended" and event.get("at"):
+                ended_at = datetime.fromisoformat(event["at"])
     positions: list[tuple[float, float]] = []
     if FIXES_FILE in files:
         positions = [
@@ -167,6 +181,8 @@ def load_entry(store: EvidenceStore, session_id: str, jwks: dict[str, Any]) -> C
         ],
         positions=positions,
         chain_head=manifest.get("chain_head"),
+        participants=frozenset(participants),
+        ended_at=ended_at,
     )
 
 

@@ -9,6 +9,8 @@
 entry's ``hash`` (64 zeros for the first). Events and fixes are chained as byte ranges of
 ``events.jsonl`` and ``location.jsonl`` (``offset``, ``length``, ``sha256`` of those bytes), so
 the files stay plain JSON lines and any edit, removal or reordering breaks the chain.
+Every append is whole or absent (``durable``); a line torn by a crash is moved aside when
+the chain is next opened.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import hashlib
 import json
 from pathlib import Path
 from typing import Any
+
+from .durable import append_line, recover_tail
 
 CHAIN_FILE = "chain.jsonl"
 GENESIS = "0" * 64
@@ -54,7 +58,8 @@ class HashChain:
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / CHAIN_FILE
-        self.entries: list[dict[str, Any]] = load_chain(self.path, repair=True)
+        recover_tail(self.path)
+        self.entries: list[dict[str, Any]] = load_chain(self.path)
 
     @property
     def head(self) -> str:
@@ -70,9 +75,7 @@ class HashChain:
         entry: dict[str, Any] = {"seq": len(self.entries), "kind": kind, **fields}
         entry["prev"] = self.head
         entry["hash"] = entry_hash(entry)
-        with self.path.open("ab") as f:
-            f.write(canonical(entry) + b"\n")
-            f.flush()
+        append_line(self.path, canonical(entry) + b"\n")
         self.entries.append(entry)
         return entry
 
@@ -88,29 +91,13 @@ class HashChain:
         return [e for e in self.entries if e["kind"] == "segment"]
 
 
-def load_chain(path: Path, repair: bool = False) -> list[dict[str, Any]]:
-    """Entries of a chain file; with ``repair`` a torn last line (a crash mid-write) is cut."""
+def load_chain(path: Path, size: int | None = None) -> list[dict[str, Any]]:
+    """Entries of a chain file, or of its first ``size`` bytes (``ValueError`` on a line that
+    is not JSON)."""
     if not path.exists():
         return []
-    raw = path.read_bytes()
-    entries: list[dict[str, Any]] = []
-    good = 0
-    for line in raw.split(b"\n"):
-        if not line.strip():
-            good += len(line) + 1
-            continue
-        try:
-            entries.append(json.loads(line))
-        except ValueError:
-            if not repair:
-                raise
-            break
-        good += len(line) + 1
-    good = min(good, len(raw))
-    if repair and good < len(raw):
-        with path.open("r+b") as f:
-            f.truncate(good)
-    return entries
+    raw = path.read_bytes()[:size]
+    return [json.loads(line) for line in raw.splitlines() if line.strip()]
 
 
 class ChainError(Exception):

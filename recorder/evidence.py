@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,7 @@ from retention.schedule import load_schedule
 from .catalogue import Catalogue
 from .fixity import FixityJob
 from .manifest import KEY_FILE, Signer
-from .recording import SessionRecorder
+from .recording import RecordingStatus, SessionRecorder
 from .recovery import recover_all
 from .spool import Spooler
 from .store import EvidenceStore, LockMode, open_store
@@ -40,6 +43,7 @@ class EvidenceSettings:
     keep_local: bool = True
     fixity_interval_s: float = 86400.0
     retention_schedule: Path | None = None
+    low_space_bytes: int = 0
 
     @classmethod
     def from_settings(cls, settings: Any) -> EvidenceSettings:
@@ -57,6 +61,7 @@ class EvidenceSettings:
             keep_local=settings.keep_local_evidence,
             fixity_interval_s=settings.fixity_interval_s,
             retention_schedule=settings.retention_schedule,
+            low_space_bytes=settings.evidence_low_space_mb * 1024 * 1024,
         )
 
     @property
@@ -84,6 +89,9 @@ class Evidence:
         self._fixity: FixityJob | None = None
         self._retention: RetentionBook | None = None
         self._catalogue: Catalogue | None = None
+        self._recorders: weakref.WeakValueDictionary[str, SessionRecorder] = (
+            weakref.WeakValueDictionary()
+        )
 
     @property
     def signer(self) -> Signer:
@@ -146,19 +154,43 @@ class Evidence:
         self._fixity.start()
         self._catalogue = Catalogue(self.store, self.signer.jwks())
 
-    def recorder(self, session_id: str) -> SessionRecorder:
-        return SessionRecorder(
+    def recorder(
+        self, session_id: str, on_status: Callable[[RecordingStatus], None] | None = None
+    ) -> SessionRecorder:
+        recorder = SessionRecorder(
             self.settings.evidence_dir / session_id,
             signer=self.signer,
             spool=self.spool,
             segment_seconds=self.settings.segment_seconds,
+            low_space_bytes=self.settings.low_space_bytes,
+            on_status=on_status,
         )
+        self._recorders[session_id] = recorder
+        return recorder
+
+    def recording_failures(self) -> list[dict[str, Any]]:
+        """Sessions whose recording has failed right now, and why (``disk full``)."""
+        return [
+            {"session_id": session_id, "cause": r.status.cause, "since": r.status.since}
+            for session_id, r in sorted(self._recorders.items())
+            if r.status.state == "failed"
+        ]
+
+    def disk(self) -> dict[str, Any]:
+        """Free space where evidence is written, against the warning threshold."""
+        folder = self.settings.evidence_dir
+        free = shutil.disk_usage(folder if folder.exists() else self.settings.data_dir).free
+        threshold = self.settings.low_space_bytes
+        return {"free_bytes": free, "warning_below_bytes": threshold, "low": free < threshold}
 
     def stats(self) -> dict[str, Any]:
-        """Backlog and the last fixity result, for the console and metrics."""
+        """Backlog, disk space, failing recordings and the last fixity result, for the
+        console and metrics."""
         fixity = self._fixity.last if self._fixity else None
         return {
             "store": self.store.name,
+            "disk": self.disk(),
+            "recording_failures": self.recording_failures(),
             "spool": self.spool.stats(),
             "fixity": None
             if fixity is None

@@ -7,8 +7,11 @@ Every method here blocks on file I/O, so the recorder calls them from its own th
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 from av.container import OutputContainer
@@ -34,11 +37,23 @@ def vp8_dimensions(data: bytes) -> tuple[int, int]:
     return width, height
 
 
-class PartWriter:
-    """Writes one ``media-NNN.mkv``; opens the file at the first video keyframe."""
+PartFactory = Callable[[], tuple[Path, BinaryIO]]
+# Audio that arrives before the first video keyframe is kept for the part, up to this much.
+EARLY_AUDIO_S = 5.0
 
-    def __init__(self, path: Path, expect_video: bool, expect_audio: bool) -> None:
-        self.path = path
+
+class PartWriter:
+    """Writes one ``media-NNN.mkv``; creates the file at the first video keyframe.
+
+    ``create`` hands out a new, exclusively created file (``parts.PartNames``): a part is
+    never written over another. Opus frames that arrive before the first keyframe (the phone
+    starts audio a little sooner) are held and written at their own times once it comes.
+    """
+
+    def __init__(self, create: PartFactory, expect_video: bool, expect_audio: bool) -> None:
+        self._create = create
+        self.path: Path | None = None
+        self._file: BinaryIO | None = None
         self.expect_video = expect_video
         self.expect_audio = expect_audio
         self.frames_written = 0
@@ -53,6 +68,7 @@ class PartWriter:
         self._origin: dict[str, int] = {}
         self._last_pts: dict[str, int] = {}
         self._rates: dict[str, int] = {}
+        self._early_audio: list[EncodedFrame] = []
         self.first_video_pts: int | None = None
 
     @property
@@ -72,6 +88,9 @@ class PartWriter:
 
     def write(self, frame: EncodedFrame) -> None:
         if self._container is None:
+            if self.expect_video and frame.kind == "audio" and self.expect_audio:
+                self._hold_early_audio(frame)
+                return
             starts = frame.keyframe if self.expect_video else True
             if not starts or (self.expect_video and frame.kind != "video"):
                 self.skipped += 1
@@ -79,9 +98,23 @@ class PartWriter:
             try:
                 self._open(frame)
             except ValueError as exc:  # e.g. an IDR without its SPS: wait for the next
-                logger.warning("recorder: cannot start %s yet: %s", self.path.name, exc)
+                logger.warning("recorder: cannot start a part yet: %s", exc)
                 self.skipped += 1
                 return
+            self._mux(frame)  # first: the header takes the H.264 parameter sets from it
+            early, self._early_audio = self._early_audio, []
+            for held in early:
+                self._mux(held)
+            return
+        self._mux(frame)
+
+    def _hold_early_audio(self, frame: EncodedFrame) -> None:
+        self._early_audio.append(frame)
+        while self._early_audio[-1].arrival - self._early_audio[0].arrival > EARLY_AUDIO_S:
+            self._early_audio.pop(0)
+            self.skipped += 1
+
+    def _mux(self, frame: EncodedFrame) -> None:
         stream = self._streams.get(frame.kind)
         if stream is None:
             self.skipped += 1
@@ -113,15 +146,21 @@ class PartWriter:
     def _open(self, first: EncodedFrame) -> None:
         # Read the size first: an unusable keyframe must not leave an empty file behind.
         size = self._video_size(first) if self.expect_video else (0, 0)
+        path, file = self._create()
         # Crash tolerance: libavformat keeps a Matroska cluster in memory until it ends, so
         # clusters are cut at least every CLUSTER_MS and every packet is flushed to the OS;
         # a killed server loses at most about one cluster.
-        container = av.open(
-            str(self.path),
-            "w",
-            format="matroska",
-            options={"cluster_time_limit": str(CLUSTER_MS), "flush_packets": "1"},
-        )
+        try:
+            container = av.open(
+                file,
+                "w",
+                format="matroska",
+                options={"cluster_time_limit": str(CLUSTER_MS), "flush_packets": "1"},
+            )
+        except Exception:
+            file.close()
+            raise
+        self.path, self._file = path, file
         try:
             if self.expect_video:
                 self.video_codec = first.codec
@@ -146,7 +185,8 @@ class PartWriter:
             container.close()
             raise
         self._container = container
-        self.start_arrival = first.arrival
+        # Audio held from before this keyframe starts the part's clock where it arrived.
+        self.start_arrival = min([first.arrival] + [a.arrival for a in self._early_audio])
 
     @staticmethod
     def _video_size(key: EncodedFrame) -> tuple[int, int]:
@@ -157,7 +197,18 @@ class PartWriter:
         raise ValueError(f"cannot record video codec {key.codec}")
 
     def close(self) -> None:
-        """Write the trailer (Matroska cues and duration)."""
-        if self._container is not None:
-            self._container.close()
-            self._container = None
+        """Write the trailer (Matroska cues and duration), fsync and close the file.
+
+        The file is closed even when the trailer cannot be written (a full disk): what
+        reached it stays as it is, for the recorder to keep as an incomplete part.
+        """
+        container, self._container = self._container, None
+        file, self._file = self._file, None
+        try:
+            if container is not None:
+                container.close()
+            if file is not None:
+                os.fsync(file.fileno())
+        finally:
+            if file is not None:
+                file.close()

@@ -1,45 +1,91 @@
-"""The evidence folder of one call session: media segments, location fixes, events, and the
+"""The evidence folder of one call session: media parts, location fixes, events, and the
 hash chain and signed manifest over them.
 
-Layout: ``media-001.mkv``, ``media-002.mkv``... (bounded segments, each starting on a
-keyframe; a new one for every caller connection, every ``segment_seconds`` and every
-resolution change), ``location.jsonl``, ``events.jsonl``, ``chain.jsonl``, ``manifest.json``
-and ``manifest.jws`` (signed), ``jwks.json``. All file writes go through one worker thread,
-which keeps them in order and keeps the event loop free. Closed segments are handed to the
-spool, which uploads them to the evidence store.
+Layout: ``media-001.mkv``, ``media-002.mkv``... (bounded parts, each starting on a keyframe;
+a new one for every caller connection, every ``segment_seconds`` and every resolution
+change; a number is never used twice, see ``parts``), ``location.jsonl``, ``events.jsonl``
+(vocabulary in ``events``), ``chain.jsonl``, ``manifest.json`` and ``manifest.jws``
+(signed), ``jwks.json``. All file writes go through one worker thread, which keeps them in
+order and keeps the event loop free; how they reach the disk is ``durable``'s policy. Closed
+parts are handed to the spool, which uploads them to the evidence store.
+
+When the folder cannot be written (a full disk), the part being written is closed as
+incomplete, what was already written stays as it was, the records still to write are held
+in memory in order, and the status says so (``RecordingStatus``); about once a second the
+recorder tries again, and once space is back it keeps the incomplete part up to its last
+whole frame, writes what it held, records the gap and starts a new part on the next
+keyframe.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
-import re
+import shutil
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
 from streamserver.frames import EncodedFrame
 from streamserver.relay import Subscription
 
 from .bundle import EVENTS_FILE, FIXES_FILE, Bundle
+from .durable import make_folder
+from .events import EvidenceEvent, KindTotals, iso_at, now_iso
 from .manifest import Signer
 from .mux import PartWriter
+from .parts import PartNames
+from .recovery import salvage_part
 from .segments import Segmenter
-
-if TYPE_CHECKING:
-    from .spool import Spooler
+from .spool import Spooler
 
 logger = logging.getLogger(__name__)
 
 BATCH_QUEUE = 256
 DEFAULT_SEGMENT_SECONDS = 10.0
-_PART = re.compile(r"media-(\d+)\.mkv$")
+RETRY_S = 1.0  # how often a failed recorder tries the disk again
+SPACE_CHECK_S = 1.0  # how often free space is compared with the warning threshold
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+class RecorderClosed(RuntimeError):
+    """Something was given to a recorder after close(): a bug in the caller, never dropped
+    silently."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingStatus:
+    """What the console and ``/api/evidence/status`` show about one session's recording."""
+
+    state: Literal["idle", "recording", "failed"] = "idle"
+    cause: str | None = None  # why it failed, in words: "disk full"
+    since: float | None = None  # when it failed (Unix time)
+    low_space: bool = False  # free space under the warning threshold
+
+
+def describe(exc: BaseException) -> str:
+    if getattr(exc, "errno", None) in _NO_SPACE:
+        return "disk full"
+    return str(exc) or type(exc).__name__
+
+
+def _zero() -> KindTotals:
+    return {"taken": 0, "dropped": 0, "written": 0, "skipped": 0, "lost": 0}
+
+
+@dataclass(slots=True)
+class _FailedPart:
+    writer: PartWriter
+    cause: str
 
 
 class SessionRecorder:
-    """Muxes a session's encoded frames into Matroska segments, without encoding."""
+    """Muxes a session's encoded frames into Matroska parts, without encoding."""
 
     def __init__(
         self,
@@ -48,34 +94,41 @@ class SessionRecorder:
         signer: Signer | None = None,
         spool: Spooler | None = None,
         segment_seconds: float = DEFAULT_SEGMENT_SECONDS,
+        low_space_bytes: int = 0,
+        on_status: Callable[[RecordingStatus], None] | None = None,
     ) -> None:
         self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
+        make_folder(folder)
         self.signer = signer
         self.spool = spool
         self.segment_seconds = segment_seconds
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"recorder-{folder.name}")
-        self._bundle: Bundle | None = None
-        self._executor.submit(self._load)  # first job: everything else waits for it
+        self.low_space_bytes = low_space_bytes
+        self.on_status = on_status
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._subs: list[Subscription] = []
-        self._last_number = 0
         self._closed = False
         self.parts: list[Path] = []
         self.segments_closed = 0
-        # Per kind: frames taken from the relay, dropped by it (the recorder fell behind, or
-        # before the first keyframe), written, and skipped by the muxer (no keyframe yet).
-        self.totals: dict[str, dict[str, int]] = {
-            kind: dict.fromkeys(("taken", "dropped", "written", "skipped"), 0)
-            for kind in ("video", "audio")
-        }
+        self.totals: dict[str, KindTotals] = {"video": _zero(), "audio": _zero()}
         self.errors: list[str] = []
+        # Writer-thread state: set up by _load, the writer's first job.
+        self._bundle: Bundle | None = None
+        self._names: PartNames | None = None
+        self._backlog: deque[Callable[[], object]] = deque()  # writes waiting for the disk
+        self._failed_parts: list[_FailedPart] = []
+        self._failed_at: float | None = None
+        self._lost_since_failure = 0
+        self._retried_at = float("-inf")
+        self._space_checked_at = float("-inf")
+        self._segmenter: Segmenter | None = None
+        self.status = RecordingStatus()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"recorder-{folder.name}")
+        self._executor.submit(self._load)  # first job: everything else waits for it
 
     def _load(self) -> None:
         self._bundle = Bundle(self.folder, self.signer)
-        used = [int(m.group(1)) for p in self.folder.iterdir() if (m := _PART.match(p.name))]
-        self._last_number = max(used, default=0)
+        self._names = PartNames(self.folder, (e["name"] for e in self._bundle.chain.segments()))
 
     @property
     def bundle(self) -> Bundle:
@@ -86,21 +139,27 @@ class SessionRecorder:
     def recording(self) -> bool:
         return self._task is not None and not self._task.done()
 
+    @property
+    def frames_recorded(self) -> int:
+        return sum(t["written"] for t in self.totals.values())
+
+    # -- media -------------------------------------------------------------------------
+
     def attach(
         self,
         video: Subscription | None,
         audio: Subscription | None,
         request_keyframe: Callable[[], object] | None = None,
     ) -> None:
-        """Start a new segment fed by these subscriptions (a caller connection).
+        """Start a new part fed by these subscriptions (a caller connection).
 
         The recorder owns the subscriptions: a later attach or close() finishes them
-        (queued frames are still written), which finishes the previous segment.
-        ``request_keyframe`` (default: the video relay's) is called shortly before a segment
-        boundary so that the next segment can start on a fresh keyframe.
+        (queued frames are still written), which finishes the previous part.
+        ``request_keyframe`` (default: the video relay's) is called shortly before a part
+        boundary so that the next part can start on a fresh keyframe.
         """
         if self._closed:
-            raise RuntimeError("recorder closed")
+            raise RecorderClosed(self.folder.name)
         for sub in self._subs:
             sub.finish()
         self._subs = [s for s in (video, audio) if s is not None]
@@ -121,14 +180,12 @@ class SessionRecorder:
             self._record(previous, video is not None, audio is not None, ask, list(self._subs))
         )
 
-    def _new_path(self) -> Path:
-        return self.folder / f"media-{self._last_number + 1:03d}.mkv"
-
     def _make_segmenter(
         self, expect_video: bool, expect_audio: bool, ask: Callable[[], None]
     ) -> Segmenter:
-        return Segmenter(
-            self._new_path,
+        assert self._names is not None
+        self._segmenter = Segmenter(
+            self._names.create,
             expect_video,
             expect_audio,
             self.segment_seconds,
@@ -136,6 +193,9 @@ class SessionRecorder:
             self._segment_closed,
             ask,
         )
+        if self.status.state == "idle":
+            self._set_status(replace(self.status, state="recording"))
+        return self._segmenter
 
     async def _record(
         self,
@@ -154,7 +214,6 @@ class SessionRecorder:
         merged: asyncio.Queue[EncodedFrame | None] = asyncio.Queue(BATCH_QUEUE)
         pumps = [asyncio.ensure_future(self._pump(sub, merged)) for sub in subs]
         ended = 0
-        failed = False
         try:
             while ended < len(subs):
                 batch: list[EncodedFrame] = []
@@ -167,13 +226,8 @@ class SessionRecorder:
                     if merged.empty():
                         break
                     item = merged.get_nowait()
-                if batch and not failed:
-                    try:
-                        await loop.run_in_executor(self._executor, self._write, segmenter, batch)
-                    except Exception as exc:  # keep draining so the relay never blocks
-                        failed = True
-                        self.errors.append(f"{segmenter.current.path.name}: {exc!r}")
-                        logger.exception("recorder: writing %s failed", segmenter.current.path)
+                if batch:
+                    await loop.run_in_executor(self._executor, self._write, segmenter, batch)
         finally:
             for pump in pumps:
                 pump.cancel()
@@ -189,8 +243,9 @@ class SessionRecorder:
             if frame is None:
                 break
             await out.put(frame)
-        self.totals[sub.kind]["taken"] += sub.frames_out
-        self.totals[sub.kind]["dropped"] += sub.dropped
+        totals = self.totals[sub.kind]
+        totals["taken"] += sub.frames_out
+        totals["dropped"] += sub.dropped
         await out.put(None)
 
     def _overrun(self, sub: Subscription, resumed_at: EncodedFrame | None) -> None:
@@ -198,10 +253,10 @@ class SessionRecorder:
         logger.error("recorder %s: fell behind, %s frames dropped", self.folder.name, sub.kind)
         # Straight to the writer: this may come while close() drains, before the manifest.
         self._executor.submit(
-            self._append,
-            EVENTS_FILE,
+            self._write_event,
             {
-                "type": "recording_overrun",
+                "event": "recording_overrun",
+                "at": now_iso(),
                 "kind": sub.kind,
                 "frames_dropped_total": sub.dropped,
                 "resumed_at_pts": resumed_at.pts if resumed_at else None,
@@ -209,107 +264,275 @@ class SessionRecorder:
             },
         )
 
-    @property
-    def frames_recorded(self) -> int:
-        return sum(t["written"] for t in self.totals.values())
-
     def _write(self, segmenter: Segmenter, batch: list[EncodedFrame]) -> None:
-        for frame in batch:
+        self._watch_space()
+        if self._failed_at is not None:
+            self._retry()
+        for index, frame in enumerate(batch):
+            if self._failed_at is not None:
+                self._lose(batch[index:])
+                return
             before = segmenter.frames_written
-            segmenter.write(frame)
-            outcome = "written" if segmenter.frames_written > before else "skipped"
+            try:
+                segmenter.write(frame)
+            except Exception as exc:  # a full disk, most likely: keep what is written
+                self._fail(segmenter, exc)
+                self._lose(batch[index:])
+                return
+            outcome: Literal["written", "skipped"] = (
+                "written" if segmenter.frames_written > before else "skipped"
+            )
             self.totals[frame.kind][outcome] += 1
 
+    def _lose(self, frames: list[EncodedFrame]) -> None:
+        for frame in frames:
+            self.totals[frame.kind]["lost"] += 1
+        self._lost_since_failure += len(frames)
+
     def _segment_started(self, writer: PartWriter) -> None:
-        self._last_number += 1
+        assert writer.path is not None
         self.parts.append(writer.path)
-        self.bundle.append_line(
-            EVENTS_FILE,
+        self._write_event(
             {
-                "type": "recording_part_started",
+                "event": "recording_part_started",
+                "at": now_iso(),
                 "part": writer.path.name,
                 "first_frame_wall_clock": writer.start_arrival,
                 "video_codec": writer.video_codec,
                 "width": writer.width,
                 "height": writer.height,
-                "time": time.time(),
-            },
+            }
         )
 
     def _segment_closed(self, writer: PartWriter, reason: str) -> None:
-        bundle = self.bundle
-        bundle.append_line(
-            EVENTS_FILE,
+        assert writer.path is not None
+        path = writer.path
+        self._write_event(
             {
-                "type": "recording_part_finished",
-                "part": writer.path.name,
+                "event": "recording_part_finished",
+                "at": now_iso(),
+                "part": path.name,
                 "frames": writer.frames_written,
                 "first_frame_wall_clock": writer.start_arrival,
                 "last_frame_wall_clock": writer.last_arrival,
                 "reason": reason,
-                "time": time.time(),
-            },
+            }
         )
-        bundle.add_segment(
-            writer.path,
-            frames=writer.frames_written,
-            duration_s=round(writer.duration_s, 3),
-            first_frame_wall_clock=writer.start_arrival,
-            last_frame_wall_clock=writer.last_arrival,
-            video_codec=writer.video_codec,
-            audio_codec="opus" if writer.expect_audio else None,
-            width=writer.width,
-            height=writer.height,
-            cut=reason,
-            recovered=False,
+        self._durably(
+            lambda: self.bundle.add_segment(
+                path,
+                frames=writer.frames_written,
+                duration_s=round(writer.duration_s, 3),
+                first_frame_wall_clock=writer.start_arrival,
+                last_frame_wall_clock=writer.last_arrival,
+                video_codec=writer.video_codec,
+                audio_codec="opus" if writer.expect_audio else None,
+                width=writer.width,
+                height=writer.height,
+                cut=reason,
+                recovered=False,
+            )
         )
         self.segments_closed += 1
         self._publish("open")
 
+    def _finish(self, segmenter: Segmenter) -> None:
+        if self._failed_at is not None:
+            self._retry(force=True)
+            if self._failed_at is not None:
+                return  # the part was closed when writing failed
+        try:
+            segmenter.finish("reconnect" if not self._closed else "end")
+        except Exception as exc:
+            self._fail(segmenter, exc)
+
+    # -- failure and recovery (writer thread) --------------------------------------------
+
+    def _fail(self, segmenter: Segmenter, exc: BaseException) -> None:
+        cause = describe(exc)
+        writer = segmenter.abandon()
+        logger.error(
+            "RECORDING FAILED for session %s (%s): %s; media is lost until it can write again",
+            self.folder.name,
+            writer.path.name if writer.path else "no part open",
+            exc,
+        )
+        self.errors.append(f"{writer.path.name if writer.path else self.folder.name}: {exc!r}")
+        if writer.path is not None:
+            self._failed_parts.append(_FailedPart(writer, cause))
+        self._mark_failed(cause)
+        self._write_event(
+            {
+                "event": "recording_failed",
+                "at": now_iso(),
+                "cause": cause,
+                "part": writer.path.name if writer.path else None,
+            }
+        )
+
+    def _mark_failed(self, cause: str) -> None:
+        if self._failed_at is None:
+            self._failed_at = time.time()
+            self._lost_since_failure = 0
+            self._retried_at = time.monotonic()
+            self._set_status(replace(self.status, state="failed", cause=cause, since=time.time()))
+
+    def _retry(self, force: bool = False) -> None:
+        """Once space is back: keep the incomplete parts, write what was held, record the
+        gap, and let the next keyframe start a new part."""
+        now = time.monotonic()
+        if not force and now - self._retried_at < RETRY_S:
+            return
+        self._retried_at = now
+        failed_at = self._failed_at
+        assert failed_at is not None
+        if self.low_space_bytes > 0 and shutil.disk_usage(self.folder).free < self.low_space_bytes:
+            return  # not before there is room again: it would only fail again at once
+        try:
+            self._drain_backlog()
+            while self._failed_parts:
+                failed = self._failed_parts[0]
+                assert failed.writer.path is not None
+                salvage_part(
+                    self.bundle,
+                    failed.writer.path,
+                    failed.writer.start_arrival,
+                    "incomplete",
+                    failed.cause,
+                )
+                self._failed_parts.pop(0)
+            cause = self.status.cause or "write failed"
+            self.bundle.append_line(
+                EVENTS_FILE,
+                {
+                    "event": "recording_resumed",
+                    "at": now_iso(),
+                    "cause": cause,
+                    "failed_at": iso_at(failed_at) or "",
+                    "frames_lost": self._lost_since_failure,
+                },
+            )
+            self.bundle.chain_pending()
+            self.bundle.chain.append(
+                "gap",
+                reason=f"recording failed: {cause}",
+                last_frame_wall_clock=failed_at,
+                detected_at=failed_at,
+                at=time.time(),
+            )
+        except OSError as exc:
+            logger.warning("recorder %s: still cannot write: %s", self.folder.name, exc)
+            return
+        logger.warning("recorder %s: writing again after: %s", self.folder.name, cause)
+        self._failed_at = None
+        self._set_status(replace(self.status, state="recording", cause=None, since=None))
+        if self._segmenter is not None:
+            self._segmenter.request_keyframe()
+        self._publish("open")
+
+    def _drain_backlog(self) -> None:
+        while self._backlog:
+            self._backlog[0]()
+            self._backlog.popleft()
+
+    def _durably(self, write: Callable[[], object]) -> None:
+        """Do one write in order; when the disk refuses, hold it (and all after it) until it
+        takes writes again."""
+        if self._failed_at is not None:
+            self._retry()
+        if self._backlog or self._failed_at is not None:
+            self._backlog.append(write)
+            return
+        try:
+            write()
+        except OSError as exc:
+            self._backlog.append(write)
+            self._mark_failed(describe(exc))
+            logger.error("recorder %s: cannot write (%s): held in memory", self.folder.name, exc)
+        except Exception as exc:
+            self.errors.append(repr(exc))
+            logger.exception("recorder %s: a write failed", self.folder.name)
+
+    def _watch_space(self) -> None:
+        """A warning before writes fail, and an event each time free space crosses it."""
+        now = time.monotonic()
+        if self.low_space_bytes <= 0 or now - self._space_checked_at < SPACE_CHECK_S:
+            return
+        self._space_checked_at = now
+        free = shutil.disk_usage(self.folder).free
+        low = free < self.low_space_bytes
+        if low == self.status.low_space:
+            return
+        if low:
+            logger.warning(
+                "evidence disk nearly full: %d bytes free (warning below %d); session %s",
+                free,
+                self.low_space_bytes,
+                self.folder.name,
+            )
+        self._set_status(replace(self.status, low_space=low))
+        self._write_event(
+            {
+                "event": "disk_space_low" if low else "disk_space_recovered",
+                "at": now_iso(),
+                "free_bytes": free,
+                "threshold_bytes": self.low_space_bytes,
+            }
+        )
+
+    def _set_status(self, status: RecordingStatus) -> None:
+        self.status = status
+        loop, callback = self._loop, self.on_status
+        if callback is not None and loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(callback, status)
+
+    # -- records -------------------------------------------------------------------------
+
     def _publish(self, status: str) -> None:
+        if self._backlog or self._failed_at is not None:
+            return  # the manifest waits until everything before it is written
         try:
             self.bundle.write_manifest(status)
         except Exception as exc:
             self.errors.append(f"manifest: {exc!r}")
             logger.exception("recorder: manifest of %s failed", self.folder)
+            return
         if self.spool is not None:
             self.spool.enqueue(self.folder)
 
-    def _finish(self, segmenter: Segmenter) -> None:
-        try:
-            segmenter.finish("reconnect" if not self._closed else "end")
-        except Exception as exc:
-            self.errors.append(f"{segmenter.current.path.name}: close: {exc!r}")
-            logger.exception("recorder: closing %s failed", segmenter.current.path)
+    def _write_event(self, event: EvidenceEvent) -> None:
+        self._durably(lambda: self.bundle.append_line(EVENTS_FILE, event))
 
-    def append_fix(self, fix: dict[str, Any]) -> None:
+    def _write_fix(self, fix: Mapping[str, Any]) -> None:
+        self._durably(lambda: self.bundle.append_line(FIXES_FILE, fix))
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RecorderClosed(self.folder.name)
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+
+    def append_fix(self, fix: Mapping[str, Any]) -> None:
         """Append one GPS fix to location.jsonl (written in order, off the event loop)."""
-        if not self._closed:
-            self._executor.submit(self._append, FIXES_FILE, dict(fix))
+        self._check_open()
+        self._executor.submit(self._write_fix, dict(fix))
 
-    def append_event(self, event: dict[str, Any]) -> None:
+    def append_event(self, event: EvidenceEvent) -> None:
         """Append one session event to events.jsonl and the chain (in order, off the loop).
 
         Events carrying ``incident_ref``, ``token_id``, ``user_agent``, ``device``,
         ``browser`` or ``consent_version`` also fill those fields of the manifest.
         """
-        if not self._closed:
-            self._executor.submit(self._append, EVENTS_FILE, dict(event))
-
-    def _append(self, name: str, record: dict[str, Any]) -> None:
-        try:
-            self.bundle.append_line(name, record)
-        except Exception as exc:
-            self.errors.append(f"{name}: {exc!r}")
-            logger.exception("recorder: writing %s failed", name)
+        self._check_open()
+        self._executor.submit(self._write_event, event)
 
     async def flush(self) -> None:
-        """Wait until every write submitted so far is on disk."""
+        """Wait until every write submitted so far is done (or held, if the disk refuses)."""
         if not self._closed:
             await asyncio.get_running_loop().run_in_executor(self._executor, lambda: None)
 
     async def close(self) -> None:
-        """Finish the current segment, chain everything, sign the final manifest; idempotent."""
+        """Finish the current part, chain everything, sign the final manifest; idempotent."""
         if self._closed:
             return
         self._closed = True
@@ -322,9 +545,30 @@ class SessionRecorder:
             except Exception:
                 logger.exception("recorder: recording task failed")
         loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._close)
+        await loop.run_in_executor(None, self._executor.shutdown, True)
+
+    def _close(self) -> None:
         if self._task is not None:  # media was attached at some point
             # A continuity figure for the bundle: what reached the recorder against what it wrote.
-            totals = {"type": "recording_totals", **self.totals, "time": time.time()}
-            await loop.run_in_executor(self._executor, self._append, EVENTS_FILE, totals)
-        await loop.run_in_executor(self._executor, self._publish, "closed")
-        await loop.run_in_executor(None, self._executor.shutdown, True)
+            self._write_event(
+                {
+                    "event": "recording_totals",
+                    "at": now_iso(),
+                    "video": self.totals["video"],
+                    "audio": self.totals["audio"],
+                }
+            )
+        if self._failed_at is not None:
+            self._retry(force=True)
+        if self._backlog or self._failed_at is not None:
+            logger.error(
+                "EVIDENCE NOT COMPLETE for session %s: %d records could not be written (%s); "
+                "what was written before stays as it is",
+                self.folder.name,
+                len(self._backlog),
+                self.status.cause,
+            )
+            self.errors.append(f"closed with {len(self._backlog)} records unwritten")
+            return
+        self._publish("closed")

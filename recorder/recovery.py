@@ -1,18 +1,19 @@
 """Start-up recovery of sessions whose recorder died (SIGKILL, power loss).
 
-For every session folder without a closed manifest: the segment that was open is remuxed
-(packets copied, never decoded or encoded) up to its last complete frame into a clean
-``media-NNN.mkv`` (the torn original is kept as ``media-NNN.mkv.torn`` and its hash chained),
-events and fixes written before the crash are chained, a ``gap`` entry records the outage,
-and the manifest is signed with status ``interrupted``. A recorder that later resumes the
-same session continues the chain and numbering. Blocking.
+For every session folder without a closed manifest: the segment that was open is salvaged
+(``salvage_part``: remuxed, packets copied, never decoded or encoded, up to its last complete
+frame into a clean ``media-NNN.mkv``; the torn original is kept as ``media-NNN.mkv.torn``
+and its hash chained), events and fixes written before the crash are chained, a ``gap``
+entry records the outage, and the manifest is signed with status ``interrupted``. A recorder
+that later resumes the same session continues the chain and numbering. The recorder salvages
+a part whose writing failed (a full disk) the same way. Blocking.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
+import os
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -23,11 +24,14 @@ import av
 
 from .bundle import EVENTS_FILE, FIXES_FILE, Bundle
 from .chain import sha256_file
+from .durable import TORN_SUFFIX, create_exclusive
+from .events import TornInfo, now_iso
 from .manifest import Signer
+from .parts import is_part
 from .spool import signed_manifest
 
 logger = logging.getLogger(__name__)
-_PART = re.compile(r"media-(\d+)\.mkv$")
+CRASH_CAUSE = "the server stopped before closing the part"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +45,8 @@ def remux_until_last_frame(src: Path, dst: Path) -> tuple[int, float]:
     """Copy every complete packet of a torn Matroska file; (packets, media seconds)."""
     packets = 0
     end = 0.0
-    with av.open(str(src)) as inp:
-        out = av.open(str(dst), "w", format="matroska")
+    with av.open(str(src)) as inp, create_exclusive(dst) as file:
+        out = av.open(file, "w", format="matroska")
         try:
             mapping = {s.index: out.add_stream_from_template(s) for s in inp.streams}
             out.metadata["title"] = "SceneLink evidential recording (recovered)"
@@ -71,7 +75,7 @@ def _part_started(folder: Path, name: str) -> float | None:
             ev = json.loads(line)
         except ValueError:
             continue
-        if ev.get("type") == "recording_part_started" and ev.get("part") == name:
+        if ev.get("event") == "recording_part_started" and ev.get("part") == name:
             value = ev.get("first_frame_wall_clock")
             return float(value) if value is not None else None
     return None
@@ -92,63 +96,103 @@ def _nothing_new(bundle: Bundle, manifest: dict[str, Any] | None) -> bool:
     )
 
 
+def salvage_part(
+    bundle: Bundle, part: Path, first_wall: float | None, cut: str, cause: str
+) -> float | None:
+    """Keep a part that was never closed properly: the original is renamed ``.torn`` and
+    chained by its hash, its whole frames are copied into a clean part of the same name.
+
+    Returns the wall clock of its last frame (None if nothing in it could be read, which is
+    recorded as ``recording_part_unrecoverable``). On ``OSError`` (the disk is still full)
+    nothing has changed and it can be tried again.
+    """
+    torn = part.with_name(part.name + TORN_SUFFIX)
+    os.link(part, torn)  # fails rather than replace an earlier torn copy
+    os.unlink(part)
+    try:
+        packets, seconds = remux_until_last_frame(torn, part)
+    except OSError:
+        part.unlink(missing_ok=True)
+        os.link(torn, part)
+        os.unlink(torn)
+        raise
+    except av.FFmpegError as exc:
+        logger.warning("recovery: %s has no readable media: %s", part.name, exc)
+        part.unlink(missing_ok=True)
+        packets, seconds = 0, 0.0
+    info: TornInfo = {"name": torn.name, "sha256": sha256_file(torn), "bytes": torn.stat().st_size}
+    if packets == 0:
+        part.unlink(missing_ok=True)
+        bundle.append_line(
+            EVENTS_FILE,
+            {
+                "event": "recording_part_unrecoverable",
+                "at": now_iso(),
+                "part": part.name,
+                "torn": info,
+            },
+        )
+        return None
+    last = first_wall + seconds if first_wall is not None else None
+    bundle.append_line(
+        EVENTS_FILE,
+        {
+            "event": "recording_part_salvaged",
+            "at": now_iso(),
+            "part": part.name,
+            "cause": cause,
+            "frames": packets,
+            "torn": info,
+        },
+    )
+    bundle.add_segment(
+        part,
+        frames=packets,
+        duration_s=round(seconds, 3),
+        first_frame_wall_clock=first_wall,
+        last_frame_wall_clock=last,
+        video_codec=None,
+        audio_codec=None,
+        width=None,
+        height=None,
+        cut=cut,
+        cause=cause,
+        recovered=True,
+        recovered_from=dict(info),
+    )
+    return last
+
+
 def recover_folder(folder: Path, signer: Signer | None) -> Recovered | None:
     manifest = signed_manifest(folder)
     if manifest is not None and manifest.get("status") == "closed":
         return None
     bundle = Bundle(folder, signer)
     chained = {e["name"] for e in bundle.chain.segments()}
-    open_parts = sorted(
-        p for p in folder.iterdir() if _PART.match(p.name) and p.name not in chained
-    )
+    open_parts = sorted(p for p in folder.iterdir() if is_part(p.name) and p.name not in chained)
     if not open_parts and _nothing_new(bundle, manifest):
         return None
     recovered: list[str] = []
     last_wall: float | None = None
     for part in open_parts:
-        torn = part.with_name(part.name + ".torn")
-        part.rename(torn)
-        try:
-            packets, seconds = remux_until_last_frame(torn, part)
-        except (av.FFmpegError, OSError) as exc:
-            logger.warning("recovery: %s has no readable media: %s", part.name, exc)
-            part.unlink(missing_ok=True)
-            packets, seconds = 0, 0.0
-        first = _part_started(folder, part.name)
-        torn_info = {"name": torn.name, "sha256": sha256_file(torn), "bytes": torn.stat().st_size}
-        if packets == 0:
-            bundle.append_line(
-                EVENTS_FILE,
-                {"type": "recording_part_unrecoverable", "part": part.name, "torn": torn_info},
-            )
+        if part.stat().st_size == 0:
+            part.unlink()  # created, nothing written: no media, nothing to keep
             continue
-        last = first + seconds if first is not None else None
-        bundle.add_segment(
-            part,
-            frames=packets,
-            duration_s=round(seconds, 3),
-            first_frame_wall_clock=first,
-            last_frame_wall_clock=last,
-            video_codec=None,
-            audio_codec=None,
-            width=None,
-            height=None,
-            cut="crash",
-            recovered=True,
-            recovered_from=torn_info,
-        )
-        recovered.append(part.name)
-        last_wall = last
+        first = _part_started(folder, part.name)
+        salvaged = salvage_part(bundle, part, first, "crash", CRASH_CAUSE)
+        if salvaged is not None:
+            recovered.append(part.name)
+            last_wall = salvaged
     if last_wall is None:
         segs = bundle.chain.segments()
         last_wall = segs[-1].get("last_frame_wall_clock") if segs else None
     bundle.append_line(
         EVENTS_FILE,
         {
-            "type": "recorder_recovered",
+            "event": "recorder_recovered",
+            "at": now_iso(),
             "recovered_parts": recovered,
             "last_frame_wall_clock": last_wall,
-            "time": time.time(),
         },
     )
     bundle.chain_pending()

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from streamserver.frames import EncodedFrame
 
-from .mux import PartWriter
+from .mux import PartFactory, PartWriter
 
 KEYFRAME_LEAD_S = 0.5
 REREQUEST_S = 1.0
@@ -23,7 +22,7 @@ REREQUEST_S = 1.0
 class Segmenter:
     def __init__(
         self,
-        new_path: Callable[[], Path],
+        create: PartFactory,
         expect_video: bool,
         expect_audio: bool,
         segment_seconds: float,
@@ -31,7 +30,7 @@ class Segmenter:
         on_closed: Callable[[PartWriter, str], None],
         request_keyframe: Callable[[], None] | None = None,
     ) -> None:
-        self._new_path = new_path
+        self._create = create
         self.expect_video = expect_video
         self.expect_audio = expect_audio
         self.segment_seconds = segment_seconds
@@ -44,7 +43,7 @@ class Segmenter:
         self.skipped = 0
 
     def _new_writer(self) -> PartWriter:
-        return PartWriter(self._new_path(), self.expect_video, self.expect_audio)
+        return PartWriter(self._create, self.expect_video, self.expect_audio)
 
     def _elapsed(self, frame: EncodedFrame) -> float:
         w = self.current
@@ -90,12 +89,27 @@ class Segmenter:
             self._on_started(w)
 
     def finish(self, reason: str) -> None:
-        """Close the current segment (trailer) and report it if it holds anything."""
+        """Close the current segment (trailer) and report it if it was started; a close
+        that fails (a full disk) raises with the writer still ``current``."""
+        w = self.current
+        w.close()
+        if w.path is not None:
+            self._on_closed(w, reason)
+
+    def abandon(self) -> PartWriter:
+        """Give up the current part after a failed write: its file is closed as far as it
+        got (never reported as a finished part) and the next frames wait for a keyframe to
+        start a new one. Returns the abandoned writer."""
         w = self.current
         try:
             w.close()
-        finally:
-            if w.start_arrival is not None:
-                self._on_closed(w, reason)
-            elif w.path.exists() and w.path.stat().st_size == 0:
-                w.path.unlink()
+        except Exception:
+            pass  # the file is closed; the trailer could not be written
+        self.current = self._new_writer()
+        self._requested_at = float("-inf")
+        return w
+
+    def request_keyframe(self) -> None:
+        if self._request_keyframe is not None:
+            self._requested_at = time.monotonic()
+            self._request_keyframe()

@@ -87,7 +87,8 @@ def verify_bundle(folder: Path, jwks: dict[str, Any] | None = None, decode: bool
 
     length = int(manifest.get("chain_length", 0))
     try:
-        entries = load_chain(folder / CHAIN_FILE)[:length]
+        covered = manifest.get("files", {}).get(CHAIN_FILE, {}).get("bytes")
+        entries = load_chain(folder / CHAIN_FILE, covered)[:length]
     except ValueError as exc:
         raise VerifyError(f"{CHAIN_FILE}: unreadable: {exc}") from exc
     if len(entries) != length:

@@ -44,7 +44,9 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"
     port: int = 8080
     public_url: str | None = Field(
-        default=None, description="Base URL put in caller links; derived from the request if unset"
+        default=None,
+        description="Base URL put in caller and officer links; unset, links are sent only "
+        "from a console opened on a loopback host (development)",
     )
     trust_forwarded_proto: bool = Field(
         default=True, description="Honour X-Forwarded-Proto from a TLS-terminating proxy"
@@ -140,7 +142,16 @@ class Settings(BaseSettings):
     signing_key_path: Path | None = Field(
         default=None, description="Ed25519 PEM key for manifests; generated in data_dir if unset"
     )
+    handler_replay_hours: float = Field(
+        default=24, gt=0, description="How long after a session its call handlers may replay it"
+    )
     keep_local_evidence: bool = Field(default=True, description="Keep spool copies after upload")
+    evidence_low_space_mb: int = Field(
+        default=500,
+        ge=0,
+        description="Warn (log, console, evidence event) when free space for evidence falls "
+        "below this; a failed recording resumes only above it (0: no warning)",
+    )
     fixity_interval_s: float = Field(default=24 * 3600, gt=0)
     node_name: str = Field(
         default_factory=socket.gethostname, description="This server in a cluster (audit keys)"

@@ -12,15 +12,19 @@ from typing import Any
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCSessionDescription
 
+from recorder.events import EvidenceEvent, MediaStateChanged
 from recorder.evidence import Evidence
-from recorder.recording import SessionRecorder
+from recorder.recording import RecordingStatus, SessionRecorder
 from streamserver.session import MediaSession
 
 from .config import Settings
+from .device import caller_device
 from .location import GpsFix, InvalidFix, check_plausible, parse_fix
 from .phone import mask, normalise_mobile
+from .rejections import RejectedFixLog
+from .safejson import parse_json
 from .sdp import check_offer
-from .sessions import LIVE_STATES, CallSession, SessionMode, utcnow
+from .sessions import CallSession, SessionMode, utcnow
 from .sms import SmsError, SmsMessage, SmsSender
 from .store import StateStore
 from .tokens import CallerTokens, TokenError
@@ -57,6 +61,7 @@ class SessionService:
         self._media: dict[str, MediaSession] = {}
         self._recorders: dict[str, SessionRecorder] = {}
         self._last_fix: dict[str, GpsFix] = {}
+        self._rejected_fixes = RejectedFixLog(logger)
         self._tasks: set[asyncio.Task[None]] = set()
         self._rtc_config = RTCConfiguration(
             iceServers=[
@@ -98,7 +103,7 @@ class SessionService:
                 "phone": e164,
             }
         )
-        return await self._send_link(session, token, base_url)
+        return await self._send_link(session, token, base_url, created_by)
 
     async def resend(self, session_id: str, by: str, base_url: str) -> CallSession:
         """A fresh link for a caller who has not opened theirs (the SMS failed or never
@@ -120,16 +125,18 @@ class SessionService:
         self._recorder(session_id).append_event(
             {"event": "link_resent", "by": by, "at": now.isoformat(), "token_id": claims.token_id}
         )
-        return await self._send_link(session, token, base_url)
+        return await self._send_link(session, token, base_url, by)
 
-    async def _send_link(self, session: CallSession, token: str, base_url: str) -> CallSession:
+    async def _send_link(
+        self, session: CallSession, token: str, base_url: str, by: str
+    ) -> CallSession:
         """A failed delivery is kept on the session (and in the evidence) for the call
         handler to see and retry; it is not an error of the request."""
         link = f"{base_url.rstrip('/')}/c/{token}"
         force = self.settings.force_name
         text = self.settings.sms_template.format(force=force, link=link)
         try:
-            await self.sms.send(SmsMessage(session.id, force, session.phone, text, link))
+            await self.sms.send(SmsMessage(session.id, force, session.phone, text, link, by))
         except SmsError as exc:
             logger.warning("session %s: SMS to %s failed: %s", session.id, mask(session.phone), exc)
             self._recorder(session.id).append_event(
@@ -148,18 +155,13 @@ class SessionService:
         media = self._media.pop(session_id, None)
         if media is not None:
             await media.send_to_caller(json.dumps({"type": "ended"}))
-            await media.close()
-        recorder = self._recorders.pop(session_id, None)
-        if recorder is not None:
-            recorder.append_event(
-                {
-                    "event": "ended",
-                    "by": by,
-                    "at": utcnow().isoformat(),
-                    "session": session.to_record(),
-                }
-            )
-            await recorder.close()
+            await media.close()  # ends the media; the recorder stays open for the record
+        recorder = self._recorder(session_id)
+        recorder.append_event(
+            {"event": "ended", "by": by, "at": utcnow().isoformat(), "session": session.to_record()}
+        )
+        self._recorders.pop(session_id, None)
+        await recorder.close()
         self._last_fix.pop(session_id, None)
         return session
 
@@ -181,7 +183,7 @@ class SessionService:
         media = self._media.get(session_id)
         return await media.close_viewers(grant) if media else 0
 
-    def record_event(self, session_id: str, event: dict[str, Any]) -> None:
+    def record_event(self, session_id: str, event: EvidenceEvent) -> None:
         """An event for the session's evidential record (e.g. a disclosure to an officer)."""
         self._recorder(session_id).append_event(event)
 
@@ -205,8 +207,9 @@ class SessionService:
     async def open_link(self, token: str, user_agent: str = "") -> CallSession:
         session = await self.caller_session(token)
         if session.opened_at is None:
+            device = await asyncio.to_thread(caller_device, user_agent)
             self._recorder(session.id).append_event(
-                {"event": "link_opened", "at": utcnow().isoformat(), "user_agent": user_agent[:512]}
+                {"event": "link_opened", "at": utcnow().isoformat(), **device}
             )
             session = await self._change(session.id, state="opened", opened_at=utcnow())
         return session
@@ -218,12 +221,13 @@ class SessionService:
         wanted = {"application", "video"} if session.mode == "video" else {"application"}
         check_offer(offer.sdp, required=wanted)
         if session.consent_at is None:
+            device = await asyncio.to_thread(caller_device, user_agent)
             self._recorder(session.id).append_event(
                 {
                     "event": "consent_given",
-                    "wording_version": consent_version,
                     "at": utcnow().isoformat(),
-                    "user_agent": user_agent[:512],
+                    "consent_version": consent_version,
+                    **device,
                 }
             )
             await self._change(session.id, consent_at=utcnow(), consent_version=consent_version)
@@ -238,7 +242,7 @@ class SessionService:
         try:
             if len(text.encode()) > self.settings.max_message_bytes:
                 raise InvalidFix("message too large")
-            message = json.loads(text)
+            message = parse_json(text)
             if not isinstance(message, dict) or message.get("type") != "fix":
                 raise InvalidFix("not a fix message")
             fix = parse_fix(message, utcnow())
@@ -247,7 +251,7 @@ class SessionService:
                 return  # the page re-sends its last fix as a keep-alive
             check_plausible(previous, fix)
         except (InvalidFix, ValueError) as exc:
-            logger.warning("session %s: fix rejected: %s", session_id, exc)
+            self._rejected_fixes.rejected(session_id, str(exc))
             await self.store.count_rejected_fix(session_id)
             return
         self._last_fix[session_id] = fix
@@ -265,7 +269,10 @@ class SessionService:
         for private in ("phone", "token_id", "link_expires_at"):
             record.pop(private)
         media = self._media.get(session.id)
+        recorder = self._recorders.get(session.id)
+        recording = recorder.status if recorder is not None else RecordingStatus()
         return record | {
+            "recording": {"state": recording.state, "cause": recording.cause},
             "phone_masked": mask(session.phone),
             "fix_count": fix_count,
             "last_fix": last_fix,
@@ -282,15 +289,27 @@ class SessionService:
 
     async def _change(self, session_id: str, **changes: Any) -> CallSession:
         session = await self.store.update(session_id, **changes)
-        await self.store.publish(session_id, {"type": "state", "session": await self.view(session)})
+        await self._publish_view(session)
         return session
+
+    async def _publish_view(self, session: CallSession) -> None:
+        await self.store.publish(session.id, {"type": "state", "session": await self.view(session)})
 
     def _recorder(self, session_id: str) -> SessionRecorder:
         recorder = self._recorders.get(session_id)
         if recorder is None:
-            recorder = self.evidence.recorder(session_id)
+            recorder = self.evidence.recorder(
+                session_id, on_status=lambda status: self._recording_status(session_id, status)
+            )
             self._recorders[session_id] = recorder
         return recorder
+
+    def _recording_status(self, session_id: str, status: RecordingStatus) -> None:
+        """A failed or resumed recording reaches the consoles at once."""
+        self._spawn(self._publish_state(session_id))
+
+    async def _publish_state(self, session_id: str) -> None:
+        await self._publish_view(await self.store.get(session_id))
 
     def _media_session(self, session_id: str) -> MediaSession:
         media = self._media.get(session_id)
@@ -308,10 +327,13 @@ class SessionService:
 
     async def _media_state(self, session_id: str, state: str) -> None:
         session = await self.store.get(session_id)
-        if session.state == "ended" or state not in LIVE_STATES:
+        if session.state == "ended":
             return
-        self._recorder(session_id).append_event({"event": state, "at": utcnow().isoformat()})
-        await self._change(session_id, state=state)
+        match state:
+            case "connecting" | "live" | "reconnecting":
+                event: MediaStateChanged = {"event": state, "at": utcnow().isoformat()}
+                self._recorder(session_id).append_event(event)
+                await self._change(session_id, state=state)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

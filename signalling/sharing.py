@@ -13,7 +13,8 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+
+from recorder.events import ShareCreated
 
 from .accounts import AccountBook
 from .service import SessionService
@@ -122,7 +123,7 @@ class ShareService:
                 "kind": share.kind,
                 "recipient": share.recipient,
                 "by": by,
-                "at": share.withdrawn_at.isoformat() if share.withdrawn_at else None,
+                "at": (share.withdrawn_at or utcnow()).isoformat(),
             },
         )
         await self.store.publish(
@@ -265,7 +266,7 @@ class ShareService:
         )
         await self.store.save_share(share)
         logger.info("session %s: shared (%s) by %s as %s", session.id, kind, by, share.id)
-        event: dict[str, Any] = {
+        event: ShareCreated = {
             "event": "share_created",
             "share_id": share.id,
             "kind": kind,

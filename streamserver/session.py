@@ -11,7 +11,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol, TypedDict
 
 from aiortc import (
     RTCConfiguration,
@@ -25,10 +26,7 @@ from aiortc import sdp as aiortc_sdp
 from aiortc.mediastreams import MediaStreamTrack
 
 from . import ingest
-from .relay import DEFAULT_QUEUE_SIZE, TrackRelay
-
-if TYPE_CHECKING:  # recorder imports streamserver: avoid an import cycle at runtime
-    from recorder.recording import SessionRecorder
+from .relay import DEFAULT_QUEUE_SIZE, Subscription, TrackRelay
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +36,38 @@ RECORDER_BATCH_S = 0.1  # the recorder takes frames in batches: one writer-threa
 SENDER_REPORT_EVENT_INTERVAL = 5.0  # seconds between rtcp_sr events per track
 CLOCK_RATES = {"video": 90000, "audio": 48000}  # WebRTC's video clock and Opus's
 _CODEC_NAMES = {"h264": "H264", "vp8": "VP8", "opus": "opus"}
+
+
+class RtcpSenderReport(TypedDict):
+    """The evidence event that ties a track's media clock to the phone's wall clock."""
+
+    event: Literal["rtcp_sr"]
+    at: str
+    kind: str
+    part: int
+    ssrc: int
+    ntp: int
+    ntp_time: float
+    rtp: int
+    pts: int
+    clock_rate: int
+    arrival: float
+
+
+class MediaSink(Protocol):
+    """Where a session's media goes besides its viewers: the recorder implements it.
+
+    The sink belongs to whoever made the session (it outlives the media: the end of the call
+    is recorded after the media stops), so ``MediaSession.close`` never closes it.
+    """
+
+    @property
+    def frames_recorded(self) -> int: ...
+
+    def attach(self, video: Subscription | None, audio: Subscription | None) -> None:
+        """A caller connection's media from here on (a new recording part)."""
+
+    def append_event(self, event: RtcpSenderReport) -> None: ...
 
 
 def negotiated_codecs(description: RTCSessionDescription) -> dict[str, str]:
@@ -71,7 +101,7 @@ class MediaSession:
         self,
         session_id: str,
         rtc_config: RTCConfiguration | None,
-        recorder: SessionRecorder,
+        recorder: MediaSink,
         on_message: Callable[[str], None],
         on_state: Callable[[str], None],
         queue_size: int = DEFAULT_QUEUE_SIZE,
@@ -220,6 +250,7 @@ class MediaSession:
             self.recorder.append_event(
                 {
                     "event": "rtcp_sr",
+                    "at": datetime.now(UTC).isoformat(),
                     "kind": kind,
                     "part": self.caller_connections,
                     "ssrc": report.ssrc,
@@ -295,7 +326,8 @@ class MediaSession:
             channel.send(message)
 
     async def close(self) -> None:
-        """Hang up: caller and viewer connections, relays, then the recording (idempotent)."""
+        """Hang up caller and viewer connections and stop the relays, which ends the current
+        recording part (idempotent). The sink stays open for its owner to close."""
         async with self._lock:
             if self._closed:
                 return
@@ -309,5 +341,4 @@ class MediaSession:
             )
             await self.video_relay.stop()
             await self.audio_relay.stop()
-            await self.recorder.close()
             self._set_state("disconnected")

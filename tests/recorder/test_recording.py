@@ -97,12 +97,13 @@ async def test_part_is_bit_exact_and_decodes_to_clip_duration(
     assert rec.parts == [part]
     assert rec.frames_recorded == len(clip.video) + len(clip.audio)
     events = [json.loads(line) for line in (tmp_path / "s1" / "events.jsonl").open()]
-    [totals] = [e for e in events if e.get("type") == "recording_totals"]
+    [totals] = [e for e in events if e.get("event") == "recording_totals"]
     assert totals["video"] == {
         "taken": len(clip.video),
         "dropped": 0,
         "written": len(clip.video),
         "skipped": 0,
+        "lost": 0,
     }
     assert totals["audio"]["written"] == len(clip.audio) == totals["audio"]["taken"]
     recorded = video_packets(part)
@@ -116,7 +117,7 @@ async def test_part_is_bit_exact_and_decodes_to_clip_duration(
     assert frames_a >= len(clip.audio) - 2
     assert media_duration(part) == pytest.approx(clip.duration_s, abs=1.0)
     events = [json.loads(x) for x in (tmp_path / "s1" / "events.jsonl").read_text().splitlines()]
-    assert [e["type"] for e in events] == [
+    assert [e["event"] for e in events] == [
         "recording_part_started",
         "recording_part_finished",
         "recording_totals",
@@ -131,7 +132,7 @@ async def test_each_attach_is_a_new_part_and_jsonl_files(
     rec = await record_clip(clips["VP8"], folder, parts=2)
     rec.append_fix({"lat": 51.5, "lon": -0.12, "accuracy": 8.0})
     rec.append_fix({"lat": 51.6, "lon": -0.13, "accuracy": 9.0})
-    rec.append_event({"type": "chat", "text": "hello"})
+    rec.append_event({"event": "viewer_joined", "at": "2026-12-07T10:00:00+00:00", "by": "a"})
     await rec.close()
     await rec.close()  # idempotent
     assert [p.name for p in rec.parts] == ["media-001.mkv", "media-002.mkv"]
@@ -181,11 +182,11 @@ async def test_frames_the_recorder_never_got_are_on_the_record(
     await relay.stop()
     await rec.close()
     events = [json.loads(line) for line in (tmp_path / "starved" / "events.jsonl").open()]
-    overruns = [e for e in events if e.get("type") == "recording_overrun"]
+    overruns = [e for e in events if e.get("event") == "recording_overrun"]
     assert overruns and overruns[0]["kind"] == "video"
     assert overruns[-1]["frames_dropped_total"] > 0
     assert rec.frames_recorded + overruns[-1]["frames_dropped_total"] >= len(video) - 1
-    [totals] = [e["video"] for e in events if e.get("type") == "recording_totals"]
+    [totals] = [e["video"] for e in events if e.get("event") == "recording_totals"]
     assert totals["dropped"] == overruns[-1]["frames_dropped_total"]
     assert totals["taken"] == totals["written"] + totals["skipped"] == rec.frames_recorded
     assert totals["taken"] + totals["dropped"] == relay.frames_in

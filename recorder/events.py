@@ -1,0 +1,247 @@
+"""The vocabulary of ``events.jsonl``: one record a line, named by its ``event`` key.
+
+Every record has ``event`` (one of ``EVENT_NAMES``) and ``at`` (ISO 8601, UTC, the server's
+clock when it happened). The TypedDicts below are the complete list of what a bundle's
+events can say; readers (catalogue, verification, the benchmark) use the same names.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal, TypedDict, get_args, get_type_hints
+
+from streamserver.session import RtcpSenderReport
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def iso_at(epoch: float | None) -> str | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
+# -- the call, as the signalling service records it ----------------------------------------
+
+
+class SessionCreated(TypedDict):
+    event: Literal["session_created"]
+    at: str
+    by: str
+    incident_ref: str
+    mode: str
+    token_id: str
+    phone: str  # the evidence (not the logs) keeps it: right-of-access searches need it
+
+
+class LinkSent(TypedDict):
+    event: Literal["link_sent"]
+    at: str
+
+
+class LinkNotSent(TypedDict):
+    event: Literal["link_not_sent"]
+    at: str
+    reason: str
+
+
+class LinkResent(TypedDict):
+    event: Literal["link_resent"]
+    at: str
+    by: str
+    token_id: str
+
+
+class CallerDevice(TypedDict):
+    """The caller's browser as its user agent names it (also kept in the manifest)."""
+
+    user_agent: str
+    browser: str | None
+    device: str | None
+
+
+class LinkOpened(CallerDevice):
+    event: Literal["link_opened"]
+    at: str
+
+
+class ConsentGiven(CallerDevice):
+    event: Literal["consent_given"]
+    at: str
+    consent_version: str
+
+
+class MediaStateChanged(TypedDict):
+    event: Literal["connecting", "live", "reconnecting"]
+    at: str
+
+
+class ViewerJoined(TypedDict):
+    event: Literal["viewer_joined"]
+    at: str
+    by: str
+
+
+class ShareCreated(TypedDict):
+    event: Literal["share_created"]
+    at: str
+    share_id: str
+    kind: str
+    recipient: str
+    by: str
+    expires_at: str | None
+
+
+class ShareWithdrawn(TypedDict):
+    event: Literal["share_withdrawn"]
+    at: str
+    share_id: str
+    kind: str
+    recipient: str
+    by: str
+
+
+class Ended(TypedDict):
+    event: Literal["ended"]
+    at: str
+    by: str
+    session: dict[str, Any]  # the session record as it stood at the end
+
+
+# -- the recording, as the recorder records it ----------------------------------------------
+
+
+class RecordingPartStarted(TypedDict):
+    event: Literal["recording_part_started"]
+    at: str
+    part: str
+    first_frame_wall_clock: float | None
+    video_codec: str | None
+    width: int
+    height: int
+
+
+class RecordingPartFinished(TypedDict):
+    event: Literal["recording_part_finished"]
+    at: str
+    part: str
+    frames: int
+    first_frame_wall_clock: float | None
+    last_frame_wall_clock: float | None
+    reason: str
+
+
+class RecordingOverrun(TypedDict):
+    event: Literal["recording_overrun"]
+    at: str
+    kind: str
+    frames_dropped_total: int
+    resumed_at_pts: int | None
+    resumed_at_arrival: float | None
+
+
+class KindTotals(TypedDict):
+    taken: int  # frames the recorder took from the relay
+    dropped: int  # dropped by the relay (the recorder fell behind, or before a keyframe)
+    written: int
+    skipped: int  # not written: waiting for a keyframe to start a part
+    lost: int  # arrived while recording had failed (a full disk, a dead folder)
+
+
+class RecordingTotals(TypedDict):
+    event: Literal["recording_totals"]
+    at: str
+    video: KindTotals
+    audio: KindTotals
+
+
+class RecordingFailed(TypedDict):
+    """Writing stopped (a full disk): the part is kept as incomplete, frames are lost until
+    ``recording_resumed``."""
+
+    event: Literal["recording_failed"]
+    at: str
+    cause: str
+    part: str | None
+
+
+class RecordingResumed(TypedDict):
+    event: Literal["recording_resumed"]
+    at: str
+    cause: str
+    failed_at: str
+    frames_lost: int
+
+
+class DiskSpaceLow(TypedDict):
+    event: Literal["disk_space_low", "disk_space_recovered"]
+    at: str
+    free_bytes: int
+    threshold_bytes: int
+
+
+class TornInfo(TypedDict):
+    name: str
+    sha256: str
+    bytes: int
+
+
+class RecordingPartUnrecoverable(TypedDict):
+    event: Literal["recording_part_unrecoverable"]
+    at: str
+    part: str
+    torn: TornInfo
+
+
+class RecorderRecovered(TypedDict):
+    event: Literal["recorder_recovered"]
+    at: str
+    recovered_parts: list[str]
+    last_frame_wall_clock: float | None
+
+
+class RecordingPartSalvaged(TypedDict):
+    """An incomplete part (a crash or a failed write) copied up to its last whole frame."""
+
+    event: Literal["recording_part_salvaged"]
+    at: str
+    part: str
+    cause: str
+    frames: int
+    torn: TornInfo
+
+
+EvidenceEvent = (
+    SessionCreated
+    | LinkSent
+    | LinkNotSent
+    | LinkResent
+    | LinkOpened
+    | ConsentGiven
+    | MediaStateChanged
+    | ViewerJoined
+    | ShareCreated
+    | ShareWithdrawn
+    | Ended
+    | RecordingPartStarted
+    | RecordingPartFinished
+    | RecordingOverrun
+    | RecordingTotals
+    | RecordingFailed
+    | RecordingResumed
+    | DiskSpaceLow
+    | RecordingPartUnrecoverable
+    | RecorderRecovered
+    | RecordingPartSalvaged
+    | RtcpSenderReport
+)
+
+
+def _names() -> frozenset[str]:
+    names: set[str] = set()
+    for record in get_args(EvidenceEvent):
+        names.update(get_args(get_type_hints(record)["event"]))
+    return frozenset(names)
+
+
+EVENT_NAMES: frozenset[str] = _names()
