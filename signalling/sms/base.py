@@ -32,6 +32,7 @@ class SmsMessage:
     to: str = field(repr=False)  # E.164
     text: str = field(repr=False)  # the configured wording, link included
     link: str = field(repr=False)
+    sent_by: str  # the operator who sent the link
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,7 @@ class SentMessage:
     to_masked: str
     text: str
     sent_at: datetime
+    sent_by: str
 
 
 class SmsSender(Protocol):
@@ -62,13 +64,20 @@ class LogSmsSender:
     """Development default: nothing leaves the machine.
 
     The log gets the message with the token redacted; the full text is kept in memory for
-    signed-in operators to see on the console (the "development SMS outbox").
+    the operator who sent it to see on the console (the "development SMS outbox"): each one
+    holds a caller's live link, so no one sees another's.
     """
 
     def __init__(self, keep: int = 50) -> None:
         self.outbox: deque[SentMessage] = deque(maxlen=keep)
 
     async def send(self, message: SmsMessage) -> None:
-        sent = SentMessage(message.session_id, mask(message.to), message.text, utcnow())
+        sent = SentMessage(
+            message.session_id, mask(message.to), message.text, utcnow(), message.sent_by
+        )
         self.outbox.append(sent)
         logger.info("SMS (log provider) to %s: %s", sent.to_masked, redact_links(message.text))
+
+    def sent_by(self, username: str) -> list[SentMessage]:
+        """This operator's messages, newest first."""
+        return [m for m in reversed(self.outbox) if m.sent_by == username]
