@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -41,6 +42,7 @@ from .openapi import build_openapi, documented
 from .permissions import needs_share
 from .phone import InvalidPhoneNumber
 from .service import CallerConnected, SessionEnded, SessionService
+from .sessions import CallSession
 from .sharing import AccessRefused, ending
 from .sms import LogSmsSender
 from .store import UnknownSession
@@ -72,6 +74,26 @@ def base_url(request: web.Request) -> str:
     if settings.trust_forwarded_proto:
         scheme = request.headers.get("X-Forwarded-Proto", scheme).split(",")[0].strip()
     return f"{scheme}://{request.host}"
+
+
+# The whole Host header: a loopback name or address and an optional port, nothing else.
+LOOPBACK_HOST = re.compile(r"(localhost|127(\.\d{1,3}){3}|\[::1\])(:\d{1,5})?")
+
+
+def link_base(request: web.Request) -> str:
+    """The base of links sent to callers and officers. Unconfigured, it is the request's Host
+    header, which whoever sends the request chooses (any site, in a 999 caller's SMS), so it is
+    used only when it names a loopback host (development, tests): such a link reaches no one."""
+    if request.app[SETTINGS].public_url is None and not LOOPBACK_HOST.fullmatch(request.host):
+        raise json_error(503, "no public URL configured: set SCENELINK_PUBLIC_URL to send links")
+    return base_url(request)
+
+
+def covering(request: web.Request, session: CallSession) -> dict[str, str]:
+    """Call handlers cover for each other on shift, so anyone allowed may act on a session
+    someone else created; the audit record then names the creator."""
+    actor = request[OPERATOR].username
+    return {} if actor == session.created_by else {"creator": session.created_by}
 
 
 async def session_or_404(request: web.Request) -> Any:
@@ -181,7 +203,7 @@ async def create_session(request: web.Request) -> web.Response:
     service = service_of(request)
     try:
         session = await service.create(
-            body.phone, body.incident_ref, body.mode, request[OPERATOR].username, base_url(request)
+            body.phone, body.incident_ref, body.mode, request[OPERATOR].username, link_base(request)
         )
     except InvalidPhoneNumber as exc:
         raise json_error(422, "validation failed", fields={"phone": str(exc)}) from None
@@ -221,7 +243,7 @@ async def end_session(request: web.Request) -> web.Response:
     session = await session_or_404(request)
     service = service_of(request)
     session = await service.end(session.id, by=request[OPERATOR].username)
-    await audit(request, "session_ended", session.id)
+    await audit(request, "session_ended", session.id, **covering(request, session))
     return web.json_response(await service.view(session))
 
 
@@ -234,12 +256,18 @@ async def resend_link(request: web.Request) -> web.Response:
     session = await session_or_404(request)
     service = service_of(request)
     try:
-        session = await service.resend(session.id, request[OPERATOR].username, base_url(request))
+        session = await service.resend(session.id, request[OPERATOR].username, link_base(request))
     except SessionEnded:
         raise json_error(409, "session has ended") from None
     except CallerConnected:
         raise json_error(409, "caller already connected") from None
-    await audit(request, "collection.link_resent", session.id, sms_status=session.sms_status)
+    await audit(
+        request,
+        "collection.link_resent",
+        session.id,
+        sms_status=session.sms_status,
+        **covering(request, session),
+    )
     return web.json_response(await service.view(session))
 
 
@@ -329,7 +357,10 @@ async def session_feed(request: web.Request) -> web.WebSocketResponse:
 
 
 @routes.get("/api/sms/outbox")
-@documented("Messages the development SMS provider would have sent", response=SmsOutbox)
+@documented(
+    "Messages the development SMS provider would have sent for you (each holds a live link)",
+    response=SmsOutbox,
+)
 async def sms_outbox(request: web.Request) -> web.Response:
     sms = service_of(request).sms
     if not isinstance(sms, LogSmsSender):
@@ -343,7 +374,7 @@ async def sms_outbox(request: web.Request) -> web.Response:
                     "text": m.text,
                     "sent_at": m.sent_at.isoformat(),
                 }
-                for m in reversed(sms.outbox)
+                for m in sms.sent_by(request[OPERATOR].username)
             ]
         }
     )

@@ -36,6 +36,11 @@ def serve(args: argparse.Namespace) -> int:
             "serving plain HTTP: phones only allow camera and location on HTTPS; put a TLS "
             "proxy in front, or set SCENELINK_TLS_CERT/KEY (try `scenelink dev-cert`)"
         )
+    if not settings.public_url:
+        logging.getLogger("scenelink").warning(
+            "SCENELINK_PUBLIC_URL is not set: caller and officer links are refused unless the "
+            "console is opened on localhost (development only)"
+        )
     web.run_app(
         make_app(settings),
         loop=uvloop.new_event_loop(),

@@ -51,6 +51,7 @@ _STATUS_CLASSES: tuple[type[web.HTTPException], ...] = (
     web.HTTPTooManyRequests,
     web.HTTPInternalServerError,
     web.HTTPBadGateway,
+    web.HTTPServiceUnavailable,
 )
 
 

@@ -2,13 +2,15 @@
 
 Everything here reads the evidence store (never the live session state), so it keeps working
 after a node's spool is pruned or lost. Every search, view, download and export is audited.
+A call handler's search and playback reach only the sessions they took part in, for a while
+after (``may_replay``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import tempfile
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from .appkeys import AUDIT, EVIDENCE, EXPORTS, OPERATOR, SETTINGS
 from .errors import json_error, parse_body
 from .models import ExportBody, ExportView, RecordingList, Trail
 from .openapi import documented
+from .permissions import replays_own_only
 from .phone import InvalidPhoneNumber, mask, normalise_mobile
 from .sessions import utcnow
 
@@ -82,12 +85,36 @@ def recording_view(entry: CatalogueEntry) -> dict[str, Any]:
     }
 
 
+def may_replay(request: web.Request, entry: CatalogueEntry) -> bool:
+    """Store-wide roles replay anything; a call handler what they took part in, until
+    ``handler_replay_hours`` after the session ended (or, never ended, started)."""
+    operator = request[OPERATOR]
+    if not replays_own_only(operator.roles):
+        return True
+    window = timedelta(hours=request.app[SETTINGS].handler_replay_hours)
+    return (
+        operator.username in entry.participants
+        and utcnow() <= (entry.ended_at or entry.started_at) + window
+    )
+
+
 async def entry_or_404(request: web.Request) -> CatalogueEntry:
+    """The recording a route names, if this operator may replay it (refusals are audited)."""
     catalogue = request.app[EVIDENCE].catalogue
     try:
-        return await asyncio.to_thread(catalogue.get, request.match_info["session_id"])
+        entry = await asyncio.to_thread(catalogue.get, request.match_info["session_id"])
     except KeyError:
         raise json_error(404, "no recording for this session in the evidence store") from None
+    if not may_replay(request, entry):
+        await audit(
+            request, "access_denied", entry.session_id, method=request.method, route=request.path
+        )
+        raise json_error(
+            403,
+            "call handlers replay only the sessions they took part in",
+            detail=f"for {request.app[SETTINGS].handler_replay_hours:g} hours after the session",
+        )
+    return entry
 
 
 async def audit_extracts(
@@ -105,6 +132,7 @@ async def audit_extracts(
 async def recordings(request: web.Request) -> web.Response:
     query = search_query(request)
     found = await asyncio.to_thread(request.app[EVIDENCE].catalogue.search, query)
+    found = [e for e in found if may_replay(request, e)]
     await audit(
         request,
         "consultation.search",

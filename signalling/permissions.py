@@ -1,8 +1,21 @@
 """Who may call what: one table for every route, enforced before any handler runs.
 
 A route with no rule is refused (fail closed), and a test walks every registered route so
-that adding one without a rule fails the suite. Which sessions an officer may see is the one
-per-session rule (``needs_share``), checked where the session routes load their session.
+that adding one without a rule fails the suite. Two per-session rules narrow the table:
+
+- an officer with no other role sees only the sessions shared with them (``needs_share``),
+  checked where the session routes load their session;
+- a call handler with no store-wide role replays only the sessions they took part in
+  (created, resent, watched live, shared or ended: the evidence's events name them), for
+  ``SCENELINK_HANDLER_REPLAY_HOURS`` after the session (``replays_own_only``), checked where
+  the recording routes load their recording; searching the whole store is for investigators,
+  supervisors and admins (who release holds and shorten locks on what a recording holds).
+
+One server serves one control room: any call handler (and supervisor, admin) may end, resend
+or share any of its live sessions, as they cover for each other on shift; when the actor did
+not create the session, the audit record names its creator (``creator``). A live session's
+trail follows the live session's rule; investigators read trails through the recordings.
+The audit trail is read by supervisors alone: admins run the system, not its oversight.
 """
 
 from __future__ import annotations
@@ -15,16 +28,17 @@ Rule = frozenset[str] | Literal["public", "caller", "officer_link"]
 
 LIVE = frozenset({"call_handler", "officer", "supervisor", "admin"})
 SEND = frozenset({"call_handler", "supervisor", "admin"})
-EVIDENCE = frozenset({"call_handler", "investigator", "supervisor", "admin"})
+STORE_WIDE = frozenset({"investigator", "supervisor", "admin"})
+EVIDENCE = STORE_WIDE | {"call_handler"}
 ANY_OPERATOR = LIVE | EVIDENCE
-AUDIT = frozenset({"supervisor", "admin"})
-DISCLOSE = frozenset({"investigator", "supervisor", "admin"})
+AUDIT = frozenset({"supervisor"})
+DISCLOSE = STORE_WIDE
 SHARED_ONLY = frozenset({"officer"})
 # Retention: call handlers link and classify; holds are placed by investigators and above and
 # released only by supervisors and admins; shortening a lock is an admin's alone.
 RETENTION_REVIEW = frozenset({"investigator", "supervisor", "admin"})
 RETENTION_LINK = EVIDENCE
-RETENTION_RELEASE = AUDIT
+RETENTION_RELEASE = frozenset({"supervisor", "admin"})
 RETENTION_SHORTEN = frozenset({"admin"})
 
 RULES: dict[tuple[str, str], Rule] = {
@@ -54,7 +68,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/sessions/{session_id}"): LIVE,
     ("POST", "/api/sessions/{session_id}/end"): SEND,
     ("POST", "/api/sessions/{session_id}/resend"): SEND,
-    ("GET", "/api/sessions/{session_id}/trail"): ANY_OPERATOR,
+    ("GET", "/api/sessions/{session_id}/trail"): LIVE,
     ("GET", "/api/sessions/{session_id}/ice"): LIVE,
     ("POST", "/api/sessions/{session_id}/viewers"): LIVE,
     ("GET", "/api/sessions/{session_id}/ws"): LIVE,
@@ -90,6 +104,11 @@ RULES: dict[tuple[str, str], Rule] = {
 def needs_share(roles: Iterable[str]) -> bool:
     """An officer with no other role sees and watches only the sessions shared with them."""
     return set(roles) <= SHARED_ONLY
+
+
+def replays_own_only(roles: Iterable[str]) -> bool:
+    """A call handler with no store-wide role replays only the sessions they took part in."""
+    return not STORE_WIDE.intersection(roles)
 
 
 def rule_for(method: str, canonical: str) -> Rule | None:

@@ -1,6 +1,8 @@
 """The call handler's side of sharing: share with an officer, make an officer link, withdraw.
 
-Every share made or withdrawn is a disclosure in the audit trail, naming its recipient.
+Every share made or withdrawn is a disclosure in the audit trail, naming its recipient (and
+the session's creator when someone else shares). Officer links go out on the same base URL
+as caller links, under the same rule (``link_base``).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .api import audit, base_url, session_or_404
+from .api import audit, covering, link_base, session_or_404
 from .appkeys import OPERATOR, SHARING
 from .errors import json_error, parse_body
 from .models import CreatedShare, ShareList, ShareRequest, ShareView
@@ -45,8 +47,9 @@ async def create_share(request: web.Request) -> web.Response:
             share = await sharing.share_with(session.id, body.username, by)
         else:
             minutes = body.minutes * 60 if body.minutes else None
+            base = link_base(request)
             share, token = await sharing.create_link(session.id, body.label, by, minutes)
-            link = f"{base_url(request).rstrip('/')}/o/{token}"
+            link = f"{base.rstrip('/')}/o/{token}"
     except AccessRefused as exc:
         raise json_error(410, str(exc)) from None
     except NotAnOfficer as exc:
@@ -61,6 +64,7 @@ async def create_share(request: web.Request) -> web.Response:
         kind=share.kind,
         recipient=share.recipient,
         expires_at=share.expires_at.isoformat() if share.expires_at else None,
+        **covering(request, session),
     )
     return web.json_response(share_view(share) | {"link": link}, status=201)
 
@@ -93,5 +97,6 @@ async def withdraw_share(request: web.Request) -> web.Response:
         share_id=share.id,
         kind=share.kind,
         recipient=share.recipient,
+        **covering(request, session),
     )
     return web.json_response(share_view(share))

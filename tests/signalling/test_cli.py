@@ -39,6 +39,7 @@ async def test_serves_https_with_the_development_certificate(tmp_path: Path) -> 
                 await http.get(f"https://localhost:{port}/console/")  # not a trusted CA
     log = (tmp_path / "server.log").read_text()
     assert "sign in to the console as 'handler' with password" in log
+    assert "SCENELINK_PUBLIC_URL is not set" in log
 
 
 def test_configuration_file_and_environment(

@@ -17,9 +17,11 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from recorder.export import verify_package
 from recorder.manifest import KEY_FILE, Signer
+from signalling import evidence_api
 from signalling.app import RUNNER_OPTIONS, make_app
 from signalling.appkeys import AUDIT, EVIDENCE, EXPORTS
 from signalling.config import load_settings
+from signalling.sessions import utcnow
 from streamserver.synthetic import Clip
 from tests.recorder.feed import record_session
 
@@ -27,6 +29,9 @@ HEADERS = {"X-Requested-With": "scenelink"}
 OPERATORS = [
     {"username": "ivan", "password": "ivan-pass", "roles": ["investigator"]},
     {"username": "iris", "password": "iris-pass", "roles": ["investigator"]},
+    # The recorded session was ended by "handler"; "hugo" took no part in it.
+    {"username": "handler", "password": "handler-pass", "roles": ["call_handler"]},
+    {"username": "hugo", "password": "hugo-pass", "roles": ["call_handler"]},
 ]
 TRAIL = ((51.5010, -0.1262), (51.5013, -0.1260))
 
@@ -91,6 +96,37 @@ async def test_search_play_and_trail(app_client: tuple[web.Application, TestClie
         assert ("ivan", action) in actions
     searches = [r for r in app[AUDIT].read() if r["action"] == "consultation.search"]
     assert all("900123" not in str(r["detail"].get("phone")) for r in searches)
+
+
+async def test_call_handlers_replay_only_their_sessions_for_a_while(
+    app_client: tuple[web.Application, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, client = app_client
+    await sign_in(client, "handler")
+    found = await (await client.get("/api/recordings")).json()
+    [recording] = found["recordings"]
+    media, trail = recording["parts"][0]["url"], recording["trail_url"]
+    assert (await client.get(media)).status == 200
+    assert (await client.get(trail)).status == 200
+
+    await sign_in(client, "hugo")
+    assert (await (await client.get("/api/recordings")).json())["recordings"] == []
+    for path in (media, trail):
+        refused = await client.get(path)
+        assert refused.status == 403
+        assert "took part" in (await refused.json())["error"]
+    assert [r["session_id"] for r in app[AUDIT].read() if r["action"] == "access_denied"] == [
+        "sess-1",
+        "sess-1",
+    ]
+
+    later = utcnow() + timedelta(hours=24, minutes=1)  # SCENELINK_HANDLER_REPLAY_HOURS: 24
+    monkeypatch.setattr(evidence_api, "utcnow", lambda: later)
+    await sign_in(client, "handler")
+    assert (await (await client.get("/api/recordings")).json())["recordings"] == []
+    assert (await client.get(media)).status == 403
+    await sign_in(client, "ivan")  # investigators search the whole store, at any time
+    assert (await client.get(media)).status == 200
 
 
 async def test_right_of_access_export_verifies(

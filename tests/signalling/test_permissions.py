@@ -78,6 +78,65 @@ async def test_routes_against_roles(setup: tuple[web.Application, TestClient, st
     assert denied and all(r["actor"] in ROLES for r in denied)
 
 
+# The rules narrowed for least privilege, and every role's answer on each.
+NARROWED = {
+    ("GET", "/api/audit"): {"supervisor"},
+    ("GET", "/api/sessions/{session_id}/trail"): {"call_handler", "officer", "supervisor", "admin"},
+    ("POST", "/api/retention/{session_id}/holds/{hold_id}/release"): {"supervisor", "admin"},
+}
+
+
+async def sign_in(client: TestClient, role: str) -> None:
+    client.session.cookie_jar.clear()
+    signed = await client.post(
+        "/api/login", json={"username": role, "password": "pw-" + role}, headers=HEADERS
+    )
+    assert signed.status == 200
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_narrowed_rules(setup: tuple[web.Application, TestClient, str], role: str) -> None:
+    _, client, session_id = setup
+    await sign_in(client, role)
+    for (method, path), allowed in NARROWED.items():
+        assert RULES[(method, path)] == allowed
+        response = await client.request(
+            method, concrete(path, session_id), headers=HEADERS, json={}
+        )
+        if role in allowed:
+            assert response.status not in (401, 403), (method, path, response.status)
+        else:
+            assert response.status == 403, (method, path, response.status)
+
+
+async def test_acting_on_another_handlers_session_names_its_creator(
+    setup: tuple[web.Application, TestClient, str],
+) -> None:
+    app, client, theirs = setup  # created by "admin"
+    await sign_in(client, "call_handler")
+    created = await client.post(
+        "/api/sessions", json={"phone": "07700 900456", "incident_ref": "CAD-2"}, headers=HEADERS
+    )
+    mine = (await created.json())["id"]
+    share = {"kind": "link", "label": "car 7"}
+    for session_id in (theirs, mine):
+        path = f"/api/sessions/{session_id}"
+        assert (await client.post(f"{path}/resend", headers=HEADERS)).ok
+        shared = await client.post(f"{path}/shares", json=share, headers=HEADERS)
+        assert shared.status == 201
+        assert (await client.post(f"{path}/end", headers=HEADERS)).ok
+    acted = ("collection.link_resent", "disclosure.share_created", "session_ended")
+    detail = {
+        (r["session_id"], r["action"]): r["detail"]
+        for r in app[AUDIT].read()
+        if r["actor"] == "call_handler" and r["action"] in acted
+    }
+    assert len(detail) == 6
+    for action in acted:
+        assert detail[(theirs, action)]["creator"] == "admin"
+        assert "creator" not in detail[(mine, action)]
+
+
 async def test_actions_are_audited(setup: tuple[web.Application, TestClient, str]) -> None:
     app, client, session_id = setup
     await client.post(
