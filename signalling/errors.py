@@ -12,6 +12,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from .appkeys import SETTINGS
+from .safejson import BadJson, parse_json
 
 logger = logging.getLogger(__name__)
 Model = TypeVar("Model", bound=BaseModel)
@@ -68,9 +69,9 @@ async def parse_body(request: web.Request, model: type[Model]) -> Model:
             detail=f"limit {request.app[SETTINGS].max_body_bytes} bytes",
         ) from None
     try:
-        data = json.loads(raw)
-    except ValueError:
-        raise json_error(400, "body is not valid JSON") from None
+        data = parse_json(raw)
+    except BadJson as exc:
+        raise json_error(400, "body is not valid JSON", detail=str(exc)) from None
     try:
         return model.model_validate(data)
     except ValidationError as exc:

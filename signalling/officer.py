@@ -8,8 +8,8 @@ WebSocket (browsers cannot put headers on one), never a query string, so it stay
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
-import json
 import logging
 from importlib import resources
 from typing import Any
@@ -24,6 +24,7 @@ from .errors import json_error, parse_body
 from .location import GpsFix, InvalidFix, parse_fix
 from .models import Answer, OfficerShareView, SessionDescription
 from .openapi import documented
+from .safejson import parse_json
 from .service import SessionEnded
 from .sessions import CallSession, utcnow
 from .shares import Share
@@ -160,7 +161,7 @@ class OfficerFeed:
         try:
             if len(text) > limit:
                 raise InvalidFix("message too large")
-            message = json.loads(text)
+            message = parse_json(text)
             if not isinstance(message, dict) or message.get("type") != "position":
                 raise InvalidFix("not a position message")
             self.officer = parse_fix(message, utcnow())
@@ -188,15 +189,23 @@ class OfficerFeed:
 
 
 async def end_feed(ws: web.WebSocketResponse, reason: str) -> None:
-    await ws.send_json({"type": "access_ended", "reason": reason})
-    await ws.close(code=4403, message=b"access ended")
+    with contextlib.suppress(ConnectionResetError):  # the tablet has gone already
+        await ws.send_json({"type": "access_ended", "reason": reason})
+        await ws.close(code=4403, message=b"access ended")
 
 
-async def first_message_token(ws: web.WebSocketResponse) -> str:
+async def first_message_token(ws: web.WebSocketResponse) -> str | None:
+    """The token the first message carries ("" if none); None if the socket closed first,
+    which is no attempt to use a link: nothing to refuse or audit."""
     try:
         message = await ws.receive(timeout=AUTH_WAIT_S)
-        token = json.loads(message.data)["token"] if message.type == WSMsgType.TEXT else None
-    except (TimeoutError, ValueError, KeyError, TypeError):
+    except TimeoutError:
+        return ""
+    if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+        return None
+    try:
+        token = parse_json(message.data)["token"] if message.type == WSMsgType.TEXT else None
+    except (ValueError, KeyError, TypeError):
         token = None
     return token if isinstance(token, str) else ""
 
@@ -215,6 +224,8 @@ async def officer_feed(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     sharing = request.app[SHARING]
     token = await first_message_token(ws)
+    if token is None:
+        return ws
     try:
         share, session = await share_by_link(request, token)
     except AccessRefused as exc:

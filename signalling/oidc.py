@@ -22,6 +22,7 @@ import aiohttp
 import jwt
 
 from .config import Settings
+from .safejson import parse_json
 
 ALGORITHMS = ["RS256", "ES256"]
 FLOW_AUDIENCE = "scenelink:oidc-flow"
@@ -247,7 +248,7 @@ async def _request(method: str, url: str, **kwargs: Any) -> tuple[int, dict[str,
             http.request(method, url, allow_redirects=False, **kwargs) as response,
         ):
             try:
-                body = await response.json(content_type=None)
+                body = await response.json(content_type=None, loads=parse_json)
             except ValueError:
                 body = None
             return response.status, body if isinstance(body, dict) else {}

@@ -221,17 +221,58 @@ async def test_bad_fixes_are_counted_never_stored(client: TestClient, app: web.A
         "not json",
         good | {"type": "chat"},
         good | {"pad": "x" * 5000},
+        "[" * 4000,  # within the size limit, and too deep for Python's json
     ]:
         await service.handle_caller_message(
             session_id, json.dumps(bad) if isinstance(bad, dict) else bad
         )
     session = await (await client.get(f"/api/sessions/{session_id}")).json()
-    assert session["fix_count"] == 1 and session["rejected_fixes"] == 6
+    assert session["fix_count"] == 1 and session["rejected_fixes"] == 7
     trail = await (await client.get(f"/api/sessions/{session_id}/trail")).json()
     assert [f["lat"] for f in trail["fixes"]] == [51.5]
     await client.post(f"/api/sessions/{session_id}/end", headers=HEADERS)  # closes the evidence
     stored = (app[SETTINGS].evidence_dir / session_id / "location.jsonl").read_text()
     assert len(stored.splitlines()) == 1
+
+
+async def test_rejected_fixes_are_counted_exactly_but_logged_once(
+    client: TestClient, app: web.Application, caplog: pytest.LogCaptureFixture
+) -> None:
+    await sign_in(client)
+    session_id, _ = await caller_link(client)
+    for _ in range(200):
+        await app[SERVICE].handle_caller_message(session_id, "not json")
+    session = await (await client.get(f"/api/sessions/{session_id}")).json()
+    assert session["rejected_fixes"] == 200
+    assert [r.levelname for r in caplog.records if "rejected" in r.getMessage()] == ["WARNING"]
+
+
+@pytest.mark.parametrize("body", ["[" * 30000, "[" * 40 + "]" * 40, '{"a":' * 5000])
+async def test_deeply_nested_json_is_a_400_and_changes_nothing(
+    client: TestClient, body: str
+) -> None:
+    await sign_in(client)
+    session_id, path = await caller_link(client)
+    token = path.rsplit("/", 1)[1]
+    posts = [
+        ("/api/login", HEADERS),
+        ("/api/sessions", HEADERS),
+        (f"/api/sessions/{session_id}/shares", HEADERS),
+        (f"/api/sessions/{session_id}/viewers", HEADERS),
+        ("/api/caller/offer", {"Authorization": f"Bearer {token}"}),
+    ]
+    for url, headers in posts:
+        response = await client.post(
+            url, data=body, headers=headers | {"Content-Type": "application/json"}
+        )
+        assert response.status == 400, (url, await response.text())
+        refusal = await response.json()
+        assert refusal["error"] == "body is not valid JSON", url
+        assert "nested deeper than 32 levels" in refusal["detail"]
+    assert len((await (await client.get("/api/sessions")).json())["sessions"]) == 1
+    assert (await (await client.get(f"/api/sessions/{session_id}/shares")).json())["shares"] == []
+    session = await (await client.get(f"/api/sessions/{session_id}")).json()
+    assert session["state"] == "link_sent" and session["viewers"] == 0
 
 
 async def test_every_api_route_is_in_the_openapi_document(

@@ -279,3 +279,35 @@ async def test_session_end_ends_every_share(client: TestClient, app: web.Applica
     assert (await share(client, session_id, kind="link")).status == 410
     await sign_in(client, "bob")
     assert (await client.get(f"/api/sessions/{session_id}")).status == 410
+
+
+async def test_officer_feed_refuses_deep_json_and_stays_open(
+    client: TestClient, app: web.Application
+) -> None:
+    session_id = await new_session(client)
+    _, token = await officer_link(client, session_id)
+    async with client.ws_connect("/api/officer/ws") as ws:
+        await ws.send_str("[" * 30000)  # as the first message: no token in it
+        assert (await ws.receive_json(timeout=5))["type"] == "access_ended"
+    async with client.ws_connect("/api/officer/ws") as ws:
+        await ws.send_json({"type": "auth", "token": token})
+        assert (await ws.receive_json(timeout=5))["type"] == "trail"
+        assert (await ws.receive_json(timeout=5))["type"] == "state"
+        for deep in ("[" * 4000, "[" * 40 + "]" * 40):  # within the size limit
+            await ws.send_str(deep)
+            refused = await ws.receive_json(timeout=5)
+            assert refused["type"] == "error" and "nested deeper" in refused["error"]
+        await ws.send_json({"type": "position", "lat": 999})  # the feed is still there
+        assert (await ws.receive_json(timeout=5))["type"] == "error"
+
+
+async def test_officer_feed_closed_before_authenticating_is_quiet(
+    client: TestClient, app: web.Application, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    for _ in range(3):
+        ws = await client.ws_connect("/api/officer/ws")
+        await ws.close()
+    await asyncio.sleep(0.5)
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info] == []
+    assert [r for r in app[AUDIT].read() if r["action"] == "officer_link_refused"] == []
