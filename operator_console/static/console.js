@@ -172,6 +172,7 @@
     clear(els.outbox);
     clear(els.recordings);
     outboxSig = '';
+    outboxEnabled = true;
     recSig = '';
     recQuery = '';
     playback = null;
@@ -272,7 +273,8 @@
         show(els.outboxPanel, true);
         renderOutbox((ob && ob.messages) || []);
       } catch (e) {
-        if (e instanceof ApiError && e.status === 404) { outboxEnabled = false; show(els.outboxPanel, false); }
+        // 404: a real SMS provider; 403: this role sends no links. Either way, stop asking.
+        if (e instanceof ApiError && (e.status === 404 || e.status === 403)) { outboxEnabled = false; show(els.outboxPanel, false); }
       }
     }
     polling = false;
