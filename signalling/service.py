@@ -23,7 +23,7 @@ from .location import GpsFix, InvalidFix, check_plausible, parse_fix
 from .phone import mask, normalise_mobile
 from .rejections import RejectedFixLog
 from .safejson import parse_json
-from .sdp import check_offer
+from .sdp import check_offer, refused_late
 from .sessions import CallSession, SessionMode, utcnow
 from .sms import SmsError, SmsMessage, SmsSender
 from .store import StateStore
@@ -172,11 +172,13 @@ class SessionService:
         if session.state == "ended":
             raise SessionEnded(session_id)
         check_offer(offer.sdp, required=set(), any_of={"audio", "video"})
+        with refused_late():
+            answer = await self._media_session(session_id).add_viewer(offer, grant)
         logger.info("session %s: live view by %s", session_id, viewer)
         self._recorder(session_id).append_event(
             {"event": "viewer_joined", "by": viewer, "at": utcnow().isoformat()}
         )
-        return await self._media_session(session_id).add_viewer(offer, grant)
+        return answer
 
     async def close_viewers(self, session_id: str, grant: str) -> int:
         """Cut off the viewers on this node that watch under ``grant`` (an ended share)."""
@@ -232,7 +234,8 @@ class SessionService:
             )
             await self._change(session.id, consent_at=utcnow(), consent_version=consent_version)
         media = self._media_session(session.id)
-        answer = await media.accept_caller(offer)
+        with refused_late():
+            answer = await media.accept_caller(offer)
         if media.codec != session.codec:
             await self._change(session.id, codec=media.codec)
         return answer

@@ -94,6 +94,15 @@ def codec_capabilities(kind: str, codec: str) -> list[RTCRtpCodecCapability]:
     return chosen + [c for c in caps if c.mimeType.lower() == f"{kind}/rtx"]
 
 
+async def _discard(pc: RTCPeerConnection) -> None:
+    """Close a connection whose offer failed. aiortc's close can fail on one it never
+    finished setting up; that must not hide why the offer failed."""
+    try:
+        await pc.close()
+    except Exception:
+        logger.debug("closing a half-set-up peer connection failed", exc_info=True)
+
+
 class MediaSession:
     """Caller ingest, fan-out to viewers and the evidential recording of one call."""
 
@@ -168,21 +177,21 @@ class MediaSession:
         async with self._lock:
             if self._closed:
                 raise RuntimeError("session closed")
-            previous, self._caller, self._channel = self._caller, None, None
-            if previous is not None:
-                await previous.close()
+            # The new connection is set up before the previous one is closed: an offer
+            # that aiortc refuses leaves a live caller as it was.
             pc = RTCPeerConnection(self._rtc_config)
-            self._caller = pc
-            self.caller_connections += 1
-            self._set_state("connecting")
             self._wire_caller(pc)
             try:
                 await pc.setRemoteDescription(offer)
                 await pc.setLocalDescription(await pc.createAnswer())
             except Exception:
-                self._caller = None
-                await pc.close()
+                await _discard(pc)
                 raise
+            previous, self._caller, self._channel = self._caller, pc, None
+            if previous is not None:
+                await previous.close()
+            self.caller_connections += 1
+            self._set_state("connecting")
             answer = pc.localDescription
             self._codec = negotiated_codecs(answer).get("video", self._codec)
             self._attach_sources(pc)
@@ -296,7 +305,7 @@ class MediaSession:
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception:
             self._viewers.pop(pc, None)
-            await pc.close()
+            await _discard(pc)
             raise
         answer = pc.localDescription
         for kind, codec in negotiated_codecs(answer).items():

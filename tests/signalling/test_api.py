@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from aiortc import RTCPeerConnection
 
 from signalling.app import RUNNER_OPTIONS, make_app
 from signalling.appkeys import AUDIT, SERVICE, SETTINGS
@@ -181,11 +183,55 @@ async def test_caller_page_and_dead_links(
     assert token not in json.dumps(refused)
 
 
-async def test_malformed_sdp_is_refused_and_changes_nothing(client: TestClient) -> None:
+async def offer_sdp(direction: str) -> str:
+    """A real aiortc offer: video, audio and the location channel."""
+    pc = RTCPeerConnection()
+    pc.createDataChannel("location")
+    for kind in ("video", "audio"):
+        pc.addTransceiver(kind, direction=direction)
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp: str = pc.localDescription.sdp
+    await pc.close()
+    return sdp
+
+
+def spoilt(sdp: str) -> list[tuple[str, str]]:
+    """Offers that parse but that aiortc refuses late, or answers uselessly."""
+    return [
+        (re.sub(r"a=rtpmap:(\d+) [^/]+/", r"a=rtpmap:\1 FOO/", sdp), "no codec"),
+        (sdp.replace("a=mid:0\r\n", "a=mid:0\x00\x00\r\n"), "control characters"),
+        (re.sub(r"a=fingerprint:[^\r]*\r\n", "", sdp), "DTLS fingerprint"),
+        (sdp.replace("a=mid:1\r\n", "a=mid:0\r\n"), "a=mid"),
+        (sdp.replace("a=rtcp-mux\r\n", ""), "rtcp-mux"),
+    ]
+
+
+async def test_malformed_sdp_is_refused_and_changes_nothing(
+    client: TestClient, app: web.Application
+) -> None:
     await sign_in(client)
     session_id, path = await caller_link(client)
     token = path.rsplit("/", 1)[1]
     await client.get(path)
+    for sdp, problem in spoilt(await offer_sdp("sendonly")):
+        response = await client.post(
+            "/api/caller/offer",
+            json={"sdp": sdp, "type": "offer"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert response.status == 400, await response.text()
+        assert problem in (await response.json())["detail"]
+    for sdp, problem in spoilt(await offer_sdp("recvonly")):
+        response = await client.post(
+            f"/api/sessions/{session_id}/viewers",
+            json={"sdp": sdp, "type": "offer"},
+            headers=HEADERS,
+        )
+        assert response.status == 400, await response.text()
+        assert problem in (await response.json())["detail"]
+    session = await (await client.get(f"/api/sessions/{session_id}")).json()
+    assert session["state"] == "opened" and session["consent_at"] is None
+    assert session["viewers"] == 0
     for sdp in ("this is not sdp at all", "v=0\r\nm=video banana\r\n"):
         response = await client.post(
             "/api/caller/offer",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -254,3 +255,31 @@ async def test_closing_one_grants_viewers_leaves_the_others(vp8_clip: Clip, tmp_
         await caller.close()
         for viewer in (console, officer_a, officer_b):
             await viewer.close()
+
+
+async def test_refused_re_offer_leaves_the_live_caller_connected(
+    vp8_clip: Clip, tmp_path: Path
+) -> None:
+    states: list[str] = []
+    session = MediaSession(
+        "re", None, SessionRecorder(tmp_path / "re"), lambda m: None, states.append
+    )
+    caller = SyntheticCaller(vp8_clip)
+    other = SyntheticCaller(vp8_clip)
+    try:
+        await caller.accept(await session.accept_caller(await caller.offer()))
+        await wait_for(lambda: session.state == "live", 5)
+        offer = await other.offer()
+        unknown = re.sub(r"a=rtpmap:(\d+) [^/]+/", r"a=rtpmap:\1 FOO/", offer.sdp)
+        with pytest.raises(OperationError):  # aiortc's late refusal, past any check of ours
+            await session.accept_caller(RTCSessionDescription(unknown, "offer"))
+        sent = caller.video.sent if caller.video else 0
+        await asyncio.sleep(0.5)
+        assert session.state == "live" and states.count("connecting") == 1
+        assert session.caller_connections == 1 and caller.pc.connectionState == "connected"
+        assert caller.video is not None and caller.video.sent > sent
+        assert session.video_relay.stats()["frames_in"] > 0
+    finally:
+        await session.close()
+        await caller.close()
+        await other.close()
