@@ -149,6 +149,9 @@ class Bundle:
             "last_frame_wall_clock": iso(max(lasts)) if lasts else None,
             "media_seconds": round(sum(float(s.get("duration_s") or 0) for s in segments), 3),
             "gaps": gaps,
+            "torn_parts": [
+                {k: e[k] for k in ("name", "sha256", "bytes", "part")} for e in self.chain.torn()
+            ],
             "files": files,
             "chain_length": len(self.chain.entries),
             "chain_head": self.chain.head,

@@ -24,7 +24,9 @@ from .durable import append_line, recover_tail
 
 CHAIN_FILE = "chain.jsonl"
 GENESIS = "0" * 64
-KINDS = ("segment", "event", "fix-batch", "gap")
+# "torn": the original of a part that was never closed (a crash, a full disk), kept beside
+# the clean copy made of its whole frames.
+KINDS = ("segment", "event", "fix-batch", "gap", "torn")
 
 
 def canonical(obj: Any) -> bytes:
@@ -89,6 +91,9 @@ class HashChain:
 
     def segments(self) -> list[dict[str, Any]]:
         return [e for e in self.entries if e["kind"] == "segment"]
+
+    def torn(self) -> list[dict[str, Any]]:
+        return [e for e in self.entries if e["kind"] == "torn"]
 
 
 def load_chain(path: Path, size: int | None = None) -> list[dict[str, Any]]:

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .chain import canonical
+from .durable import append_line, make_folder
 from .manifest import MANIFEST_JWS, verify_jws
 from .periodic import Periodic
 from .store import INDEX_PREFIX, EvidenceStore
@@ -73,8 +75,7 @@ class FixityJob(Periodic):
     def run_once(self) -> dict[str, Any]:
         """Blocking: check the store, log the result, keep it for the console."""
         result = check_store(self.store, self.jwks)
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("a") as f:
-            f.write(json.dumps(result, sort_keys=True) + "\n")
+        make_folder(self.log.parent)
+        append_line(self.log, canonical(result) + b"\n")
         self.last = result
         return result

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+from av.container import OutputContainer
 
 from .bundle import EVENTS_FILE, FIXES_FILE, Bundle
 from .chain import sha256_file
@@ -41,29 +42,37 @@ class Recovered:
     gap: dict[str, Any] | None
 
 
-def remux_until_last_frame(src: Path, dst: Path) -> tuple[int, float]:
-    """Copy every complete packet of a torn Matroska file; (packets, media seconds)."""
+def _copy_packets(src: Path, out: OutputContainer | None) -> tuple[int, float]:
+    """Every complete packet of a Matroska file, muxed into ``out`` if given (never decoded);
+    (packets, media seconds)."""
     packets = 0
     end = 0.0
-    with av.open(str(src)) as inp, create_exclusive(dst) as file:
-        out = av.open(file, "w", format="matroska")
+    with av.open(str(src)) as inp:
+        mapping = {s.index: out.add_stream_from_template(s) for s in inp.streams} if out else {}
         try:
-            mapping = {s.index: out.add_stream_from_template(s) for s in inp.streams}
-            out.metadata["title"] = "SceneLink evidential recording (recovered)"
-            try:
-                for packet in inp.demux():
-                    if packet.size == 0 or packet.pts is None:
-                        continue
-                    tb = packet.time_base or Fraction(1, 1000)
-                    end = max(end, float(packet.pts * tb))
+            for packet in inp.demux():
+                if packet.size == 0 or packet.pts is None:
+                    continue
+                tb = packet.time_base or Fraction(1, 1000)
+                end = max(end, float(packet.pts * tb))
+                if out is not None:
                     packet.stream = mapping[packet.stream.index]
                     out.mux(packet)
-                    packets += 1
-            except (av.FFmpegError, EOFError) as exc:  # the torn end
-                logger.info("recovery: %s ends after %d packets: %s", src.name, packets, exc)
+                packets += 1
+        except (av.FFmpegError, EOFError) as exc:  # the torn end
+            logger.info("recovery: %s ends after %d packets: %s", src.name, packets, exc)
+    return packets, end
+
+
+def remux_until_last_frame(src: Path, dst: Path) -> tuple[int, float]:
+    """Copy every complete packet of a torn Matroska file into a new one."""
+    with create_exclusive(dst) as file:
+        out = av.open(file, "w", format="matroska")
+        out.metadata["title"] = "SceneLink evidential recording (recovered)"
+        try:
+            return _copy_packets(src, out)
         finally:
             out.close()
-    return packets, end
 
 
 def _part_started(folder: Path, name: str) -> float | None:
@@ -99,28 +108,36 @@ def _nothing_new(bundle: Bundle, manifest: dict[str, Any] | None) -> bool:
 def salvage_part(
     bundle: Bundle, part: Path, first_wall: float | None, cut: str, cause: str
 ) -> float | None:
-    """Keep a part that was never closed properly: the original is renamed ``.torn`` and
-    chained by its hash, its whole frames are copied into a clean part of the same name.
+    """Keep a part that was never closed properly: the original is renamed ``.torn``,
+    chained by its hash (and uploaded like any part); its whole frames are copied into a
+    clean part of the same name, which is chained as a segment.
 
     Returns the wall clock of its last frame (None if nothing in it could be read, which is
-    recorded as ``recording_part_unrecoverable``). On ``OSError`` (the disk is still full)
-    nothing has changed and it can be tried again.
+    recorded as ``recording_part_unrecoverable``). On ``OSError`` (the disk is still full) it
+    can be called again: a copy already made is kept and only chained.
     """
     torn = part.with_name(part.name + TORN_SUFFIX)
-    os.link(part, torn)  # fails rather than replace an earlier torn copy
-    os.unlink(part)
-    try:
-        packets, seconds = remux_until_last_frame(torn, part)
-    except OSError:
-        part.unlink(missing_ok=True)
-        os.link(torn, part)
-        os.unlink(torn)
-        raise
-    except av.FFmpegError as exc:
-        logger.warning("recovery: %s has no readable media: %s", part.name, exc)
-        part.unlink(missing_ok=True)
+    if not torn.exists():
+        os.link(part, torn)  # fails rather than replace an earlier torn copy
+        os.unlink(part)
+        try:
+            packets, seconds = remux_until_last_frame(torn, part)
+        except OSError:
+            part.unlink(missing_ok=True)
+            os.link(torn, part)
+            os.unlink(torn)
+            raise
+        except av.FFmpegError as exc:
+            logger.warning("recovery: %s has no readable media: %s", part.name, exc)
+            part.unlink(missing_ok=True)
+            packets, seconds = 0, 0.0
+    elif part.exists():  # copied before, chaining failed (or the server stopped)
+        packets, seconds = _copy_packets(part, None)
+    else:
         packets, seconds = 0, 0.0
     info: TornInfo = {"name": torn.name, "sha256": sha256_file(torn), "bytes": torn.stat().st_size}
+    if not any(e.get("name") == torn.name for e in bundle.chain.entries):
+        bundle.chain.append("torn", part=part.name, at=time.time(), **info)
     if packets == 0:
         part.unlink(missing_ok=True)
         bundle.append_line(

@@ -24,6 +24,7 @@ import jwt
 
 from .bundle import read_manifest_json
 from .chain import canonical
+from .durable import append_line, write_new
 from .manifest import JWKS_FILE, MANIFEST_JSON, MANIFEST_JWS
 from .store import (
     EvidenceStore,
@@ -198,7 +199,7 @@ class Spooler:
         self, folder: Path, manifest: dict[str, Any], done: dict[tuple[str, str], Any]
     ) -> list[_Item]:
         items: list[_Item] = []
-        for seg in manifest.get("segments", []):
+        for seg in manifest.get("segments", []) + manifest.get("torn_parts", []):
             if (seg["name"], seg["sha256"]) in done:
                 continue
             data = (folder / seg["name"]).read_bytes() if (folder / seg["name"]).exists() else b""
@@ -225,7 +226,7 @@ class Spooler:
             return path.read_text().strip()
         when = self._started(manifest)
         prefix = session_prefix(when, manifest.get("incident_ref"), folder.name)
-        path.write_text(prefix + "\n")
+        write_new(path, (prefix + "\n").encode())
         return prefix
 
     def sync(self, folder: Path) -> int:
@@ -257,18 +258,17 @@ class Spooler:
             receipt = self.store.put(
                 key, item.data, item.sha256, lock.retain_until, lock.legal_hold
             )
-            with (folder / RECEIPTS_FILE).open("a") as f:
-                record = {
-                    "name": item.name,
-                    "key": receipt.key,
-                    "sha256": receipt.sha256,
-                    "bytes": receipt.size,
-                    "version_id": receipt.version_id,
-                    "retain_until": receipt.retain_until,
-                    "store": self.store.name,
-                    "verified_at": datetime.now(UTC).isoformat(),
-                }
-                f.write(json.dumps(record, sort_keys=True) + "\n")
+            record = {
+                "name": item.name,
+                "key": receipt.key,
+                "sha256": receipt.sha256,
+                "bytes": receipt.size,
+                "version_id": receipt.version_id,
+                "retain_until": receipt.retain_until,
+                "store": self.store.name,
+                "verified_at": datetime.now(UTC).isoformat(),
+            }
+            append_line(folder / RECEIPTS_FILE, canonical(record) + b"\n")
             uploaded.append(receipt)
             self.uploaded_objects += 1
             self.uploaded_bytes += receipt.size

@@ -110,6 +110,10 @@ def verify_bundle(folder: Path, jwks: dict[str, Any] | None = None, decode: bool
             if path.stat().st_size != e.get("bytes") or sha256_file(path) != e["sha256"]:
                 raise VerifyError(f"segment {name}: SHA-256 does not match (altered or swapped)")
             chained_segments.append(e)
+        elif e["kind"] == "torn":
+            path = folder / str(e["name"])
+            if not path.exists() or sha256_file(path) != e["sha256"]:
+                raise VerifyError(f"torn original {e['name']}: missing or altered")
         elif e["kind"] in ("event", "fix-batch"):
             name = str(e["file"])
             if name not in (EVENTS_FILE, FIXES_FILE):

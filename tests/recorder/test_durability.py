@@ -1,0 +1,228 @@
+"""Evidence is never overwritten and survives torn writes and a full disk."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import hashlib
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from recorder import durable
+from recorder.chain import CHAIN_FILE, HashChain, check_links, load_chain
+from recorder.manifest import Signer
+from recorder.parts import PartNames
+from recorder.recording import RecordingStatus, SessionRecorder
+from recorder.verify import verify_bundle
+from streamserver.synthetic import Clip
+from tests.recorder.feed import stream
+
+
+class InlineExecutor:
+    """Runs each job at once, in the caller's thread: the writer thread's jobs finish
+    before ``submit`` returns (the timing in which a resumed recorder reused media-001)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self, wait: bool = True) -> None:
+        pass
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.glob("media-*")}
+
+
+async def test_a_resumed_recorder_never_reuses_a_part_number(
+    clips: dict[str, Clip], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "resumed"
+    first = SessionRecorder(folder, segment_seconds=1.0)
+    await stream(first, clips["VP8"], 4.0, paced=False)
+    await first.close()
+    before = digests(folder)
+    assert len(before) >= 3
+
+    monkeypatch.setattr("recorder.recording.ThreadPoolExecutor", InlineExecutor)
+    again = SessionRecorder(folder, segment_seconds=1.0)  # the folder is loaded at once
+    await stream(again, clips["VP8"], 2.0, paced=False)
+    await again.close()
+
+    after = digests(folder)
+    assert {name: after[name] for name in before} == before  # nothing written over
+    new = sorted(set(after) - set(before))
+    assert new and min(new) > max(before)
+
+
+def test_part_names_skip_every_name_in_use(tmp_path: Path) -> None:
+    (tmp_path / "media-001.mkv").write_bytes(b"one")
+    (tmp_path / "media-003.mkv.torn").write_bytes(b"torn")
+    names = PartNames(tmp_path, known=["media-002.mkv"])
+    (tmp_path / "media-004.mkv").write_bytes(b"made by someone else meanwhile")
+    path, file = names.create()
+    file.close()
+    assert path.name == "media-005.mkv"
+    assert (tmp_path / "media-004.mkv").read_bytes() == b"made by someone else meanwhile"
+    assert PartNames(tmp_path, known=["media-009.mkv"]).create()[0].name == "media-010.mkv"
+
+
+def test_an_append_is_whole_or_absent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "events.jsonl"
+    durable.append_line(path, b'{"a":1}\n')
+    real_write = os.write
+
+    def short_then_full(fd: int, data: bytes | memoryview) -> int:
+        real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(durable.os, "write", short_then_full)
+    with pytest.raises(OSError):
+        durable.append_line(path, b'{"b":2,"padding":"xxxxxxxxxxxxxxxx"}\n')
+    monkeypatch.undo()
+    assert path.read_bytes() == b'{"a":1}\n'
+    durable.append_line(path, b'{"c":3}\n')
+    assert path.read_bytes() == b'{"a":1}\n{"c":3}\n'
+    assert oct(path.stat().st_mode & 0o777) == oct(durable.FILE_MODE)
+
+
+def test_a_torn_chain_tail_is_kept_aside_and_the_chain_goes_on(tmp_path: Path) -> None:
+    chain = HashChain(tmp_path)
+    for i in range(3):
+        chain.append("gap", reason=f"r{i}")
+    torn = b'{"seq":3,"kind":"gap","rea'
+    with (tmp_path / CHAIN_FILE).open("ab") as f:
+        f.write(torn)  # a crash in the middle of a line
+
+    reopened = HashChain(tmp_path)
+    assert len(reopened.entries) == 3
+    [aside] = tmp_path.glob(f"{CHAIN_FILE}.torn-*")
+    assert aside.read_bytes() == torn
+    reopened.append("gap", reason="after")
+    entries = load_chain(tmp_path / CHAIN_FILE)
+    assert len(entries) == 4
+    check_links(entries)
+
+
+# -- the full-disk drill ---------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 24 MB tmpfs of the test's own (root only)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {made.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(disk: Path, leave: int) -> Path:
+    """Take every free byte of the disk but ``leave``."""
+    filler = disk / "filler"
+    with filler.open("wb", buffering=0) as f:
+        block = b"\0" * (256 * 1024)
+        try:
+            while True:
+                f.write(block)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+        try:
+            while True:
+                f.write(b"\0" * 512)
+        except OSError:
+            pass
+        f.truncate(max(0, f.tell() - leave))
+    return filler
+
+
+async def wait_for(check: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def test_a_full_disk_loses_nothing_written_and_recording_resumes(
+    clips: dict[str, Clip], small_disk: Path, tmp_path: Path
+) -> None:
+    signer = Signer.load_or_create(tmp_path / "key.pem")
+    folder = small_disk / "evidence" / "s-full"
+    statuses: list[RecordingStatus] = []
+    rec = SessionRecorder(
+        folder,
+        signer=signer,
+        segment_seconds=1.0,
+        low_space_bytes=4 * 1024 * 1024,
+        on_status=statuses.append,
+    )
+    rec.append_event({"event": "viewer_joined", "at": "2026-12-07T10:00:00+00:00", "by": "handler"})
+    feeding = asyncio.ensure_future(stream(rec, clips["H264"], 9.0))
+    await wait_for(lambda: rec.segments_closed >= 1, 10, "a first closed part")
+    closed = {p.name for p in rec.parts[: rec.segments_closed]}
+    written_before = {n: d for n, d in digests(folder).items() if n in closed}
+
+    filler = fill(small_disk, leave=160 * 1024)  # room for a second or so of media
+    await wait_for(lambda: rec.status.state == "failed", 10, "the recording to fail")
+    assert rec.status.cause == "disk full"
+    assert any(s.state == "failed" and s.cause == "disk full" for s in statuses)
+    rec.append_fix({"lat": 51.5, "lon": -0.1, "accuracy": 5.0})  # held, not lost
+    await asyncio.sleep(1.0)
+
+    filler.unlink()
+    await wait_for(lambda: rec.status.state == "recording", 10, "the recording to resume")
+    await feeding
+    await rec.close()
+
+    after = digests(folder)
+    for name, digest in written_before.items():
+        assert after[name] == digest  # what was written before the disk filled is untouched
+    report = verify_bundle(folder, signer.jwks(), decode=True)
+    assert report.status == "closed"
+    manifest = json.loads((folder / "manifest.json").read_bytes())
+    events = [json.loads(x) for x in (folder / "events.jsonl").read_bytes().splitlines()]
+    names = [e["event"] for e in events]
+    assert "disk_space_low" in names
+    failed = next(e for e in events if e["event"] == "recording_failed")
+    assert failed["cause"] == "disk full"
+    resumed = next(e for e in events if e["event"] == "recording_resumed")
+    assert resumed["frames_lost"] > 0
+    assert names.index("recording_failed") < names.index("recording_resumed")
+    [gap] = manifest["gaps"]
+    assert gap["reason"] == "recording failed: disk full"
+    assert gap["resumed_wall_clock"] is not None  # a part was written after the gap
+    # The part open when the disk filled: kept whole as written (.torn, chained by hash)
+    # and copied up to its last whole frame.
+    [incomplete] = [s for s in manifest["segments"] if s["cut"] == "incomplete"]
+    assert incomplete["cause"] == "disk full" and incomplete["frames"] > 0
+    torn = incomplete["recovered_from"]
+    assert hashlib.sha256((folder / torn["name"]).read_bytes()).hexdigest() == torn["sha256"]
+    fixes = (folder / "location.jsonl").read_bytes().splitlines()
+    assert [json.loads(f)["lat"] for f in fixes] == [51.5]
+    totals = next(e for e in events if e["event"] == "recording_totals")
+    assert totals["video"]["lost"] + totals["audio"]["lost"] == resumed["frames_lost"]
+    assert oct(folder.stat().st_mode & 0o777) == oct(durable.FOLDER_MODE)
