@@ -1,8 +1,10 @@
 """The access audit trail (DPA 2018 s.62): who did what, when, to which session, from where.
 
 Append-only JSON lines, each record carrying the SHA-256 of the one before, so a changed,
-removed or reordered record breaks the chain at that point. Records name what was done,
-never the content (an erasure record does not repeat what was erased).
+removed or reordered record breaks the chain at that point. Written like the evidence
+(``recorder.durable``): each record whole or not at all, fsynced before the action's answer,
+a line torn by a crash moved aside, readable by the server's account only. Records name what
+was done, never the content (an erasure record does not repeat what was erased).
 """
 
 from __future__ import annotations
@@ -11,15 +13,23 @@ import asyncio
 import fcntl
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recorder.durable import FILE_MODE, append_line, make_folder, recover_tail
+
 from .sessions import utcnow
 
+logger = logging.getLogger(__name__)
 GENESIS = "0" * 64
+
+
+class AuditUnavailable(RuntimeError):
+    """The trail cannot be written (a full disk): the action it would record is refused."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +80,7 @@ class AuditTrail:
         self.path = path
         self._lock = asyncio.Lock()
         self._head: tuple[int, int, str] | None = None  # file size, next seq, last hash
+        self._checked_tail = False
 
     async def record(
         self,
@@ -80,7 +91,13 @@ class AuditTrail:
         **detail: Any,
     ) -> AuditRecord:
         async with self._lock:
-            return await asyncio.to_thread(self._append, actor, action, session_id, remote, detail)
+            try:
+                return await asyncio.to_thread(
+                    self._append, actor, action, session_id, remote, detail
+                )
+            except OSError as exc:
+                logger.error("AUDIT TRAIL NOT WRITTEN (%s): %s by %s refused", exc, action, actor)
+                raise AuditUnavailable(str(exc)) from exc
 
     async def search(
         self,
@@ -119,10 +136,14 @@ class AuditTrail:
         remote: str | None,
         detail: dict[str, Any],
     ) -> AuditRecord:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as out:
-            fcntl.flock(out, fcntl.LOCK_EX)
-            size = os.fstat(out.fileno()).st_size
+        make_folder(self.path.parent)
+        fd = os.open(self.path, os.O_RDONLY | os.O_CREAT, FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if not self._checked_tail:
+                recover_tail(self.path)  # a record torn by a crash, before we chain after it
+                self._checked_tail = True
+            size = os.fstat(fd).st_size
             if self._head is not None and self._head[0] == size:
                 seq, prev = self._head[1:]
             else:
@@ -132,8 +153,8 @@ class AuditTrail:
             )
             record = AuditRecord(**(asdict(draft) | {"hash": draft.content_hash()}))
             line = json.dumps(asdict(record), sort_keys=True, ensure_ascii=False) + "\n"
-            out.write(line)
-            out.flush()
-            os.fsync(out.fileno())
+            append_line(self.path, line.encode())
             self._head = (size + len(line.encode()), seq + 1, record.hash)
+        finally:
+            os.close(fd)  # releases the lock
         return record

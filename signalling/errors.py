@@ -12,6 +12,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from .appkeys import SETTINGS
+from .audit import AuditUnavailable
 from .safejson import BadJson, parse_json
 
 logger = logging.getLogger(__name__)
@@ -102,6 +103,11 @@ async def error_middleware(
                 exc.text = json.dumps({"error": exc.reason.lower()})
                 exc.content_type = "application/json"
         raise
+    except AuditUnavailable as exc:
+        # Nothing is done that the trail cannot record (DPA 2018 s.62).
+        raise json_error(
+            503, "the audit trail cannot be written; try again", detail=str(exc)
+        ) from None
     except Exception:
         logger.exception("%s %s failed", request.method, loggable_path(request.path))
         if request.path.startswith("/api/"):

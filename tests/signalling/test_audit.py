@@ -1,7 +1,12 @@
+import errno
 import json
+import os
 from pathlib import Path
 
-from signalling.audit import AuditTrail, first_broken
+import pytest
+
+from recorder import durable
+from signalling.audit import AuditTrail, AuditUnavailable, first_broken
 
 
 async def filled(tmp_path: Path) -> AuditTrail:
@@ -63,3 +68,35 @@ async def test_rehashed_forgery_still_breaks_the_chain(tmp_path: Path) -> None:
     record["hash"] = forged.content_hash()  # self-consistent, but the next record's prev differs
     lines[1] = json.dumps(record)
     assert first_broken([json.loads(x) for x in lines]) == 2
+
+
+async def test_a_torn_record_is_kept_aside_and_the_chain_goes_on(tmp_path: Path) -> None:
+    trail = await filled(tmp_path)
+    with trail.path.open("ab") as f:
+        f.write(b'{"seq": 5, "actor": "al')  # the server died mid-write
+    again = AuditTrail(trail.path)
+    await again.record("bob", "sign_in")
+    records = again.read()
+    assert first_broken(records) is None and records[-1]["seq"] == 5
+    [aside] = tmp_path.glob("audit.jsonl.torn-*")
+    assert aside.read_bytes() == b'{"seq": 5, "actor": "al'
+    assert oct(trail.path.stat().st_mode & 0o777) == "0o600"
+
+
+async def test_an_unwritable_trail_refuses_the_action_and_stays_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trail = await filled(tmp_path)
+    before = trail.path.read_bytes()
+
+    def disk_full(fd: int, data: bytes | memoryview) -> int:
+        os.ftruncate(fd, os.fstat(fd).st_size)  # (nothing reaches the file)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(durable.os, "write", disk_full)
+    with pytest.raises(AuditUnavailable):
+        await trail.record("alice", "consultation.playback", "s1")
+    monkeypatch.undo()
+    assert trail.path.read_bytes() == before
+    await trail.record("alice", "consultation.playback", "s1")
+    assert first_broken(trail.read()) is None
