@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -56,8 +57,9 @@ class PartWriter:
         self._file: BinaryIO | None = None
         self.expect_video = expect_video
         self.expect_audio = expect_audio
-        self.frames_written = 0
-        self.skipped = 0
+        # Per kind: frames muxed, and frames not written (no keyframe to start on yet).
+        self.written: Counter[str] = Counter()
+        self.skipped: Counter[str] = Counter()
         self.start_arrival: float | None = None
         self.last_arrival: float | None = None
         self.video_codec: str | None = None
@@ -83,6 +85,10 @@ class PartWriter:
             return None
 
     @property
+    def frames_written(self) -> int:
+        return sum(self.written.values())
+
+    @property
     def started(self) -> bool:
         return self._container is not None
 
@@ -93,13 +99,13 @@ class PartWriter:
                 return
             starts = frame.keyframe if self.expect_video else True
             if not starts or (self.expect_video and frame.kind != "video"):
-                self.skipped += 1
+                self.skipped[frame.kind] += 1
                 return
             try:
                 self._open(frame)
             except ValueError as exc:  # e.g. an IDR without its SPS: wait for the next
                 logger.warning("recorder: cannot start a part yet: %s", exc)
-                self.skipped += 1
+                self.skipped[frame.kind] += 1
                 return
             self._mux(frame)  # first: the header takes the H.264 parameter sets from it
             early, self._early_audio = self._early_audio, []
@@ -112,12 +118,12 @@ class PartWriter:
         self._early_audio.append(frame)
         while self._early_audio[-1].arrival - self._early_audio[0].arrival > EARLY_AUDIO_S:
             self._early_audio.pop(0)
-            self.skipped += 1
+            self.skipped["audio"] += 1
 
     def _mux(self, frame: EncodedFrame) -> None:
         stream = self._streams.get(frame.kind)
         if stream is None:
-            self.skipped += 1
+            self.skipped[frame.kind] += 1
             return
         if frame.kind not in self._origin:
             # Align tracks on arrival time: aiortc starts every track's clock at 0.
@@ -140,7 +146,7 @@ class PartWriter:
         packet.stream = stream
         assert self._container is not None
         self._container.mux(packet)
-        self.frames_written += 1
+        self.written[frame.kind] += 1
         self.last_arrival = frame.arrival
 
     def _open(self, first: EncodedFrame) -> None:
@@ -204,6 +210,8 @@ class PartWriter:
         """
         container, self._container = self._container, None
         file, self._file = self._file, None
+        self.skipped["audio"] += len(self._early_audio)  # no keyframe ever came for them
+        self._early_audio = []
         try:
             if container is not None:
                 container.close()

@@ -24,7 +24,7 @@ import errno
 import logging
 import shutil
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -268,21 +268,26 @@ class SessionRecorder:
         self._watch_space()
         if self._failed_at is not None:
             self._retry()
-        for index, frame in enumerate(batch):
-            if self._failed_at is not None:
-                self._lose(batch[index:])
-                return
-            before = segmenter.frames_written
-            try:
-                segmenter.write(frame)
-            except Exception as exc:  # a full disk, most likely: keep what is written
-                self._fail(segmenter, exc)
-                self._lose(batch[index:])
-                return
-            outcome: Literal["written", "skipped"] = (
-                "written" if segmenter.frames_written > before else "skipped"
-            )
-            self.totals[frame.kind][outcome] += 1
+        written, skipped = segmenter.written.copy(), segmenter.skipped.copy()
+        try:
+            for index, frame in enumerate(batch):
+                if self._failed_at is not None:
+                    self._lose(batch[index:])
+                    return
+                try:
+                    segmenter.write(frame)
+                except Exception as exc:  # a full disk, most likely: keep what is written
+                    self._fail(segmenter, exc)
+                    self._lose(batch[index + 1 :])
+                    return
+        finally:
+            self._count(segmenter, written, skipped)
+
+    def _count(self, segmenter: Segmenter, written: Counter[str], skipped: Counter[str]) -> None:
+        for kind, n in (segmenter.written - written).items():
+            self.totals[kind]["written"] += n
+        for kind, n in (segmenter.skipped - skipped).items():
+            self.totals[kind]["skipped"] += n
 
     def _lose(self, frames: list[EncodedFrame]) -> None:
         for frame in frames:
@@ -341,10 +346,13 @@ class SessionRecorder:
             self._retry(force=True)
             if self._failed_at is not None:
                 return  # the part was closed when writing failed
+        written, skipped = segmenter.written.copy(), segmenter.skipped.copy()
         try:
             segmenter.finish("reconnect" if not self._closed else "end")
         except Exception as exc:
             self._fail(segmenter, exc)
+        finally:
+            self._count(segmenter, written, skipped)
 
     # -- failure and recovery (writer thread) --------------------------------------------
 

@@ -9,6 +9,7 @@ sessions cut on time alone. Blocking: runs in the recorder's writer thread.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from streamserver.frames import EncodedFrame
@@ -39,8 +40,9 @@ class Segmenter:
         self._request_keyframe = request_keyframe
         self._requested_at = float("-inf")
         self.current = self._new_writer()
-        self.frames_written = 0
-        self.skipped = 0
+        # Per kind, over every part: frames written, and frames not (no keyframe yet).
+        self.written: Counter[str] = Counter()
+        self.skipped: Counter[str] = Counter()
 
     def _new_writer(self) -> PartWriter:
         return PartWriter(self._create, self.expect_video, self.expect_audio)
@@ -81,10 +83,12 @@ class Segmenter:
             self._requested_at = float("-inf")
         w = self.current
         was_started = w.started
-        before, skipped = w.frames_written, w.skipped
-        w.write(frame)
-        self.frames_written += w.frames_written - before
-        self.skipped += w.skipped - skipped
+        before, skipped = w.written.copy(), w.skipped.copy()
+        try:
+            w.write(frame)
+        finally:
+            self.written.update(w.written - before)
+            self.skipped.update(w.skipped - skipped)
         if not was_started and w.started:
             self._on_started(w)
 
@@ -92,7 +96,9 @@ class Segmenter:
         """Close the current segment (trailer) and report it if it was started; a close
         that fails (a full disk) raises with the writer still ``current``."""
         w = self.current
+        skipped = w.skipped.copy()
         w.close()
+        self.skipped.update(w.skipped - skipped)
         if w.path is not None:
             self._on_closed(w, reason)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -190,3 +191,32 @@ async def test_frames_the_recorder_never_got_are_on_the_record(
     assert totals["dropped"] == overruns[-1]["frames_dropped_total"]
     assert totals["taken"] == totals["written"] + totals["skipped"] == rec.frames_recorded
     assert totals["taken"] + totals["dropped"] == relay.frames_in
+
+
+async def test_audio_before_the_first_keyframe_is_kept(
+    clips: dict[str, Clip], tmp_path: Path
+) -> None:
+    """The phone's audio starts a little before its first keyframe arrives: none is lost."""
+    clip = clips["VP8"]
+    t0 = time.time()
+    video, audio = clip_frames(clip, t0)
+    rec = SessionRecorder(tmp_path / "early")
+    vrelay = TrackRelay("video", queue_size=1000)
+    arelay = TrackRelay("audio", queue_size=1000)
+    rec.attach(vrelay.subscribe(), arelay.subscribe())
+    arelay.set_source(ListTrack("audio", audio[:10]))
+    async with asyncio.timeout(10):
+        while arelay.frames_in < 10:
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.3)  # the recorder has them before any video
+    later = [replace(f, arrival=f.arrival + 0.2) for f in video]
+    vrelay.set_source(ListTrack("video", later))
+    await asyncio.sleep(0.5)
+    await vrelay.stop()
+    await arelay.stop()
+    await rec.close()
+    assert rec.totals["audio"]["written"] == 10 and rec.totals["audio"]["skipped"] == 0
+    with av.open(str(tmp_path / "early" / "media-001.mkv")) as container:
+        audio_packets = [p for p in container.demux(audio=0) if p.size]
+    assert len(audio_packets) == 10
+    assert float(audio_packets[0].pts * audio_packets[0].time_base) < 0.05  # at its own time

@@ -1,0 +1,115 @@
+"""A whole session through the API leaves the complete record the README promises."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from aiortc import RTCSessionDescription
+
+from recorder.events import EVENT_NAMES
+from recorder.verify import verify_bundle
+from signalling.app import RUNNER_OPTIONS, make_app
+from signalling.appkeys import EVIDENCE, SETTINGS
+from signalling.config import load_settings
+from streamserver.synthetic import Clip, SyntheticCaller
+
+HEADERS = {"X-Requested-With": "scenelink"}
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+)
+
+
+async def wait_for_state(client: TestClient, session_id: str, state: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        session: dict[str, Any] = await (await client.get(f"/api/sessions/{session_id}")).json()
+        if session["state"] == state:
+            return session
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"session never reached {state}")
+
+
+async def test_a_session_leaves_its_complete_record(
+    aiohttp_client: Any, tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    app: web.Application = make_app(
+        load_settings(
+            data_dir=tmp_path,
+            operators=[{"username": "alice", "password": "pw", "roles": ["call_handler"]}],
+        )
+    )
+    server = TestServer(app)
+    await server.start_server(**RUNNER_OPTIONS)
+    client: TestClient = await aiohttp_client(server)
+    login = {"username": "alice", "password": "pw"}
+    assert (await client.post("/api/login", json=login, headers=HEADERS)).status == 200
+    created = await client.post(
+        "/api/sessions", json={"phone": "07700 900123", "incident_ref": "CAD-7"}, headers=HEADERS
+    )
+    session_id = (await created.json())["id"]
+    outbox = await (await client.get("/api/sms/outbox")).json()
+    text = outbox["messages"][0]["text"]
+    path = text[text.index("/c/") :].split()[0]
+    token = path.rsplit("/", 1)[1]
+    assert (await client.get(path, headers={"User-Agent": IPHONE})).status == 200
+
+    caller = SyntheticCaller(clips["H264"])
+    try:
+        offer = await caller.offer()
+        answer = await client.post(
+            "/api/caller/offer",
+            json={"sdp": offer.sdp, "type": offer.type, "consent_version": "v3"},
+            headers={"Authorization": f"Bearer {token}", "User-Agent": IPHONE},
+        )
+        assert answer.status == 200, await answer.text()
+        body = await answer.json()
+        await caller.accept(RTCSessionDescription(body["sdp"], body["type"]))
+        await wait_for_state(client, session_id, "live")
+        await asyncio.sleep(2.0)
+        ended = await client.post(f"/api/sessions/{session_id}/end", headers=HEADERS)
+        assert (await ended.json())["state"] == "ended"
+    finally:
+        await caller.close()
+
+    folder = app[SETTINGS].evidence_dir / session_id
+    events = [json.loads(line) for line in (folder / "events.jsonl").read_bytes().splitlines()]
+    names = [e["event"] for e in events]
+    assert all(e["event"] in EVENT_NAMES and e["at"] for e in events), names
+    assert all("type" not in e for e in events)  # one discriminator key
+    calls = [n for n in names if not n.startswith(("recording_part", "rtcp_sr"))]
+    assert calls == [
+        "session_created",
+        "link_sent",
+        "link_opened",
+        "consent_given",
+        "connecting",
+        "live",
+        "ended",
+        "recording_totals",
+    ]
+    by_name = {e["event"]: e for e in events}
+    assert by_name["ended"]["by"] == "alice"
+    assert by_name["consent_given"]["consent_version"] == "v3"
+    totals = by_name["recording_totals"]
+    assert totals["video"]["written"] > 0 and totals["audio"]["written"] > 0
+    assert totals["video"]["lost"] == totals["audio"]["lost"] == 0
+
+    manifest = json.loads((folder / "manifest.json").read_bytes())
+    assert manifest["status"] == "closed"
+    assert manifest["incident_ref"] == "CAD-7"
+    assert manifest["token_id"] == by_name["session_created"]["token_id"]
+    assert manifest["caller"] == {
+        "user_agent": IPHONE,
+        "browser": "Mobile Safari 17.5",
+        "device": "iPhone (iOS 17.5)",
+        "consent_version": "v3",
+    }
+    assert manifest["segments"] and manifest["gaps"] == []
+    verify_bundle(folder, app[EVIDENCE].signer.jwks(), decode=True)
