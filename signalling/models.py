@@ -39,6 +39,13 @@ class SmsStatus(BaseModel):
     error: str | None
 
 
+class RecordingState(BaseModel):
+    state: Literal["idle", "recording", "failed"] = Field(
+        description="failed: the evidential copy is not being written (see cause)"
+    )
+    cause: str | None = Field(description='Why it failed, e.g. "disk full"')
+
+
 class SessionView(BaseModel):
     id: str
     incident_ref: str
@@ -58,6 +65,7 @@ class SessionView(BaseModel):
     last_fix: dict[str, Any] | None
     viewers: int
     sms: SmsStatus
+    recording: RecordingState
 
 
 class SessionList(BaseModel):

@@ -10,7 +10,7 @@ import pytest
 
 from recorder.store import EvidenceStore, LocalFolderStore, LockMode, S3ObjectLockStore
 from streamserver.synthetic import Clip, build_clip
-from tests.harness import free_port, redis_server, running
+from tests.harness import free_port, redis_server, running, small_tmpfs
 
 
 @pytest.fixture(scope="session")
@@ -19,6 +19,15 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder: Path = tmp_path_factory.mktemp("redis")
     with redis_server(folder) as url:
         yield url
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 24 MB disk of the test's own (a tmpfs; root only), for full-disk drills."""
+    with small_tmpfs(tmp_path / "disk", 24) as mounted:
+        if isinstance(mounted, str):
+            pytest.skip(mounted)
+        yield mounted
 
 
 @pytest.fixture(scope="session")

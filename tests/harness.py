@@ -3,6 +3,7 @@ machine's own Redis)."""
 
 from __future__ import annotations
 
+import errno
 import shutil
 import socket
 import subprocess
@@ -71,3 +72,36 @@ def redis_server(folder: Path) -> Iterator[str]:
     ]
     with running(command, port, folder / "redis.log"):
         yield f"redis://127.0.0.1:{port}/0"
+
+
+@contextmanager
+def small_tmpfs(folder: Path, size_mb: int) -> Iterator[Path | str]:
+    """A tmpfs of ``size_mb`` mounted at ``folder`` (root only): yields the folder, or the
+    reason it could not be mounted."""
+    folder.mkdir(parents=True, exist_ok=True)
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0700", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if made.returncode != 0:
+        yield f"cannot mount a tmpfs here (needs root): {made.stderr.strip()}"
+        return
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill_disk(folder: Path, leave: int) -> Path:
+    """Take every free byte of the file system under ``folder`` but ``leave``."""
+    filler = folder / "filler"
+    with filler.open("wb", buffering=0) as f:
+        for block in (256 * 1024, 512):
+            try:
+                while True:
+                    f.write(b"\0" * block)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC, exc
+        f.truncate(max(0, f.tell() - leave))
+    return filler

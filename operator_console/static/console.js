@@ -110,6 +110,13 @@
   };
   function stateLabel(s) { return STATE_LABELS[s] || String(s || 'unknown'); }
 
+  // "" while the evidence is being written; else what the call handler must know now.
+  function recordingProblem(s) {
+    var rec = s && s.recording;
+    if (!rec || rec.state !== 'failed') return '';
+    return 'Recording failed' + (rec.cause ? ': ' + rec.cause : '') + ' (live view continues)';
+  }
+
   function viewersCount(v) {
     if (Array.isArray(v)) return v.length;
     if (isNum(v)) return v;
@@ -338,7 +345,10 @@
     var fix = mk('span', 'fix-age');
     var viewers = mk('span', 'viewers');
     var sms = mk('span', 'sms');
+    var rec = mk('span', 'recording-failed');
+    rec.setAttribute('role', 'alert');
     meta.appendChild(state); meta.appendChild(fix); meta.appendChild(viewers); meta.appendChild(sms);
+    meta.appendChild(rec);
     var actions = mk('div', 'row-actions');
     var watch = mk('button', 'btn btn-small watch', 'Watch');
     watch.type = 'button';
@@ -352,7 +362,7 @@
     watch.addEventListener('click', function () { watchSession(id); });
     end.addEventListener('click', function () { endSession(id, end); });
     retry.addEventListener('click', function () { resendLink(id, retry); });
-    return { li: li, ref: ref, phone: phone, mode: mode, state: state, fix: fix, viewers: viewers, sms: sms, retry: retry, watch: watch, end: end };
+    return { li: li, ref: ref, phone: phone, mode: mode, state: state, fix: fix, viewers: viewers, sms: sms, rec: rec, retry: retry, watch: watch, end: end };
   }
 
   function updateRow(id) {
@@ -375,6 +385,8 @@
       r.sms.textContent = '';
       r.sms.className = 'sms';
     }
+    r.rec.textContent = recordingProblem(s);
+    show(r.rec, !!r.rec.textContent);
     var isEnded = s.state === 'ended';
     // A fresh link only while the caller has not opened theirs (the server refuses after).
     show(r.retry, !!(s.sms && s.sms.status === 'failed') && s.state === 'link_sent');
@@ -668,6 +680,8 @@
     els.livePhone.textContent = s.phone_masked || '';
     els.liveState.textContent = stateLabel(s.state);
     els.liveState.setAttribute('data-state', s.state || '');
+    els.liveRecording.textContent = recordingProblem(s);
+    show(els.liveRecording, !!els.liveRecording.textContent);
     els.live.setAttribute('data-mode', s.mode || 'video');
     els.live.setAttribute('data-state', s.state || '');
     if (isNum(s.fix_count) && s.fix_count > live.fixes) {
@@ -1226,7 +1240,7 @@
       app: $('app'), sendForm: $('send-form'), sendError: $('send-error'), sendSuccess: $('send-success'),
       sessions: $('sessions'), sessionsEmpty: $('sessions-empty'),
       outboxPanel: $('outbox-panel'), outbox: $('outbox'), outboxEmpty: $('outbox-empty'),
-      live: $('live'), liveRef: $('live-ref'), livePhone: $('live-phone'), liveState: $('live-state'), closeLive: $('close-live'),
+      live: $('live'), liveRef: $('live-ref'), livePhone: $('live-phone'), liveState: $('live-state'), liveRecording: $('live-recording'), closeLive: $('close-live'),
       liveVideoBox: $('live-video-box'), liveVideo: $('live-video'), liveVideoStatus: $('live-video-status'),
       unmute: $('unmute'), liveFrames: $('live-frames'), fixCount: $('fix-count'), lastFix: $('last-fix'),
       liveMap: $('live-map'), endSession: $('end-session'), endSessionHint: $('end-session-hint'),

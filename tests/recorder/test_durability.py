@@ -7,9 +7,8 @@ import errno
 import hashlib
 import json
 import os
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from recorder.parts import PartNames
 from recorder.recording import RecordingStatus, SessionRecorder
 from recorder.verify import verify_bundle
 from streamserver.synthetic import Clip
+from tests.harness import fill_disk
 from tests.recorder.feed import stream
 
 
@@ -122,43 +122,6 @@ def test_a_torn_chain_tail_is_kept_aside_and_the_chain_goes_on(tmp_path: Path) -
 # -- the full-disk drill ---------------------------------------------------------------
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 24 MB tmpfs of the test's own (root only)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    made = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {made.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(disk: Path, leave: int) -> Path:
-    """Take every free byte of the disk but ``leave``."""
-    filler = disk / "filler"
-    with filler.open("wb", buffering=0) as f:
-        block = b"\0" * (256 * 1024)
-        try:
-            while True:
-                f.write(block)
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-        try:
-            while True:
-                f.write(b"\0" * 512)
-        except OSError:
-            pass
-        f.truncate(max(0, f.tell() - leave))
-    return filler
-
-
 async def wait_for(check: Callable[[], bool], seconds: float, what: str) -> None:
     deadline = time.monotonic() + seconds
     while not check():
@@ -186,7 +149,7 @@ async def test_a_full_disk_loses_nothing_written_and_recording_resumes(
     closed = {p.name for p in rec.parts[: rec.segments_closed]}
     written_before = {n: d for n, d in digests(folder).items() if n in closed}
 
-    filler = fill(small_disk, leave=160 * 1024)  # room for a second or so of media
+    filler = fill_disk(small_disk, leave=160 * 1024)  # room for a second or so of media
     await wait_for(lambda: rec.status.state == "failed", 10, "the recording to fail")
     assert rec.status.cause == "disk full"
     assert any(s.state == "failed" and s.cause == "disk full" for s in statuses)
