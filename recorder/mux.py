@@ -18,8 +18,7 @@ import av
 from av.container import OutputContainer
 from av.stream import Stream
 
-from streamserver.frames import EncodedFrame
-from streamserver.ingest import is_keyframe
+from streamserver.frames import EncodedFrame, is_keyframe
 
 from .h264 import h264_dimensions
 

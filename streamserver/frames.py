@@ -1,4 +1,8 @@
-"""Encoded media frames as they travel from the caller to viewers and the recorder."""
+"""Encoded media frames as they travel from the caller to viewers and the recorder.
+
+Also what the media plane knows about a frame without decoding it: the codec names it uses
+and the keyframe tests on the bitstream.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 MediaKind = Literal["audio", "video"]
+
+CODEC_NAMES = {"h264": "H264", "vp8": "VP8", "opus": "opus"}
+"""Our name for each codec we forward, by its lower-case MIME subtype."""
+
+H264_NAL_IDR = 5
+VP8_START = b"\x9d\x01\x2a"  # after the 3-byte frame tag of every keyframe
+VP8_KEYFRAME_HEADER = 10  # frame tag, start code, width and height
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,3 +41,27 @@ class EncodedFrame:
     arrival: float
     capture_time: float | None = None
     seq: int = 0
+
+
+def h264_has_idr(data: bytes) -> bool:
+    """True when Annex-B ``data`` holds an IDR slice (NAL type 5)."""
+    i = 0
+    n = len(data)
+    while True:
+        i = data.find(b"\x00\x00\x01", i)
+        if i < 0 or i + 3 >= n:
+            return False
+        if data[i + 3] & 0x1F == H264_NAL_IDR:
+            return True
+        i += 3
+
+
+def is_keyframe(codec: str, data: bytes) -> bool:
+    """Keyframe test on the encoded bitstream, without decoding."""
+    if codec == "H264":
+        return h264_has_idr(data)
+    if codec == "VP8":
+        # The P bit clear, and the keyframe start code (RFC 6386 section 9.1): the bit alone is
+        # also clear in one of two frames whose first packets were lost.
+        return len(data) >= VP8_KEYFRAME_HEADER and data[0] & 0x01 == 0 and data[3:6] == VP8_START
+    return True

@@ -26,7 +26,7 @@ from aiortc.rtp import RtcpSrPacket
 
 from . import fastclock, fastpath, packetize
 from .fastclock import NTP_UNIX_OFFSET
-from .frames import EncodedFrame, MediaKind
+from .frames import CODEC_NAMES, EncodedFrame, MediaKind, is_keyframe
 from .reassembly import CompletingJitterBuffer, frame_parts
 
 logger = logging.getLogger(__name__)
@@ -40,42 +40,13 @@ _MAPPER = "_RTCRtpReceiver__timestamp_mapper"
 _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
 _CODECS = "_RTCRtpReceiver__codecs"
-_CODEC_NAMES = {"h264": "H264", "vp8": "VP8", "opus": "opus"}
-
-H264_NAL_IDR = 5
-VP8_START = b"\x9d\x01\x2a"  # after the 3-byte frame tag of every keyframe
-VP8_KEYFRAME_HEADER = 10  # frame tag, start code, width and height
-
-
-def h264_has_idr(data: bytes) -> bool:
-    """True when Annex-B ``data`` holds an IDR slice (NAL type 5)."""
-    i = 0
-    n = len(data)
-    while True:
-        i = data.find(b"\x00\x00\x01", i)
-        if i < 0 or i + 3 >= n:
-            return False
-        if data[i + 3] & 0x1F == H264_NAL_IDR:
-            return True
-        i += 3
-
-
-def is_keyframe(codec: str, data: bytes) -> bool:
-    """Keyframe test on the encoded bitstream, without decoding."""
-    if codec == "H264":
-        return h264_has_idr(data)
-    if codec == "VP8":
-        # The P bit clear, and the keyframe start code (RFC 6386 section 9.1): the bit alone is
-        # also clear in one of two frames whose first packets were lost.
-        return len(data) >= VP8_KEYFRAME_HEADER and data[0] & 0x01 == 0 and data[3:6] == VP8_START
-    return True
 
 
 def to_encoded_frame(codec: Any, data: bytes, timestamp: int) -> EncodedFrame | None:
     """Build an EncodedFrame from aiortc codec parameters and a reassembled frame."""
     mime = str(codec.mimeType)
     kind_name, _, subtype = mime.partition("/")
-    name = _CODEC_NAMES.get(subtype.lower())
+    name = CODEC_NAMES.get(subtype.lower())
     if name is None or kind_name not in ("audio", "video"):
         return None
     kind: MediaKind = "video" if kind_name == "video" else "audio"

@@ -26,6 +26,7 @@ from aiortc import sdp as aiortc_sdp
 from aiortc.mediastreams import MediaStreamTrack
 
 from . import ingest
+from .frames import CODEC_NAMES
 from .relay import DEFAULT_QUEUE_SIZE, Subscription, TrackRelay
 
 logger = logging.getLogger(__name__)
@@ -35,7 +36,6 @@ RECORDER_QUEUE_FACTOR = 16  # the evidential copy rides out stalls of half a min
 RECORDER_BATCH_S = 0.1  # the recorder takes frames in batches: one writer-thread hop per batch
 SENDER_REPORT_EVENT_INTERVAL = 5.0  # seconds between rtcp_sr events per track
 CLOCK_RATES = {"video": 90000, "audio": 48000}  # WebRTC's video clock and Opus's
-_CODEC_NAMES = {"h264": "H264", "vp8": "VP8", "opus": "opus"}
 
 
 class RtcpSenderReport(TypedDict):
@@ -77,7 +77,7 @@ def negotiated_codecs(description: RTCSessionDescription) -> dict[str, str]:
     for media in parsed.media:
         if media.kind in ("audio", "video") and media.rtp.codecs and media.port != 0:
             name = media.rtp.codecs[0].mimeType.split("/")[1]
-            out.setdefault(media.kind, _CODEC_NAMES.get(name.lower(), name))
+            out.setdefault(media.kind, CODEC_NAMES.get(name.lower(), name))
     return out
 
 

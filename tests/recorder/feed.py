@@ -11,8 +11,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from recorder import SessionRecorder
 from recorder.manifest import Signer
 from recorder.spool import Spooler
-from streamserver.frames import EncodedFrame
-from streamserver.ingest import is_keyframe
+from streamserver.frames import EncodedFrame, is_keyframe
 from streamserver.relay import TrackRelay
 from streamserver.synthetic import AUDIO_CLOCK, VIDEO_CLOCK, Clip
 

@@ -16,7 +16,7 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtp import RtpPacket
 
 from streamserver import ingest
-from streamserver.frames import EncodedFrame
+from streamserver.frames import EncodedFrame, is_keyframe
 from streamserver.reassembly import CompletingJitterBuffer, FrameBatch
 from streamserver.synthetic import Clip
 
@@ -152,14 +152,14 @@ def test_sender_report_ntp_time() -> None:
 def test_keyframe_detection() -> None:
     idr = b"\x00\x00\x00\x01\x67\x42" + b"\x00\x00\x00\x01\x68\xce" + b"\x00\x00\x01\x65\x88"
     delta = b"\x00\x00\x00\x01\x41\x9a\x00"
-    assert ingest.is_keyframe("H264", idr)
-    assert not ingest.is_keyframe("H264", delta)
-    assert ingest.is_keyframe("VP8", b"\x10\x02\x00\x9d\x01\x2a\x80\x02\x68\x01")
-    assert not ingest.is_keyframe("VP8", b"\x31\x02\x00")
+    assert is_keyframe("H264", idr)
+    assert not is_keyframe("H264", delta)
+    assert is_keyframe("VP8", b"\x10\x02\x00\x9d\x01\x2a\x80\x02\x68\x01")
+    assert not is_keyframe("VP8", b"\x31\x02\x00")
     # The tail of a frame whose first packets were lost: P bit clear, but no start code.
-    assert not ingest.is_keyframe("VP8", b"\x10\x02\x00\x4c\x01\x2a\x80\x02\x68\x01")
-    assert not ingest.is_keyframe("VP8", b"\x10\x02\x00\x9d\x01\x2a")  # cut short
-    assert ingest.is_keyframe("opus", b"\xfc")
+    assert not is_keyframe("VP8", b"\x10\x02\x00\x4c\x01\x2a\x80\x02\x68\x01")
+    assert not is_keyframe("VP8", b"\x10\x02\x00\x9d\x01\x2a")  # cut short
+    assert is_keyframe("opus", b"\xfc")
 
 
 def nal_units(codec: str, data: bytes) -> list[bytes]:
