@@ -4,7 +4,7 @@
 
 Callers loop a pre-encoded clip (720p, about 1.5 Mbit/s, H.264 or VP8, plus Opus; encoded
 once and cached) and send a GPS fix a second on the "location" data channel. Nothing here
-decodes or encodes during the run: ``streamserver.ingest.install()`` makes the viewers'
+decodes or encodes during the run: ``streamserver.patches.install()`` makes the viewers'
 receivers yield the encoded frames, so a viewer's frame is matched to the caller's send
 time by its bytes. Latency is viewer receive minus caller send, both in one process: it
 includes the loopback network, the client's RTP packetizing and its reassembly.
@@ -31,7 +31,7 @@ import aiohttp
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from streamserver import ingest
+from streamserver import patches
 from streamserver.frames import EncodedFrame
 from streamserver.synthetic import Clip, SyntheticCaller, build_clip
 
@@ -208,7 +208,9 @@ class Viewer:
             while True:
                 frame = await track.recv()
                 if not isinstance(frame, EncodedFrame):
-                    raise RuntimeError("viewer got a decoded frame: ingest.install() missing?")
+                    raise RuntimeError(
+                        "viewer got a decoded frame: streamserver.patches.install() missing?"
+                    )
                 if frame.kind == "audio":
                     stats.audio += 1
                     continue
@@ -366,7 +368,7 @@ async def run_load(
 ) -> LoadReport:
     """Start the callers and viewers, stream (``hold``; by default ``steady_hold``), then end
     the sessions. Callers are numbered from ``first_index`` (one process's share of a run)."""
-    ingest.install()
+    patches.install()
     clip = load_clip(codec, cache_dir)
     report = LoadReport([], seconds, codec)
     jar = aiohttp.CookieJar(unsafe=True)
@@ -408,7 +410,7 @@ async def run_direct(
 ) -> LoadReport:
     """One caller streaming straight to one viewer in this process, no server: the baseline
     that through-server latency is compared with (same clip, packetizing and reassembly)."""
-    ingest.install()
+    patches.install()
     clip = load_clip(codec, cache_dir)
     stats = CallerStats("direct")
     report = LoadReport([stats], seconds, codec)

@@ -15,7 +15,7 @@ from aiohttp.abc import AbstractAccessLogger
 from pydantic import SecretStr
 
 from recorder.evidence import Evidence, EvidenceSettings
-from streamserver import ingest
+from streamserver import patches
 
 from . import api, caller, evidence_api, officer, retention_api, share_routes, sso
 from .accounts import AccountBook
@@ -198,7 +198,7 @@ async def to_console(request: web.Request) -> web.Response:
 
 
 def make_app(settings: Settings) -> web.Application:
-    ingest.install()
+    patches.install()
     app = web.Application(
         middlewares=[security_headers, error_middleware, access_middleware],
         client_max_size=settings.max_body_bytes,

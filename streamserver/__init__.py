@@ -1,7 +1,7 @@
 """SceneLink streamserver: forwards the caller's encoded media to viewers and the recorder."""
 
 from .frames import EncodedFrame
-from .ingest import install
+from .patches import install
 from .relay import RelayViewerTrack, Subscription, TrackRelay
 from .session import MediaSession
 

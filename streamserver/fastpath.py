@@ -11,7 +11,8 @@ RTCP sends are socket writes; TURN's channel binds run in tasks of their own); s
 do, it and everything after it finish in a task, in arrival order. A malformed packet is
 logged and dropped, never raised into the socket callback. DTLS and STUN keep aiortc's path.
 These are private internals of aiortc 1.16.0 and aioice 0.13.0, covered by
-tests/streamserver/test_fastpath.py.
+tests/streamserver/test_fastpath.py; streamserver.patches.install() puts the fast path in
+aioice's and aiortc's way (patches/transport.py).
 """
 
 from __future__ import annotations
@@ -32,10 +33,7 @@ from aiortc.rtp import RtpPacket, is_rtcp
 
 logger = logging.getLogger(__name__)
 
-_ORIGINAL_DATAGRAM_RECEIVED = ice.StunProtocol.datagram_received
-_ORIGINAL_DATA_RECEIVED = ice.Connection.data_received
-_ORIGINAL_SET_STATE = RTCDtlsTransport._set_state
-_FAST_PATH = "_scenelink_fast_path"  # on aioice's Connection: the SrtpFastPath, or None
+FAST_PATH_ATTR = "_scenelink_fast_path"  # on aioice's Connection: the SrtpFastPath, or None
 STUN_FIRST_BYTES = 4  # RFC 7983: a STUN message starts with 0-3
 BACKLOG_WARN = 4096  # packets held behind a suspended handler (~20 s of one caller)
 
@@ -147,47 +145,36 @@ class SrtpFastPath:
             self.runner.run(receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_time_ms))
 
 
-def _datagram_received(self: ice.StunProtocol, data: bytes | str, addr: tuple[Any, ...]) -> None:
-    """aioice's, without trying to parse media and DTLS as STUN first."""
-    if data and isinstance(data, bytes) and data[0] >= STUN_FIRST_BYTES:
-        self.receiver.data_received(data, self.local_candidate.component)
-        return
-    _ORIGINAL_DATAGRAM_RECEIVED(self, data, addr)
-
-
-def _data_received(self: ice.Connection, data: bytes, component: int) -> None:
-    """aioice's, except that SRTP goes to the fast path once DTLS is connected, and an empty
-    datagram is dropped (aiortc's reader reads its first byte: it would end the connection)."""
-    if not data:
-        return
-    fast_path: SrtpFastPath | None = getattr(self, _FAST_PATH)
+def take(connection: ice.Connection, data: bytes) -> bool:
+    """Hand an SRTP/SRTCP datagram to the connection's fast path; False when it has none (or
+    the datagram is not SRTP) and aioice's own path must take it."""
+    fast_path: SrtpFastPath | None = getattr(connection, FAST_PATH_ATTR)
     if fast_path is not None and 127 < data[0] < 192:
         fast_path(data)
-        return
-    _ORIGINAL_DATA_RECEIVED(self, data, component)
+        return True
+    return False
 
 
-def _set_state(self: RTCDtlsTransport, state: State) -> None:
-    """aiortc's, then the fast path on for a connected transport and off for any other state.
+def on_state(dtls: RTCDtlsTransport, state: State) -> None:
+    """After aiortc's state change: the fast path on for a connected transport, off otherwise.
 
     It goes on when aiortc's reader task would take its first packet (the next turn of the
     loop): by then the peer connection has registered the receivers the packets route to.
     """
-    _ORIGINAL_SET_STATE(self, state)
-    connection = getattr(self.transport, "_connection", None)
+    connection = getattr(dtls.transport, "_connection", None)
     if connection is None:
         return
-    current: SrtpFastPath | None = getattr(connection, _FAST_PATH)
-    if state is State.CONNECTED and self._rx_srtp is not None:
-        asyncio.get_running_loop().call_soon(_activate, self, connection)
-    elif current is not None and current.dtls is self:
-        setattr(connection, _FAST_PATH, None)
+    current: SrtpFastPath | None = getattr(connection, FAST_PATH_ATTR)
+    if state is State.CONNECTED and dtls._rx_srtp is not None:
+        asyncio.get_running_loop().call_soon(_activate, dtls, connection)
+    elif current is not None and current.dtls is dtls:
+        setattr(connection, FAST_PATH_ATTR, None)
 
 
 def _activate(dtls: RTCDtlsTransport, connection: ice.Connection) -> None:
     if dtls._state is State.CONNECTED:
         fast_path = SrtpFastPath(dtls)
-        setattr(connection, _FAST_PATH, fast_path)
+        setattr(connection, FAST_PATH_ATTR, fast_path)
         _hand_over_queued(connection, fast_path)
 
 
@@ -211,13 +198,5 @@ def _hand_over_queued(connection: ice.Connection, fast_path: SrtpFastPath) -> No
 def fast_path_of(dtls: RTCDtlsTransport) -> SrtpFastPath | None:
     """The fast path a DTLS transport's connection uses now, if any (for tests and stats)."""
     connection = getattr(dtls.transport, "_connection", None)
-    fast_path: SrtpFastPath | None = getattr(connection, _FAST_PATH, None)
+    fast_path: SrtpFastPath | None = getattr(connection, FAST_PATH_ATTR, None)
     return fast_path if fast_path is not None and fast_path.dtls is dtls else None
-
-
-def install() -> None:
-    """Patch aioice and aiortc for the fast path (idempotent)."""
-    setattr(ice.Connection, _FAST_PATH, None)
-    ice.StunProtocol.datagram_received = _datagram_received  # type: ignore[method-assign]
-    ice.Connection.data_received = _data_received  # type: ignore[method-assign]
-    RTCDtlsTransport._set_state = _set_state  # type: ignore[method-assign]

@@ -6,15 +6,14 @@ frames to its track. We swap the buffer for one that releases frames without wai
 next one (reassembly.py), and the queue for a FrameSink that wraps each frame in an
 EncodedFrame right there on the event loop, so the decoder thread (still started by aiortc)
 has nothing to do and exits: no thread hop per frame. These are private internals of
-aiortc 1.16.0, pinned in pyproject and covered by tests/streamserver/test_ingest.py.
+aiortc 1.16.0, pinned in pyproject and covered by tests/streamserver/test_ingest.py; the
+pieces here are put in place by streamserver.patches.install() (patches/receiver.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,17 +23,12 @@ import aiortc.rtcrtpreceiver as rtcrtpreceiver
 import aiortc.rtcrtpsender as rtcrtpsender
 from aiortc.rtp import RtcpSrPacket
 
-from . import fastclock, fastpath, packetize
 from .fastclock import NTP_UNIX_OFFSET
 from .frames import CODEC_NAMES, EncodedFrame, MediaKind, is_keyframe
 from .reassembly import CompletingJitterBuffer, frame_parts
 
 logger = logging.getLogger(__name__)
 
-_ORIGINAL_DECODER_WORKER = rtcrtpreceiver.decoder_worker
-_ORIGINAL_RECEIVE = rtcrtpreceiver.RTCRtpReceiver.receive
-_ORIGINAL_SEND_KEYFRAME = rtcrtpsender.RTCRtpSender._send_keyframe
-_ORIGINAL_HANDLE_RTCP = rtcrtpreceiver.RTCRtpReceiver._handle_rtcp_packet
 _SR_LISTENER = "_scenelink_sr_listener"
 _MAPPER = "_RTCRtpReceiver__timestamp_mapper"
 _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
@@ -106,29 +100,16 @@ class FrameSink:
                 self.put((codec, frame))
 
 
-def idle_worker(
-    loop: asyncio.AbstractEventLoop,
-    input_q: queue.Queue[Any],
-    output_q: asyncio.Queue[Any],
-    decode_error: threading.Event,
-) -> None:
-    """Replacement for aiortc's decoder_worker: the FrameSink already delivered everything."""
-    del loop, input_q, output_q, decode_error
+def give_frame_sink(receiver: rtcrtpreceiver.RTCRtpReceiver) -> None:
+    """Put a FrameSink in place of the receiver's decoder queue, before its receive() starts."""
+    track = receiver._track
+    if track is not None and not isinstance(getattr(receiver, _DECODER_QUEUE), FrameSink):
+        setattr(receiver, _DECODER_QUEUE, FrameSink(track._queue, receiver))
 
 
-async def _receive(self: rtcrtpreceiver.RTCRtpReceiver, parameters: Any) -> None:
-    """aiortc's receive(), with a FrameSink in place of the decoder queue before it starts."""
-    track = self._track
-    if track is not None and not isinstance(getattr(self, _DECODER_QUEUE), FrameSink):
-        setattr(self, _DECODER_QUEUE, FrameSink(track._queue, self))
-    await _ORIGINAL_RECEIVE(self, parameters)
-
-
-def _send_keyframe(self: rtcrtpsender.RTCRtpSender) -> None:
-    """Viewer sent PLI/FIR: keep aiortc's behaviour and ask the track's publisher too."""
-    _ORIGINAL_SEND_KEYFRAME(self)
-    track = self.track
-    request = getattr(track, "request_keyframe", None)
+def ask_publisher_for_keyframe(sender: rtcrtpsender.RTCRtpSender) -> None:
+    """A viewer sent PLI/FIR to ``sender``: ask the publisher of its track too, if it can."""
+    request = getattr(sender.track, "request_keyframe", None)
     if callable(request):
         request()
 
@@ -171,10 +152,9 @@ def _rtp_to_pts(receiver: rtcrtpreceiver.RTCRtpReceiver, rtp: int) -> int | None
     return int(pts)
 
 
-async def _handle_rtcp_packet(self: rtcrtpreceiver.RTCRtpReceiver, packet: Any) -> None:
-    """aiortc's handler, then our listener for sender reports (the (NTP, RTP) pairs)."""
-    await _ORIGINAL_HANDLE_RTCP(self, packet)
-    listener: SenderReportListener | None = getattr(self, _SR_LISTENER, None)
+def deliver_sender_report(receiver: rtcrtpreceiver.RTCRtpReceiver, packet: Any) -> None:
+    """Give an RTCP sender report the receiver got to its listener (on_sender_report), if any."""
+    listener: SenderReportListener | None = getattr(receiver, _SR_LISTENER, None)
     if listener is None or not isinstance(packet, RtcpSrPacket):
         return
     info = packet.sender_info
@@ -182,7 +162,7 @@ async def _handle_rtcp_packet(self: rtcrtpreceiver.RTCRtpReceiver, packet: Any) 
         ssrc=packet.ssrc,
         ntp=info.ntp_timestamp,
         rtp=info.rtp_timestamp,
-        pts=_rtp_to_pts(self, info.rtp_timestamp),
+        pts=_rtp_to_pts(receiver, info.rtp_timestamp),
         arrival=time.time(),
         packets=info.packet_count,
         octets=info.octet_count,
@@ -196,26 +176,11 @@ async def _handle_rtcp_packet(self: rtcrtpreceiver.RTCRtpReceiver, packet: Any) 
 def on_sender_report(
     receiver: rtcrtpreceiver.RTCRtpReceiver, listener: SenderReportListener | None
 ) -> None:
-    """Call ``listener`` with every RTCP sender report this receiver gets (needs install())."""
-    setattr(receiver, _SR_LISTENER, listener)
+    """Call ``listener`` with every RTCP sender report this receiver gets.
 
-
-def install() -> None:
-    """Patch aiortc so that every RemoteStreamTrack.recv() returns EncodedFrame (idempotent).
-
-    Frames are released as soon as they are complete. Also: viewers' PLI/FIR reach the
-    publisher, receivers report RTCP sender reports, senders take shared payloads
-    (packetize.py), SRTP skips aiortc's reader task (fastpath.py), and aiortc's per-packet
-    clock reads are cheaper (fastclock.py).
+    Needs streamserver.patches.install().
     """
-    packetize.install()
-    fastclock.install()
-    fastpath.install()
-    rtcrtpreceiver.JitterBuffer = CompletingJitterBuffer  # type: ignore[attr-defined]
-    rtcrtpreceiver.decoder_worker = idle_worker
-    rtcrtpreceiver.RTCRtpReceiver.receive = _receive  # type: ignore[method-assign]
-    rtcrtpsender.RTCRtpSender._send_keyframe = _send_keyframe  # type: ignore[method-assign]
-    rtcrtpreceiver.RTCRtpReceiver._handle_rtcp_packet = _handle_rtcp_packet  # type: ignore[method-assign]
+    setattr(receiver, _SR_LISTENER, listener)
 
 
 class KeyframeRequester:

@@ -7,7 +7,8 @@ packetizers) and every viewer's sender takes them as they are through a Forwardi
 VP8 picture IDs come from the relay's frame count, so all viewers see the same, increasing IDs;
 a viewer that skipped frames sees a gap in them, which tells its decoder that frames are missing
 (it asks for a keyframe) where per-viewer consecutive IDs would have hidden the loss.
-These are private internals of aiortc 1.16.0, covered by tests/streamserver/test_packetize.py.
+These are private internals of aiortc 1.16.0, covered by tests/streamserver/test_packetize.py;
+streamserver.patches.install() makes aiortc's senders use forwarding_encoder.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-import aiortc.rtcrtpsender as rtcrtpsender
 from aiortc.codecs import get_encoder
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
@@ -93,8 +93,3 @@ class ForwardingEncoder:
 
 def forwarding_encoder(codec: Any) -> ForwardingEncoder:
     return ForwardingEncoder(get_encoder(codec))
-
-
-def install() -> None:
-    """Make every RTCRtpSender accept Packetized frames (idempotent)."""
-    rtcrtpsender.get_encoder = forwarding_encoder  # type: ignore[attr-defined,assignment]

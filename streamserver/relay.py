@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from . import packetize
+from . import patches
 from .frames import EncodedFrame, MediaKind
 from .ingest import SenderReport
 from .packetize import Packetized, PacketizedCache
@@ -274,7 +274,7 @@ class TrackRelay:
 
     def viewer_track(self, codec: str | None = None) -> RelayViewerTrack:
         """A track for a viewer's sender; aiortc's senders must take Packetized frames."""
-        packetize.install()
+        patches.install()
         return RelayViewerTrack(self, codec)
 
     def request_keyframe(self) -> bool:
@@ -346,7 +346,10 @@ class TrackRelay:
                 except MediaStreamError:
                     break
                 if not isinstance(frame, EncodedFrame):
-                    logger.error("relay: source yields %s; is ingest.install() done?", type(frame))
+                    logger.error(
+                        "relay: source yields %s; is streamserver.patches.install() done?",
+                        type(frame),
+                    )
                     break
                 self._dispatch(frame)
         finally:

@@ -25,7 +25,7 @@ from aiortc import (
 from aiortc import sdp as aiortc_sdp
 from aiortc.mediastreams import MediaStreamTrack
 
-from . import ingest
+from . import ingest, patches
 from .frames import CODEC_NAMES
 from .relay import DEFAULT_QUEUE_SIZE, Subscription, TrackRelay
 
@@ -115,7 +115,7 @@ class MediaSession:
         on_state: Callable[[str], None],
         queue_size: int = DEFAULT_QUEUE_SIZE,
     ) -> None:
-        ingest.install()
+        patches.install()
         self.session_id = session_id
         self.recorder = recorder
         self._rtc_config = rtc_config

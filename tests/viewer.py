@@ -1,6 +1,6 @@
 """A console stand-in for tests: recvonly video and audio, keeping every encoded frame.
 
-With ``streamserver.ingest.install()`` its own receivers yield EncodedFrame, so what a viewer
+With ``streamserver.patches.install()`` its own receivers yield EncodedFrame, so what a viewer
 got can be compared byte for byte with what was forwarded and recorded.
 """
 

@@ -19,7 +19,7 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from bench.load import Api, viewer_answerer
 from recorder.library import video_packets
-from streamserver import ingest
+from streamserver import patches
 from tests.e2e.conftest import RunningServer, start_server
 from tests.viewer import Viewer, is_subsequence
 
@@ -150,7 +150,7 @@ async def test_link_to_live_video_location_and_evidence(
     assert int(await handler.locator("#fix-count").text_content() or 0) >= 5
 
     # A third viewer keeps the encoded frames the server forwards it.
-    ingest.install()
+    patches.install()
     http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
     probe = Viewer()
     try:

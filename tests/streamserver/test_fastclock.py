@@ -8,7 +8,7 @@ import aiortc.clock as clock
 import aiortc.rtcrtpsender as rtcrtpsender
 import pytest
 
-from streamserver import fastclock
+from streamserver import fastclock, patches
 
 ORIGINAL_NTP = clock.current_ntp_time
 ORIGINAL_MS = clock.current_ms
@@ -32,6 +32,6 @@ def test_exact_at_a_fixed_moment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_install_replaces_what_the_sender_reads() -> None:
-    fastclock.install()
+    patches.install()
     assert rtcrtpsender.clock.current_ntp_time is fastclock.current_ntp_time
     assert clock.current_ms is fastclock.current_ms

@@ -13,16 +13,17 @@ import aioice.stun as stun
 import pytest
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
-from streamserver import fastpath, ingest
+from streamserver import fastpath, patches
+from streamserver.patches import transport as patched
 from streamserver.synthetic import Clip
 
 
 def test_patched_internals_still_exist() -> None:
-    received = inspect.getsource(fastpath._ORIGINAL_DATAGRAM_RECEIVED)
+    received = inspect.getsource(patched.ORIGINAL_DATAGRAM_RECEIVED)
     assert "message = stun.parse_message(data)" in received
     assert "self.receiver.data_received(data, self.local_candidate.component)" in received
     assert "self._queue.put_nowait((data, component))" in inspect.getsource(
-        fastpath._ORIGINAL_DATA_RECEIVED
+        patched.ORIGINAL_DATA_RECEIVED
     )
     # What aiortc's reader does with SRTP, which the fast path does in its place.
     reader = inspect.getsource(RTCDtlsTransport._recv_next)
@@ -42,15 +43,15 @@ def test_patched_internals_still_exist() -> None:
     assert start.index("self._set_state(State.CONNECTED)") < start.index(
         "self._task = asyncio.ensure_future(self.__run())"
     )
-    assert "self._state = state" in inspect.getsource(fastpath._ORIGINAL_SET_STATE)
+    assert "self._state = state" in inspect.getsource(patched.ORIGINAL_SET_STATE)
 
 
 def test_install_is_idempotent() -> None:
-    fastpath.install()
-    fastpath.install()
-    assert ice.StunProtocol.datagram_received is fastpath._datagram_received
-    assert ice.Connection.data_received is fastpath._data_received
-    assert RTCDtlsTransport._set_state is fastpath._set_state
+    patches.install()
+    patches.install()
+    assert ice.StunProtocol.datagram_received is patched.datagram_received
+    assert ice.Connection.data_received is patched.data_received
+    assert RTCDtlsTransport._set_state is patched.set_state
 
 
 class Receiver:
@@ -70,7 +71,7 @@ class Receiver:
 async def test_media_skips_the_stun_parser_and_stun_still_parses(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    fastpath.install()
+    patches.install()
     receiver = Receiver()
     protocol = ice.StunProtocol(receiver)  # type: ignore[arg-type]
     protocol.local_candidate = ice.Candidate(
@@ -160,7 +161,7 @@ async def test_runner_survives_failing_handlers_and_never_drops(
 async def test_real_loopback_goes_through_the_fast_path(
     monkeypatch: pytest.MonkeyPatch, h264_clip: Clip, loopback: Callable[[Clip], Any]
 ) -> None:
-    ingest.install()
+    patches.install()
     through_reader: list[bytes] = []
     original = RTCDtlsTransport._handle_rtp_data
 

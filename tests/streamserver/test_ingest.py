@@ -15,20 +15,21 @@ from aiortc import RTCRtpCodecParameters
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtp import RtpPacket
 
-from streamserver import ingest
+from streamserver import ingest, patches
 from streamserver.frames import EncodedFrame, is_keyframe
+from streamserver.patches import receiver as patched
 from streamserver.reassembly import CompletingJitterBuffer, FrameBatch
 from streamserver.synthetic import Clip
 
 
 def test_patched_internals_still_exist() -> None:
-    assert list(inspect.signature(ingest._ORIGINAL_DECODER_WORKER).parameters) == [
+    assert list(inspect.signature(patched.ORIGINAL_DECODER_WORKER).parameters) == [
         "loop",
         "input_q",
         "output_q",
         "decode_error",
     ]
-    assert list(inspect.signature(ingest.idle_worker).parameters) == [
+    assert list(inspect.signature(patched.idle_worker).parameters) == [
         "loop",
         "input_q",
         "output_q",
@@ -44,7 +45,7 @@ def test_patched_internals_still_exist() -> None:
     assert "self.__decoder_queue: queue.Queue = queue.Queue()" in init
     assert "self.__codecs: dict[int, RTCRtpCodecParameters] = {}" in init
     assert "self.__timestamp_mapper = TimestampMapper()" in init
-    source = inspect.getsource(ingest._ORIGINAL_RECEIVE)
+    source = inspect.getsource(patched.ORIGINAL_RECEIVE)
     assert "target=decoder_worker" in source
     assert "self._track._queue," in source
     receive_rtp = inspect.getsource(rtcrtpreceiver.RTCRtpReceiver._handle_rtp_packet)
@@ -59,20 +60,20 @@ def test_patched_internals_still_exist() -> None:
     assert "self._send_keyframe()" in inspect.getsource(rtcrtpsender.RTCRtpSender)
     assert hasattr(rtcrtpreceiver.RemoteStreamTrack(kind="video"), "_queue")
     # Sender reports: the handler we wrap, and the mapper that gives frames their pts.
-    assert list(inspect.signature(ingest._ORIGINAL_HANDLE_RTCP).parameters) == ["self", "packet"]
-    assert "isinstance(packet, RtcpSrPacket)" in inspect.getsource(ingest._ORIGINAL_HANDLE_RTCP)
+    assert list(inspect.signature(patched.ORIGINAL_HANDLE_RTCP).parameters) == ["self", "packet"]
+    assert "isinstance(packet, RtcpSrPacket)" in inspect.getsource(patched.ORIGINAL_HANDLE_RTCP)
     assert "self.__timestamp_mapper.map(" in receive_rtp
     assert hasattr(rtcrtpreceiver.TimestampMapper(), "_origin")
 
 
 def test_install_is_idempotent() -> None:
-    ingest.install()
-    ingest.install()
+    patches.install()
+    patches.install()
     assert rtcrtpreceiver.JitterBuffer is CompletingJitterBuffer
-    assert rtcrtpreceiver.decoder_worker is ingest.idle_worker
-    assert rtcrtpreceiver.RTCRtpReceiver.receive is ingest._receive
-    assert rtcrtpsender.RTCRtpSender._send_keyframe is ingest._send_keyframe
-    assert rtcrtpreceiver.RTCRtpReceiver._handle_rtcp_packet is ingest._handle_rtcp_packet
+    assert rtcrtpreceiver.decoder_worker is patched.idle_worker
+    assert rtcrtpreceiver.RTCRtpReceiver.receive is patched.receive
+    assert rtcrtpsender.RTCRtpSender._send_keyframe is patched.send_keyframe
+    assert rtcrtpreceiver.RTCRtpReceiver._handle_rtcp_packet is patched.handle_rtcp_packet
 
 
 async def test_frame_sink_delivers_batches_in_order_then_the_end() -> None:
@@ -172,7 +173,7 @@ def nal_units(codec: str, data: bytes) -> list[bytes]:
 async def test_real_loopback_yields_encoded_frames(
     codec: str, h264_clip: Clip, vp8_clip: Clip, loopback: Callable[[Clip], Any]
 ) -> None:
-    ingest.install()
+    patches.install()
     clip = h264_clip if codec == "H264" else vp8_clip
     receivers: dict[str, rtcrtpreceiver.RTCRtpReceiver] = {}
     async with loopback(clip) as (_, server, tracks):

@@ -14,7 +14,7 @@ from aiortc.codecs.opus import OpusEncoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-from streamserver import packetize
+from streamserver import packetize, patches
 from streamserver.frames import EncodedFrame
 from streamserver.packetize import ForwardingEncoder, Packetized, PacketizedCache, payloads
 from streamserver.relay import TrackRelay
@@ -64,7 +64,7 @@ def test_cache_builds_each_frame_once_and_laggards_still_get_theirs(
 def test_forwarding_encoder_passes_packetized_and_delegates_the_rest(
     clips: dict[str, Clip],
 ) -> None:
-    packetize.install()
+    patches.install()
     assert rtcrtpsender.get_encoder is packetize.forwarding_encoder
     codec = RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000, payloadType=102)
     encoder = rtcrtpsender.get_encoder(codec)
