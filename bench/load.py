@@ -33,9 +33,9 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from streamserver import patches
 from streamserver.frames import EncodedFrame
-from streamserver.synthetic import Clip, SyntheticCaller, build_clip
 
 from .losses import STAGES, frame_key, recorded_frames, stage_losses
+from .synthetic import Clip, SyntheticCaller, build_clip
 
 logger = logging.getLogger("bench.load")
 

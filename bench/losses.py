@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 import av
 
 from recorder.library import video_packets
-from streamserver.synthetic import Clip
+
+from .synthetic import Clip
 
 if TYPE_CHECKING:
     from .load import CallerStats, LoadReport

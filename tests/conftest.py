@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.synthetic import Clip, build_clip
 from recorder.store import EvidenceStore, LocalFolderStore, LockMode, S3ObjectLockStore
-from streamserver.synthetic import Clip, build_clip
 from tests.harness import free_port, redis_server, running, small_tmpfs
 
 

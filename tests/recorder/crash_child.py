@@ -10,10 +10,10 @@ import asyncio
 import sys
 from pathlib import Path
 
+from bench.synthetic import build_clip
 from recorder import SessionRecorder
 from recorder.manifest import Signer
 from streamserver.relay import TrackRelay
-from streamserver.synthetic import build_clip
 from tests.recorder.feed import PacedTrack, looped_frames
 
 

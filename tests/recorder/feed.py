@@ -8,12 +8,12 @@ from pathlib import Path
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from bench.synthetic import AUDIO_CLOCK, VIDEO_CLOCK, Clip
 from recorder import SessionRecorder
 from recorder.manifest import Signer
 from recorder.spool import Spooler
 from streamserver.frames import EncodedFrame, is_keyframe
 from streamserver.relay import TrackRelay
-from streamserver.synthetic import AUDIO_CLOCK, VIDEO_CLOCK, Clip
 
 
 def looped_frames(

@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
+from bench.synthetic import Clip
 from recorder import durable
 from recorder.chain import CHAIN_FILE, HashChain, check_links, load_chain
 from recorder.manifest import Signer
 from recorder.parts import PartNames
 from recorder.recording import RecordingStatus, SessionRecorder
 from recorder.verify import verify_bundle
-from streamserver.synthetic import Clip
 from tests.harness import fill_disk
 from tests.recorder.feed import stream
 

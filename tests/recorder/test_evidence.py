@@ -16,6 +16,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from bench.synthetic import Clip
 from recorder import SessionRecorder
 from recorder.fixity import check_store
 from recorder.manifest import Signer
@@ -24,7 +25,6 @@ from recorder.spool import Spooler
 from recorder.store import LocalFolderStore, S3ObjectLockStore, find_session
 from recorder.verify import VerifyError, verify_bundle, verify_target
 from signalling.cli import main as scenelink
-from streamserver.synthetic import Clip
 from tests.recorder.conftest import TcpProxy
 from tests.recorder.feed import record_session, stream
 

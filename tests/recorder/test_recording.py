@@ -12,12 +12,12 @@ import av
 import pytest
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from bench.synthetic import AUDIO_CLOCK, VIDEO_CLOCK, Clip
 from recorder import SessionRecorder, media_duration
 from recorder.library import video_packets
 from recorder.mux import vp8_dimensions
 from streamserver.frames import EncodedFrame, is_keyframe
 from streamserver.relay import TrackRelay
-from streamserver.synthetic import AUDIO_CLOCK, VIDEO_CLOCK, Clip
 from tests.recorder.feed import PacedTrack
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.synthetic import Clip
 from recorder.catalogue import Area, Catalogue, CatalogueEntry, SearchQuery
 from recorder.export import ExportRequest, build_package, verify_package
 from recorder.manifest import Signer
@@ -17,7 +18,6 @@ from recorder.spool import Spooler
 from recorder.store import EvidenceStore, LocalFolderStore
 from recorder.verify import VerifyError
 from signalling.cli import main as scenelink
-from streamserver.synthetic import Clip
 from tests.recorder.feed import record_session
 
 LONDON = ((51.5010, -0.1262), (51.5012, -0.1261))

@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from bench.synthetic import Clip
 from recorder.export import verify_package
 from recorder.manifest import KEY_FILE, Signer
 from signalling import evidence_api
@@ -22,7 +23,6 @@ from signalling.app import RUNNER_OPTIONS, make_app
 from signalling.appkeys import AUDIT, EVIDENCE, EXPORTS
 from signalling.config import load_settings
 from signalling.sessions import utcnow
-from streamserver.synthetic import Clip
 from tests.recorder.feed import record_session
 
 HEADERS = {"X-Requested-With": "scenelink"}

@@ -12,12 +12,12 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 from aiortc import RTCSessionDescription
 
+from bench.synthetic import Clip, SyntheticCaller
 from recorder.events import EVENT_NAMES
 from recorder.verify import verify_bundle
 from signalling.app import RUNNER_OPTIONS, make_app
 from signalling.appkeys import EVIDENCE, SETTINGS
 from signalling.config import load_settings
-from streamserver.synthetic import Clip, SyntheticCaller
 from tests.harness import fill_disk
 
 HEADERS = {"X-Requested-With": "scenelink"}

@@ -10,7 +10,7 @@ import pytest
 from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamTrack
 
-from streamserver.synthetic import Clip, SyntheticCaller, build_clip
+from bench.synthetic import Clip, SyntheticCaller, build_clip
 
 Call = tuple[SyntheticCaller, RTCPeerConnection, dict[str, MediaStreamTrack]]
 

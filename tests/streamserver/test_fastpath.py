@@ -13,9 +13,9 @@ import aioice.stun as stun
 import pytest
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
+from bench.synthetic import Clip
 from streamserver import fastpath, patches
 from streamserver.patches import transport as patched
-from streamserver.synthetic import Clip
 
 
 def test_patched_internals_still_exist() -> None:

@@ -15,11 +15,11 @@ from aiortc import RTCRtpCodecParameters
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtp import RtpPacket
 
+from bench.synthetic import Clip
 from streamserver import ingest, patches
 from streamserver.frames import EncodedFrame, is_keyframe
 from streamserver.patches import receiver as patched
 from streamserver.reassembly import CompletingJitterBuffer, FrameBatch
-from streamserver.synthetic import Clip
 
 
 def test_patched_internals_still_exist() -> None:

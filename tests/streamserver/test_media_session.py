@@ -17,10 +17,10 @@ import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.exceptions import OperationError
 
+from bench.synthetic import Clip, SyntheticCaller
 from recorder import SessionRecorder, media_duration
 from recorder.library import video_packets
 from streamserver.session import MediaSession
-from streamserver.synthetic import Clip, SyntheticCaller
 from tests.viewer import Viewer, is_subsequence
 
 

@@ -14,11 +14,11 @@ from aiortc.codecs.opus import OpusEncoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
+from bench.synthetic import Clip, ClipPacket
 from streamserver import packetize, patches
 from streamserver.frames import EncodedFrame
 from streamserver.packetize import ForwardingEncoder, Packetized, PacketizedCache, payloads
 from streamserver.relay import TrackRelay
-from streamserver.synthetic import Clip, ClipPacket
 
 
 def as_frame(codec: str, p: ClipPacket, seq: int) -> EncodedFrame:
