@@ -23,7 +23,6 @@ import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,9 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from streamserver import patches
 from streamserver.frames import EncodedFrame
 
-from .losses import STAGES, frame_key, recorded_frames, stage_losses
+from .losses import frame_key, recorded_frames
+from .report import CallerStats, LoadReport, ViewerStats
+from .spread import Plan, spread_load
 from .synthetic import Clip, SyntheticCaller, build_clip
 
 logger = logging.getLogger("bench.load")
@@ -58,101 +59,6 @@ def load_clip(codec: str, cache_dir: Path) -> Clip:
         fps=CLIP_FPS,
         bit_rate=CLIP_BIT_RATE,
     )
-
-
-@dataclass
-class ViewerStats:
-    join_to_first_keyframe: float | None = None
-    video: int = 0
-    audio: int = 0
-    indices: list[int] = field(default_factory=list)  # the caller's send numbers received
-    latencies: list[float] = field(default_factory=list)
-    unmatched: int = 0
-
-
-@dataclass
-class CallerStats:
-    session_id: str
-    video_sent: int = 0
-    audio_sent: int = 0
-    fixes_sent: int = 0
-    first_sent_at: float | None = None  # wall clock of send number 1
-    viewers: list[ViewerStats] = field(default_factory=list)
-    recorded: list[int] | None = None  # send numbers found in the recording, once read
-    # video frames that reached the server's relay but not the recording, by the recorder's
-    # own count (its recording_totals event); None where the recording has none
-    recorder_missed: int | None = None
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CallerStats:
-        viewers = [ViewerStats(**v) for v in data.pop("viewers")]
-        return cls(**data, viewers=viewers)
-
-
-@dataclass
-class LoadReport:
-    callers: list[CallerStats]
-    seconds: float
-    codec: str
-    errors: list[str] = field(default_factory=list)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LoadReport:
-        """Back from ``dataclasses.asdict`` (a worker process's JSON)."""
-        callers = [CallerStats.from_dict(dict(c)) for c in data["callers"]]
-        return cls(callers, data["seconds"], data["codec"], list(data["errors"]))
-
-    @property
-    def latencies(self) -> list[float]:
-        return [x for c in self.callers for v in c.viewers for x in v.latencies]
-
-    def latency_ms(self, q: float) -> float | None:
-        values = sorted(self.latencies)
-        if not values:
-            return None
-        return 1000 * values[min(len(values) - 1, int(q * len(values)))]
-
-    @property
-    def sent(self) -> int:
-        return sum(c.video_sent + c.audio_sent for c in self.callers)
-
-    @property
-    def video_sent(self) -> int:
-        return sum(c.video_sent for c in self.callers)
-
-    @property
-    def relayed(self) -> int:
-        return sum(v.video + v.audio for c in self.callers for v in c.viewers)
-
-    def stage_losses(self) -> dict[str, int]:
-        """Video frames lost per stage, over all callers (see bench.losses.stage_losses)."""
-        total = dict.fromkeys(STAGES, 0)
-        for caller in self.callers:
-            for stage, lost in stage_losses(caller).items():
-                total[stage] += lost
-        return total
-
-    def summary(self) -> dict[str, Any]:
-        joins = [
-            v.join_to_first_keyframe
-            for c in self.callers
-            for v in c.viewers
-            if v.join_to_first_keyframe is not None
-        ]
-        return {
-            "callers": len(self.callers),
-            "viewers_per_caller": len(self.callers[0].viewers) if self.callers else 0,
-            "codec": self.codec,
-            "seconds": round(self.seconds, 1),
-            "frames_sent": self.sent,
-            "video_frames_sent": self.video_sent,
-            "frames_relayed": self.relayed,
-            "video_frames_lost": self.stage_losses(),
-            "latency_ms_p50": self.latency_ms(0.5),
-            "latency_ms_p95": self.latency_ms(0.95),
-            "max_join_to_first_keyframe_s": max(joins) if joins else None,
-            "errors": self.errors,
-        }
 
 
 class Api:
@@ -453,8 +359,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    from .spread import Plan, spread_load
-
     load_clip(args.codec, args.cache)  # encode once, before any process needs it
     plan = Plan(
         args.server,
@@ -466,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         args.codec,
         args.cache,
     )
-    report = spread_load(plan, args.processes or os.cpu_count() or 1)
+    report = spread_load(run_load, plan, args.processes or os.cpu_count() or 1)
     if args.data_dir is not None:
         time.sleep(1.0)  # the server finishes the parts after the sessions end
         clip = load_clip(args.codec, args.cache)

@@ -7,6 +7,8 @@ one placed by the part's first-frame wall clock. A frame that no consumer got, i
 span they all cover, was lost before the server's fan-out (caller->server); one missing at
 some consumers only was lost on the way to them. Frames after the last one anybody got are
 not counted: nobody can tell them from frames still in flight when the load stopped.
+The count per stage from the send numbers is bench.report.stage_losses; reading and numbering
+the recordings is here.
 """
 
 from __future__ import annotations
@@ -14,18 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import av
 
 from recorder.library import video_packets
 
+from .report import LoadReport
 from .synthetic import Clip
-
-if TYPE_CHECKING:
-    from .load import CallerStats, LoadReport
-
-STAGES = ("caller_to_server", "server_to_viewers", "server_to_recording")
 
 
 def frame_key(data: bytes) -> bytes:
@@ -78,29 +75,6 @@ def split_at_long_gaps(numbers: list[int], period: int) -> list[list[int]]:
         else:
             runs.append([n])
     return runs
-
-
-def stage_losses(caller: CallerStats) -> dict[str, int]:
-    """Frames lost per stage for one caller (server_to_recording only once it was read)."""
-    consumers = [set(v.indices) for v in caller.viewers]
-    if caller.recorded is not None:
-        consumers.append(set(caller.recorded))
-    heard = [c for c in consumers if c]
-    lost = dict.fromkeys(STAGES, 0)
-    if not heard:
-        return lost
-    end = max(max(c) for c in heard)
-    common = max(min(c) for c in heard)
-    everywhere = {n for n in range(common, end + 1) if not any(n in c for c in consumers)}
-    lost["caller_to_server"] = len(everywhere)
-    for i, got in enumerate(consumers):
-        start = min(got) if got else common
-        missing = sum(1 for n in range(start, end + 1) if n not in got and n not in everywhere)
-        stage = "server_to_viewers" if i < len(caller.viewers) else "server_to_recording"
-        lost[stage] += missing
-    if caller.recorder_missed is not None:  # exact, where the recorder counted for itself
-        lost["server_to_recording"] = caller.recorder_missed
-    return lost
 
 
 def _first_frame_wall_clock(folder: Path, part: str) -> float:

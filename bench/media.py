@@ -29,8 +29,9 @@ from typing import Any
 
 import uvloop
 
-from .load import DEFAULT_CACHE, LoadReport, load_clip, run_direct
+from .load import DEFAULT_CACHE, load_clip, run_direct, run_load
 from .losses import recorded_frames
+from .report import LoadReport
 from .spread import Plan, spread_load
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -158,7 +159,7 @@ def scenario(
                 rss.append(rss_mb(process.pid))
 
             plan = Plan(url, "bench", "bench-pass", callers, viewers, seconds, codec, cache, 2.0)
-            report = spread_load(plan, processes, on_steady)
+            report = spread_load(run_load, plan, processes, on_steady)
             time.sleep(1.0)
         # aiortc's stock MediaRecorder transcodes: its frames cannot be matched by bytes.
         recorded = recorded_frames(data / "evidence", report, load_clip(codec, cache))

@@ -2,7 +2,8 @@
 
 One Python process packetizing and reassembling for many aiortc peers saturates a core at a
 few callers; beyond that, frames queue in the load generator and the figures describe it,
-not the server. Each worker process runs bench.load.run_load for its share of the callers;
+not the server. Each worker process runs ``run`` (bench.load.run_load) for its share of the
+callers;
 all connect, meet at a barrier, and the parent marks the steady state (``on_steady``) and
 then tells them to stop. Their reports come back as JSON and are merged.
 """
@@ -14,7 +15,7 @@ import dataclasses
 import json
 import multiprocessing
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier, Event
@@ -23,7 +24,10 @@ from typing import Any
 
 import uvloop
 
-from .load import LoadReport, run_load
+from .report import LoadReport
+
+LoadRunner = Callable[..., Coroutine[Any, Any, LoadReport]]
+"""bench.load.run_load, or anything called like it."""
 
 CONNECT_S_PER_CALLER = 5.0  # generous: a caller and its viewers connect in well under 1 s
 
@@ -56,7 +60,13 @@ def shares(callers: int, processes: int) -> list[tuple[int, int]]:
 
 
 def _worker(
-    plan: Plan, first: int, count: int, ready: Barrier, stop: Event, results: Queue[str]
+    run: LoadRunner,
+    plan: Plan,
+    first: int,
+    count: int,
+    ready: Barrier,
+    stop: Event,
+    results: Queue[str],
 ) -> None:
     async def hold() -> None:
         await asyncio.to_thread(ready.wait)
@@ -64,7 +74,7 @@ def _worker(
 
     try:
         report = uvloop.run(
-            run_load(
+            run(
                 plan.server,
                 plan.username,
                 plan.password,
@@ -96,16 +106,16 @@ def merge(parts: list[dict[str, Any]], plan: Plan) -> LoadReport:
 
 
 def spread_load(
-    plan: Plan, processes: int, on_steady: Callable[[str], None] | None = None
+    run: LoadRunner, plan: Plan, processes: int, on_steady: Callable[[str], None] | None = None
 ) -> LoadReport:
-    """Run ``plan`` in up to ``processes`` worker processes and merge their reports."""
+    """Run ``plan`` with ``run`` in up to ``processes`` worker processes; merge their reports."""
     split = shares(plan.callers, processes)
     ctx = multiprocessing.get_context("spawn")  # no inherited event loop or aiortc state
     ready = ctx.Barrier(len(split) + 1)
     stop = ctx.Event()
     results: Queue[str] = ctx.Queue()
     workers = [
-        ctx.Process(target=_worker, args=(plan, first, count, ready, stop, results))
+        ctx.Process(target=_worker, args=(run, plan, first, count, ready, stop, results))
         for first, count in split
     ]
     for worker in workers:

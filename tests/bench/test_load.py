@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from bench.load import CallerStats, LoadReport, ViewerStats, load_clip, run_direct
+from bench.load import load_clip, run_direct, run_load
 from bench.losses import (
     align_loops,
     number_frames,
     recorded_frames,
     split_at_long_gaps,
-    stage_losses,
 )
+from bench.report import CallerStats, LoadReport, ViewerStats, stage_losses
 from bench.spread import Plan, merge, shares, spread_load
 from tests.harness import free_port, running
 
@@ -112,7 +112,7 @@ def test_load_generator_smoke(codec: str, tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{port}"
     with running(command, port, tmp_path / "server.log", env=env):
         plan = Plan(url, "bench", "bench-pass", 2, 1, 3.0, codec, cache)
-        report = spread_load(plan, 2, marks.append)
+        report = spread_load(run_load, plan, 2, marks.append)
     assert marks == ["start", "stop"]
     summary = report.summary()
     assert summary["errors"] == []
