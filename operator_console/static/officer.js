@@ -4,7 +4,7 @@
 (function () {
   'use strict';
 
-  var ICE_WAIT_MS = 3000;
+  var SceneLink = window.SceneLink;
   var MAX_BACKOFF_MS = 15000;
   var POSITION_EVERY_MS = 3000;
   var COMPASS = ['N', 'NE', 'E', 'SE', 'S', 'SW', 'W', 'NW'];
@@ -24,27 +24,14 @@
 
   function show(el, on) { if (on) el.removeAttribute('hidden'); else el.setAttribute('hidden', ''); }
   function isNum(v) { return typeof v === 'number' && isFinite(v); }
-  function backoff(n) { return Math.min(MAX_BACKOFF_MS, 1000 * Math.pow(2, n)); }
+  function backoff(n) { return SceneLink.backoff(n, MAX_BACKOFF_MS); }
 
-  function ApiError(status, data) {
-    this.status = status;
-    this.message = (data && data.error) ? String(data.error) : ('HTTP ' + status);
-  }
-
-  async function api(method, path, body) {
-    var headers = { 'Authorization': 'Bearer ' + token, 'X-Requested-With': 'scenelink', 'Accept': 'application/json' };
-    var opts = { method: method, headers: headers, cache: 'no-store', credentials: 'omit' };
-    if (body !== undefined) { headers['Content-Type'] = 'application/json'; opts.body = JSON.stringify(body); }
-    var res = await fetch(path, opts);
-    var data = null;
-    try { data = await res.json(); } catch (e) { data = null; }
-    if (!res.ok) {
-      var err = new ApiError(res.status, data);
-      if (res.status === 401 || res.status === 403 || res.status === 410) endAccess(err.message);
-      throw err;
-    }
-    return data;
-  }
+  /* The link's token is the only credential (no cookie). Refused, withdrawn or expired: the page
+     says so and stops ("Access ended: <why>"). */
+  var api = SceneLink.client({
+    token: token, credentials: 'omit', authLostOn: [401, 403, 410],
+    onAuthLost: function (err) { endAccess(SceneLink.errorText(err)); }
+  });
 
   /* ---------------- access ended ---------------- */
 
@@ -57,7 +44,7 @@
     show(els.boot, false);
     if (wsTimer) clearTimeout(wsTimer);
     if (viewerTimer) clearTimeout(viewerTimer);
-    if (ws) { ws.onclose = null; try { ws.close(); } catch (e) {} ws = null; }
+    if (ws) { SceneLink.closeSocket(ws); ws = null; }
     stopViewer();
     try { els.video.srcObject = null; } catch (e) {}
     setVideoStatus('Access ended.');
@@ -163,28 +150,31 @@
 
   function openWs() {
     if (ended || !window.WebSocket) return;
-    var socket = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/api/officer/ws');
+    var socket = SceneLink.openSocket('/api/officer/ws', {
+      open: function (s) {
+        s.send(JSON.stringify({ type: 'auth', token: token }));
+        wsAttempt = 0;
+        sendPosition(true);
+      },
+      message: function (msg) {
+        if (msg.type === 'trail') { if (trail) trail.setLatLngs([]); (msg.fixes || []).forEach(drawFix); sendPosition(true); }
+        else if (msg.type === 'fix') drawFix(msg.fix);
+        else if (msg.type === 'state') onState(msg.session);
+        else if (msg.type === 'bearing') showBearing(msg);
+        else if (msg.type === 'access_ended') endAccess(msg.reason);
+      },
+      close: function () {
+        if (ws !== socket || ended) return;
+        ws = null;
+        retryWs();
+      }
+    });
     ws = socket;
-    socket.onopen = function () {
-      socket.send(JSON.stringify({ type: 'auth', token: token }));
-      wsAttempt = 0;
-      sendPosition(true);
-    };
-    socket.onmessage = function (ev) {
-      var msg;
-      try { msg = JSON.parse(ev.data); } catch (e) { return; }
-      if (!msg) return;
-      if (msg.type === 'trail') { if (trail) trail.setLatLngs([]); (msg.fixes || []).forEach(drawFix); sendPosition(true); }
-      else if (msg.type === 'fix') drawFix(msg.fix);
-      else if (msg.type === 'state') onState(msg.session);
-      else if (msg.type === 'bearing') showBearing(msg);
-      else if (msg.type === 'access_ended') endAccess(msg.reason);
-    };
-    socket.onclose = function () {
-      if (ws !== socket || ended) return;
-      ws = null;
-      wsTimer = setTimeout(function () { wsTimer = null; openWs(); }, backoff(wsAttempt++));
-    };
+    if (!socket) retryWs();
+  }
+
+  function retryWs() {
+    wsTimer = setTimeout(function () { wsTimer = null; openWs(); }, backoff(wsAttempt++));
   }
 
   /* ---------------- video (receive only) ---------------- */
@@ -200,16 +190,6 @@
     if (ended || viewerTimer) return;
     stopViewer();
     viewerTimer = setTimeout(function () { viewerTimer = null; if (sessionState === 'live') startViewer(); }, backoff(viewerAttempt++));
-  }
-
-  function waitForIce(conn) {
-    return new Promise(function (resolve) {
-      if (conn.iceGatheringState === 'complete') { resolve(); return; }
-      var timer = setTimeout(resolve, ICE_WAIT_MS);
-      conn.addEventListener('icegatheringstatechange', function () {
-        if (conn.iceGatheringState === 'complete') { clearTimeout(timer); resolve(); }
-      });
-    });
   }
 
   async function startViewer() {
@@ -239,7 +219,7 @@
     };
     try {
       await conn.setLocalDescription(await conn.createOffer());
-      await waitForIce(conn);
+      await SceneLink.waitForIce(conn);
       if (gen !== viewerGen) return;
       var answer = await api('POST', '/api/officer/viewers', { sdp: conn.localDescription.sdp, type: 'offer' });
       if (gen !== viewerGen) return;

@@ -1,9 +1,9 @@
-/* SceneLink caller page. Plain ES2017, no build step, no inline code (CSP script-src 'self'). */
+/* SceneLink caller page. Plain ES2017, no build step, no inline code (CSP script-src 'self').
+   Requests and the ICE wait come from /console/static/api.js (window.SceneLink), loaded first. */
 (function () {
   'use strict';
 
   var CONSENT_VERSION = 'v1';
-  var ICE_WAIT_MS = 3000;
   var FIX_REPEAT_MS = 10000;
   var MAX_BACKOFF_S = 10;
   var MAX_QUEUE = 100;
@@ -25,6 +25,7 @@
 
   var els = {};
   var token = '';
+  var api = null;             // SceneLink.client with the link's token, made by init()
   var mode = 'video';
   var config = null;
   var stream = null;
@@ -89,28 +90,17 @@
     document.body.setAttribute('data-mode', m);
   }
 
-  function HttpError(status, message) {
-    this.status = status;
-    this.message = message;
+  /* The link's token is its credential. Unknown, expired or used up (401, 404, 410): this page's
+     "link no longer works" state, wherever the request was made; stopping is the exception, as
+     the caller who pressed "Stop sharing" is told that they stopped. */
+  function makeApi() {
+    return window.SceneLink.client({
+      token: token, csrf: false, authLostOn: [401, 404, 410],
+      onAuthLost: function (err, path) {
+        if (path !== '/api/caller/end' && !ended) fatal(MSG.expired, 'expired');
+      }
+    });
   }
-
-  async function api(method, path, body) {
-    var headers = { 'Authorization': 'Bearer ' + token, 'Accept': 'application/json' };
-    var opts = { method: method, headers: headers, credentials: 'same-origin', cache: 'no-store' };
-    if (body !== undefined) {
-      headers['Content-Type'] = 'application/json';
-      opts.body = JSON.stringify(body);
-    }
-    var res = await fetch(path, opts);
-    var data = null;
-    try { data = await res.json(); } catch (e) { data = null; }
-    if (!res.ok) {
-      throw new HttpError(res.status, (data && data.error) ? String(data.error) : ('HTTP ' + res.status));
-    }
-    return data;
-  }
-
-  function isExpiredStatus(st) { return st === 401 || st === 404 || st === 410; }
 
   function supported() {
     return !!(window.fetch && window.Promise && window.JSON && window.RTCPeerConnection &&
@@ -264,26 +254,6 @@
     } catch (e) { /* keep browser default */ }
   }
 
-  function waitForIce(conn) {
-    return new Promise(function (resolve) {
-      if (conn.iceGatheringState === 'complete') { resolve(); return; }
-      var done = false;
-      var timer = setTimeout(finish, ICE_WAIT_MS);
-      function finish() {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        conn.removeEventListener('icegatheringstatechange', check);
-        conn.removeEventListener('icecandidate', onCand);
-        resolve();
-      }
-      function check() { if (conn.iceGatheringState === 'complete') finish(); }
-      function onCand(ev) { if (!ev.candidate) finish(); }
-      conn.addEventListener('icegatheringstatechange', check);
-      conn.addEventListener('icecandidate', onCand);
-    });
-  }
-
   function closePc() {
     if (dc) {
       try { dc.onopen = dc.onmessage = dc.onclose = null; dc.close(); } catch (e) {}
@@ -375,7 +345,7 @@
 
       var offer = await conn.createOffer();
       await conn.setLocalDescription(offer);
-      await waitForIce(conn);
+      await window.SceneLink.waitForIce(conn);
       if (gen !== generation || ended) return;
 
       var answer = await api('POST', '/api/caller/offer', {
@@ -388,8 +358,7 @@
       await conn.setRemoteDescription({ sdp: answer.sdp, type: answer.type || 'answer' });
     } catch (e) {
       if (gen !== generation || ended) return;
-      if (e instanceof HttpError) {
-        if (isExpiredStatus(e.status)) { finish(MSG.expired, 'expired'); return; }
+      if (e instanceof window.SceneLink.ApiError) {
         if (e.status === 409) { finish(MSG.endedServer, 'server'); return; }
         if (e.status >= 400 && e.status < 500 && e.status !== 408 && e.status !== 429) {
           finish(MSG.error, 'error'); return;
@@ -443,13 +412,13 @@
     setState('connecting', MSG.connecting);
     els.stop.focus && els.stop.focus();
 
+    if (!api) { fatal(MSG.error, 'error'); return; }  // api.js did not load
     if (!supported()) { fatal(MSG.unsupported, 'unsupported'); return; }
 
     try {
       config = await api('GET', '/api/caller/config');
     } catch (e) {
-      if (e instanceof HttpError && isExpiredStatus(e.status)) { fatal(MSG.expired, 'expired'); return; }
-      fatal(MSG.error, 'error');
+      if (!ended) fatal(MSG.error, 'error');  // a dead link has already said so
       return;
     }
     if (config && validMode(config.mode)) setMode(config.mode);
@@ -496,6 +465,7 @@
 
     token = getToken();
     if (!token) { fatal(MSG.expired, 'expired'); return; }
+    if (window.SceneLink && window.SceneLink.client) api = makeApi();
 
     els.agree.addEventListener('click', function () {
       els.agree.disabled = true;

@@ -5,30 +5,13 @@
 
   var REVIEWERS = ['investigator', 'supervisor', 'admin'];
   var $ = function (id) { return document.getElementById(id); };
+  var api = window.SceneLink.console.api;
+  var errorText = window.SceneLink.errorText;
 
   function mk(tag, text) {
     var e = document.createElement(tag);
     if (text !== undefined && text !== null) e.textContent = String(text);
     return e;
-  }
-
-  async function api(method, path, body) {
-    var opts = { method: method, credentials: 'same-origin', cache: 'no-store',
-      headers: { 'X-Requested-With': 'scenelink', 'Accept': 'application/json' } };
-    if (body !== undefined) {
-      opts.headers['Content-Type'] = 'application/json';
-      opts.body = JSON.stringify(body);
-    }
-    var res = await fetch(path, opts);
-    var data = null;
-    try { data = await res.json(); } catch (e) { data = null; }
-    if (!res.ok) {
-      var why = data && data.error ? data.error : 'HTTP ' + res.status;
-      if (data && data.detail) why += ': ' + data.detail;
-      if (data && data.fields) why += ': ' + Object.keys(data.fields).map(function (k) { return k + ' ' + data.fields[k]; }).join('; ');
-      throw new Error(why);
-    }
-    return data;
   }
 
   function day(iso) { return iso ? iso.slice(0, 10) : 'kept (hold or awaited event)'; }
@@ -67,7 +50,7 @@
   }
 
   async function refresh() {
-    try { render(await api('GET', '/api/retention/queue')); say(''); } catch (e) { say(e.message); }
+    try { render(await api('GET', '/api/retention/queue')); say(''); } catch (e) { say(errorText(e)); }
   }
 
   function say(text, ok) {
@@ -92,7 +75,7 @@
         say('Recorded. ' + summary(result.state) + (result.hold_id ? ' (new hold ' + result.hold_id + ')' : ''), true);
         f.elements.reason.value = '';
         refresh();
-      } catch (e) { say(e.message); }
+      } catch (e) { say(errorText(e)); }
     });
   }
 

@@ -1,4 +1,5 @@
-/* Single sign-on: a "Sign in with <provider>" button on the sign-in card when the server offers it. */
+/* SceneLink console: a "Sign in with <provider>" button on the sign-in card when the server
+   offers single sign-on. */
 (function () {
   'use strict';
 
@@ -7,8 +8,7 @@
     var link = document.getElementById('sso-login');
     if (!box || !link) return;
     try {
-      var res = await fetch('/api/oidc/config', { credentials: 'same-origin', cache: 'no-store' });
-      var sso = res.ok ? await res.json() : null;
+      var sso = await window.SceneLink.console.api('GET', '/api/oidc/config');
       if (!sso || !sso.enabled) return;
       link.textContent = 'Sign in with ' + (sso.provider || 'single sign-on');
       box.removeAttribute('hidden');

@@ -1,10 +1,12 @@
 /* SceneLink console: share the watched session with officers (by account or by an officer link),
-   list its shares, withdraw them. Follows console.js through #live's data-session-id.
+   list its shares, withdraw them. Follows live.js through #live's data-session-id.
    Plain ES2017, no build step, CSP-safe. */
 (function () {
   'use strict';
 
   var POLL_MS = 5000;
+  var api = window.SceneLink.console.api;  // a lapsed sign-in takes the whole page back to sign-in
+  var errorText = window.SceneLink.errorText;
   var $ = function (id) { return document.getElementById(id); };
   var els = {};
   var sessionId = null;
@@ -12,22 +14,6 @@
   var listSig = '';
 
   function show(el, on) { if (on) el.removeAttribute('hidden'); else el.setAttribute('hidden', ''); }
-
-  async function api(method, path, body) {
-    var headers = { 'X-Requested-With': 'scenelink', 'Accept': 'application/json' };
-    var opts = { method: method, headers: headers, credentials: 'same-origin', cache: 'no-store' };
-    if (body !== undefined) { headers['Content-Type'] = 'application/json'; opts.body = JSON.stringify(body); }
-    var res = await fetch(path, opts);
-    var data = null;
-    try { data = await res.json(); } catch (e) { data = null; }
-    if (!res.ok) {
-      var fields = data && data.fields ? Object.keys(data.fields).map(function (k) { return data.fields[k]; }) : [];
-      var err = new Error(fields.length ? fields.join('; ') : (data && data.error) || ('HTTP ' + res.status));
-      err.status = res.status;
-      throw err;
-    }
-    return data;
-  }
 
   function sharesPath(id) { return '/api/sessions/' + encodeURIComponent(id) + '/shares'; }
 
@@ -95,7 +81,7 @@
       listSig = '';
       await refresh();
     } catch (e) {
-      els.error.textContent = e.message;
+      els.error.textContent = errorText(e);
     } finally {
       button.disabled = false;
     }
@@ -108,7 +94,7 @@
       listSig = '';
       await refresh();
     } catch (e) {
-      els.error.textContent = 'Could not withdraw: ' + e.message;
+      els.error.textContent = 'Could not withdraw: ' + errorText(e);
       button.disabled = false;
     }
   }

@@ -1,0 +1,105 @@
+/* SceneLink operator console: what every panel shares. The console is one page in several files,
+   loaded in order by console.html (this one first, main.js last), each one concept; they meet in
+   window.SceneLink.console ("C" in each file). Plain ES2017, no framework, no build step,
+   CSP-safe (no inline code). Needs api.js. */
+(function () {
+  'use strict';
+
+  var C = window.SceneLink.console = {};
+
+  C.POLL_MS = 2000;
+  C.RECORDINGS_POLL_MS = 15000;
+  C.MAX_BACKOFF_MS = 10000;
+
+  C.els = {};                 // elements by name, looked up once by main.js
+  C.me = null;                // the signed-in user ({username, roles}), null when signed out
+  C.config = { tile_url: null, tile_attribution: '', force_name: '' };
+  C.sessions = {};            // id -> session object (latest known)
+  C.rows = {};                // id -> row element refs
+  C.live = null;              // state of the watched session (live.js)
+  C.liveMap = null;           // maps.js: { map, trail, marker, circle, fitted }
+  C.playbackMap = null;
+
+  /* Every console request, shares.js's and retention.js's included: a 401 anywhere but the
+     sign-in calls means the sign-in has lapsed, so the page goes back to the sign-in form. */
+  C.api = window.SceneLink.client({
+    onAuthLost: function (err, path) {
+      if (path !== '/api/me' && path !== '/api/login' && C.me) C.onSignedOut('Your session has expired. Please sign in again.');
+    }
+  });
+
+  /* ---------------- helpers ---------------- */
+
+  C.show = function (el, on) {
+    if (!el) return;
+    if (on) el.removeAttribute('hidden'); else el.setAttribute('hidden', '');
+  };
+
+  C.clear = function (el) { while (el && el.firstChild) el.removeChild(el.firstChild); };
+
+  C.mk = function (tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  };
+
+  C.globalError = function (msg) {
+    C.els.globalError.textContent = msg || '';
+    C.show(C.els.globalError, !!msg);
+  };
+
+  C.parseTime = function (iso) {
+    if (!iso) return NaN;
+    return Date.parse(iso);
+  };
+
+  C.ago = function (ms) {
+    if (!isFinite(ms)) return '';
+    var s = Math.max(0, Math.round(ms / 1000));
+    if (s < 60) return s + ' s ago';
+    var m = Math.floor(s / 60);
+    if (m < 60) return m + ' min ago';
+    var h = Math.floor(m / 60);
+    if (h < 48) return h + ' h ' + (m % 60) + ' min ago';
+    return Math.floor(h / 24) + ' days ago';
+  };
+
+  C.fmtDuration = function (sec) {
+    if (typeof sec !== 'number' || !isFinite(sec)) return '';
+    sec = Math.round(sec);
+    var m = Math.floor(sec / 60);
+    var s = sec % 60;
+    return m + ':' + (s < 10 ? '0' : '') + s;
+  };
+
+  C.fmtDate = function (iso) {
+    var t = C.parseTime(iso);
+    if (!isFinite(t)) return '';
+    try { return new Date(t).toLocaleString('en-GB'); } catch (e) { return new Date(t).toISOString(); }
+  };
+
+  C.isNum = function (v) { return typeof v === 'number' && isFinite(v); };
+  C.validFix = function (f) { return f && C.isNum(f.lat) && C.isNum(f.lon); };
+
+  var STATE_LABELS = {
+    link_sent: 'Link sent', opened: 'Link opened', connecting: 'Connecting',
+    live: 'Live', reconnecting: 'Reconnecting', ended: 'Ended'
+  };
+  C.stateLabel = function (s) { return STATE_LABELS[s] || String(s || 'unknown'); };
+
+  // "" while the evidence is being written; else what the call handler must know now.
+  C.recordingProblem = function (s) {
+    var rec = s && s.recording;
+    if (!rec || rec.state !== 'failed') return '';
+    return 'Recording failed' + (rec.cause ? ': ' + rec.cause : '') + ' (live view continues)';
+  };
+
+  C.viewersCount = function (v) {
+    if (Array.isArray(v)) return v.length;
+    if (C.isNum(v)) return v;
+    return 0;
+  };
+
+  C.backoff = function (attempt) { return window.SceneLink.backoff(attempt, C.MAX_BACKOFF_MS); };
+})();

@@ -1,0 +1,122 @@
+/* SceneLink console: the Recordings card. Search (incident reference, phone, dates, map area)
+   and the list, with Play (playback.js) and, for roles that may, a tick box for export
+   (export.js) and the original bundle's download. */
+(function () {
+  'use strict';
+
+  var C = window.SceneLink.console;
+  var ApiError = window.SceneLink.ApiError;
+  var recQuery = '';
+  var recSig = '';
+
+  C.recordings = {};          // session id -> recording, as last listed
+
+  function searchParams() {
+    var f = C.els.recordingSearch.elements;
+    var q = [];
+    ['incident_ref', 'phone', 'area'].forEach(function (name) {
+      var v = f[name].value.trim();
+      if (v) q.push(name + '=' + encodeURIComponent(v));
+    });
+    if (f.from.value) q.push('from=' + encodeURIComponent(f.from.value + 'T00:00:00'));
+    if (f.to.value) q.push('to=' + encodeURIComponent(f.to.value + 'T23:59:59'));
+    return q.join('&');
+  }
+
+  C.loadRecordings = async function () {
+    var els = C.els;
+    if (!C.me) return;
+    try {
+      var data = await C.api('GET', '/api/recordings' + (recQuery ? '?' + recQuery : ''));
+      els.searchError.textContent = '';
+      renderRecordings((data && data.recordings) || []);
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 403) {
+        els.recordingsEmpty.textContent = 'You do not have access to recordings.';
+        C.show(els.recordingsEmpty, true);
+        C.show(els.recordingSearch, false);
+      } else if (e instanceof ApiError) {
+        els.searchError.textContent = window.SceneLink.errorText(e);
+      }
+    }
+  };
+
+  C.refreshRecordings = function () {
+    recSig = '';
+    C.loadRecordings();
+  };
+
+  C.onSearchSubmit = function (ev) {
+    ev.preventDefault();
+    recQuery = searchParams();
+    recSig = '';
+    C.show(C.els.exportPhone, !!C.els.recordingSearch.elements.phone.value.trim());
+    C.loadRecordings();
+  };
+
+  C.areaFromMap = function () {
+    var els = C.els;
+    var m = C.playbackMap || C.liveMap;
+    if (!m) { els.searchError.textContent = 'Open a map first (play a recording or watch a session).'; return; }
+    var b = m.map.getBounds();
+    els.recordingSearch.elements.area.value = [b.getSouth(), b.getWest(), b.getNorth(), b.getEast()]
+      .map(function (x) { return x.toFixed(5); }).join(',');
+  };
+
+  C.resetRecordings = function () {
+    C.clear(C.els.recordings);
+    recSig = '';
+    recQuery = '';
+    C.resetPlayback();
+  };
+
+  function renderRecordings(list) {
+    var els = C.els;
+    var mk = C.mk;
+    var sig = JSON.stringify(list);
+    if (sig === recSig) return;
+    recSig = sig;
+    var ticked = {};
+    Array.prototype.forEach.call(els.recordings.querySelectorAll('input.pick:checked'), function (c) { ticked[c.value] = true; });
+    C.recordings = {};
+    C.clear(els.recordings);
+    var me = C.me;
+    var mayExport = me && Array.isArray(me.roles) && me.roles.some(function (r) { return r === 'investigator' || r === 'supervisor' || r === 'admin'; });
+    list.forEach(function (r) {
+      var id = String(r.session_id);
+      C.recordings[id] = r;
+      var li = mk('li', 'recording-row');
+      li.setAttribute('data-session-id', id);
+      var info = mk('div', 'row-main');
+      if (mayExport) {
+        var pick = mk('input', 'pick');
+        pick.type = 'checkbox';
+        pick.value = id;
+        pick.checked = !!ticked[id];
+        pick.setAttribute('aria-label', 'Select for export');
+        info.appendChild(pick);
+      }
+      info.appendChild(mk('span', 'ref', r.incident_ref || '(no ref)'));
+      info.appendChild(mk('span', 'muted', C.fmtDate(r.started_at)));
+      var dur = C.fmtDuration(r.duration_s);
+      if (dur) info.appendChild(mk('span', 'muted', dur));
+      if (!(r.parts || []).length) info.appendChild(mk('span', 'muted', 'location only'));
+      if (r.status !== 'closed') info.appendChild(mk('span', 'muted', 'still recording'));
+      var btn = mk('button', 'btn btn-small play', 'Play');
+      btn.type = 'button';
+      btn.addEventListener('click', function () { C.playRecording(id); });
+      li.appendChild(info);
+      li.appendChild(btn);
+      if (mayExport && r.bundle_url) {
+        var dl = mk('a', 'btn btn-small btn-ghost download', 'Download original');
+        dl.href = r.bundle_url;
+        dl.setAttribute('download', '');
+        li.appendChild(dl);
+      }
+      els.recordings.appendChild(li);
+    });
+    els.recordingsEmpty.textContent = recQuery ? 'No recordings match.' : 'No recordings yet.';
+    C.show(els.recordingsEmpty, list.length === 0);
+    C.show(els.exportForm, !!mayExport && list.length > 0);
+  }
+})();
