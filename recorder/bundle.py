@@ -65,10 +65,11 @@ class Bundle:
                 self.meta[key] = event[key]
 
     def append_line(self, name: str, record: Mapping[str, Any]) -> None:
+        """Append one record (whole or not at all); ``chain_pending`` chains it. Two steps,
+        so that a failure of the second never makes the first be done twice."""
         append_line(self.folder / name, canonical(record) + b"\n")
         if name == EVENTS_FILE:
             self.note_event(record)
-            self.chain_tail(EVENTS_FILE, "event")
 
     def chain_tail(self, name: str, kind: str) -> None:
         """Chain the bytes of ``name`` written since the last entry for it."""

@@ -89,6 +89,7 @@ def recover_tail(path: Path) -> Path | None:
 def create_exclusive(path: Path) -> BinaryIO:
     """Open a new file for writing; ``FileExistsError`` if anything has that name."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    fsync_dir(path.parent)
     return os.fdopen(fd, "wb", buffering=0)  # what the muxer flushes reaches the OS
 
 
@@ -106,6 +107,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     try:
         write_new(tmp, data)
         tmp.replace(path)
+        fsync_dir(path.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -114,3 +116,12 @@ def write_atomic(path: Path, data: bytes) -> None:
 def fsync_file(path: Path) -> None:
     with path.open("rb") as f:
         os.fsync(f.fileno())
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a new, linked or renamed name in ``path`` survive a power loss."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -70,6 +70,7 @@ class PartWriter:
         self._last_pts: dict[str, int] = {}
         self._rates: dict[str, int] = {}
         self._early_audio: list[EncodedFrame] = []
+        self._finished = False
         self.first_video_pts: int | None = None
 
     @property
@@ -86,6 +87,11 @@ class PartWriter:
     @property
     def frames_written(self) -> int:
         return sum(self.written.values())
+
+    @property
+    def cut_short(self) -> bool:
+        """A part file was created and not closed properly (yet): the trailer is missing."""
+        return self.path is not None and not self._finished
 
     @property
     def started(self) -> bool:
@@ -214,8 +220,10 @@ class PartWriter:
         try:
             if container is not None:
                 container.close()
-            if file is not None:
-                os.fsync(file.fileno())
+                self._finished = True
         finally:
             if file is not None:
-                file.close()
+                try:
+                    os.fsync(file.fileno())  # what reached the file, even without a trailer
+                finally:
+                    file.close()

@@ -9,19 +9,22 @@ change; a number is never used twice, see ``parts``), ``location.jsonl``, ``even
 order and keeps the event loop free; how they reach the disk is ``durable``'s policy. Closed
 parts are handed to the spool, which uploads them to the evidence store.
 
-When the folder cannot be written (a full disk), the part being written is closed as
-incomplete, what was already written stays as it was, the records still to write are held
-in memory in order, and the status says so (``RecordingStatus``); about once a second the
-recorder tries again, and once space is back it keeps the incomplete part up to its last
-whole frame, writes what it held, records the gap and starts a new part on the next
-keyframe.
+When the folder cannot be written (a full disk), the part being written is closed as far as
+it got, what was already written stays as it was, every write still to do is held in memory
+in order (each is done exactly once, later), and the status says so (``RecordingStatus``).
+About once a second the recorder tries again; once space is back it salvages the cut part
+(``recovery.salvage_part``), writes what it held, records the gap and starts a new part on
+the next keyframe. A folder has one recorder at a time (an exclusive lock), so two can never
+fork its chain.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import logging
+import os
 import shutil
 import time
 from collections import Counter, deque
@@ -29,18 +32,18 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 from streamserver.frames import EncodedFrame
 from streamserver.relay import Subscription
 
 from .bundle import EVENTS_FILE, FIXES_FILE, Bundle
-from .durable import make_folder
+from .durable import FILE_MODE, make_folder
 from .events import EvidenceEvent, KindTotals, iso_at, now_iso
 from .manifest import Signer
 from .mux import PartWriter
 from .parts import PartNames
-from .recovery import salvage_part
+from .recovery import Copied, salvage_part
 from .segments import Segmenter
 from .spool import Spooler
 
@@ -51,11 +54,16 @@ DEFAULT_SEGMENT_SECONDS = 10.0
 RETRY_S = 1.0  # how often a failed recorder tries the disk again
 SPACE_CHECK_S = 1.0  # how often free space is compared with the warning threshold
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+LOCK_FILE = ".recorder.lock"
 
 
 class RecorderClosed(RuntimeError):
     """Something was given to a recorder after close(): a bug in the caller, never dropped
     silently."""
+
+
+class RecorderBusy(RuntimeError):
+    """Another recorder (in this process or another) is writing this session's folder."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +86,6 @@ def _zero() -> KindTotals:
     return {"taken": 0, "dropped": 0, "written": 0, "skipped": 0, "lost": 0}
 
 
-@dataclass(slots=True)
-class _FailedPart:
-    writer: PartWriter
-    cause: str
-
-
 class SessionRecorder:
     """Muxes a session's encoded frames into Matroska parts, without encoding."""
 
@@ -99,12 +101,13 @@ class SessionRecorder:
     ) -> None:
         self.folder = folder
         make_folder(folder)
+        self._lock_fd = _lock_folder(folder)
         self.signer = signer
         self.spool = spool
         self.segment_seconds = segment_seconds
         self.low_space_bytes = low_space_bytes
         self.on_status = on_status
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop: asyncio.AbstractEventLoop | None = _running_loop()
         self._task: asyncio.Task[None] | None = None
         self._subs: list[Subscription] = []
         self._closed = False
@@ -116,23 +119,36 @@ class SessionRecorder:
         self._bundle: Bundle | None = None
         self._names: PartNames | None = None
         self._backlog: deque[Callable[[], object]] = deque()  # writes waiting for the disk
-        self._failed_parts: list[_FailedPart] = []
+        self._resuming = False  # the steps that end a failure are in the backlog
         self._failed_at: float | None = None
         self._lost_since_failure = 0
         self._retried_at = float("-inf")
         self._space_checked_at = float("-inf")
         self._segmenter: Segmenter | None = None
+        self._load_error: Exception | None = None
+        self._rescue: asyncio.Task[None] | None = None
         self.status = RecordingStatus()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"recorder-{folder.name}")
         self._executor.submit(self._load)  # first job: everything else waits for it
 
     def _load(self) -> None:
-        self._bundle = Bundle(self.folder, self.signer)
-        self._names = PartNames(self.folder, (e["name"] for e in self._bundle.chain.segments()))
+        try:
+            self._bundle = Bundle(self.folder, self.signer)
+            self._names = PartNames(
+                self.folder, (e["name"] for e in self._bundle.chain.entries if "name" in e)
+            )
+        except Exception as exc:  # e.g. no room to set a torn line aside
+            logger.exception("recorder %s: cannot open the folder", self.folder.name)
+            self._load_error = exc
+            self._mark_failed(describe(exc))
 
     @property
     def bundle(self) -> Bundle:
-        assert self._bundle is not None, "used before the writer thread loaded the folder"
+        if self._bundle is None:  # a write that needs it is held and tried again
+            self._load()
+        if self._bundle is None:
+            assert self._load_error is not None
+            raise self._load_error
         return self._bundle
 
     @property
@@ -183,9 +199,8 @@ class SessionRecorder:
     def _make_segmenter(
         self, expect_video: bool, expect_audio: bool, ask: Callable[[], None]
     ) -> Segmenter:
-        assert self._names is not None
         self._segmenter = Segmenter(
-            self._names.create,
+            self._create_part,
             expect_video,
             expect_audio,
             self.segment_seconds,
@@ -196,6 +211,11 @@ class SessionRecorder:
         if self.status.state == "idle":
             self._set_status(replace(self.status, state="recording"))
         return self._segmenter
+
+    def _create_part(self) -> tuple[Path, BinaryIO]:
+        self.bundle  # noqa: B018  # loads the folder's names if that failed before
+        assert self._names is not None
+        return self._names.create()
 
     async def _record(
         self,
@@ -251,7 +271,8 @@ class SessionRecorder:
     def _overrun(self, sub: Subscription, resumed_at: EncodedFrame | None) -> None:
         """Media the recorder never got is on the record as such, never silently missing."""
         logger.error("recorder %s: fell behind, %s frames dropped", self.folder.name, sub.kind)
-        # Straight to the writer: this may come while close() drains, before the manifest.
+        # Straight to the writer: this may come while close() drains, before the manifest
+        # (the pumps end before close() hands over to the writer for the last time).
         self._executor.submit(
             self._write_event,
             {
@@ -271,15 +292,19 @@ class SessionRecorder:
         written, skipped = segmenter.written.copy(), segmenter.skipped.copy()
         try:
             for index, frame in enumerate(batch):
-                if self._failed_at is not None:
+                if self._failed_at is not None:  # no media is written while writes fail
+                    self._abandon(segmenter)
                     self._lose(batch[index:])
                     return
                 try:
                     segmenter.write(frame)
                 except Exception as exc:  # a full disk, most likely: keep what is written
-                    self._fail(segmenter, exc)
-                    self._lose(batch[index + 1 :])
+                    self._fail(exc)
+                    self._abandon(segmenter)
+                    self._lose(batch[index:])  # the frame that failed is lost too
                     return
+            if self._failed_at is not None:
+                self._abandon(segmenter)
         finally:
             self._count(segmenter, written, skipped)
 
@@ -342,41 +367,63 @@ class SessionRecorder:
         self._publish("open")
 
     def _finish(self, segmenter: Segmenter) -> None:
-        if self._failed_at is not None:
-            self._retry(force=True)
-            if self._failed_at is not None:
-                return  # the part was closed when writing failed
         written, skipped = segmenter.written.copy(), segmenter.skipped.copy()
         try:
-            segmenter.finish("reconnect" if not self._closed else "end")
-        except Exception as exc:
-            self._fail(segmenter, exc)
+            if self._failed_at is not None:
+                self._abandon(segmenter)
+                return
+            try:
+                segmenter.finish("reconnect" if not self._closed else "end")
+            except Exception as exc:
+                self._fail(exc)
+                self._abandon(segmenter)
         finally:
             self._count(segmenter, written, skipped)
 
     # -- failure and recovery (writer thread) --------------------------------------------
 
-    def _fail(self, segmenter: Segmenter, exc: BaseException) -> None:
+    def _fail(self, exc: BaseException) -> None:
+        """A write failed: stop writing media, keep what the part holds, hold the rest."""
         cause = describe(exc)
-        writer = segmenter.abandon()
         logger.error(
-            "RECORDING FAILED for session %s (%s): %s; media is lost until it can write again",
+            "RECORDING FAILED for session %s: %s; media is lost until it can write again",
             self.folder.name,
-            writer.path.name if writer.path else "no part open",
             exc,
         )
-        self.errors.append(f"{writer.path.name if writer.path else self.folder.name}: {exc!r}")
-        if writer.path is not None:
-            self._failed_parts.append(_FailedPart(writer, cause))
-        self._mark_failed(cause)
-        self._write_event(
-            {
-                "event": "recording_failed",
-                "at": now_iso(),
-                "cause": cause,
-                "part": writer.path.name if writer.path else None,
-            }
-        )
+        self.errors.append(f"{self.folder.name}: {exc!r}")
+        if self._failed_at is None:
+            self._mark_failed(cause)
+            part = self._segmenter.current.path if self._segmenter else None
+            self._hold(
+                self._event_writer(
+                    {
+                        "event": "recording_failed",
+                        "at": now_iso(),
+                        "cause": cause,
+                        "part": part.name if part else None,
+                    }
+                )
+            )
+
+    def _abandon(self, segmenter: Segmenter) -> None:
+        """Close the part still open as far as it got, and hold its salvage."""
+        writer = segmenter.abandon()
+        if writer is not None and writer.path is not None:
+            cause = self.status.cause or "write failed"
+            self._hold(lambda: self._salvage(writer, cause))
+
+    def _salvage(self, writer: PartWriter, cause: str) -> None:
+        assert writer.path is not None
+        copied = salvage_part(self.bundle, writer.path, writer.start_arrival, "incomplete", cause)
+        self._settle_totals(writer, copied)
+
+    def _settle_totals(self, writer: PartWriter, copied: Copied) -> None:
+        """Frames the muxer took but that never reached the disk are lost, not written."""
+        for kind in ("video", "audio"):
+            missing = max(0, writer.written[kind] - copied.packets[kind])
+            self.totals[kind]["written"] -= missing
+            self.totals[kind]["lost"] += missing
+            self._lost_since_failure += missing
 
     def _mark_failed(self, cause: str) -> None:
         if self._failed_at is None:
@@ -386,80 +433,78 @@ class SessionRecorder:
             self._set_status(replace(self.status, state="failed", cause=cause, since=time.time()))
 
     def _retry(self, force: bool = False) -> None:
-        """Once space is back: keep the incomplete parts, write what was held, record the
-        gap, and let the next keyframe start a new part."""
+        """Try the held writes again; when they are all done, record the resumption (the
+        event and the gap, as held writes too) and let the next keyframe start a new part."""
         now = time.monotonic()
         if not force and now - self._retried_at < RETRY_S:
             return
         self._retried_at = now
         failed_at = self._failed_at
         assert failed_at is not None
-        if self.low_space_bytes > 0 and shutil.disk_usage(self.folder).free < self.low_space_bytes:
+        if not force and 0 < self.low_space_bytes > shutil.disk_usage(self.folder).free:
             return  # not before there is room again: it would only fail again at once
         try:
             self._drain_backlog()
-            while self._failed_parts:
-                failed = self._failed_parts[0]
-                assert failed.writer.path is not None
-                salvage_part(
-                    self.bundle,
-                    failed.writer.path,
-                    failed.writer.start_arrival,
-                    "incomplete",
-                    failed.cause,
+            if not self._resuming:
+                self._resuming = True
+                cause = self.status.cause or "write failed"
+                self._backlog.extend(
+                    [
+                        self._event_writer(
+                            {
+                                "event": "recording_resumed",
+                                "at": now_iso(),
+                                "cause": cause,
+                                "failed_at": iso_at(failed_at) or "",
+                                "frames_lost": self._lost_since_failure,
+                            }
+                        ),
+                        lambda: self.bundle.chain_pending(),
+                        lambda: self.bundle.chain.append(
+                            "gap",
+                            reason=f"recording failed: {cause}",
+                            last_frame_wall_clock=failed_at,
+                            detected_at=failed_at,
+                            at=time.time(),
+                        ),
+                    ]
                 )
-                self._failed_parts.pop(0)
-            cause = self.status.cause or "write failed"
-            self.bundle.append_line(
-                EVENTS_FILE,
-                {
-                    "event": "recording_resumed",
-                    "at": now_iso(),
-                    "cause": cause,
-                    "failed_at": iso_at(failed_at) or "",
-                    "frames_lost": self._lost_since_failure,
-                },
-            )
-            self.bundle.chain_pending()
-            self.bundle.chain.append(
-                "gap",
-                reason=f"recording failed: {cause}",
-                last_frame_wall_clock=failed_at,
-                detected_at=failed_at,
-                at=time.time(),
-            )
-        except OSError as exc:
+                self._drain_backlog()
+        except Exception as exc:
             logger.warning("recorder %s: still cannot write: %s", self.folder.name, exc)
             return
-        logger.warning("recorder %s: writing again after: %s", self.folder.name, cause)
+        logger.warning("recorder %s: writing again after: %s", self.folder.name, self.status.cause)
         self._failed_at = None
+        self._resuming = False
         self._set_status(replace(self.status, state="recording", cause=None, since=None))
         if self._segmenter is not None:
             self._segmenter.request_keyframe()
         self._publish("open")
 
     def _drain_backlog(self) -> None:
+        """Each held write exactly once, in order; stops at the first that fails again."""
         while self._backlog:
             self._backlog[0]()
             self._backlog.popleft()
 
+    def _hold(self, write: Callable[[], object]) -> None:
+        self._backlog.append(write)
+
     def _durably(self, write: Callable[[], object]) -> None:
-        """Do one write in order; when the disk refuses, hold it (and all after it) until it
-        takes writes again."""
+        """Do one write in order; when it fails, hold it (and all after it) until the disk
+        takes writes again, and stop writing media meanwhile."""
         if self._failed_at is not None:
             self._retry()
         if self._backlog or self._failed_at is not None:
-            self._backlog.append(write)
+            self._hold(write)
             return
         try:
             write()
-        except OSError as exc:
-            self._backlog.append(write)
-            self._mark_failed(describe(exc))
-            logger.error("recorder %s: cannot write (%s): held in memory", self.folder.name, exc)
         except Exception as exc:
-            self.errors.append(repr(exc))
-            logger.exception("recorder %s: a write failed", self.folder.name)
+            self._hold(write)
+            if not isinstance(exc, OSError):
+                logger.exception("recorder %s: a write failed", self.folder.name)
+            self._fail(exc)
 
     def _watch_space(self) -> None:
         """A warning before writes fail, and an event each time free space crosses it."""
@@ -508,8 +553,13 @@ class SessionRecorder:
         if self.spool is not None:
             self.spool.enqueue(self.folder)
 
+    def _event_writer(self, event: EvidenceEvent) -> Callable[[], None]:
+        return lambda: self.bundle.append_line(EVENTS_FILE, event)
+
     def _write_event(self, event: EvidenceEvent) -> None:
-        self._durably(lambda: self.bundle.append_line(EVENTS_FILE, event))
+        """Two steps, each done once: the line, then its chain entry."""
+        self._durably(self._event_writer(event))
+        self._durably(lambda: self.bundle.chain_pending())
 
     def _write_fix(self, fix: Mapping[str, Any]) -> None:
         self._durably(lambda: self.bundle.append_line(FIXES_FILE, fix))
@@ -517,8 +567,6 @@ class SessionRecorder:
     def _check_open(self) -> None:
         if self._closed:
             raise RecorderClosed(self.folder.name)
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
 
     def append_fix(self, fix: Mapping[str, Any]) -> None:
         """Append one GPS fix to location.jsonl (written in order, off the event loop)."""
@@ -540,7 +588,11 @@ class SessionRecorder:
             await asyncio.get_running_loop().run_in_executor(self._executor, lambda: None)
 
     async def close(self) -> None:
-        """Finish the current part, chain everything, sign the final manifest; idempotent."""
+        """Finish the current part, chain everything, sign the final manifest; idempotent.
+
+        If the disk still refuses writes, the held ones go on being tried in the background
+        (the status stays "failed") and the folder is released once they are written.
+        """
         if self._closed:
             return
         self._closed = True
@@ -553,10 +605,32 @@ class SessionRecorder:
             except Exception:
                 logger.exception("recorder: recording task failed")
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._close)
-        await loop.run_in_executor(None, self._executor.shutdown, True)
+        if await loop.run_in_executor(self._executor, self._close):
+            await self._release()
+            return
+        logger.error(
+            "EVIDENCE NOT COMPLETE YET for session %s: %d writes held (%s); retrying",
+            self.folder.name,
+            len(self._backlog),
+            self.status.cause,
+        )
+        self._rescue = asyncio.ensure_future(self._keep_trying())
 
-    def _close(self) -> None:
+    async def _keep_trying(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(RETRY_S)
+            if await loop.run_in_executor(self._executor, self._close_again):
+                break
+        logger.warning("recorder %s: held writes done after close", self.folder.name)
+        await self._release()
+
+    async def _release(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)
+        os.close(self._lock_fd)
+
+    def _close(self) -> bool:
+        """Writer thread: the last records and the closed manifest; False while held."""
         if self._task is not None:  # media was attached at some point
             # A continuity figure for the bundle: what reached the recorder against what it wrote.
             self._write_event(
@@ -567,16 +641,30 @@ class SessionRecorder:
                     "audio": self.totals["audio"],
                 }
             )
+        return self._close_again()
+
+    def _close_again(self) -> bool:
         if self._failed_at is not None:
             self._retry(force=True)
         if self._backlog or self._failed_at is not None:
-            logger.error(
-                "EVIDENCE NOT COMPLETE for session %s: %d records could not be written (%s); "
-                "what was written before stays as it is",
-                self.folder.name,
-                len(self._backlog),
-                self.status.cause,
-            )
-            self.errors.append(f"closed with {len(self._backlog)} records unwritten")
-            return
+            return False
         self._publish("closed")
+        return True
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _lock_folder(folder: Path) -> int:
+    """One recorder per folder: held until the recorder is done (or the process dies)."""
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RecorderBusy(f"another recorder is writing {folder}") from None
+    return fd

@@ -1,20 +1,26 @@
 """Start-up recovery of sessions whose recorder died (SIGKILL, power loss).
 
-For every session folder without a closed manifest: the segment that was open is salvaged
-(``salvage_part``: remuxed, packets copied, never decoded or encoded, up to its last complete
-frame into a clean ``media-NNN.mkv``; the torn original is kept as ``media-NNN.mkv.torn``
-and its hash chained), events and fixes written before the crash are chained, a ``gap``
-entry records the outage, and the manifest is signed with status ``interrupted``. A recorder
-that later resumes the same session continues the chain and numbering. The recorder salvages
-a part whose writing failed (a full disk) the same way. Blocking.
+For every session folder without a closed manifest: each part that was open is salvaged
+(``salvage_part``), events and fixes written before the crash are chained, a ``gap`` entry
+records the outage, and the manifest is signed with status ``interrupted``. A recorder that
+later resumes the same session continues the chain and numbering. The recorder salvages a
+part whose writing failed (a full disk) the same way. Blocking.
+
+Salvage never renames or writes the original: ``media-005.mkv`` stays exactly as it was cut
+and is chained as a ``torn`` original; its whole frames are copied (packets, never decoded or
+encoded) into ``media-005-whole.mkv``, written under a temporary name, fsynced and linked into
+place, and chained as the segment. The ``torn`` entry comes last, so a crash at any step
+leaves a part that the next start salvages again from where it stopped.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -25,7 +31,7 @@ from av.container import OutputContainer
 
 from .bundle import EVENTS_FILE, FIXES_FILE, Bundle
 from .chain import sha256_file
-from .durable import TORN_SUFFIX, create_exclusive
+from .durable import create_exclusive, fsync_dir, fsync_file
 from .events import TornInfo, now_iso
 from .manifest import Signer
 from .parts import is_part
@@ -42,37 +48,83 @@ class Recovered:
     gap: dict[str, Any] | None
 
 
-def _copy_packets(src: Path, out: OutputContainer | None) -> tuple[int, float]:
-    """Every complete packet of a Matroska file, muxed into ``out`` if given (never decoded);
-    (packets, media seconds)."""
-    packets = 0
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+@dataclass(frozen=True, slots=True)
+class Copied:
+    """What a salvage kept: packets per kind ("video", "audio") and media seconds."""
+
+    packets: Counter[str]
+    seconds: float
+
+    @property
+    def total(self) -> int:
+        return sum(self.packets.values())
+
+
+def _copy_packets(src: Path, out: OutputContainer | None) -> Copied:
+    """Every complete packet of a Matroska file, muxed into ``out`` if given (never decoded).
+
+    What cannot be read (a file cut inside its header, the torn end) ends the copy; an error
+    writing ``out`` (a full disk) is raised.
+    """
+    packets: Counter[str] = Counter()
     end = 0.0
-    with av.open(str(src)) as inp:
+    try:
+        inp = av.open(str(src))
+    except (av.FFmpegError, OSError) as exc:
+        logger.info("recovery: %s cannot be read: %s", src.name, exc)
+        return Copied(packets, end)
+    with inp:
         mapping = {s.index: out.add_stream_from_template(s) for s in inp.streams} if out else {}
-        try:
-            for packet in inp.demux():
-                if packet.size == 0 or packet.pts is None:
-                    continue
-                tb = packet.time_base or Fraction(1, 1000)
-                end = max(end, float(packet.pts * tb))
-                if out is not None:
-                    packet.stream = mapping[packet.stream.index]
-                    out.mux(packet)
-                packets += 1
-        except (av.FFmpegError, EOFError) as exc:  # the torn end
-            logger.info("recovery: %s ends after %d packets: %s", src.name, packets, exc)
-    return packets, end
+        demux = inp.demux()
+        while True:
+            try:
+                packet = next(demux)
+            except StopIteration:
+                break
+            except (av.FFmpegError, OSError, EOFError) as exc:  # the torn end
+                logger.info("recovery: %s ends after %d packets: %s", src.name, packets, exc)
+                break
+            if packet.size == 0 or packet.pts is None:
+                continue
+            tb = packet.time_base or Fraction(1, 1000)
+            end = max(end, float(packet.pts * tb))
+            kind = packet.stream.type
+            if out is not None:
+                packet.stream = mapping[packet.stream.index]
+                out.mux(packet)
+            packets[kind] += 1
+    return Copied(packets, end)
 
 
-def remux_until_last_frame(src: Path, dst: Path) -> tuple[int, float]:
-    """Copy every complete packet of a torn Matroska file into a new one."""
-    with create_exclusive(dst) as file:
-        out = av.open(file, "w", format="matroska")
-        out.metadata["title"] = "SceneLink evidential recording (recovered)"
-        try:
-            return _copy_packets(src, out)
-        finally:
-            out.close()
+def whole_copy(part: Path) -> Path:
+    """Where the whole frames of an interrupted part go: media-005.mkv -> media-005-whole.mkv."""
+    return part.with_name(part.name.removesuffix(".mkv") + "-whole.mkv")
+
+
+def _copy_whole_frames(src: Path, dst: Path) -> Copied:
+    """Into ``dst`` (only if any frame could be read), atomically: a temporary file, fsynced,
+    then linked into place. ``OSError`` with ENOSPC: nothing changed, try again later."""
+    if _copy_packets(src, None).total == 0:
+        return Copied(Counter(), 0.0)
+    tmp = dst.with_name(dst.name + ".tmp")
+    tmp.unlink(missing_ok=True)  # a copy a crash interrupted: ours, never evidence
+    try:
+        with create_exclusive(tmp) as file:
+            out = av.open(file, "w", format="matroska")
+            out.metadata["title"] = "SceneLink evidential recording (whole frames of a cut part)"
+            try:
+                copied = _copy_packets(src, out)
+            finally:
+                out.close()
+            os.fsync(file.fileno())
+        os.link(tmp, dst)
+        fsync_dir(dst.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return copied
 
 
 def _part_started(folder: Path, name: str) -> float | None:
@@ -107,39 +159,48 @@ def _nothing_new(bundle: Bundle, manifest: dict[str, Any] | None) -> bool:
 
 def salvage_part(
     bundle: Bundle, part: Path, first_wall: float | None, cut: str, cause: str
-) -> float | None:
-    """Keep a part that was never closed properly: the original is renamed ``.torn``,
-    chained by its hash (and uploaded like any part); its whole frames are copied into a
-    clean part of the same name, which is chained as a segment.
+) -> Copied:
+    """Keep a part that was never closed properly (see the module's docstring); idempotent.
 
-    Returns the wall clock of its last frame (None if nothing in it could be read, which is
-    recorded as ``recording_part_unrecoverable``). On ``OSError`` (the disk is still full) it
-    can be called again: a copy already made is kept and only chained.
+    Returns what was copied (nothing, if nothing could be read: recorded as
+    ``recording_part_unrecoverable``). Raises ``OSError`` when the disk is still full.
     """
-    torn = part.with_name(part.name + TORN_SUFFIX)
-    if not torn.exists():
-        os.link(part, torn)  # fails rather than replace an earlier torn copy
-        os.unlink(part)
-        try:
-            packets, seconds = remux_until_last_frame(torn, part)
-        except OSError:
-            part.unlink(missing_ok=True)
-            os.link(torn, part)
-            os.unlink(torn)
-            raise
-        except av.FFmpegError as exc:
-            logger.warning("recovery: %s has no readable media: %s", part.name, exc)
-            part.unlink(missing_ok=True)
-            packets, seconds = 0, 0.0
-    elif part.exists():  # copied before, chaining failed (or the server stopped)
-        packets, seconds = _copy_packets(part, None)
+    chained = {e.get("name") for e in bundle.chain.entries}
+    if part.name in chained:
+        return Copied(Counter(), 0.0)  # salvaged already
+    fsync_file(part)
+    info: TornInfo = {"name": part.name, "sha256": sha256_file(part), "bytes": part.stat().st_size}
+    whole = whole_copy(part)
+    copied = _copy_packets(whole, None) if whole.exists() else _copy_whole_frames(part, whole)
+    if copied.total and whole.name not in chained:
+        bundle.add_segment(
+            whole,
+            frames=copied.total,
+            duration_s=round(copied.seconds, 3),
+            first_frame_wall_clock=first_wall,
+            last_frame_wall_clock=first_wall + copied.seconds if first_wall else None,
+            video_codec=None,
+            audio_codec=None,
+            width=None,
+            height=None,
+            cut=cut,
+            cause=cause,
+            recovered=True,
+            recovered_from=dict(info),
+        )
+    if copied.total:
+        bundle.append_line(
+            EVENTS_FILE,
+            {
+                "event": "recording_part_salvaged",
+                "at": now_iso(),
+                "part": part.name,
+                "cause": cause,
+                "frames": copied.total,
+                "torn": info,
+            },
+        )
     else:
-        packets, seconds = 0, 0.0
-    info: TornInfo = {"name": torn.name, "sha256": sha256_file(torn), "bytes": torn.stat().st_size}
-    if not any(e.get("name") == torn.name for e in bundle.chain.entries):
-        bundle.chain.append("torn", part=part.name, at=time.time(), **info)
-    if packets == 0:
-        part.unlink(missing_ok=True)
         bundle.append_line(
             EVENTS_FILE,
             {
@@ -149,35 +210,9 @@ def salvage_part(
                 "torn": info,
             },
         )
-        return None
-    last = first_wall + seconds if first_wall is not None else None
-    bundle.append_line(
-        EVENTS_FILE,
-        {
-            "event": "recording_part_salvaged",
-            "at": now_iso(),
-            "part": part.name,
-            "cause": cause,
-            "frames": packets,
-            "torn": info,
-        },
-    )
-    bundle.add_segment(
-        part,
-        frames=packets,
-        duration_s=round(seconds, 3),
-        first_frame_wall_clock=first_wall,
-        last_frame_wall_clock=last,
-        video_codec=None,
-        audio_codec=None,
-        width=None,
-        height=None,
-        cut=cut,
-        cause=cause,
-        recovered=True,
-        recovered_from=dict(info),
-    )
-    return last
+    bundle.chain_pending()
+    bundle.chain.append("torn", part=part.name, at=time.time(), **info)  # the last step
+    return copied
 
 
 def recover_folder(folder: Path, signer: Signer | None) -> Recovered | None:
@@ -185,21 +220,19 @@ def recover_folder(folder: Path, signer: Signer | None) -> Recovered | None:
     if manifest is not None and manifest.get("status") == "closed":
         return None
     bundle = Bundle(folder, signer)
-    chained = {e["name"] for e in bundle.chain.segments()}
+    chained = {e.get("name") for e in bundle.chain.entries}
     open_parts = sorted(p for p in folder.iterdir() if is_part(p.name) and p.name not in chained)
     if not open_parts and _nothing_new(bundle, manifest):
         return None
     recovered: list[str] = []
     last_wall: float | None = None
     for part in open_parts:
-        if part.stat().st_size == 0:
-            part.unlink()  # created, nothing written: no media, nothing to keep
-            continue
         first = _part_started(folder, part.name)
-        salvaged = salvage_part(bundle, part, first, "crash", CRASH_CAUSE)
-        if salvaged is not None:
-            recovered.append(part.name)
-            last_wall = salvaged
+        copied = salvage_part(bundle, part, first, "crash", CRASH_CAUSE)
+        if copied.total:
+            recovered.append(whole_copy(part).name)
+            if first is not None:
+                last_wall = first + copied.seconds
     if last_wall is None:
         segs = bundle.chain.segments()
         last_wall = segs[-1].get("last_frame_wall_clock") if segs else None

@@ -102,15 +102,20 @@ class Segmenter:
         if w.path is not None:
             self._on_closed(w, reason)
 
-    def abandon(self) -> PartWriter:
-        """Give up the current part after a failed write: its file is closed as far as it
-        got (never reported as a finished part) and the next frames wait for a keyframe to
-        start a new one. Returns the abandoned writer."""
+    def abandon(self) -> PartWriter | None:
+        """Give up the part being written after a failed write: its file is closed as far
+        as it got (never reported as a finished part) and the next frames wait for a keyframe
+        to start a new one. Returns the abandoned writer, if a part was cut short (also one
+        whose trailer could not be written)."""
         w = self.current
+        if not w.cut_short:
+            return None
+        skipped = w.skipped.copy()
         try:
             w.close()
         except Exception:
             pass  # the file is closed; the trailer could not be written
+        self.skipped.update(w.skipped - skipped)
         self.current = self._new_writer()
         self._requested_at = float("-inf")
         return w

@@ -24,7 +24,7 @@ from .chain import CHAIN_FILE, ChainError, check_links, load_chain, sha256_file,
 from .manifest import JWKS_FILE, MANIFEST_JSON, MANIFEST_JWS, verify_jws
 from .store import EvidenceStore, find_session
 
-_PART = re.compile(r"media-(\d+)\.mkv$")
+MEDIA_FILE = re.compile(r"media-.*\.mkv$")  # parts, and whole copies of cut parts
 
 
 class VerifyError(Exception):
@@ -101,6 +101,7 @@ def verify_bundle(folder: Path, jwks: dict[str, Any] | None = None, decode: bool
         raise VerifyError(f"{CHAIN_FILE}: head does not match the manifest")
 
     chained_segments: list[dict[str, Any]] = []
+    torn: list[dict[str, Any]] = []
     for e in entries:
         if e["kind"] == "segment":
             name = str(e["name"])
@@ -112,8 +113,11 @@ def verify_bundle(folder: Path, jwks: dict[str, Any] | None = None, decode: bool
             chained_segments.append(e)
         elif e["kind"] == "torn":
             path = folder / str(e["name"])
-            if not path.exists() or sha256_file(path) != e["sha256"]:
-                raise VerifyError(f"torn original {e['name']}: missing or altered")
+            if not path.exists():
+                raise VerifyError(f"cut original {e['name']}: missing")
+            if path.stat().st_size != e.get("bytes") or sha256_file(path) != e["sha256"]:
+                raise VerifyError(f"cut original {e['name']}: SHA-256 does not match (altered)")
+            torn.append(e)
         elif e["kind"] in ("event", "fix-batch"):
             name = str(e["file"])
             if name not in (EVENTS_FILE, FIXES_FILE):
@@ -128,10 +132,19 @@ def verify_bundle(folder: Path, jwks: dict[str, Any] | None = None, decode: bool
     listed = [(s["name"], s["sha256"]) for s in manifest.get("segments", [])]
     if listed != [(e["name"], e["sha256"]) for e in chained_segments]:
         raise VerifyError("manifest: segment list differs from the chain")
-    names = {n for n, _ in listed}
+    if [(t["name"], t["sha256"]) for t in manifest.get("torn_parts", [])] != [
+        (e["name"], e["sha256"]) for e in torn
+    ]:
+        raise VerifyError("manifest: list of cut originals differs from the chain")
+    cut = {(e["name"], e["sha256"]) for e in torn}
+    for e in chained_segments:
+        source = e.get("recovered_from")
+        if source and (source.get("name"), source.get("sha256")) not in cut:
+            raise VerifyError(f"segment {e['name']}: its cut original is not chained")
+    names = {n for n, _ in listed} | {name for name, _ in cut}
     for path in sorted(folder.iterdir()):
-        if _PART.match(path.name) and path.name not in names:
-            raise VerifyError(f"segment {path.name}: not in the signed manifest")
+        if MEDIA_FILE.match(path.name) and path.name not in names:
+            raise VerifyError(f"media file {path.name}: not in the signed manifest")
 
     if decode:
         for name, _ in listed:

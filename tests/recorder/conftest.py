@@ -1,11 +1,19 @@
-"""A TCP proxy that can take the evidence store off the network."""
+"""The evidence tests' signing key, and a TCP proxy that can take the store off the network."""
 
 from __future__ import annotations
 
 import socket
 import threading
 
+import pytest
+
+from recorder.manifest import Signer
 from tests.harness import free_port
+
+
+@pytest.fixture(scope="module")
+def signer(tmp_path_factory: pytest.TempPathFactory) -> Signer:
+    return Signer.load_or_create(tmp_path_factory.mktemp("key") / "key.pem")
 
 
 class TcpProxy:

@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 
 from bench.synthetic import Clip
-from recorder import durable
+from recorder import durable, recovery
 from recorder.chain import CHAIN_FILE, HashChain, check_links, load_chain
 from recorder.manifest import Signer
 from recorder.parts import PartNames
-from recorder.recording import RecordingStatus, SessionRecorder
-from recorder.verify import verify_bundle
+from recorder.recording import RecorderBusy, RecordingStatus, SessionRecorder
+from recorder.recovery import recover_folder
+from recorder.verify import VerifyError, verify_bundle
 from tests.harness import fill_disk
 from tests.recorder.feed import stream
 
@@ -189,3 +190,142 @@ async def test_a_full_disk_loses_nothing_written_and_recording_resumes(
     totals = next(e for e in events if e["event"] == "recording_totals")
     assert totals["video"]["lost"] + totals["audio"]["lost"] == resumed["frames_lost"]
     assert oct(folder.stat().st_mode & 0o777) == oct(durable.FOLDER_MODE)
+
+
+# -- salvage: never renames or writes the original, and survives a crash at any step ----
+
+
+@pytest.fixture
+def whole_part(clips: dict[str, Clip], tmp_path: Path) -> bytes:
+    """The bytes of one properly closed part (a few seconds of H.264 and Opus)."""
+
+    async def record() -> bytes:
+        rec = SessionRecorder(tmp_path / "source", segment_seconds=60.0)
+        await stream(rec, clips["H264"], 3.0, paced=False)
+        await rec.close()
+        return (tmp_path / "source" / "media-001.mkv").read_bytes()
+
+    return asyncio.run(record())
+
+
+def cut_folder(tmp_path: Path, data: bytes, name: str = "cut") -> Path:
+    folder = tmp_path / "evidence" / name
+    folder.mkdir(parents=True)
+    (folder / "media-001.mkv").write_bytes(data)
+    return folder
+
+
+def test_a_part_cut_inside_its_header_is_kept_as_it_is(
+    whole_part: bytes, tmp_path: Path, signer: Signer
+) -> None:
+    folder = cut_folder(tmp_path, whole_part[:300])
+    result = recover_folder(folder, signer)
+    assert result is not None and result.segments == []
+    assert (folder / "media-001.mkv").read_bytes() == whole_part[:300]
+    manifest = json.loads((folder / "manifest.json").read_bytes())
+    assert [t["name"] for t in manifest["torn_parts"]] == ["media-001.mkv"]
+    names = [json.loads(x)["event"] for x in (folder / "events.jsonl").read_bytes().splitlines()]
+    assert "recording_part_unrecoverable" in names
+    verify_bundle(folder, signer.jwks(), decode=True)
+
+
+def test_a_cut_part_is_salvaged_without_touching_it_whatever_step_a_crash_stopped(
+    whole_part: bytes, tmp_path: Path, signer: Signer
+) -> None:
+    cut = whole_part[: len(whole_part) * 2 // 3]
+    plain = cut_folder(tmp_path, cut, "plain")
+    # A crash after the whole frames were copied and linked, before they were chained;
+    # and one in the middle of the copy (a temporary file of ours left behind).
+    linked = cut_folder(tmp_path, cut, "linked")
+    copied = recovery._copy_whole_frames(linked / "media-001.mkv", linked / "media-001-whole.mkv")
+    assert copied.packets["video"] > 0
+    halfway = cut_folder(tmp_path, cut, "halfway")
+    (halfway / "media-001-whole.mkv.tmp").write_bytes(b"half a copy")
+
+    for folder in (plain, linked, halfway):
+        result = recover_folder(folder, signer)
+        assert result is not None and result.segments == ["media-001-whole.mkv"]
+        assert (folder / "media-001.mkv").read_bytes() == cut  # the original, untouched
+        assert not list(folder.glob("*.tmp"))
+        manifest = json.loads((folder / "manifest.json").read_bytes())
+        [segment] = manifest["segments"]
+        assert segment["recovered_from"]["sha256"] == hashlib.sha256(cut).hexdigest()
+        assert segment["frames"] == copied.total
+        verify_bundle(folder, signer.jwks(), decode=True)
+        assert recover_folder(folder, signer) is None  # done: nothing to do again
+        assert len(load_chain(folder / CHAIN_FILE)) == manifest["chain_length"]
+
+
+def test_an_unchained_media_file_fails_verification(
+    whole_part: bytes, tmp_path: Path, signer: Signer
+) -> None:
+    folder = cut_folder(tmp_path, whole_part[: len(whole_part) // 2])
+    recover_folder(folder, signer)
+    (folder / "media-002-whole.mkv").write_bytes(whole_part)
+    with pytest.raises(VerifyError, match="media-002-whole.mkv: not in the signed manifest"):
+        verify_bundle(folder, signer.jwks(), decode=False)
+
+
+async def test_one_recorder_per_folder(tmp_path: Path) -> None:
+    first = SessionRecorder(tmp_path / "s")
+    with pytest.raises(RecorderBusy):
+        SessionRecorder(tmp_path / "s")
+    await first.close()
+    second = SessionRecorder(tmp_path / "s")
+    await second.close()
+
+
+async def test_a_write_whose_chaining_failed_is_not_done_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signer: Signer
+) -> None:
+    folder = tmp_path / "twice"
+    real_append = HashChain.append
+    failures = iter([OSError(errno.ENOSPC, "No space left on device")])
+
+    def append_once_failing(chain: HashChain, kind: str, **fields: Any) -> dict[str, Any]:
+        for failure in failures:
+            raise failure
+        return real_append(chain, kind, **fields)
+
+    monkeypatch.setattr(HashChain, "append", append_once_failing)
+    rec = SessionRecorder(folder, signer=signer)
+    rec.append_event({"event": "viewer_joined", "at": "2026-12-07T10:00:00+00:00", "by": "a"})
+    await rec.flush()
+    assert rec.status.state == "failed"
+    await rec.close()  # tries again: the chain entry is written, the line is not repeated
+    lines = (folder / "events.jsonl").read_bytes().splitlines()
+    assert [json.loads(x)["event"] for x in lines] == [
+        "viewer_joined",
+        "recording_failed",
+        "recording_resumed",
+    ]
+    verify_bundle(folder, signer.jwks(), decode=False)
+
+
+async def test_closing_on_a_full_disk_keeps_trying_until_it_is_written(
+    clips: dict[str, Clip], small_disk: Path, signer: Signer
+) -> None:
+    folder = small_disk / "evidence" / "s-close"
+    rec = SessionRecorder(folder, signer=signer, segment_seconds=1.0)
+    feeding = asyncio.ensure_future(stream(rec, clips["VP8"], 4.0))
+    await wait_for(lambda: rec.segments_closed >= 1, 10, "a first closed part")
+    filler = fill_disk(small_disk, leave=0)
+    await wait_for(lambda: rec.status.state == "failed", 10, "the recording to fail")
+    await feeding
+    rec.append_fix({"lat": 51.5, "lon": -0.1, "accuracy": 5.0})
+    await rec.close()  # returns; what is held is not thrown away
+    assert rec.status.state == "failed"
+    filler.unlink()
+
+    def closed() -> bool:
+        manifest = folder / "manifest.json"
+        return manifest.exists() and json.loads(manifest.read_bytes())["status"] == "closed"
+
+    await wait_for(closed, 10, "the held writes and the closed manifest")
+    verify_bundle(folder, signer.jwks(), decode=True)
+    events = [json.loads(x) for x in (folder / "events.jsonl").read_bytes().splitlines()]
+    totals = next(e for e in events if e["event"] == "recording_totals")
+    for kind in ("video", "audio"):
+        t = totals[kind]
+        assert t["taken"] == t["written"] + t["skipped"] + t["lost"], (kind, t)
+    assert (folder / "location.jsonl").read_bytes().count(b"\n") == 1

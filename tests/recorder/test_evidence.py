@@ -29,11 +29,6 @@ from tests.recorder.conftest import TcpProxy
 from tests.recorder.feed import record_session, stream
 
 
-@pytest.fixture(scope="module")
-def signer(tmp_path_factory: pytest.TempPathFactory) -> Signer:
-    return Signer.load_or_create(tmp_path_factory.mktemp("key") / "key.pem")
-
-
 def s3_store(url: str, bucket: str) -> S3ObjectLockStore:
     store = S3ObjectLockStore(bucket, endpoint_url=url)
     store.ensure_bucket()
