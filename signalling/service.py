@@ -160,8 +160,10 @@ class SessionService:
         recorder.append_event(
             {"event": "ended", "by": by, "at": utcnow().isoformat(), "session": session.to_record()}
         )
-        self._recorders.pop(session_id, None)
+        # Kept registered while it closes: anything else for this session meets the closing
+        # recorder (and fails loudly) instead of opening a second one on the same folder.
         await recorder.close()
+        self._recorders.pop(session_id, None)
         self._last_fix.pop(session_id, None)
         return session
 
@@ -185,8 +187,15 @@ class SessionService:
         media = self._media.get(session_id)
         return await media.close_viewers(grant) if media else 0
 
-    def record_event(self, session_id: str, event: EvidenceEvent) -> None:
-        """An event for the session's evidential record (e.g. a disclosure to an officer)."""
+    async def record_event(self, session_id: str, event: EvidenceEvent) -> None:
+        """An event for the session's evidential record (e.g. a disclosure to an officer).
+
+        Once the session has ended its bundle is closed and signed: what happens after (a
+        share withdrawn late) is in the audit trail, not added to the evidence.
+        """
+        if (await self.store.get(session_id)).state == "ended":
+            logger.info("session %s has ended: %s kept in the audit trail", session_id, event)
+            return
         self._recorder(session_id).append_event(event)
 
     # -- caller ----------------------------------------------------------------------
@@ -243,6 +252,8 @@ class SessionService:
     async def handle_caller_message(self, session_id: str, text: str) -> None:
         """A data-channel message; anything malformed is counted and dropped, never stored."""
         try:
+            if (await self.store.get(session_id)).state == "ended":
+                raise InvalidFix("session ended")
             if len(text.encode()) > self.settings.max_message_bytes:
                 raise InvalidFix("message too large")
             message = parse_json(text)

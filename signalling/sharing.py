@@ -115,7 +115,7 @@ class ShareService:
             return share
         share = replace(share, withdrawn_at=utcnow(), withdrawn_by=by)
         await self.store.save_share(share)
-        self.sessions.record_event(
+        await self.sessions.record_event(
             session_id,
             {
                 "event": "share_withdrawn",
@@ -275,7 +275,7 @@ class ShareService:
             "at": share.created_at.isoformat(),
             "expires_at": expires_at.isoformat() if expires_at else None,
         }
-        self.sessions.record_event(session.id, event)
+        await self.sessions.record_event(session.id, event)
         return share
 
 

@@ -16,7 +16,7 @@ from bench.synthetic import Clip, SyntheticCaller
 from recorder.events import EVENT_NAMES
 from recorder.verify import verify_bundle
 from signalling.app import RUNNER_OPTIONS, make_app
-from signalling.appkeys import EVIDENCE, SETTINGS
+from signalling.appkeys import EVIDENCE, SERVICE, SETTINGS
 from signalling.config import load_settings
 from tests.harness import fill_disk
 
@@ -96,7 +96,20 @@ async def test_a_session_leaves_its_complete_record(
         await caller.close()
 
     folder = app[SETTINGS].evidence_dir / session_id
-    events = [json.loads(line) for line in (folder / "events.jsonl").read_bytes().splitlines()]
+    closed = (folder / "events.jsonl").read_bytes()
+    # Late arrivals once the bundle is closed and signed: nothing is added to it, and no
+    # second recorder is opened on its folder.
+    service = app[SERVICE]
+    fix = {"type": "fix", "lat": 51.5, "lon": -0.1, "accuracy": 5, "timestamp": time.time() * 1000}
+    await service.handle_caller_message(session_id, json.dumps(fix))
+    await service.record_event(
+        session_id, {"event": "viewer_joined", "at": "2026-12-07T10:00:00+00:00", "by": "late"}
+    )
+    assert (await service.view(await service.store.get(session_id)))["rejected_fixes"] == 1
+    assert (folder / "events.jsonl").read_bytes() == closed
+    assert not (folder / "location.jsonl").exists()
+
+    events = [json.loads(line) for line in closed.splitlines()]
     names = [e["event"] for e in events]
     assert all(e["event"] in EVENT_NAMES and e["at"] for e in events), names
     assert all("type" not in e for e in events)  # one discriminator key
