@@ -86,6 +86,7 @@ async def test_caller_to_two_viewers_and_recorder(
     finally:
         await session.close()
         await session.close()
+        await recorder.close()  # the session's owner closes its recorder
         await caller.close()
         for viewer in viewers:
             await viewer.close()
@@ -123,6 +124,7 @@ async def test_reconnect_keeps_viewers_and_starts_new_part(vp8_clip: Clip, tmp_p
         assert states.count("connecting") == 2 and "live" in states
     finally:
         await session.close()
+        await recorder.close()
         await first.close()
         await second.close()
         await viewer.close()
@@ -142,6 +144,7 @@ async def test_location_only_caller(tmp_path: Path) -> None:
         await wait_for(lambda: messages == ['{"lat": 1}'], 3)
     finally:
         await session.close()
+        await recorder.close()
         await caller.close()
     assert recorder.parts == []
 
@@ -149,9 +152,8 @@ async def test_location_only_caller(tmp_path: Path) -> None:
 async def test_viewer_offer_without_common_codec_is_refused(
     h264_clip: Clip, tmp_path: Path
 ) -> None:
-    session = MediaSession(
-        "x", None, SessionRecorder(tmp_path / "x"), lambda m: None, lambda s: None
-    )
+    recorder = SessionRecorder(tmp_path / "x")
+    session = MediaSession("x", None, recorder, lambda m: None, lambda s: None)
     caller = SyntheticCaller(h264_clip)
     viewer = RTCPeerConnection()
     try:
@@ -166,6 +168,7 @@ async def test_viewer_offer_without_common_codec_is_refused(
         assert session.viewer_count == 0
     finally:
         await session.close()
+        await recorder.close()
         await caller.close()
         await viewer.close()
 
@@ -185,6 +188,7 @@ async def test_viewer_leaving_is_removed(vp8_clip: Clip, tmp_path: Path) -> None
         await wait_for(lambda: session.video_relay.subscriber_count == subscribers - 1, 2)
     finally:
         await session.close()
+        await recorder.close()
         await caller.close()
 
 
@@ -208,6 +212,7 @@ async def test_sender_reports_give_frames_wall_clock_and_events(
                 drained[kind].append(f)
     finally:
         await session.close()
+        await recorder.close()
         await caller.close()
     for kind, frames in drained.items():
         timed = [f for f in frames if f.capture_time is not None]
@@ -252,6 +257,7 @@ async def test_closing_one_grants_viewers_leaves_the_others(vp8_clip: Clip, tmp_
         assert len(officer_a.frames["video"]) == stopped
     finally:
         await session.close()
+        await recorder.close()
         await caller.close()
         for viewer in (console, officer_a, officer_b):
             await viewer.close()
@@ -261,9 +267,8 @@ async def test_refused_re_offer_leaves_the_live_caller_connected(
     vp8_clip: Clip, tmp_path: Path
 ) -> None:
     states: list[str] = []
-    session = MediaSession(
-        "re", None, SessionRecorder(tmp_path / "re"), lambda m: None, states.append
-    )
+    recorder = SessionRecorder(tmp_path / "re")
+    session = MediaSession("re", None, recorder, lambda m: None, states.append)
     caller = SyntheticCaller(vp8_clip)
     other = SyntheticCaller(vp8_clip)
     try:
@@ -281,5 +286,6 @@ async def test_refused_re_offer_leaves_the_live_caller_connected(
         assert session.video_relay.stats()["frames_in"] > 0
     finally:
         await session.close()
+        await recorder.close()
         await caller.close()
         await other.close()
