@@ -68,7 +68,7 @@ def server(kind: str, data: Path, codec: str) -> Iterator[tuple[str, subprocess.
     }
     env.pop("REDIS_URL", None)
     if kind == "scenelink":
-        command = [sys.executable, "-m", "signalling.cli", "--log-level", "WARNING", "serve"]
+        command = [sys.executable, "-m", "signalling.cli.main", "--log-level", "WARNING", "serve"]
     else:
         command = [sys.executable, "-m", "bench.stock", "--port", str(port)]
         command += ["--data-dir", str(data), "--codec", codec]

@@ -30,8 +30,6 @@ TOP = "bench"  # may import anything
 # (importing module, imported package) -> why it is still there
 KNOWN_UPWARD: dict[tuple[str, str], str] = {
     ("recorder.evidence", "retention"): "issue 13: recorder.evidence reads retention's book",
-    ("recorder.cli", "signalling"): "issue 13: one CLI entry point composes the subcommands",
-    ("retention.cli", "signalling"): "issue 13: one CLI entry point composes the subcommands",
 }
 # (package imported, higher package that got loaded with it) -> why
 KNOWN_LOADED: dict[tuple[str, str], str] = {

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from ..config import Settings
-from .base import LogSmsSender, SentMessage, SmsError, SmsMessage, SmsSender, redact_links
-from .notify import NotifySmsSender
-from .sns import SnsSmsSender
-from .webhook import WebhookSmsSender
+from signalling.config import Settings
+from signalling.sms.base import (
+    LogSmsSender,
+    SentMessage,
+    SmsError,
+    SmsMessage,
+    SmsSender,
+    redact_links,
+)
+from signalling.sms.notify import NotifySmsSender
+from signalling.sms.sns import SnsSmsSender
+from signalling.sms.webhook import WebhookSmsSender
 
 __all__ = [
     "LogSmsSender",

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from ..phone import mask
-from ..sessions import utcnow
+from signalling.calls.sessions import utcnow
+from signalling.sms.phone import mask
 
 logger = logging.getLogger("signalling.sms")
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import aiohttp
 
-from .base import SmsError
+from signalling.sms.base import SmsError
 
 
 async def post_json(

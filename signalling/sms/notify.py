@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import jwt
 
-from .base import SmsMessage, log_sent
-from .http import post_json
+from signalling.sms.base import SmsMessage, log_sent
+from signalling.sms.http import post_json
 
 NOTIFY_URL = "https://api.notifications.service.gov.uk"
 _UUID_LEN = 36

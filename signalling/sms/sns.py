@@ -10,7 +10,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
 
-from .base import SmsError, SmsMessage, log_sent
+from signalling.sms.base import SmsError, SmsMessage, log_sent
 
 
 class SnsSmsSender:

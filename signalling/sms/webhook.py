@@ -6,8 +6,8 @@ import hashlib
 import hmac
 import json
 
-from .base import SmsMessage, log_sent
-from .http import post_json
+from signalling.sms.base import SmsMessage, log_sent
+from signalling.sms.http import post_json
 
 SIGNATURE_HEADER = "X-SceneLink-Signature"
 

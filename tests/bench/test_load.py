@@ -107,7 +107,7 @@ def test_load_generator_smoke(codec: str, tmp_path: Path) -> None:
     env.pop("REDIS_URL", None)
     cache = Path(os.environ.get("SCENELINK_TEST_CLIP_CACHE", tmp_path / "clips"))
     load_clip(codec, cache)
-    command = [sys.executable, "-m", "signalling.cli", "serve"]
+    command = [sys.executable, "-m", "signalling.cli.main", "serve"]
     marks: list[str] = []
     url = f"http://127.0.0.1:{port}"
     with running(command, port, tmp_path / "server.log", env=env):

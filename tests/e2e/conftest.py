@@ -58,7 +58,7 @@ def start_server(tmp_path: Path, **env: str) -> Iterator[RunningServer]:
     if "REDIS_URL" not in env:
         environment.pop("REDIS_URL", None)
     log = tmp_path / "server.log"
-    command = [sys.executable, "-m", "signalling.cli", "serve"]
+    command = [sys.executable, "-m", "signalling.cli.main", "serve"]
     with running(command, port, log, env=environment):
         yield RunningServer(
             f"http://127.0.0.1:{port}", data_dir, log, env.get("SCENELINK_PREFERRED_CODEC")

@@ -252,7 +252,7 @@ async def scenelink_verify(server: RunningServer, target: str, jwks: Path) -> st
     """``scenelink verify`` run as a user would; its output, or the failure."""
     verified = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "signalling.cli", "verify", target, "--jwks", str(jwks)],
+        [sys.executable, "-m", "signalling.cli.main", "verify", target, "--jwks", str(jwks)],
         env=os.environ | {"SCENELINK_DATA_DIR": str(server.data_dir)},
         capture_output=True,
         text=True,

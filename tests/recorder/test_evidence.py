@@ -24,7 +24,7 @@ from recorder.recovery import recover_all
 from recorder.spool import Spooler
 from recorder.store import LocalFolderStore, S3ObjectLockStore, find_session
 from recorder.verify import VerifyError, verify_bundle, verify_target
-from signalling.cli import main as scenelink
+from signalling.cli.main import main as scenelink
 from tests.recorder.conftest import TcpProxy
 from tests.recorder.feed import record_session, stream
 

@@ -17,7 +17,7 @@ from recorder.manifest import Signer
 from recorder.spool import Spooler
 from recorder.store import EvidenceStore, LocalFolderStore
 from recorder.verify import VerifyError
-from signalling.cli import main as scenelink
+from signalling.cli.main import main as scenelink
 from tests.recorder.feed import record_session
 
 LONDON = ((51.5010, -0.1262), (51.5012, -0.1261))

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from signalling.app import RUNNER_OPTIONS, make_app
-from signalling.appkeys import AUDIT, SERVICE
 from signalling.config import load_settings
+from signalling.web.app import RUNNER_OPTIONS, make_app
+from signalling.web.appkeys import AUDIT, SERVICE
 
 ROLES = ["call_handler", "investigator", "supervisor", "admin"]
 HEADERS = {"X-Requested-With": "scenelink"}

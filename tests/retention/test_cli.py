@@ -11,8 +11,8 @@ from recorder.spool import Spooler
 from recorder.store import LocalFolderStore
 from retention.book import RetentionBook
 from retention.schedule import load_schedule
-from signalling.audit import AuditTrail, first_broken
-from signalling.cli import main as scenelink
+from signalling.audit.trail import AuditTrail, first_broken
+from signalling.cli.main import main as scenelink
 from tests.retention.conftest import INCIDENT, PHONE, Clock, days, start_time, write_bundle
 
 

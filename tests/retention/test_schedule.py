@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from retention.schedule import Period, ScheduleError, load_schedule, parse_schedule
-from signalling.cli import main as scenelink
+from signalling.cli.main import main as scenelink
 
 GOOD = """
 expiring_within = "14d"

@@ -1,0 +1,354 @@
+"""The life of a call session: link, caller, viewers, fixes, end. HTTP-free, so tests and
+a dispatch (CAD) integration drive the same code as the console."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from aiortc import RTCConfiguration, RTCIceServer, RTCSessionDescription
+
+from recorder.events import EvidenceEvent, MediaStateChanged
+from recorder.evidence import Evidence
+from recorder.recording import RecordingStatus, SessionRecorder
+from signalling.calls.device import caller_device
+from signalling.calls.location import GpsFix, InvalidFix, check_plausible, parse_fix
+from signalling.calls.rejections import RejectedFixLog
+from signalling.calls.sdp import check_offer, refused_late
+from signalling.calls.sessions import CallSession, SessionMode, utcnow
+from signalling.calls.state import StateStore
+from signalling.calls.tokens import CallerTokens, TokenError
+from signalling.config import Settings
+from signalling.safejson import parse_json
+from signalling.sms import SmsError, SmsMessage, SmsSender
+from signalling.sms.phone import mask, normalise_mobile
+from streamserver.session import MediaSession
+
+logger = logging.getLogger(__name__)
+
+
+class LinkNotUsable(Exception):
+    """The caller's link is forged, expired, replaced or its session has ended."""
+
+
+class SessionEnded(Exception):
+    pass
+
+
+class CallerConnected(Exception):
+    """The caller has opened the link: a new one would only cut them off."""
+
+
+class SessionService:
+    def __init__(
+        self,
+        settings: Settings,
+        store: StateStore,
+        tokens: CallerTokens,
+        sms: SmsSender,
+        evidence: Evidence,
+    ) -> None:
+        self.settings = settings
+        self.evidence = evidence
+        self.store = store
+        self.tokens = tokens
+        self.sms = sms
+        self._media: dict[str, MediaSession] = {}
+        self._recorders: dict[str, SessionRecorder] = {}
+        self._last_fix: dict[str, GpsFix] = {}
+        self._rejected_fixes = RejectedFixLog(logger)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._rtc_config = RTCConfiguration(
+            iceServers=[
+                RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
+                for s in settings.ice_servers
+            ]
+        )
+
+    # -- call handler ------------------------------------------------------------------
+
+    async def create(
+        self, phone: str, incident_ref: str, mode: SessionMode, created_by: str, base_url: str
+    ) -> CallSession:
+        e164 = normalise_mobile(phone, self.settings.phone_region)
+        session_id = secrets.token_hex(8)
+        token, claims = self.tokens.mint(session_id)
+        now = utcnow()
+        session = CallSession(
+            id=session_id,
+            incident_ref=incident_ref,
+            phone=e164,
+            mode=mode,
+            state="link_sent",
+            created_at=now,
+            created_by=created_by,
+            token_id=claims.token_id,
+            link_expires_at=now + timedelta(seconds=self.settings.link_ttl_s),
+        )
+        await self.store.create(session)
+        self._recorder(session_id).append_event(
+            {
+                "event": "session_created",
+                "by": created_by,
+                "at": now.isoformat(),
+                "incident_ref": incident_ref,
+                "mode": mode,
+                "token_id": claims.token_id,
+                # The evidence (not the logs) keeps the number: right-of-access searches need it.
+                "phone": e164,
+            }
+        )
+        return await self._send_link(session, token, base_url, created_by)
+
+    async def resend(self, session_id: str, by: str, base_url: str) -> CallSession:
+        """A fresh link for a caller who has not opened theirs (the SMS failed or never
+        arrived); the old link stops working."""
+        session = await self.store.get(session_id)
+        if session.state == "ended":
+            raise SessionEnded(session_id)
+        if session.opened_at is not None:
+            raise CallerConnected(session_id)
+        token, claims = self.tokens.mint(session_id)
+        now = utcnow()
+        session = await self._change(
+            session_id,
+            token_id=claims.token_id,
+            link_expires_at=now + timedelta(seconds=self.settings.link_ttl_s),
+            sms_status="pending",
+            sms_error=None,
+        )
+        self._recorder(session_id).append_event(
+            {"event": "link_resent", "by": by, "at": now.isoformat(), "token_id": claims.token_id}
+        )
+        return await self._send_link(session, token, base_url, by)
+
+    async def _send_link(
+        self, session: CallSession, token: str, base_url: str, by: str
+    ) -> CallSession:
+        """A failed delivery is kept on the session (and in the evidence) for the call
+        handler to see and retry; it is not an error of the request."""
+        link = f"{base_url.rstrip('/')}/c/{token}"
+        force = self.settings.force_name
+        text = self.settings.sms_template.format(force=force, link=link)
+        try:
+            await self.sms.send(SmsMessage(session.id, force, session.phone, text, link, by))
+        except SmsError as exc:
+            logger.warning("session %s: SMS to %s failed: %s", session.id, mask(session.phone), exc)
+            self._recorder(session.id).append_event(
+                {"event": "link_not_sent", "reason": str(exc), "at": utcnow().isoformat()}
+            )
+            return await self._change(session.id, sms_status="failed", sms_error=str(exc))
+        self._recorder(session.id).append_event({"event": "link_sent", "at": utcnow().isoformat()})
+        return await self._change(session.id, sms_status="sent", sms_error=None)
+
+    async def end(self, session_id: str, by: str) -> CallSession:
+        session = await self.store.get(session_id)
+        if session.state == "ended":
+            return session
+        logger.info("session %s ended by %s", session_id, by)
+        session = await self._change(session_id, state="ended", ended_at=utcnow(), ended_by=by)
+        media = self._media.pop(session_id, None)
+        if media is not None:
+            await media.send_to_caller(json.dumps({"type": "ended"}))
+            await media.close()  # ends the media; the recorder stays open for the record
+        recorder = self._recorder(session_id)
+        recorder.append_event(
+            {"event": "ended", "by": by, "at": utcnow().isoformat(), "session": session.to_record()}
+        )
+        # Kept registered while it closes: anything else for this session meets the closing
+        # recorder (and fails loudly) instead of opening a second one on the same folder.
+        await recorder.close()
+        self._recorders.pop(session_id, None)
+        self._last_fix.pop(session_id, None)
+        return session
+
+    async def add_viewer(
+        self, session_id: str, offer: RTCSessionDescription, viewer: str, grant: str | None = None
+    ) -> RTCSessionDescription:
+        session = await self.store.get(session_id)
+        if session.state == "ended":
+            raise SessionEnded(session_id)
+        check_offer(offer.sdp, required=set(), any_of={"audio", "video"})
+        with refused_late():
+            answer = await self._media_session(session_id).add_viewer(offer, grant)
+        logger.info("session %s: live view by %s", session_id, viewer)
+        self._recorder(session_id).append_event(
+            {"event": "viewer_joined", "by": viewer, "at": utcnow().isoformat()}
+        )
+        return answer
+
+    async def close_viewers(self, session_id: str, grant: str) -> int:
+        """Cut off the viewers on this node that watch under ``grant`` (an ended share)."""
+        media = self._media.get(session_id)
+        return await media.close_viewers(grant) if media else 0
+
+    async def record_event(self, session_id: str, event: EvidenceEvent) -> None:
+        """An event for the session's evidential record (e.g. a disclosure to an officer).
+
+        Once the session has ended its bundle is closed and signed: what happens after (a
+        share withdrawn late) is in the audit trail, not added to the evidence.
+        """
+        if (await self.store.get(session_id)).state == "ended":
+            logger.info("session %s has ended: %s kept in the audit trail", session_id, event)
+            return
+        self._recorder(session_id).append_event(event)
+
+    # -- caller ----------------------------------------------------------------------
+
+    async def caller_session(self, token: str) -> CallSession:
+        """Check a caller's token against the session it names; say why if it is refused."""
+        try:
+            claims = self.tokens.verify(token)
+            session = await self.store.get(claims.session_id)
+        except (TokenError, KeyError) as exc:
+            raise LinkNotUsable(str(exc) or "unknown session") from exc
+        if claims.token_id != session.token_id:
+            raise LinkNotUsable("replaced by a newer link")
+        if session.state == "ended":
+            raise LinkNotUsable("session ended")
+        if session.opened_at is None and utcnow() > session.link_expires_at:
+            raise LinkNotUsable("not opened in time")
+        return session
+
+    async def open_link(self, token: str, user_agent: str = "") -> CallSession:
+        session = await self.caller_session(token)
+        if session.opened_at is None:
+            device = await asyncio.to_thread(caller_device, user_agent)
+            self._recorder(session.id).append_event(
+                {"event": "link_opened", "at": utcnow().isoformat(), **device}
+            )
+            session = await self._change(session.id, state="opened", opened_at=utcnow())
+        return session
+
+    async def caller_offer(
+        self, token: str, offer: RTCSessionDescription, consent_version: str, user_agent: str = ""
+    ) -> RTCSessionDescription:
+        session = await self.caller_session(token)
+        wanted = {"application", "video"} if session.mode == "video" else {"application"}
+        check_offer(offer.sdp, required=wanted)
+        if session.consent_at is None:
+            device = await asyncio.to_thread(caller_device, user_agent)
+            self._recorder(session.id).append_event(
+                {
+                    "event": "consent_given",
+                    "at": utcnow().isoformat(),
+                    "consent_version": consent_version,
+                    **device,
+                }
+            )
+            await self._change(session.id, consent_at=utcnow(), consent_version=consent_version)
+        media = self._media_session(session.id)
+        with refused_late():
+            answer = await media.accept_caller(offer)
+        if media.codec != session.codec:
+            await self._change(session.id, codec=media.codec)
+        return answer
+
+    async def handle_caller_message(self, session_id: str, text: str) -> None:
+        """A data-channel message; anything malformed is counted and dropped, never stored."""
+        try:
+            if (await self.store.get(session_id)).state == "ended":
+                raise InvalidFix("session ended")
+            if len(text.encode()) > self.settings.max_message_bytes:
+                raise InvalidFix("message too large")
+            message = parse_json(text)
+            if not isinstance(message, dict) or message.get("type") != "fix":
+                raise InvalidFix("not a fix message")
+            fix = parse_fix(message, utcnow())
+            previous = self._last_fix.get(session_id)
+            if previous is not None and fix.same_reading(previous):
+                return  # the page re-sends its last fix as a keep-alive
+            check_plausible(previous, fix)
+        except (InvalidFix, ValueError) as exc:
+            self._rejected_fixes.rejected(session_id, str(exc))
+            await self.store.count_rejected_fix(session_id)
+            return
+        self._last_fix[session_id] = fix
+        record = fix.to_json()
+        await self.store.add_fix(session_id, record)
+        self._recorder(session_id).append_fix(record)
+        await self.store.publish(session_id, {"type": "fix", "fix": record})
+
+    # -- shared ----------------------------------------------------------------------
+
+    async def view(self, session: CallSession) -> dict[str, Any]:
+        """The session as the API shows it: no full phone number, no token."""
+        fix_count, last_fix = await self.store.trail_summary(session.id)
+        record = session.to_record()
+        for private in ("phone", "token_id", "link_expires_at"):
+            record.pop(private)
+        media = self._media.get(session.id)
+        recorder = self._recorders.get(session.id)
+        recording = recorder.status if recorder is not None else RecordingStatus()
+        return record | {
+            "recording": {"state": recording.state, "cause": recording.cause},
+            "phone_masked": mask(session.phone),
+            "fix_count": fix_count,
+            "last_fix": last_fix,
+            "viewers": media.viewer_count if media else 0,
+            "sms": {"status": session.sms_status, "error": session.sms_error},
+        }
+
+    async def close(self) -> None:
+        for session_id in list(self._media):
+            await self.end(session_id, by="server shutdown")
+        for recorder in self._recorders.values():
+            await recorder.close()
+        self._recorders.clear()
+
+    async def _change(self, session_id: str, **changes: Any) -> CallSession:
+        session = await self.store.update(session_id, **changes)
+        await self._publish_view(session)
+        return session
+
+    async def _publish_view(self, session: CallSession) -> None:
+        await self.store.publish(session.id, {"type": "state", "session": await self.view(session)})
+
+    def _recorder(self, session_id: str) -> SessionRecorder:
+        recorder = self._recorders.get(session_id)
+        if recorder is None:
+            recorder = self.evidence.recorder(
+                session_id, on_status=lambda status: self._recording_status(session_id, status)
+            )
+            self._recorders[session_id] = recorder
+        return recorder
+
+    def _recording_status(self, session_id: str, status: RecordingStatus) -> None:
+        """A failed or resumed recording reaches the consoles at once."""
+        self._spawn(self._publish_state(session_id))
+
+    async def _publish_state(self, session_id: str) -> None:
+        await self._publish_view(await self.store.get(session_id))
+
+    def _media_session(self, session_id: str) -> MediaSession:
+        media = self._media.get(session_id)
+        if media is None:
+            media = MediaSession(
+                session_id,
+                rtc_config=self._rtc_config,
+                recorder=self._recorder(session_id),
+                on_message=lambda text: self._spawn(self.handle_caller_message(session_id, text)),
+                on_state=lambda state: self._spawn(self._media_state(session_id, state)),
+                queue_size=self.settings.relay_queue_size,
+            )
+            self._media[session_id] = media
+        return media
+
+    async def _media_state(self, session_id: str, state: str) -> None:
+        session = await self.store.get(session_id)
+        if session.state == "ended":
+            return
+        match state:
+            case "connecting" | "live" | "reconnecting":
+                event: MediaStateChanged = {"event": state, "at": utcnow().isoformat()}
+                self._recorder(session_id).append_event(event)
+                await self._change(session_id, state=state)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,41 @@
+"""A call session as the state store keeps it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from signalling.calls.records import Record
+
+SessionMode = Literal["video", "location"]
+SessionState = Literal["link_sent", "opened", "connecting", "live", "reconnecting", "ended"]
+LIVE_STATES: frozenset[str] = frozenset({"opened", "connecting", "live", "reconnecting"})
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class CallSession(Record):
+    """Everything about a session but its trail; the phone number stays in full only here."""
+
+    id: str
+    incident_ref: str
+    phone: str
+    mode: SessionMode
+    state: SessionState
+    created_at: datetime
+    created_by: str
+    token_id: str
+    link_expires_at: datetime
+    opened_at: datetime | None = None
+    consent_at: datetime | None = None
+    consent_version: str | None = None
+    ended_at: datetime | None = None
+    ended_by: str | None = None
+    sms_status: str = "pending"
+    sms_error: str | None = None
+    codec: str | None = None
+    rejected_fixes: int = 0

@@ -1,0 +1,341 @@
+"""Where session state lives: in memory by default, in Redis when REDIS_URL is set.
+
+Both stores keep the same things: session records, each session's location trail, shares
+with officers, a per-session event feed that consoles follow (Redis pub/sub across
+processes), signed-out console cookies, and the sign-in throttle's attempt counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+
+from signalling.calls.sessions import CallSession
+from signalling.calls.shares import Share
+
+Event = dict[str, Any]
+
+
+class SessionNotFound(KeyError):
+    pass
+
+
+class ShareNotFound(KeyError):
+    pass
+
+
+class StateStore(Protocol):
+    async def create(self, session: CallSession) -> None: ...
+    async def get(self, session_id: str) -> CallSession: ...
+    async def update(self, session_id: str, **changes: Any) -> CallSession: ...
+    async def recent(self, limit: int = 100) -> list[CallSession]: ...
+    async def count_rejected_fix(self, session_id: str) -> None: ...
+    async def add_fix(self, session_id: str, fix: dict[str, Any]) -> None: ...
+    async def trail(self, session_id: str) -> list[dict[str, Any]]: ...
+    async def trail_summary(self, session_id: str) -> tuple[int, dict[str, Any] | None]: ...
+    async def save_share(self, share: Share) -> None: ...
+    async def get_share(self, share_id: str) -> Share: ...
+    async def session_shares(self, session_id: str) -> list[Share]: ...
+    async def recipient_shares(self, username: str) -> list[Share]: ...
+    async def publish(self, session_id: str, event: Event) -> None: ...
+    async def revoke(self, token_id: str, until: float) -> None: ...
+    async def is_revoked(self, token_id: str) -> bool: ...
+    async def count_attempt(self, limits: dict[str, int], attempt: str, window_s: float) -> float:
+        """Count ``attempt`` under every key of ``limits`` unless one already holds its limit
+        within the window: 0 when counted, else the seconds until it would be."""
+        ...
+
+    async def forget_attempt(self, key: str, attempt: str | None = None) -> None:
+        """Uncount one attempt under ``key``, or every one (None)."""
+        ...
+
+    def subscribe(
+        self, session_id: str
+    ) -> Any: ...  # async context manager of AsyncIterator[Event]
+    async def close(self) -> None: ...
+
+
+class MemoryStore:
+    """The embedded default: one process, nothing to install."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, CallSession] = {}
+        self._trails: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self._shares: dict[str, Share] = {}
+        self._subscribers: dict[str, set[asyncio.Queue[Event]]] = defaultdict(set)
+        self._revoked: dict[str, float] = {}
+        self._attempts: dict[str, dict[str, float]] = defaultdict(dict)
+
+    async def create(self, session: CallSession) -> None:
+        self._sessions[session.id] = session
+
+    async def get(self, session_id: str) -> CallSession:
+        try:
+            return CallSession.from_record(self._sessions[session_id].to_record())
+        except KeyError:
+            raise SessionNotFound(session_id) from None
+
+    async def update(self, session_id: str, **changes: Any) -> CallSession:
+        session = self._sessions.get(session_id)
+        if session is None:
+            raise SessionNotFound(session_id)
+        for key, value in changes.items():
+            setattr(session, key, value)
+        return await self.get(session_id)
+
+    async def recent(self, limit: int = 100) -> list[CallSession]:
+        newest = sorted(self._sessions.values(), key=lambda s: s.created_at, reverse=True)
+        return [await self.get(s.id) for s in newest[:limit]]
+
+    async def count_rejected_fix(self, session_id: str) -> None:
+        session = self._sessions[session_id]
+        session.rejected_fixes += 1
+
+    async def add_fix(self, session_id: str, fix: dict[str, Any]) -> None:
+        self._trails[session_id].append(fix)
+
+    async def trail(self, session_id: str) -> list[dict[str, Any]]:
+        return list(self._trails.get(session_id, []))
+
+    async def trail_summary(self, session_id: str) -> tuple[int, dict[str, Any] | None]:
+        trail = self._trails.get(session_id, [])
+        return len(trail), (trail[-1] if trail else None)
+
+    async def save_share(self, share: Share) -> None:
+        self._shares[share.id] = share
+
+    async def get_share(self, share_id: str) -> Share:
+        try:
+            return self._shares[share_id]
+        except KeyError:
+            raise ShareNotFound(share_id) from None
+
+    async def session_shares(self, session_id: str) -> list[Share]:
+        return self._oldest_first(s for s in self._shares.values() if s.session_id == session_id)
+
+    async def recipient_shares(self, username: str) -> list[Share]:
+        return self._oldest_first(
+            s for s in self._shares.values() if s.kind == "account" and s.recipient == username
+        )
+
+    @staticmethod
+    def _oldest_first(shares: Iterable[Share]) -> list[Share]:
+        return sorted(shares, key=lambda s: s.created_at)
+
+    async def publish(self, session_id: str, event: Event) -> None:
+        for queue in self._subscribers.get(session_id, ()):
+            queue.put_nowait(event)
+
+    async def revoke(self, token_id: str, until: float) -> None:
+        now = time.time()
+        self._revoked = {t: u for t, u in self._revoked.items() if u > now} | {token_id: until}
+
+    async def is_revoked(self, token_id: str) -> bool:
+        return self._revoked.get(token_id, 0.0) > time.time()
+
+    async def count_attempt(self, limits: dict[str, int], attempt: str, window_s: float) -> float:
+        now = time.monotonic()
+        wait = 0.0
+        for key, limit in limits.items():
+            kept = {a: t for a, t in self._attempts[key].items() if t > now - window_s}
+            self._attempts[key] = kept
+            if len(kept) >= limit:
+                oldest = sorted(kept.values())[len(kept) - limit]
+                wait = max(wait, oldest + window_s - now)
+        if wait == 0:
+            for key in limits:
+                self._attempts[key][attempt] = now
+        return wait
+
+    async def forget_attempt(self, key: str, attempt: str | None = None) -> None:
+        if attempt is None:
+            self._attempts.pop(key, None)
+        else:
+            self._attempts.get(key, {}).pop(attempt, None)
+
+    @asynccontextmanager
+    async def subscribe(self, session_id: str) -> AsyncIterator[AsyncIterator[Event]]:
+        queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=1000)
+        self._subscribers[session_id].add(queue)
+
+        async def events() -> AsyncIterator[Event]:
+            while True:
+                yield await queue.get()
+
+        try:
+            yield events()
+        finally:
+            self._subscribers[session_id].discard(queue)
+
+    async def close(self) -> None:
+        return None
+
+
+# One script, so that nodes counting sign-in attempts at once never both take the last place.
+# KEYS: the windows; ARGV: the window (ms), the attempt, then each key's limit. Redis's clock.
+_COUNT_ATTEMPT = """
+local clock = redis.call('TIME')
+local now = clock[1] * 1000 + math.floor(clock[2] / 1000)
+local window = tonumber(ARGV[1])
+local wait = 0
+for i, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  local limit = tonumber(ARGV[i + 2])
+  local count = redis.call('ZCARD', key)
+  if count >= limit then
+    local oldest = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
+    wait = math.max(wait, tonumber(oldest[2]) + window - now)
+  end
+end
+if wait == 0 then
+  for _, key in ipairs(KEYS) do
+    redis.call('ZADD', key, now, ARGV[2])
+    redis.call('PEXPIRE', key, window)
+  end
+end
+return wait
+"""
+
+
+class RedisStore:
+    """Shared state for several processes or nodes (issue: scale, DESIGN.md section 9)."""
+
+    prefix = "scenelink:"
+
+    def __init__(self, url: str) -> None:
+        # redis-py types replies as bytes | str whatever decode_responses says.
+        self._redis: Any = aioredis.from_url(url, decode_responses=True)
+        self._count_attempt = self._redis.register_script(_COUNT_ATTEMPT)
+
+    def _key(self, kind: str, session_id: str) -> str:
+        return f"{self.prefix}{kind}:{session_id}"
+
+    async def create(self, session: CallSession) -> None:
+        record = {k: json.dumps(v) for k, v in session.to_record().items()}
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._key("session", session.id), mapping=record)
+            pipe.zadd(self.prefix + "sessions", {session.id: session.created_at.timestamp()})
+            await pipe.execute()
+
+    async def get(self, session_id: str) -> CallSession:
+        raw = await self._redis.hgetall(self._key("session", session_id))
+        if not raw:
+            raise SessionNotFound(session_id)
+        return CallSession.from_record({k: json.loads(v) for k, v in raw.items()})
+
+    async def update(self, session_id: str, **changes: Any) -> CallSession:
+        key = self._key("session", session_id)
+        if not await self._redis.exists(key):
+            raise SessionNotFound(session_id)
+        encoded = CallSession.from_record(
+            {**(await self.get(session_id)).to_record(), **changes}
+        ).to_record()
+        # Only the changed fields are written, so concurrent updates of different fields
+        # from several processes do not overwrite each other.
+        await self._redis.hset(key, mapping={k: json.dumps(encoded[k]) for k in changes})
+        return await self.get(session_id)
+
+    async def recent(self, limit: int = 100) -> list[CallSession]:
+        ids = await self._redis.zrevrange(self.prefix + "sessions", 0, limit - 1)
+        return [await self.get(session_id) for session_id in ids]
+
+    async def count_rejected_fix(self, session_id: str) -> None:
+        # The field holds JSON, and a JSON integer is what HINCRBY increments atomically.
+        await self._redis.hincrby(self._key("session", session_id), "rejected_fixes", 1)
+
+    async def add_fix(self, session_id: str, fix: dict[str, Any]) -> None:
+        await self._redis.rpush(self._key("trail", session_id), json.dumps(fix))
+
+    async def trail(self, session_id: str) -> list[dict[str, Any]]:
+        return [
+            json.loads(x) for x in await self._redis.lrange(self._key("trail", session_id), 0, -1)
+        ]
+
+    async def trail_summary(self, session_id: str) -> tuple[int, dict[str, Any] | None]:
+        key = self._key("trail", session_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.llen(key)
+            pipe.lindex(key, -1)
+            count, last = await pipe.execute()
+        return int(count), (json.loads(last) if last else None)
+
+    async def save_share(self, share: Share) -> None:
+        created = {share.id: share.created_at.timestamp()}
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._key("share", share.id), json.dumps(share.to_record()))
+            pipe.zadd(self._key("session_shares", share.session_id), created)
+            if share.kind == "account":
+                pipe.zadd(self._key("recipient_shares", share.recipient), created)
+            await pipe.execute()
+
+    async def get_share(self, share_id: str) -> Share:
+        raw = await self._redis.get(self._key("share", share_id))
+        if raw is None:
+            raise ShareNotFound(share_id)
+        return Share.from_record(json.loads(raw))
+
+    async def session_shares(self, session_id: str) -> list[Share]:
+        return await self._shares_listed(self._key("session_shares", session_id))
+
+    async def recipient_shares(self, username: str) -> list[Share]:
+        return await self._shares_listed(self._key("recipient_shares", username))
+
+    async def _shares_listed(self, key: str) -> list[Share]:
+        """The shares an index names, oldest first."""
+        ids = await self._redis.zrange(key, 0, -1)
+        if not ids:
+            return []
+        raws = await self._redis.mget([self._key("share", i) for i in ids])
+        return [Share.from_record(json.loads(r)) for r in raws if r is not None]
+
+    async def publish(self, session_id: str, event: Event) -> None:
+        await self._redis.publish(self._key("events", session_id), json.dumps(event))
+
+    async def revoke(self, token_id: str, until: float) -> None:
+        await self._redis.set(self._key("revoked", token_id), "1", pxat=int(until * 1000))
+
+    async def is_revoked(self, token_id: str) -> bool:
+        return bool(await self._redis.exists(self._key("revoked", token_id)))
+
+    async def count_attempt(self, limits: dict[str, int], attempt: str, window_s: float) -> float:
+        keys = [self._key("attempts", key) for key in limits]
+        wait_ms = await self._count_attempt(
+            keys=keys, args=[int(window_s * 1000), attempt, *limits.values()]
+        )
+        return int(wait_ms) / 1000
+
+    async def forget_attempt(self, key: str, attempt: str | None = None) -> None:
+        if attempt is None:
+            await self._redis.delete(self._key("attempts", key))
+        else:
+            await self._redis.zrem(self._key("attempts", key), attempt)
+
+    @asynccontextmanager
+    async def subscribe(self, session_id: str) -> AsyncIterator[AsyncIterator[Event]]:
+        pubsub = self._redis.pubsub()
+        await pubsub.subscribe(self._key("events", session_id))
+
+        async def events() -> AsyncIterator[Event]:
+            async for message in pubsub.listen():
+                if message["type"] == "message":
+                    yield json.loads(message["data"])
+
+        try:
+            yield events()
+        finally:
+            await pubsub.unsubscribe()
+            await pubsub.aclose()
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+def open_state_store(redis_url: str | None) -> StateStore:
+    return RedisStore(redis_url) if redis_url else MemoryStore()

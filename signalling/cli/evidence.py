@@ -1,0 +1,91 @@
+"""``scenelink verify`` and ``scenelink fixity`` (added to signalling.cli.main's parser)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from recorder.export import is_package, verify_package
+from recorder.fixity import check_store
+from recorder.manifest import KEY_FILE, Signer
+from recorder.store import EvidenceStore, open_store
+from recorder.verify import Report, VerifyError, verify_target
+
+
+def _store(settings: Any) -> EvidenceStore:
+    return open_store(
+        Path(settings.data_dir),
+        s3_bucket=getattr(settings, "s3_bucket", None),
+        s3_endpoint_url=getattr(settings, "s3_endpoint_url", None),
+        s3_region=getattr(settings, "s3_region", None),
+        lock_mode=getattr(settings, "object_lock_mode", "GOVERNANCE"),
+    )
+
+
+def _settings() -> Any:
+    from signalling.config import load_settings
+
+    return load_settings()
+
+
+def _server_jwks(settings: Any) -> dict[str, Any]:
+    path = getattr(settings, "signing_key_path", None) or Path(settings.data_dir) / KEY_FILE
+    return Signer.load_or_create(Path(path)).jwks()
+
+
+def _verify(target: Path, jwks: dict[str, Any] | None, decode: bool) -> list[Report]:
+    """A disclosure package (zip or unzipped folder), a bundle folder, or a session id."""
+    if target.is_file() and zipfile.is_zipfile(target):
+        with tempfile.TemporaryDirectory(prefix="scenelink-verify-") as tmp:
+            with zipfile.ZipFile(target) as zf:
+                zf.extractall(tmp)
+            return verify_package(Path(tmp), jwks, decode)
+    if target.is_dir() and is_package(target):
+        return verify_package(target, jwks, decode)
+    store = None if target.is_dir() else _store(_settings())
+    return [verify_target(str(target), store, jwks, decode)]
+
+
+def verify_command(args: argparse.Namespace) -> int:
+    jwks = json.loads(Path(args.jwks).read_text()) if args.jwks else None
+    try:
+        reports = _verify(Path(args.target), jwks, decode=not args.no_decode)
+    except VerifyError as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
+    for report in reports:
+        for note in report.notes:
+            print(f"note: {note}")
+        print(
+            f"OK: session {report.session_id} ({report.status}), {report.segments} segments, "
+            f"{report.media_seconds:.1f} s of media, signed by key {report.key_id}"
+        )
+    return 0
+
+
+def fixity_command(args: argparse.Namespace) -> int:
+    settings = _settings()
+    jwks = json.loads(Path(args.jwks).read_text()) if args.jwks else _server_jwks(settings)
+    result = check_store(_store(settings), jwks)
+    print(json.dumps(result, indent=1))
+    return 1 if result["mismatches"] else 0
+
+
+def add_commands(commands: Any) -> None:
+    """Register the subcommands on an argparse subparsers object."""
+    verify = commands.add_parser("verify", help="verify an evidence bundle (folder or session id)")
+    verify.add_argument(
+        "target",
+        help="bundle folder, disclosure package (zip or folder), or a session id in the store",
+    )
+    verify.add_argument("--jwks", type=Path, help="the published key set (JWKS JSON file)")
+    verify.add_argument("--no-decode", action="store_true", help="skip decoding the segments")
+    verify.set_defaults(run=verify_command)
+    fixity = commands.add_parser("fixity", help="re-hash every stored object against manifests")
+    fixity.add_argument("--jwks", type=Path, help="key set (default: this server's key)")
+    fixity.set_defaults(run=fixity_command)

@@ -1,0 +1,257 @@
+"""Assembles the server from its configuration."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Awaitable, Callable, MutableMapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from pydantic import SecretStr
+
+from recorder.evidence import Evidence, EvidenceSettings
+from signalling.audit.archive import AuditArchiver
+from signalling.audit.trail import AuditTrail
+from signalling.calls.service import SessionService
+from signalling.calls.sharing import ShareService
+from signalling.calls.state import open_state_store
+from signalling.calls.tokens import CallerTokens, OfficerTokens
+from signalling.config import OperatorAccount, Settings
+from signalling.disclosure.exports import ExportJobs
+from signalling.operators.accounts import AccountBook
+from signalling.operators.auth import COOKIE_NAME, OperatorDirectory
+from signalling.operators.oidc import OidcClient
+from signalling.operators.throttle import LoginThrottle
+from signalling.sms import sms_sender
+from signalling.web.appkeys import (
+    AUDIT,
+    AUDIT_ARCHIVE,
+    EVIDENCE,
+    EXPORTS,
+    OIDC,
+    OPERATOR,
+    OPERATORS,
+    SERVICE,
+    SETTINGS,
+    SHARING,
+    THROTTLE,
+)
+from signalling.web.errors import LINK_PREFIXES, error_middleware, json_error, loggable_path
+from signalling.web.permissions import rule_for
+from signalling.web.routes import ROUTE_TABLES
+from streamserver import patches
+
+logger = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Requests that change state from a cookie-authenticated console must carry this header,
+# which a cross-site form cannot set (CSRF); caller routes use bearer tokens instead.
+CSRF_HEADER = "X-Requested-With"
+CSRF_EXEMPT = ("/api/caller/",)
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "
+    "media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+SERVER_NAME = "SceneLink"  # not aiohttp's default, which names its and Python's versions
+
+
+class RedactingAccessLogger(AbstractAccessLogger):
+    """Caller and officer links carry their token in the path; the access log never sees it."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            '%s "%s %s" %s %.1fms',
+            request.remote,
+            request.method,
+            loggable_path(request.path),
+            response.status,
+            time * 1000,
+        )
+
+
+# How every runner of the app must be set up (``scenelink serve`` and the tests alike).
+RUNNER_OPTIONS: dict[str, Any] = {"access_log_class": RedactingAccessLogger}
+
+
+def token_secret(settings: Settings) -> bytes:
+    """A configured secret, else one generated once and kept with the data, so links
+    survive a restart."""
+    if settings.token_secret is not None:
+        return settings.token_secret.get_secret_value().encode()
+    path = settings.data_dir / "token.key"
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(48))
+    return path.read_text().strip().encode()
+
+
+def accounts_path(settings: Settings) -> Path:
+    return settings.data_dir / "accounts.json"
+
+
+def operator_accounts(settings: Settings) -> list[OperatorAccount]:
+    """With no accounts at all, one call handler with a one-off password, printed once."""
+    if settings.operators or accounts_path(settings).exists():
+        return settings.operators
+    password = secrets.token_urlsafe(12)
+    logger.warning(
+        "no operators configured: sign in to the console as 'handler' with password %s "
+        "(set SCENELINK_OPERATORS for real accounts)",
+        password,
+    )
+    return [
+        OperatorAccount(
+            username="handler", password=SecretStr(password), roles=["call_handler", "investigator"]
+        )
+    ]
+
+
+@web.middleware
+async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every request meets the permission table before its handler; refusals are audited."""
+    cookie = request.cookies.get(COOKIE_NAME)
+    operator = await request.app[OPERATORS].from_cookie(cookie) if cookie else None
+    if operator is not None:
+        request[OPERATOR] = operator
+    route = request.match_info.route
+    if route.resource is not None:  # None: no such route, the router answers 404
+        rule = rule_for(request.method, route.resource.canonical)
+        if rule is None:
+            logger.error("no permission rule for %s %s", request.method, route.resource.canonical)
+            raise json_error(403, "no access rule for this route")
+        if isinstance(rule, frozenset):
+            if operator is None:
+                raise json_error(401, "sign in required")
+            if not operator.has_any(rule):
+                await request.app[AUDIT].record(
+                    operator.username,
+                    "access_denied",
+                    request.match_info.get("session_id"),
+                    request.remote,
+                    method=request.method,
+                    route=route.resource.canonical,
+                )
+                raise json_error(403, "your role does not allow this")
+    if (
+        request.method not in ("GET", "HEAD", "OPTIONS")
+        and request.path.startswith("/api/")
+        and not request.path.startswith(CSRF_EXEMPT)
+        and request.headers.get(CSRF_HEADER) != "scenelink"
+    ):
+        await request.app[AUDIT].record(
+            operator.username if operator else "anonymous",
+            "csrf_refused",
+            request.match_info.get("session_id"),
+            request.remote,
+            method=request.method,
+            route=request.path,
+        )
+        raise json_error(403, f"missing {CSRF_HEADER} header (CSRF protection)")
+    return await handler(request)
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """On every answer, errors and redirects (raised as exceptions) included."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        _add_security_headers(request, exc.headers)
+        raise
+    _add_security_headers(request, response.headers)
+    return response
+
+
+def _add_security_headers(request: web.Request, headers: MutableMapping[str, str]) -> None:
+    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    if request.secure or request.headers.get("X-Forwarded-Proto") == "https":
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    if request.path.startswith(("/api/", *LINK_PREFIXES)):
+        headers["Cache-Control"] = "no-store"  # personal data; link pages carry a token
+
+
+async def name_server(request: web.Request, response: web.StreamResponse) -> None:
+    """aiohttp sets Server while preparing any answer (500s of its own included): replace it."""
+    response.headers["Server"] = SERVER_NAME
+
+
+def _static_dir(package: str) -> Path:
+    return Path(str(resources.files(package))) / "static"
+
+
+async def console_page(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(Path(str(resources.files("operator_console"))) / "console.html")
+
+
+async def to_console(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/console/")
+
+
+def make_app(settings: Settings) -> web.Application:
+    patches.install()
+    app = web.Application(
+        middlewares=[security_headers, error_middleware, access_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
+    store = open_state_store(settings.redis_url)
+    tokens = CallerTokens(token_secret(settings), lifetime_s=settings.session_max_s)
+    app[SETTINGS] = settings
+    app[THROTTLE] = LoginThrottle(
+        store,
+        settings.login_failures_per_address,
+        settings.login_failures_per_account,
+        settings.login_window_s,
+    )
+    app[AUDIT] = AuditTrail(settings.data_dir / "audit" / "audit.jsonl")
+    app[OPERATORS] = OperatorDirectory(
+        AccountBook(accounts_path(settings), operator_accounts(settings)),
+        token_secret(settings) + b":console",
+        settings.console_login_ttl_s,
+        store,
+    )
+    if settings.oidc_issuer is not None:
+        app[OIDC] = OidcClient(settings, token_secret(settings) + b":oidc")
+    evidence = Evidence(EvidenceSettings.from_settings(settings))
+    app[EVIDENCE] = evidence
+    app[EXPORTS] = ExportJobs(evidence, settings.data_dir / "exports")
+    app[SERVICE] = SessionService(settings, store, tokens, sms_sender(settings), evidence)
+    app[SHARING] = ShareService(
+        app[SERVICE],
+        OfficerTokens(token_secret(settings), lifetime_s=settings.officer_link_ttl_s),
+        app[OPERATORS].accounts,
+    )
+    for table in ROUTE_TABLES:
+        app.add_routes(table)
+    app.router.add_get("/", to_console)
+    app.router.add_get("/console/", console_page)
+    app.router.add_static("/console/static/", _static_dir("operator_console"))
+    app.router.add_static("/caller/static/", _static_dir("web_client"))
+
+    async def startup(app: web.Application) -> None:
+        await evidence.start()
+        app[AUDIT_ARCHIVE] = AuditArchiver(
+            app[AUDIT], evidence.store, settings.node_name, settings.audit_retention_days
+        )
+        app[AUDIT_ARCHIVE].start()
+
+    async def shutdown(app: web.Application) -> None:
+        await app[SHARING].close()
+        await app[SERVICE].close()
+        await app[EXPORTS].close()
+        await app[AUDIT_ARCHIVE].stop()
+        await evidence.stop()
+        await store.close()
+
+    app.on_response_prepare.append(name_server)
+    app.on_startup.append(startup)
+    app.on_cleanup.append(shutdown)
+    return app

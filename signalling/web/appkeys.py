@@ -1,0 +1,30 @@
+"""Typed keys for what the application and each request carry."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from recorder.evidence import Evidence
+from signalling.audit.archive import AuditArchiver
+from signalling.audit.trail import AuditTrail
+from signalling.calls.service import SessionService
+from signalling.calls.shares import Share
+from signalling.calls.sharing import ShareService
+from signalling.config import Settings
+from signalling.disclosure.exports import ExportJobs
+from signalling.operators.auth import Operator, OperatorDirectory
+from signalling.operators.oidc import OidcClient
+from signalling.operators.throttle import LoginThrottle
+
+SETTINGS = web.AppKey("settings", Settings)
+OPERATORS = web.AppKey("operators", OperatorDirectory)
+SERVICE = web.AppKey("service", SessionService)
+AUDIT = web.AppKey("audit", AuditTrail)
+AUDIT_ARCHIVE = web.AppKey("audit_archive", AuditArchiver)
+EVIDENCE = web.AppKey("evidence", Evidence)
+EXPORTS = web.AppKey("exports", ExportJobs)
+THROTTLE = web.AppKey("throttle", LoginThrottle)
+OIDC = web.AppKey("oidc", OidcClient)  # only when single sign-on is configured
+SHARING = web.AppKey("sharing", ShareService)
+OPERATOR = web.RequestKey("operator", Operator)
+SHARE = web.RequestKey("share", Share)  # the share an officer-only operator watches through

@@ -1,0 +1,88 @@
+"""What every route module needs of a request: who is acting (and the audit record of it),
+the session a route names, the services, and the base of links sent out."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+
+from signalling.calls.service import SessionService
+from signalling.calls.sessions import CallSession
+from signalling.calls.sharing import AccessRefused
+from signalling.calls.state import SessionNotFound
+from signalling.web.appkeys import (
+    AUDIT,
+    OPERATOR,
+    SERVICE,
+    SETTINGS,
+    SHARE,
+    SHARING,
+)
+from signalling.web.errors import json_error
+from signalling.web.permissions import needs_share
+
+
+async def audit(
+    request: web.Request, action: str, session_id: str | None = None, **detail: Any
+) -> None:
+    """Record who did it (the signed-in operator) and from where, before answering."""
+    operator = request.get(OPERATOR)
+    actor = operator.username if operator else "anonymous"
+    await request.app[AUDIT].record(actor, action, session_id, request.remote, **detail)
+
+
+def service_of(request: web.Request) -> SessionService:
+    service: SessionService = request.app[SERVICE]
+    return service
+
+
+def base_url(request: web.Request) -> str:
+    settings = request.app[SETTINGS]
+    if settings.public_url:
+        return str(settings.public_url)
+    scheme = request.scheme
+    if settings.trust_forwarded_proto:
+        scheme = request.headers.get("X-Forwarded-Proto", scheme).split(",")[0].strip()
+    return f"{scheme}://{request.host}"
+
+
+# The whole Host header: a loopback name or address and an optional port, nothing else.
+LOOPBACK_HOST = re.compile(r"(localhost|127(\.\d{1,3}){3}|\[::1\])(:\d{1,5})?")
+
+
+def link_base(request: web.Request) -> str:
+    """The base of links sent to callers and officers. Unconfigured, it is the request's Host
+    header, which whoever sends the request chooses (any site, in a 999 caller's SMS), so it is
+    used only when it names a loopback host (development, tests): such a link reaches no one."""
+    if request.app[SETTINGS].public_url is None and not LOOPBACK_HOST.fullmatch(request.host):
+        raise json_error(503, "no public URL configured: set SCENELINK_PUBLIC_URL to send links")
+    return base_url(request)
+
+
+def covering(request: web.Request, session: CallSession) -> dict[str, str]:
+    """Call handlers cover for each other on shift, so anyone allowed may act on a session
+    someone else created; the audit record then names the creator."""
+    actor = request[OPERATOR].username
+    return {} if actor == session.created_by else {"creator": session.created_by}
+
+
+async def session_or_404(request: web.Request) -> Any:
+    """The session a route names, if this operator may see it: an officer with no other
+    role only through a live share (kept on the request, ``SHARE``)."""
+    try:
+        session = await service_of(request).store.get(request.match_info["session_id"])
+    except SessionNotFound:
+        raise json_error(404, "unknown session id") from None
+    operator = request.get(OPERATOR)
+    if operator is not None and needs_share(operator.roles):
+        try:
+            request[SHARE] = await request.app[SHARING].for_officer(operator.username, session)
+        except AccessRefused as exc:
+            raise json_error(410 if exc.gone else 403, str(exc)) from None
+    return session
+
+
+def ice_servers(request: web.Request) -> list[dict[str, Any]]:
+    return [s.model_dump(exclude_none=True) for s in request.app[SETTINGS].ice_servers]

@@ -1,0 +1,30 @@
+"""The HTTP routes, one module per concern; each only turns requests into calls of the
+HTTP-free domain (``signalling.calls``, ``signalling.operators``) and answers."""
+
+from aiohttp import web
+
+from signalling.web.routes import (
+    audit,
+    caller,
+    docs,
+    evidence,
+    officer,
+    retention,
+    sessions,
+    shares,
+    signin,
+    sso,
+)
+
+ROUTE_TABLES: tuple[web.RouteTableDef, ...] = (
+    signin.routes,
+    sessions.routes,
+    audit.routes,
+    docs.routes,
+    caller.routes,
+    evidence.routes,
+    shares.routes,
+    officer.routes,
+    retention.routes,
+    sso.routes,
+)

@@ -1,0 +1,136 @@
+"""The caller's side: the link page, the offer, the end. Authenticated by the link's token."""
+
+from __future__ import annotations
+
+import html
+import logging
+from importlib import resources
+
+from aiohttp import web
+from aiortc import RTCSessionDescription
+
+from signalling.calls.service import LinkNotUsable, SessionService
+from signalling.web.appkeys import AUDIT, SERVICE, SETTINGS
+from signalling.web.errors import json_error, parse_body
+from signalling.web.models import Answer, CallerConfig, CallerOffer
+from signalling.web.openapi import documented
+
+logger = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+CALLER_HEADERS = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+
+
+def _page(name: str) -> str:
+    return resources.files("web_client").joinpath(name).read_text(encoding="utf-8")
+
+
+def link_gone_page() -> web.Response:
+    """Friendly words, never an error code a frightened caller has to interpret."""
+    return web.Response(
+        text=_page("expired.html"), status=410, content_type="text/html", headers=CALLER_HEADERS
+    )
+
+
+def bearer_token(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise json_error(401, "missing link token (Authorization: Bearer)")
+    return token.strip()
+
+
+async def link_refused(request: web.Request, exc: LinkNotUsable) -> None:
+    """Forged, expired, replaced or after-the-end links are audited (without the token)."""
+    logger.info("caller link refused: %s", exc)
+    await request.app[AUDIT].record(
+        "caller",
+        "caller_link_refused",
+        None,
+        request.remote,
+        reason=str(exc),
+        route=request.path if not request.path.startswith("/c/") else "/c/<token>",
+    )
+
+
+async def caller_session_or_gone(request: web.Request, service: SessionService) -> str:
+    try:
+        session = await service.caller_session(bearer_token(request))
+    except LinkNotUsable as exc:
+        await link_refused(request, exc)
+        raise json_error(410, "this link no longer works", detail=str(exc)) from None
+    return session.id
+
+
+@routes.get("/c/{token}")
+async def caller_page(request: web.Request) -> web.Response:
+    service: SessionService = request.app[SERVICE]
+    try:
+        session = await service.open_link(
+            request.match_info["token"], request.headers.get("User-Agent", "")
+        )
+    except LinkNotUsable as exc:
+        await link_refused(request, exc)
+        return link_gone_page()
+    force = html.escape(request.app[SETTINGS].force_name)
+    page = _page("caller.html").replace("{{mode}}", session.mode).replace("{{force}}", force)
+    return web.Response(text=page, content_type="text/html", headers=CALLER_HEADERS)
+
+
+@routes.get("/api/caller/config")
+@documented(
+    "What the caller's page should share, and its ICE servers", response=CallerConfig, auth="caller"
+)
+async def caller_config(request: web.Request) -> web.Response:
+    service: SessionService = request.app[SERVICE]
+    session_id = await caller_session_or_gone(request, service)
+    session = await service.store.get(session_id)
+    settings = request.app[SETTINGS]
+    return web.json_response(
+        {
+            "mode": session.mode,
+            "codec": settings.preferred_codec,
+            "ice_servers": [s.model_dump(exclude_none=True) for s in settings.ice_servers],
+        }
+    )
+
+
+@routes.post("/api/caller/offer")
+@documented(
+    "The caller's SDP offer (after consent); returns the server's answer",
+    request=CallerOffer,
+    response=Answer,
+    auth="caller",
+)
+async def caller_offer(request: web.Request) -> web.Response:
+    service: SessionService = request.app[SERVICE]
+    token = bearer_token(request)
+    await caller_session_or_gone(request, service)
+    body = await parse_body(request, CallerOffer)
+    try:
+        answer = await service.caller_offer(
+            token,
+            RTCSessionDescription(body.sdp, body.type),
+            body.consent_version,
+            request.headers.get("User-Agent", ""),
+        )
+    except LinkNotUsable as exc:
+        await link_refused(request, exc)
+        raise json_error(410, "this link no longer works", detail=str(exc)) from None
+    except ValueError as exc:
+        raise json_error(400, "malformed SDP", detail=str(exc)) from None
+    session_id = (await service.caller_session(token)).id
+    await request.app[AUDIT].record(
+        "caller", "collection.caller_connected", session_id, request.remote
+    )
+    return web.json_response({"sdp": answer.sdp, "type": answer.type})
+
+
+@routes.post("/api/caller/end")
+@documented("The caller stops sharing", auth="caller")
+async def caller_end(request: web.Request) -> web.Response:
+    service: SessionService = request.app[SERVICE]
+    session_id = await caller_session_or_gone(request, service)
+    await service.end(session_id, by="caller")
+    await request.app[AUDIT].record("caller", "session_ended", session_id, request.remote)
+    return web.json_response({"state": "ended"})

@@ -1,0 +1,231 @@
+"""The console's JSON API for live sessions: the same calls a control room's dispatch (CAD)
+system makes."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import WSMsgType, web
+from aiortc import RTCSessionDescription
+
+from signalling.calls.service import CallerConnected, SessionEnded
+from signalling.calls.sharing import ending
+from signalling.sms import LogSmsSender
+from signalling.sms.phone import InvalidPhoneNumber
+from signalling.web.appkeys import (
+    OPERATOR,
+    SHARE,
+    SHARING,
+)
+from signalling.web.errors import json_error, parse_body
+from signalling.web.models import (
+    Answer,
+    CreateSessionRequest,
+    IceConfig,
+    SessionDescription,
+    SessionList,
+    SessionView,
+    SmsOutbox,
+    Trail,
+)
+from signalling.web.openapi import documented
+from signalling.web.permissions import needs_share
+from signalling.web.requests import (
+    audit,
+    covering,
+    ice_servers,
+    link_base,
+    service_of,
+    session_or_404,
+)
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/api/sessions")
+@documented(
+    "Create a session and send the caller a link by SMS",
+    request=CreateSessionRequest,
+    response=SessionView,
+    status=201,
+)
+async def create_session(request: web.Request) -> web.Response:
+    body = await parse_body(request, CreateSessionRequest)
+    service = service_of(request)
+    try:
+        session = await service.create(
+            body.phone, body.incident_ref, body.mode, request[OPERATOR].username, link_base(request)
+        )
+    except InvalidPhoneNumber as exc:
+        raise json_error(422, "validation failed", fields={"phone": str(exc)}) from None
+    await audit(
+        request,
+        "collection.session_created",
+        session.id,
+        incident_ref=session.incident_ref,
+        mode=session.mode,
+    )
+    return web.json_response(await service.view(session), status=201)
+
+
+@routes.get("/api/sessions")
+@documented("Live and recent sessions, newest first", response=SessionList)
+async def list_sessions(request: web.Request) -> web.Response:
+    service = service_of(request)
+    sessions = await service.store.recent()
+    operator = request[OPERATOR]
+    if needs_share(operator.roles):
+        shared = await request.app[SHARING].shared_sessions(operator.username)
+        sessions = [s for s in sessions if s.id in shared]
+    return web.json_response({"sessions": [await service.view(s) for s in sessions]})
+
+
+@routes.get("/api/sessions/{session_id}")
+@documented("One session's state", response=SessionView)
+async def get_session(request: web.Request) -> web.Response:
+    return web.json_response(await service_of(request).view(await session_or_404(request)))
+
+
+@routes.post("/api/sessions/{session_id}/end")
+@documented(
+    "End a session: the caller's stream stops and the recording is closed", response=SessionView
+)
+async def end_session(request: web.Request) -> web.Response:
+    session = await session_or_404(request)
+    service = service_of(request)
+    session = await service.end(session.id, by=request[OPERATOR].username)
+    await audit(request, "session_ended", session.id, **covering(request, session))
+    return web.json_response(await service.view(session))
+
+
+@routes.post("/api/sessions/{session_id}/resend")
+@documented(
+    "Send the caller a fresh link (the SMS failed or never arrived); the old link stops working",
+    response=SessionView,
+)
+async def resend_link(request: web.Request) -> web.Response:
+    session = await session_or_404(request)
+    service = service_of(request)
+    try:
+        session = await service.resend(session.id, request[OPERATOR].username, link_base(request))
+    except SessionEnded:
+        raise json_error(409, "session has ended") from None
+    except CallerConnected:
+        raise json_error(409, "caller already connected") from None
+    await audit(
+        request,
+        "collection.link_resent",
+        session.id,
+        sms_status=session.sms_status,
+        **covering(request, session),
+    )
+    return web.json_response(await service.view(session))
+
+
+@routes.get("/api/sessions/{session_id}/trail")
+@documented("The session's location trail so far", response=Trail)
+async def session_trail(request: web.Request) -> web.Response:
+    session = await session_or_404(request)
+    await audit(request, "consultation.location_trail", session.id)
+    return web.json_response({"fixes": await service_of(request).store.trail(session.id)})
+
+
+@routes.get("/api/sessions/{session_id}/ice")
+@documented("ICE servers for a viewer's peer connection", response=IceConfig)
+async def viewer_ice(request: web.Request) -> web.Response:
+    await session_or_404(request)
+    return web.json_response({"ice_servers": ice_servers(request)})
+
+
+@routes.post("/api/sessions/{session_id}/viewers")
+@documented(
+    "Watch the live video: send a recvonly SDP offer, get the answer",
+    request=SessionDescription,
+    response=Answer,
+)
+async def add_viewer(request: web.Request) -> web.Response:
+    session = await session_or_404(request)
+    body = await parse_body(request, SessionDescription)
+    share = request.get(SHARE)
+    try:
+        answer = await service_of(request).add_viewer(
+            session.id,
+            RTCSessionDescription(body.sdp, body.type),
+            request[OPERATOR].username,
+            share.id if share else None,
+        )
+    except SessionEnded:
+        raise json_error(410, "session has ended") from None
+    except ValueError as exc:
+        raise json_error(400, "malformed SDP", detail=str(exc)) from None
+    if share is not None:
+        request.app[SHARING].guard(share)
+    await audit(request, "consultation.live_view", session.id)
+    return web.json_response({"sdp": answer.sdp, "type": answer.type})
+
+
+@routes.get("/api/sessions/{session_id}/ws")
+@documented("WebSocket: the trail, then every new fix and state change")
+async def session_feed(request: web.Request) -> web.WebSocketResponse:
+    session = await session_or_404(request)
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.split("://", 1)[-1] != request.host:
+        raise json_error(403, "cross-origin WebSocket refused")
+    service = service_of(request)
+    share = request.get(SHARE)
+    await audit(request, "consultation.live_location", session.id)
+    ws = web.WebSocketResponse(heartbeat=20)
+    await ws.prepare(request)
+    async with service.store.subscribe(session.id) as events:
+        if share is not None:  # again, now subscribed: a withdrawal in between is not missed
+            try:
+                await session_or_404(request)
+            except web.HTTPException:
+                await ws.close(code=4403, message=b"access ended")
+                return ws
+        await ws.send_json({"type": "trail", "fixes": await service.store.trail(session.id)})
+        await ws.send_json(
+            {"type": "state", "session": await service.view(await service.store.get(session.id))}
+        )
+
+        async def forward() -> None:
+            async for event in events:
+                await ws.send_json(event)
+                if share is not None and ending(event, share.id):
+                    await ws.close(code=4403, message=b"access ended")
+
+        forwarder = asyncio.ensure_future(forward())
+        try:
+            async for message in ws:  # the console only listens; reading notices the close
+                if message.type == WSMsgType.ERROR:
+                    break
+        finally:
+            forwarder.cancel()
+    return ws
+
+
+# -- SMS outbox (development provider only) ---------------------------------------------
+
+
+@routes.get("/api/sms/outbox")
+@documented(
+    "Messages the development SMS provider would have sent for you (each holds a live link)",
+    response=SmsOutbox,
+)
+async def sms_outbox(request: web.Request) -> web.Response:
+    sms = service_of(request).sms
+    if not isinstance(sms, LogSmsSender):
+        raise json_error(404, "a real SMS provider is configured; there is no outbox")
+    return web.json_response(
+        {
+            "messages": [
+                {
+                    "session_id": m.session_id,
+                    "to_masked": m.to_masked,
+                    "text": m.text,
+                    "sent_at": m.sent_at.isoformat(),
+                }
+                for m in sms.sent_by(request[OPERATOR].username)
+            ]
+        }
+    )

@@ -1,0 +1,188 @@
+"""Investigators' routes against a real server app: search, playback, trail, download and
+export, all read from the evidence store and all audited."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import zipfile
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from bench.synthetic import Clip
+from recorder.export import verify_package
+from recorder.manifest import KEY_FILE, Signer
+from signalling.calls.sessions import utcnow
+from signalling.config import load_settings
+from signalling.web.app import RUNNER_OPTIONS, make_app
+from signalling.web.appkeys import AUDIT, EVIDENCE, EXPORTS
+from signalling.web.routes import evidence as evidence_routes
+from tests.recorder.feed import record_session
+
+HEADERS = {"X-Requested-With": "scenelink"}
+OPERATORS = [
+    {"username": "ivan", "password": "ivan-pass", "roles": ["investigator"]},
+    {"username": "iris", "password": "iris-pass", "roles": ["investigator"]},
+    # The recorded session was ended by "handler"; "hugo" took no part in it.
+    {"username": "handler", "password": "handler-pass", "roles": ["call_handler"]},
+    {"username": "hugo", "password": "hugo-pass", "roles": ["call_handler"]},
+]
+TRAIL = ((51.5010, -0.1262), (51.5013, -0.1260))
+
+
+@pytest.fixture
+async def app_client(
+    aiohttp_client: Any, tmp_path: Path, clips: dict[str, Clip]
+) -> tuple[web.Application, TestClient]:
+    """A server whose spool holds one finished session from before a restart."""
+    signer = Signer.load_or_create(tmp_path / KEY_FILE)
+    await record_session(
+        tmp_path / "evidence" / "sess-1",
+        clips["H264"],
+        signer,
+        None,
+        incident_ref="CAD-99",
+        phone="+447700900123",
+        fixes=TRAIL,
+    )
+    app = make_app(load_settings(data_dir=tmp_path, operators=OPERATORS))
+    server = TestServer(app)
+    await server.start_server(**RUNNER_OPTIONS)
+    assert await asyncio.to_thread(app[EVIDENCE].spool.wait_idle, 30)
+    client: TestClient = await aiohttp_client(server)
+    return app, client
+
+
+async def sign_in(client: TestClient, user: str) -> None:
+    client.session.cookie_jar.clear()
+    response = await client.post(
+        "/api/login", json={"username": user, "password": f"{user}-pass"}, headers=HEADERS
+    )
+    assert response.status == 200
+
+
+async def test_search_play_and_trail(app_client: tuple[web.Application, TestClient]) -> None:
+    app, client = app_client
+    await sign_in(client, "ivan")
+    found = await (await client.get("/api/recordings", params={"phone": "07700 900123"})).json()
+    assert [r["session_id"] for r in found["recordings"]] == ["sess-1"]
+    assert "phone" not in found["recordings"][0]
+    none = await (await client.get("/api/recordings", params={"incident_ref": "CAD-1"})).json()
+    assert none["recordings"] == []
+    far = await client.get("/api/recordings", params={"area": "53.0,-2.0,54.0,-1.0"})
+    assert (await far.json())["recordings"] == []
+    assert (await client.get("/api/recordings", params={"area": "1,2"})).status == 400
+    assert (await client.get("/api/recordings", params={"from": "yesterday"})).status == 400
+    assert (await client.get("/api/recordings", params={"phone": "12"})).status == 422
+
+    recording = found["recordings"][0]
+    part = recording["parts"][0]
+    media = await client.get(part["url"])
+    assert media.status == 200
+    assert len(await media.read()) == recording["segments"][0]["bytes"]
+    assert (await client.get("/api/recordings/sess-1/media/events.jsonl")).status == 404
+    assert (await client.get("/api/recordings/nope/trail")).status == 404
+    trail = await (await client.get(recording["trail_url"])).json()
+    assert [(f["lat"], f["lon"]) for f in trail["fixes"]] == list(TRAIL)
+
+    actions = [(r["actor"], r["action"]) for r in app[AUDIT].read()]
+    for action in ("consultation.search", "consultation.playback", "consultation.trail"):
+        assert ("ivan", action) in actions
+    searches = [r for r in app[AUDIT].read() if r["action"] == "consultation.search"]
+    assert all("900123" not in str(r["detail"].get("phone")) for r in searches)
+
+
+async def test_call_handlers_replay_only_their_sessions_for_a_while(
+    app_client: tuple[web.Application, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, client = app_client
+    await sign_in(client, "handler")
+    found = await (await client.get("/api/recordings")).json()
+    [recording] = found["recordings"]
+    media, trail = recording["parts"][0]["url"], recording["trail_url"]
+    assert (await client.get(media)).status == 200
+    assert (await client.get(trail)).status == 200
+
+    await sign_in(client, "hugo")
+    assert (await (await client.get("/api/recordings")).json())["recordings"] == []
+    for path in (media, trail):
+        refused = await client.get(path)
+        assert refused.status == 403
+        assert "took part" in (await refused.json())["error"]
+    assert [r["session_id"] for r in app[AUDIT].read() if r["action"] == "access_denied"] == [
+        "sess-1",
+        "sess-1",
+    ]
+
+    later = utcnow() + timedelta(hours=24, minutes=1)  # SCENELINK_HANDLER_REPLAY_HOURS: 24
+    monkeypatch.setattr(evidence_routes, "utcnow", lambda: later)
+    await sign_in(client, "handler")
+    assert (await (await client.get("/api/recordings")).json())["recordings"] == []
+    assert (await client.get(media)).status == 403
+    await sign_in(client, "ivan")  # investigators search the whole store, at any time
+    assert (await client.get(media)).status == 200
+
+
+async def test_right_of_access_export_verifies(
+    app_client: tuple[web.Application, TestClient], tmp_path: Path
+) -> None:
+    app, client = app_client
+    await sign_in(client, "ivan")
+    body = {"phone": "+447700900123", "recipient": "Data subject (SAR 12)", "purpose": "s.45"}
+    started = await client.post("/api/exports", json=body, headers=HEADERS)
+    assert started.status == 202
+    job = await started.json()
+    assert job["session_ids"] == ["sess-1"]
+    async with asyncio.timeout(30):
+        while job["state"] == "running":
+            await asyncio.sleep(0.1)
+            job = await (await client.get(f"/api/exports/{job['export_id']}")).json()
+    assert job["state"] == "done" and job["done_bytes"] == job["total_bytes"] > 0
+
+    await sign_in(client, "iris")  # another investigator cannot take it
+    assert (await client.get(job["download_url"])).status == 403
+    await sign_in(client, "ivan")
+    package = await (await client.get(job["download_url"])).read()
+    folder = tmp_path / "received"
+    zipfile.ZipFile(io.BytesIO(package)).extractall(folder)
+    reports = verify_package(folder)
+    assert [r.session_id for r in reports] == ["sess-1"]
+
+    exports = [r for r in app[AUDIT].read() if r["action"] == "disclosure.export"]
+    assert exports and exports[0]["detail"]["recipient"] == "Data subject (SAR 12)"
+    assert exports[0]["session_id"] == "sess-1"
+
+    # A package is a copy outside the store: a day later it is gone.
+    old = app[EXPORTS].get(job["export_id"])
+    old.request = replace(old.request, requested_at=old.request.requested_at - timedelta(days=2))
+    assert (await client.post("/api/exports", json=body, headers=HEADERS)).status == 202
+    assert (await client.get(f"/api/exports/{job['export_id']}")).status == 404
+    assert not old.path.exists()
+
+
+async def test_export_refuses_bad_requests(app_client: tuple[web.Application, TestClient]) -> None:
+    _, client = app_client
+    await sign_in(client, "ivan")
+    both = {"phone": "07700900123", "session_ids": ["sess-1"], "recipient": "x", "purpose": "y"}
+    assert (await client.post("/api/exports", json=both, headers=HEADERS)).status == 422
+    unknown = {"session_ids": ["nope"], "recipient": "x", "purpose": "y"}
+    assert (await client.post("/api/exports", json=unknown, headers=HEADERS)).status == 404
+    nobody = {"phone": "07700900000", "recipient": "x", "purpose": "y"}
+    assert (await client.post("/api/exports", json=nobody, headers=HEADERS)).status == 404
+    assert (await client.get("/api/exports/nope")).status == 404
+
+
+async def test_download_original_bundle(app_client: tuple[web.Application, TestClient]) -> None:
+    app, client = app_client
+    await sign_in(client, "ivan")
+    response = await client.get("/api/recordings/sess-1/bundle")
+    assert response.status == 200
+    names = zipfile.ZipFile(io.BytesIO(await response.read())).namelist()
+    assert "sessions/sess-1/manifest.jws" in names and "export.jws" in names
+    assert any(r["action"] == "disclosure.download" for r in app[AUDIT].read())
