@@ -1,7 +1,8 @@
 """The OpenAPI document of the JSON API, built from the routes themselves so it cannot drift.
 
 Each API handler carries its summary and pydantic models (``@documented``); a test fails
-when an /api route is registered without them.
+when an /api route is registered without them. Who may call a route is said once, in the
+permission table (``permissions.RULES``): the document's security schemes come from it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel
 
+from signalling.web.permissions import Rule, rule_for
+
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 _DOC_ATTR = "__scenelink_api_doc__"
 
@@ -23,7 +26,6 @@ class ApiDoc:
     request: type[BaseModel] | None
     response: type[BaseModel] | None
     status: int
-    auth: str  # "operator", "caller", "officer" (an officer link) or "none"
 
 
 def documented(
@@ -32,10 +34,9 @@ def documented(
     request: type[BaseModel] | None = None,
     response: type[BaseModel] | None = None,
     status: int = 200,
-    auth: str = "operator",
 ) -> Callable[[Handler], Handler]:
     def mark(handler: Handler) -> Handler:
-        setattr(handler, _DOC_ATTR, ApiDoc(summary, request, response, status, auth))
+        setattr(handler, _DOC_ATTR, ApiDoc(summary, request, response, status))
         return handler
 
     return mark
@@ -61,14 +62,7 @@ def build_openapi(app: web.Application, title: str, version: str) -> dict[str, A
         if not path.startswith("/api/") or doc is None or route.method == "HEAD":
             continue
         operation: dict[str, Any] = {"summary": doc.summary, "responses": {}}
-        if doc.auth == "operator":
-            operation["security"] = [{"consoleCookie": []}]
-        elif doc.auth == "caller":
-            operation["security"] = [{"callerToken": []}]
-        elif doc.auth == "officer":
-            operation["security"] = [{"officerLinkToken": []}]
-        else:
-            operation["security"] = []
+        operation["security"] = security(rule_for(route.method, path))
         params = [p.strip("{}") for p in path.split("/") if p.startswith("{")]
         if params:
             operation["parameters"] = [
@@ -103,6 +97,17 @@ def build_openapi(app: web.Application, title: str, version: str) -> dict[str, A
             },
         },
     }
+
+
+def security(rule: Rule | None) -> list[dict[str, list[str]]]:
+    """The OpenAPI security requirement of a permission rule."""
+    if rule == "caller":
+        return [{"callerToken": []}]
+    if rule == "officer_link":
+        return [{"officerLinkToken": []}]
+    if isinstance(rule, frozenset):
+        return [{"consoleCookie": []}]
+    return []
 
 
 class ErrorBody(BaseModel):

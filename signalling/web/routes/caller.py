@@ -78,9 +78,7 @@ async def caller_page(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/caller/config")
-@documented(
-    "What the caller's page should share, and its ICE servers", response=CallerConfig, auth="caller"
-)
+@documented("What the caller's page should share, and its ICE servers", response=CallerConfig)
 async def caller_config(request: web.Request) -> web.Response:
     service: SessionService = request.app[SERVICE]
     session_id = await caller_session_or_gone(request, service)
@@ -100,7 +98,6 @@ async def caller_config(request: web.Request) -> web.Response:
     "The caller's SDP offer (after consent); returns the server's answer",
     request=CallerOffer,
     response=Answer,
-    auth="caller",
 )
 async def caller_offer(request: web.Request) -> web.Response:
     service: SessionService = request.app[SERVICE]
@@ -127,7 +124,7 @@ async def caller_offer(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/caller/end")
-@documented("The caller stops sharing", auth="caller")
+@documented("The caller stops sharing")
 async def caller_end(request: web.Request) -> web.Response:
     service: SessionService = request.app[SERVICE]
     session_id = await caller_session_or_gone(request, service)

@@ -10,6 +10,6 @@ routes = web.RouteTableDef()
 
 
 @routes.get("/api/openapi.json")
-@documented("This document", auth="none")
+@documented("This document")
 async def openapi(request: web.Request) -> web.Response:
     return web.json_response(build_openapi(request.app, "SceneLink API", "0.1.0"))

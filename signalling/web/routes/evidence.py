@@ -279,9 +279,7 @@ async def export_download(request: web.Request) -> web.FileResponse:
 
 
 @routes.get("/.well-known/jwks.json")
-@documented(
-    "The public keys that sign evidence manifests (JWKS), for offline verification", auth="none"
-)
+@documented("The public keys that sign evidence manifests (JWKS), for offline verification")
 async def jwks(request: web.Request) -> web.Response:
     return web.json_response(
         request.app[EVIDENCE].signer.jwks(), headers={"Cache-Control": "public, max-age=3600"}

@@ -85,7 +85,6 @@ async def officer_page(request: web.Request) -> web.Response:
 @documented(
     "What an officer link opens: the session, the link's expiry, map and ICE settings",
     response=OfficerShareView,
-    auth="officer",
 )
 async def officer_share(request: web.Request) -> web.Response:
     share, session = await link_share(request)
@@ -112,7 +111,6 @@ async def officer_share(request: web.Request) -> web.Response:
     "Watch the live video through an officer link: recvonly SDP offer in, answer out",
     request=SessionDescription,
     response=Answer,
-    auth="officer",
 )
 async def officer_viewer(request: web.Request) -> web.Response:
     share, session = await link_share(request)
@@ -212,7 +210,6 @@ async def first_message_token(ws: web.WebSocketResponse) -> str | None:
 @documented(
     "WebSocket for an officer link: send {type: auth, token} first; then the trail, fixes, "
     "state and, after each {type: position}, distance and bearing to the caller",
-    auth="officer",
 )
 async def officer_feed(request: web.Request) -> web.WebSocketResponse:
     origin = request.headers.get("Origin")

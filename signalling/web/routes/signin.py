@@ -30,7 +30,7 @@ routes = web.RouteTableDef()
 
 
 @routes.post("/api/login")
-@documented("Sign in to the console", request=LoginRequest, response=OperatorView, auth="none")
+@documented("Sign in to the console", request=LoginRequest, response=OperatorView)
 async def login(request: web.Request) -> web.Response:
     body = await parse_body(request, LoginRequest)
     directory = request.app[OPERATORS]
@@ -68,7 +68,7 @@ def set_console_cookie(request: web.Request, response: web.Response, operator: O
 
 
 @routes.post("/api/logout")
-@documented("Sign out", auth="none")
+@documented("Sign out")
 async def logout(request: web.Request) -> web.Response:
     cookie = request.cookies.get(COOKIE_NAME)
     if cookie:

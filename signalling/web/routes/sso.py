@@ -73,7 +73,7 @@ def refusal(
 
 
 @routes.get("/api/oidc/config")
-@documented("Whether the console offers single sign-on", response=SsoConfig, auth="none")
+@documented("Whether the console offers single sign-on", response=SsoConfig)
 async def sso_config(request: web.Request) -> web.Response:
     client = request.app.get(OIDC)
     return web.json_response(
@@ -82,7 +82,7 @@ async def sso_config(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/oidc/login")
-@documented("Start single sign-on: a redirect to the identity provider", auth="none")
+@documented("Start single sign-on: a redirect to the identity provider")
 async def sso_login(request: web.Request) -> web.Response:
     client = client_of(request)
     redirect_uri = request.app[SETTINGS].oidc_redirect_url or (
@@ -110,7 +110,7 @@ async def sso_login(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/oidc/callback")
-@documented("The identity provider's redirect back: signs the operator in", auth="none")
+@documented("The identity provider's redirect back: signs the operator in")
 async def sso_callback(request: web.Request) -> web.Response:
     client = client_of(request)
     query = request.query
