@@ -2,6 +2,10 @@
 
 On start-up, sessions a crash left open are recovered first, then every folder with anything
 not yet in the store is queued, so the spool is drained before new sessions add to it.
+
+The retention rules come from above (``retention.wiring.open_evidence``): ``Evidence`` takes a
+factory that makes them from the opened store, and hands the spool their ``lock_for``. Without
+one, new objects are locked for ``retention_days`` from their upload.
 """
 
 from __future__ import annotations
@@ -13,20 +17,24 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic
 
-from retention.book import RetentionBook
-from retention.schedule import load_schedule
+from typing_extensions import TypeVar
 
 from .catalogue import Catalogue
+from .defaults import FIXITY_INTERVAL_S, RETENTION_DAYS, SEGMENT_SECONDS
 from .fixity import FixityJob
-from .manifest import KEY_FILE, Signer
+from .layout import DataLayout
+from .manifest import Signer
 from .recording import RecordingStatus, SessionRecorder
 from .recovery import recover_all
-from .spool import Spooler
+from .spool import LockRules, Spooler
 from .store import EvidenceStore, LockMode, open_store
 
 logger = logging.getLogger(__name__)
+
+# The retention rules an Evidence was given (``retention.book.RetentionBook`` in the server).
+R = TypeVar("R", bound=LockRules, default=LockRules)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +45,12 @@ class EvidenceSettings:
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
     lock_mode: LockMode = "GOVERNANCE"
-    retention_days: int = 31
-    segment_seconds: float = 10.0
+    retention_days: int = RETENTION_DAYS
+    segment_seconds: float = SEGMENT_SECONDS
     signing_key_path: Path | None = None
     keep_local: bool = True
-    fixity_interval_s: float = 86400.0
-    retention_schedule: Path | None = None
+    fixity_interval_s: float = FIXITY_INTERVAL_S
+    retention_schedule: Path | None = None  # read by retention.wiring, not here
     low_space_bytes: int = 0
 
     @classmethod
@@ -65,8 +73,12 @@ class EvidenceSettings:
         )
 
     @property
+    def layout(self) -> DataLayout:
+        return DataLayout(self.data_dir)
+
+    @property
     def key_path(self) -> Path:
-        return self.signing_key_path or self.data_dir / KEY_FILE
+        return self.signing_key_path or self.layout.signing_key
 
     def open_store(self) -> EvidenceStore:
         return open_store(
@@ -78,16 +90,24 @@ class EvidenceSettings:
         )
 
 
-class Evidence:
-    """Owns the parts every session recorder shares; ``start`` before the first recorder."""
+class Evidence(Generic[R]):
+    """Owns the parts every session recorder shares; ``start`` before the first recorder.
 
-    def __init__(self, settings: EvidenceSettings) -> None:
+    ``retention`` makes the retention rules from the store once it is open (at ``start``).
+    """
+
+    def __init__(
+        self,
+        settings: EvidenceSettings,
+        retention: Callable[[EvidenceStore], R] | None = None,
+    ) -> None:
         self.settings = settings
+        self._make_retention = retention
         self._signer: Signer | None = None
         self._store: EvidenceStore | None = None
         self._spool: Spooler | None = None
         self._fixity: FixityJob | None = None
-        self._retention: RetentionBook | None = None
+        self._retention: R | None = None
         self._catalogue: Catalogue | None = None
         self._recorders: weakref.WeakValueDictionary[str, SessionRecorder] = (
             weakref.WeakValueDictionary()
@@ -112,8 +132,10 @@ class Evidence:
         return self._catalogue
 
     @property
-    def retention(self) -> RetentionBook:
+    def retention(self) -> R:
         if self._retention is None:
+            if self._make_retention is None:
+                raise RuntimeError("evidence has no retention rules")
             raise RuntimeError("evidence not started")
         return self._retention
 
@@ -129,12 +151,13 @@ class Evidence:
         self._store = s.open_store()
         for recovered in recover_all(s.evidence_dir, self._signer):
             logger.warning("recovered session %s after an unclean stop", recovered.session_id)
-        self._retention = RetentionBook(self._store, load_schedule(s.retention_schedule))
+        if self._make_retention is not None:
+            self._retention = self._make_retention(self._store)
         self._spool = Spooler(
             self._store,
             retention_days=s.retention_days,
             keep_local=s.keep_local,
-            lock_for=self._retention.lock_for,
+            lock_for=None if self._retention is None else self._retention.lock_for,
         )
         self._spool.start()
         return self._spool.enqueue_all(s.evidence_dir)
@@ -148,7 +171,7 @@ class Evidence:
         self._fixity = FixityJob(
             self.store,
             self.signer.jwks(),
-            self.settings.data_dir / "fixity.jsonl",
+            self.settings.layout.fixity_log,
             self.settings.fixity_interval_s,
         )
         self._fixity.start()

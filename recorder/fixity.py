@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .chain import canonical
+from .defaults import FIXITY_INTERVAL_S
 from .durable import append_line, make_folder
 from .manifest import MANIFEST_JWS, verify_jws
 from .periodic import Periodic
@@ -64,7 +65,11 @@ def check_store(store: EvidenceStore, jwks: dict[str, Any]) -> dict[str, Any]:
 
 class FixityJob(Periodic):
     def __init__(
-        self, store: EvidenceStore, jwks: dict[str, Any], log: Path, interval_s: float = 86400
+        self,
+        store: EvidenceStore,
+        jwks: dict[str, Any],
+        log: Path,
+        interval_s: float = FIXITY_INTERVAL_S,
     ) -> None:
         super().__init__("fixity check", interval_s, self.run_once)
         self.store = store

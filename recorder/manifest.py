@@ -23,12 +23,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from .chain import canonical
+from .layout import SIGNING_KEY_FILE
 
 MANIFEST_JWS = "manifest.jws"
 MANIFEST_JSON = "manifest.json"
 JWKS_FILE = "jwks.json"
 ALGORITHM = "EdDSA"
-KEY_FILE = "evidence-signing-key.pem"
+KEY_FILE = SIGNING_KEY_FILE  # in the data folder (recorder.layout)
 
 
 def _b64url(data: bytes) -> str:

@@ -38,6 +38,7 @@ from streamserver.frames import EncodedFrame
 from streamserver.relay import Subscription
 
 from .bundle import EVENTS_FILE, FIXES_FILE, Bundle
+from .defaults import SEGMENT_SECONDS
 from .durable import FILE_MODE, make_folder
 from .events import EvidenceEvent, KindTotals, iso_at, now_iso
 from .manifest import Signer
@@ -50,7 +51,6 @@ from .spool import Spooler
 logger = logging.getLogger(__name__)
 
 BATCH_QUEUE = 256
-DEFAULT_SEGMENT_SECONDS = 10.0
 RETRY_S = 1.0  # how often a failed recorder tries the disk again
 SPACE_CHECK_S = 1.0  # how often free space is compared with the warning threshold
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
@@ -95,7 +95,7 @@ class SessionRecorder:
         *,
         signer: Signer | None = None,
         spool: Spooler | None = None,
-        segment_seconds: float = DEFAULT_SEGMENT_SECONDS,
+        segment_seconds: float = SEGMENT_SECONDS,
         low_space_bytes: int = 0,
         on_status: Callable[[RecordingStatus], None] | None = None,
     ) -> None:

@@ -18,12 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 
 from .bundle import read_manifest_json
 from .chain import canonical
+from .defaults import RETENTION_DAYS
 from .durable import append_line, write_new
 from .manifest import JWKS_FILE, MANIFEST_JSON, MANIFEST_JWS
 from .store import (
@@ -40,6 +41,12 @@ logger = logging.getLogger(__name__)
 
 RECEIPTS_FILE = "uploads.jsonl"
 PREFIX_FILE = "store-prefix"
+
+
+class LockRules(Protocol):
+    """What the spool needs of the retention rules: the lock for a session's new objects."""
+
+    def lock_for(self, session_id: str, started_at: datetime) -> ObjectLock: ...
 
 
 @dataclass(slots=True)
@@ -77,7 +84,7 @@ class Spooler:
         self,
         store: EvidenceStore,
         *,
-        retention_days: int = 31,
+        retention_days: int = RETENTION_DAYS,
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
         keep_local: bool = True,

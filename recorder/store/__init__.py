@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..layout import DataLayout
 from .local import LOCKS_DIR, LocalFolderStore
 from .protocol import (
     INDEX_PREFIX,
@@ -66,4 +67,4 @@ def open_store(
         )
         store.ensure_bucket()
         return store
-    return LocalFolderStore(data_dir / "evidence-store")
+    return LocalFolderStore(DataLayout(data_dir).store_dir)
