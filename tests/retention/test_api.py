@@ -7,27 +7,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestServer
+from pytest_aiohttp import AiohttpClient
 
 from signalling.config import load_settings
 from signalling.web.app import RUNNER_OPTIONS, make_app
 from signalling.web.appkeys import AUDIT, SERVICE
+from tests.client import Client, client_of
 
 ROLES = ["call_handler", "investigator", "supervisor", "admin"]
 HEADERS = {"X-Requested-With": "scenelink"}
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, tmp_path: Path) -> TestClient:
+async def client(aiohttp_client: AiohttpClient, tmp_path: Path) -> Client:
     operators = [{"username": r, "password": "pw-" + r, "roles": [r]} for r in ROLES]
     app = make_app(load_settings(data_dir=tmp_path, operators=operators))
     server = TestServer(app)
     await server.start_server(**RUNNER_OPTIONS)
-    result: TestClient = await aiohttp_client(server)
-    return result
+    return await client_of(aiohttp_client, server)
 
 
-async def as_role(client: TestClient, role: str) -> None:
+async def as_role(client: Client, role: str) -> None:
     client.session.cookie_jar.clear()
     signed = await client.post(
         "/api/login", json={"username": role, "password": "pw-" + role}, headers=HEADERS
@@ -35,13 +36,13 @@ async def as_role(client: TestClient, role: str) -> None:
     assert signed.status == 200
 
 
-async def post(client: TestClient, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+async def post(client: Client, path: str, body: dict[str, Any]) -> tuple[int, Any]:
     response = await client.post(path, json=body, headers=HEADERS)
     return response.status, await response.json()
 
 
-async def test_link_hold_release_shorten_and_queue(client: TestClient) -> None:
-    app = client.server.app
+async def test_link_hold_release_shorten_and_queue(client: Client) -> None:
+    app = client.app
     session = await app[SERVICE].create(
         "07700 900123", "CAD-7", "video", "call_handler", "http://x"
     )

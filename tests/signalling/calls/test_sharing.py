@@ -12,11 +12,13 @@ from typing import Any
 
 import pytest
 from aiohttp import WSMsgType, web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestServer
+from pytest_aiohttp import AiohttpClient
 
 from signalling.config import load_settings
 from signalling.web.app import RUNNER_OPTIONS, make_app
 from signalling.web.appkeys import AUDIT, SERVICE, SETTINGS, SHARING
+from tests.client import Client, client_of
 
 HEADERS = {"X-Requested-With": "scenelink"}
 OPERATORS = [
@@ -34,13 +36,13 @@ def app(tmp_path: Path) -> web.Application:
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, app: web.Application) -> TestClient:
+async def client(aiohttp_client: AiohttpClient, app: web.Application) -> Client:
     server = TestServer(app)
     await server.start_server(**RUNNER_OPTIONS)
-    return await aiohttp_client(server)  # type: ignore[no-any-return]
+    return await client_of(aiohttp_client, server)
 
 
-async def sign_in(client: TestClient, user: str) -> None:
+async def sign_in(client: Client, user: str) -> None:
     client.session.cookie_jar.clear()
     response = await client.post(
         "/api/login", json={"username": user, "password": f"pw-{user}"}, headers=HEADERS
@@ -48,7 +50,7 @@ async def sign_in(client: TestClient, user: str) -> None:
     assert response.status == 200
 
 
-async def new_session(client: TestClient) -> str:
+async def new_session(client: Client) -> str:
     await sign_in(client, "alice")
     response = await client.post(
         "/api/sessions", json={"phone": "07700 900123", "incident_ref": "CAD-7"}, headers=HEADERS
@@ -57,11 +59,11 @@ async def new_session(client: TestClient) -> str:
     return str((await response.json())["id"])
 
 
-async def share(client: TestClient, session_id: str, **body: Any) -> Any:
+async def share(client: Client, session_id: str, **body: Any) -> Any:
     return await client.post(f"/api/sessions/{session_id}/shares", json=body, headers=HEADERS)
 
 
-async def officer_link(client: TestClient, session_id: str, **body: Any) -> tuple[str, str]:
+async def officer_link(client: Client, session_id: str, **body: Any) -> tuple[str, str]:
     response = await share(client, session_id, kind="link", **body)
     assert response.status == 201, await response.text()
     created = await response.json()
@@ -79,7 +81,7 @@ async def events_of(app: web.Application, session_id: str) -> list[dict[str, Any
 
 
 async def test_officer_sees_only_sessions_shared_with_them(
-    client: TestClient, app: web.Application
+    client: Client, app: web.Application
 ) -> None:
     shared, private = await new_session(client), await new_session(client)
     await sign_in(client, "bob")
@@ -137,7 +139,7 @@ async def test_officer_sees_only_sessions_shared_with_them(
 
 
 async def test_officer_link_works_until_withdrawn(
-    client: TestClient, app: web.Application, caplog: pytest.LogCaptureFixture
+    client: Client, app: web.Application, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
     session_id = await new_session(client)
@@ -176,7 +178,7 @@ async def test_officer_link_works_until_withdrawn(
 
 
 async def test_links_that_are_not_officer_links_are_refused(
-    client: TestClient, app: web.Application
+    client: Client, app: web.Application
 ) -> None:
     session_id = await new_session(client)
     outbox = await (await client.get("/api/sms/outbox")).json()
@@ -192,7 +194,7 @@ async def test_links_that_are_not_officer_links_are_refused(
 
 
 async def test_officer_link_expires_and_never_outlives_its_session(
-    client: TestClient, app: web.Application
+    client: Client, app: web.Application
 ) -> None:
     session_id = await new_session(client)
     _, long_token = await officer_link(client, session_id, minutes=24 * 60)
@@ -209,7 +211,7 @@ async def test_officer_link_expires_and_never_outlives_its_session(
 
 
 async def test_officer_feed_gives_bearing_then_access_ended(
-    client: TestClient, app: web.Application
+    client: Client, app: web.Application
 ) -> None:
     session_id = await new_session(client)
     service = app[SERVICE]
@@ -263,7 +265,7 @@ async def test_officer_feed_gives_bearing_then_access_ended(
     assert [r["action"] for r in records] == ["consultation.live_location"]
 
 
-async def test_session_end_ends_every_share(client: TestClient, app: web.Application) -> None:
+async def test_session_end_ends_every_share(client: Client, app: web.Application) -> None:
     session_id = await new_session(client)
     _, token = await officer_link(client, session_id)
     assert (await share(client, session_id, kind="account", username="bob")).status == 201
@@ -282,7 +284,7 @@ async def test_session_end_ends_every_share(client: TestClient, app: web.Applica
 
 
 async def test_officer_feed_refuses_deep_json_and_stays_open(
-    client: TestClient, app: web.Application
+    client: Client, app: web.Application
 ) -> None:
     session_id = await new_session(client)
     _, token = await officer_link(client, session_id)
@@ -302,7 +304,7 @@ async def test_officer_feed_refuses_deep_json_and_stays_open(
 
 
 async def test_officer_feed_closed_before_authenticating_is_quiet(
-    client: TestClient, app: web.Application, caplog: pytest.LogCaptureFixture
+    client: Client, app: web.Application, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
     for _ in range(3):

@@ -12,12 +12,14 @@ from urllib.parse import parse_qs, urlsplit
 import jwt
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric import rsa
+from pytest_aiohttp import AiohttpClient
 
 from signalling.config import load_settings
 from signalling.web.app import RUNNER_OPTIONS, make_app
 from signalling.web.appkeys import AUDIT
+from tests.client import Client, client_of
 from tests.providers import CLIENT_ID, CLIENT_SECRET, Provider
 
 ROLE_MAP = {"999-handlers": ["call_handler"], "control-room-supervisors": ["supervisor"]}
@@ -32,16 +34,16 @@ async def provider(request: pytest.FixtureRequest, aiohttp_server: Serve) -> Pro
     return provider
 
 
-async def console(aiohttp_client: Any, tmp_path: Path, **settings: Any) -> TestClient:
+async def console(aiohttp_client: AiohttpClient, tmp_path: Path, **settings: Any) -> Client:
     app = make_app(load_settings(data_dir=tmp_path, **settings))
     server = TestServer(app)
     await server.start_server(**RUNNER_OPTIONS)
-    client: TestClient = await aiohttp_client(server)
+    client = await client_of(aiohttp_client, server)
     return client
 
 
 @pytest.fixture
-async def client(provider: Provider, aiohttp_client: Any, tmp_path: Path) -> TestClient:
+async def client(provider: Provider, aiohttp_client: AiohttpClient, tmp_path: Path) -> Client:
     return await console(
         aiohttp_client,
         tmp_path,
@@ -54,7 +56,7 @@ async def client(provider: Provider, aiohttp_client: Any, tmp_path: Path) -> Tes
     )
 
 
-async def provider_redirect(client: TestClient) -> str:
+async def provider_redirect(client: Client) -> str:
     """Console -> provider, as the browser goes: where the provider sends it back."""
     start = await client.get("/api/oidc/login", allow_redirects=False)
     assert start.status == 302, await start.text()
@@ -66,19 +68,19 @@ async def provider_redirect(client: TestClient) -> str:
     return back
 
 
-async def sign_in(client: TestClient, tamper_state: bool = False, accept: str = "*/*") -> Any:
+async def sign_in(client: Client, tamper_state: bool = False, accept: str = "*/*") -> Any:
     back = await provider_redirect(client)
     if tamper_state:
         back = back.replace("state=", "state=x")
     return await client.session.get(back, allow_redirects=False, headers={"Accept": accept})
 
 
-def audited(client: TestClient, action: str) -> list[dict[str, Any]]:
+def audited(client: Client, action: str) -> list[dict[str, Any]]:
     return [r for r in client.app[AUDIT].read() if r["action"] == action]
 
 
 @pytest.mark.parametrize("provider", ["RS256", "ES256"], indirect=True)
-async def test_sign_in_through_the_provider(client: TestClient, provider: Provider) -> None:
+async def test_sign_in_through_the_provider(client: Client, provider: Provider) -> None:
     assert await (await client.get("/api/oidc/config")).json() == {
         "enabled": True,
         "provider": "Force Azure AD",
@@ -93,7 +95,7 @@ async def test_sign_in_through_the_provider(client: TestClient, provider: Provid
     assert record["actor"] == "pat.smith" and record["detail"]["via"] == "oidc"
 
 
-async def test_a_replayed_callback_is_refused(client: TestClient, provider: Provider) -> None:
+async def test_a_replayed_callback_is_refused(client: Client, provider: Provider) -> None:
     back = await provider_redirect(client)
     assert (await client.session.get(back, allow_redirects=False)).status == 302
     client.session.cookie_jar.clear()
@@ -135,7 +137,7 @@ def forged(provider: Provider, name: str) -> Callable[[dict[str, Any]], str]:
     ],
 )
 async def test_untrustworthy_id_tokens_are_refused(
-    client: TestClient, provider: Provider, attack: str, reason: str
+    client: Client, provider: Provider, attack: str, reason: str
 ) -> None:
     provider.sign = forged(provider, attack)
     refused = await sign_in(client)
@@ -148,9 +150,7 @@ async def test_untrustworthy_id_tokens_are_refused(
     assert reason in record["detail"]["reason"]
 
 
-async def test_no_mapped_role_is_refused_and_audited(
-    client: TestClient, provider: Provider
-) -> None:
+async def test_no_mapped_role_is_refused_and_audited(client: Client, provider: Provider) -> None:
     provider.claims = {"groups": ["canteen"], "preferred_username": "sam.jones"}
     refused = await sign_in(client)
     assert refused.status == 403
@@ -160,7 +160,7 @@ async def test_no_mapped_role_is_refused_and_audited(
 
 
 async def test_a_browser_is_told_in_plain_words_with_the_same_status(
-    client: TestClient, provider: Provider
+    client: Client, provider: Provider
 ) -> None:
     provider.claims = {"groups": ["canteen"], "preferred_username": "sam.jones"}
     refused = await sign_in(client, accept="text/html,application/xhtml+xml,*/*;q=0.8")
@@ -173,9 +173,7 @@ async def test_a_browser_is_told_in_plain_words_with_the_same_status(
     assert len(audited(client, "sign_in_refused")) == 1
 
 
-async def test_a_local_account_name_is_not_taken_over(
-    client: TestClient, provider: Provider
-) -> None:
+async def test_a_local_account_name_is_not_taken_over(client: Client, provider: Provider) -> None:
     for name in ("alice", "Alice"):
         provider.claims = {"preferred_username": name}
         assert (await sign_in(client)).status == 403
@@ -183,7 +181,7 @@ async def test_a_local_account_name_is_not_taken_over(
 
 
 async def test_names_that_could_pass_for_something_else_are_refused(
-    client: TestClient, provider: Provider
+    client: Client, provider: Provider
 ) -> None:
     for name in ("officer-link:x", "caller", " spaced", "x" * 65):
         provider.claims = {"preferred_username": name}
@@ -191,7 +189,7 @@ async def test_names_that_could_pass_for_something_else_are_refused(
     assert (await client.get("/api/me")).status == 401
 
 
-async def test_state_and_flow_cookie_are_checked(client: TestClient, provider: Provider) -> None:
+async def test_state_and_flow_cookie_are_checked(client: Client, provider: Provider) -> None:
     assert (await sign_in(client, tamper_state=True)).status == 400
     client.session.cookie_jar.clear()
     code_only = await client.get("/api/oidc/callback?code=x&state=y", allow_redirects=False)
@@ -200,7 +198,7 @@ async def test_state_and_flow_cookie_are_checked(client: TestClient, provider: P
 
 
 async def test_roles_come_from_a_nested_claim(
-    provider: Provider, aiohttp_client: Any, tmp_path: Path
+    provider: Provider, aiohttp_client: AiohttpClient, tmp_path: Path
 ) -> None:
     provider.claims = {"realm_access": {"roles": ["999-handlers"]}, "groups": []}
     client = await console(
@@ -216,7 +214,7 @@ async def test_roles_come_from_a_nested_claim(
     assert (await (await client.get("/api/me")).json())["roles"] == ["call_handler"]
 
 
-async def test_off_unless_configured(aiohttp_client: Any, tmp_path: Path) -> None:
+async def test_off_unless_configured(aiohttp_client: AiohttpClient, tmp_path: Path) -> None:
     client = await console(aiohttp_client, tmp_path)
     assert await (await client.get("/api/oidc/config")).json() == {
         "enabled": False,
@@ -227,7 +225,7 @@ async def test_off_unless_configured(aiohttp_client: Any, tmp_path: Path) -> Non
 
 
 async def test_the_authorization_request_carries_pkce_and_nonce(
-    client: TestClient, provider: Provider
+    client: Client, provider: Provider
 ) -> None:
     start = await client.get("/api/oidc/login", allow_redirects=False)
     query = {k: v[0] for k, v in parse_qs(urlsplit(start.headers["Location"]).query).items()}

@@ -14,14 +14,16 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestServer
 from argon2 import PasswordHasher
+from pytest_aiohttp import AiohttpClient
 
 from signalling.config import load_settings
 from signalling.operators import accounts
 from signalling.operators.auth import COOKIE_NAME
 from signalling.web.app import RUNNER_OPTIONS, make_app
 from signalling.web.appkeys import AUDIT
+from tests.client import Client, client_of
 
 HEADERS = {"X-Requested-With": "scenelink"}
 
@@ -40,14 +42,14 @@ def new_address() -> str:
     return "127." + ".".join(str(random.randrange(1, 255)) for _ in range(3))
 
 
-async def started(aiohttp_client: Any, app: web.Application) -> TestClient:
+async def started(aiohttp_client: AiohttpClient, app: web.Application) -> Client:
     server = TestServer(app)
     await server.start_server(**RUNNER_OPTIONS)
-    return await aiohttp_client(server)  # type: ignore[no-any-return]
+    return await client_of(aiohttp_client, server)
 
 
 async def login_from(
-    client: TestClient, address: str, username: str, password: str = "pw-right"
+    client: Client, address: str, username: str, password: str = "pw-right"
 ) -> tuple[int, str | None]:
     """Sign in from another address; the status and the console cookie, if one was set."""
     connector = aiohttp.TCPConnector(local_addr=(address, 0))
@@ -61,7 +63,7 @@ async def login_from(
         return response.status, cookie.value if cookie else None
 
 
-async def me_with(client: TestClient, cookie: str) -> int:
+async def me_with(client: Client, cookie: str) -> int:
     client.session.cookie_jar.clear()
     response = await client.get("/api/me", headers={"Cookie": f"{COOKIE_NAME}={cookie}"})
     return response.status
@@ -82,7 +84,7 @@ def verified(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
 
 async def test_concurrent_wrong_passwords_are_counted_before_checking(
-    aiohttp_client: Any, tmp_path: Path, verified: list[str]
+    aiohttp_client: AiohttpClient, tmp_path: Path, verified: list[str]
 ) -> None:
     app = make_app(load_settings(data_dir=tmp_path, operators=operators("alice")))
     client = await started(aiohttp_client, app)
@@ -100,7 +102,7 @@ async def test_concurrent_wrong_passwords_are_counted_before_checking(
 
 
 async def test_an_unknown_name_costs_a_password_check_too(
-    aiohttp_client: Any, tmp_path: Path, verified: list[str]
+    aiohttp_client: AiohttpClient, tmp_path: Path, verified: list[str]
 ) -> None:
     app = make_app(load_settings(data_dir=tmp_path, operators=operators("alice")))
     client = await started(aiohttp_client, app)
@@ -112,13 +114,15 @@ async def test_an_unknown_name_costs_a_password_check_too(
 
 @dataclass
 class Cluster:
-    first: TestClient
-    second: TestClient
+    first: Client
+    second: Client
     account: str
 
 
 @pytest.fixture(params=["memory", "redis"])
-async def cluster(request: pytest.FixtureRequest, aiohttp_client: Any, tmp_path: Path) -> Cluster:
+async def cluster(
+    request: pytest.FixtureRequest, aiohttp_client: AiohttpClient, tmp_path: Path
+) -> Cluster:
     """Two nodes and an account: with Redis, two apps sharing one redis-server and the
     token secret."""
     name = new_name()

@@ -10,13 +10,15 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestServer
 from aiortc import RTCPeerConnection
+from pytest_aiohttp import AiohttpClient
 
 from signalling.config import load_settings
 from signalling.web.app import RUNNER_OPTIONS, make_app
 from signalling.web.appkeys import AUDIT, SERVICE, SETTINGS
 from signalling.web.openapi import doc_of
+from tests.client import Client, client_of
 
 HEADERS = {"X-Requested-With": "scenelink"}
 OPERATORS = [
@@ -31,25 +33,25 @@ def app(tmp_path: Path) -> web.Application:
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, app: web.Application) -> TestClient:
+async def client(aiohttp_client: AiohttpClient, app: web.Application) -> Client:
     server = TestServer(app)
     await server.start_server(**RUNNER_OPTIONS)  # as `scenelink serve` runs it
-    return await aiohttp_client(server)  # type: ignore[no-any-return]
+    return await client_of(aiohttp_client, server)
 
 
-async def sign_in(client: TestClient, user: str = "alice") -> None:
+async def sign_in(client: Client, user: str = "alice") -> None:
     response = await client.post(
         "/api/login", json={"username": user, "password": f"pw-{user}"}, headers=HEADERS
     )
     assert response.status == 200, await response.text()
 
 
-async def create(client: TestClient, **body: Any) -> Any:
+async def create(client: Client, **body: Any) -> Any:
     payload = {"phone": "07700 900123", "incident_ref": "CAD-1"} | body
     return await client.post("/api/sessions", json=payload, headers=HEADERS)
 
 
-async def caller_link(client: TestClient) -> tuple[str, str]:
+async def caller_link(client: Client) -> tuple[str, str]:
     response = await create(client)
     assert response.status == 201
     session = await response.json()
@@ -58,7 +60,7 @@ async def caller_link(client: TestClient) -> tuple[str, str]:
     return session["id"], text[text.index("/c/") :]
 
 
-async def test_sign_in_is_required_and_checked(client: TestClient) -> None:
+async def test_sign_in_is_required_and_checked(client: Client) -> None:
     assert (await client.get("/api/sessions")).status == 401
     wrong = await client.post(
         "/api/login", json={"username": "alice", "password": "x"}, headers=HEADERS
@@ -71,7 +73,7 @@ async def test_sign_in_is_required_and_checked(client: TestClient) -> None:
 
 
 async def test_state_change_without_csrf_header_is_refused(
-    client: TestClient, app: web.Application
+    client: Client, app: web.Application
 ) -> None:
     await sign_in(client)
     response = await client.post(
@@ -84,14 +86,14 @@ async def test_state_change_without_csrf_header_is_refused(
     assert refused["actor"] == "alice" and refused["detail"]["route"] == "/api/sessions"
 
 
-async def test_officer_cannot_send_links(client: TestClient) -> None:
+async def test_officer_cannot_send_links(client: Client) -> None:
     await sign_in(client, "bob")
     response = await create(client)
     assert response.status == 403
     assert (await (await client.get("/api/sessions")).json())["sessions"] == []
 
 
-async def test_create_session_sends_link_and_hides_the_number(client: TestClient) -> None:
+async def test_create_session_sends_link_and_hides_the_number(client: Client) -> None:
     await sign_in(client)
     response = await create(client, mode="location")
     assert response.status == 201
@@ -116,7 +118,7 @@ async def test_create_session_sends_link_and_hides_the_number(client: TestClient
     ],
 )
 async def test_invalid_session_request_names_the_field(
-    client: TestClient, body: dict[str, Any], field: str
+    client: Client, body: dict[str, Any], field: str
 ) -> None:
     await sign_in(client)
     response = await create(client, **body)
@@ -125,7 +127,7 @@ async def test_invalid_session_request_names_the_field(
     assert (await (await client.get("/api/sessions")).json())["sessions"] == []
 
 
-async def test_unknown_ids_and_bad_bodies_get_json_errors(client: TestClient) -> None:
+async def test_unknown_ids_and_bad_bodies_get_json_errors(client: Client) -> None:
     await sign_in(client)
     unknown = await client.get("/api/sessions/doesnotexist")
     assert unknown.status == 404 and (await unknown.json())["error"] == "unknown session id"
@@ -142,7 +144,7 @@ async def test_unknown_ids_and_bad_bodies_get_json_errors(client: TestClient) ->
 
 
 async def test_caller_page_and_dead_links(
-    client: TestClient, app: web.Application, caplog: pytest.LogCaptureFixture
+    client: Client, app: web.Application, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     await sign_in(client)
@@ -207,7 +209,7 @@ def spoilt(sdp: str) -> list[tuple[str, str]]:
 
 
 async def test_malformed_sdp_is_refused_and_changes_nothing(
-    client: TestClient, app: web.Application
+    client: Client, app: web.Application
 ) -> None:
     await sign_in(client)
     session_id, path = await caller_link(client)
@@ -250,7 +252,7 @@ async def test_malformed_sdp_is_refused_and_changes_nothing(
     assert viewer.status == 400
 
 
-async def test_bad_fixes_are_counted_never_stored(client: TestClient, app: web.Application) -> None:
+async def test_bad_fixes_are_counted_never_stored(client: Client, app: web.Application) -> None:
     await sign_in(client)
     session_id, _ = await caller_link(client)
     service = app[SERVICE]
@@ -282,7 +284,7 @@ async def test_bad_fixes_are_counted_never_stored(client: TestClient, app: web.A
 
 
 async def test_rejected_fixes_are_counted_exactly_but_logged_once(
-    client: TestClient, app: web.Application, caplog: pytest.LogCaptureFixture
+    client: Client, app: web.Application, caplog: pytest.LogCaptureFixture
 ) -> None:
     await sign_in(client)
     session_id, _ = await caller_link(client)
@@ -294,9 +296,7 @@ async def test_rejected_fixes_are_counted_exactly_but_logged_once(
 
 
 @pytest.mark.parametrize("body", ["[" * 30000, "[" * 40 + "]" * 40, '{"a":' * 5000])
-async def test_deeply_nested_json_is_a_400_and_changes_nothing(
-    client: TestClient, body: str
-) -> None:
+async def test_deeply_nested_json_is_a_400_and_changes_nothing(client: Client, body: str) -> None:
     await sign_in(client)
     session_id, path = await caller_link(client)
     token = path.rsplit("/", 1)[1]
@@ -322,7 +322,7 @@ async def test_deeply_nested_json_is_a_400_and_changes_nothing(
 
 
 async def test_every_api_route_is_in_the_openapi_document(
-    client: TestClient, app: web.Application
+    client: Client, app: web.Application
 ) -> None:
     undocumented = [
         f"{r.method} {r.resource.canonical}"
@@ -343,7 +343,7 @@ async def test_every_api_route_is_in_the_openapi_document(
     assert "phone" in document["components"]["schemas"]["CreateSessionRequest"]["properties"]
 
 
-async def test_forwarded_proto_makes_https_links(client: TestClient) -> None:
+async def test_forwarded_proto_makes_https_links(client: Client) -> None:
     await sign_in(client)
     await client.post(
         "/api/sessions",
@@ -354,7 +354,7 @@ async def test_forwarded_proto_makes_https_links(client: TestClient) -> None:
     assert "https://" in outbox["messages"][0]["text"]
 
 
-async def test_security_headers_on_pages_errors_and_redirects(client: TestClient) -> None:
+async def test_security_headers_on_pages_errors_and_redirects(client: Client) -> None:
     answers = [
         await client.get("/console/"),
         await client.get("/api/sessions"),  # 401
@@ -383,7 +383,7 @@ async def test_security_headers_on_pages_errors_and_redirects(client: TestClient
     ],
 )
 async def test_wrong_method_is_a_json_405_naming_the_allowed_ones(
-    client: TestClient, method: str, path: str, allowed: str
+    client: Client, method: str, path: str, allowed: str
 ) -> None:
     await sign_in(client)
     response = await client.request(method, path, headers=HEADERS, json={"incident_ref": "X"})

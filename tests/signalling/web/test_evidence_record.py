@@ -9,8 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestServer
 from aiortc import RTCSessionDescription
+from pytest_aiohttp import AiohttpClient
 
 from bench.synthetic import Clip, SyntheticCaller
 from recorder.events import EVENT_NAMES
@@ -18,6 +19,7 @@ from recorder.verify import verify_bundle
 from signalling.config import load_settings
 from signalling.web.app import RUNNER_OPTIONS, make_app
 from signalling.web.appkeys import EVIDENCE, SERVICE, SETTINGS
+from tests.client import Client, client_of
 from tests.harness import fill_disk
 
 HEADERS = {"X-Requested-With": "scenelink"}
@@ -28,7 +30,7 @@ IPHONE = (
 
 
 async def wait_for(
-    client: TestClient, session_id: str, wanted: Callable[[dict[str, Any]], bool]
+    client: Client, session_id: str, wanted: Callable[[dict[str, Any]], bool]
 ) -> dict[str, Any]:
     deadline = time.monotonic() + 20
     session: dict[str, Any] = {}
@@ -40,7 +42,7 @@ async def wait_for(
     raise AssertionError(f"session never got there: {session}")
 
 
-async def serve(aiohttp_client: Any, data_dir: Path, **settings: Any) -> TestClient:
+async def serve(aiohttp_client: AiohttpClient, data_dir: Path, **settings: Any) -> Client:
     app = make_app(
         load_settings(
             data_dir=data_dir,
@@ -50,13 +52,13 @@ async def serve(aiohttp_client: Any, data_dir: Path, **settings: Any) -> TestCli
     )
     server = TestServer(app)
     await server.start_server(**RUNNER_OPTIONS)
-    client: TestClient = await aiohttp_client(server)
+    client = await client_of(aiohttp_client, server)
     login = {"username": "alice", "password": "pw"}
     assert (await client.post("/api/login", json=login, headers=HEADERS)).status == 200
     return client
 
 
-async def call(client: TestClient, caller: SyntheticCaller) -> str:
+async def call(client: Client, caller: SyntheticCaller) -> str:
     """A session whose caller (on an iPhone, as far as the server can tell) is live."""
     created = await client.post(
         "/api/sessions", json={"phone": "07700 900123", "incident_ref": "CAD-7"}, headers=HEADERS
@@ -81,7 +83,7 @@ async def call(client: TestClient, caller: SyntheticCaller) -> str:
 
 
 async def test_a_session_leaves_its_complete_record(
-    aiohttp_client: Any, tmp_path: Path, clips: dict[str, Clip]
+    aiohttp_client: AiohttpClient, tmp_path: Path, clips: dict[str, Clip]
 ) -> None:
     client = await serve(aiohttp_client, tmp_path)
     app = client.app
@@ -146,7 +148,7 @@ async def test_a_session_leaves_its_complete_record(
 
 
 async def test_a_full_disk_is_shown_for_the_session_and_recording_resumes(
-    aiohttp_client: Any, small_disk: Path, clips: dict[str, Clip]
+    aiohttp_client: AiohttpClient, small_disk: Path, clips: dict[str, Clip]
 ) -> None:
     client = await serve(aiohttp_client, small_disk / "data", evidence_low_space_mb=2)
     caller = SyntheticCaller(clips["H264"])

@@ -9,11 +9,11 @@ import zipfile
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestServer
+from pytest_aiohttp import AiohttpClient
 
 from bench.synthetic import Clip
 from recorder.export import verify_package
@@ -23,6 +23,7 @@ from signalling.config import load_settings
 from signalling.web.app import RUNNER_OPTIONS, make_app
 from signalling.web.appkeys import AUDIT, EVIDENCE, EXPORTS
 from signalling.web.routes import evidence as evidence_routes
+from tests.client import Client, client_of
 from tests.recorder.feed import record_session
 
 HEADERS = {"X-Requested-With": "scenelink"}
@@ -38,8 +39,8 @@ TRAIL = ((51.5010, -0.1262), (51.5013, -0.1260))
 
 @pytest.fixture
 async def app_client(
-    aiohttp_client: Any, tmp_path: Path, clips: dict[str, Clip]
-) -> tuple[web.Application, TestClient]:
+    aiohttp_client: AiohttpClient, tmp_path: Path, clips: dict[str, Clip]
+) -> tuple[web.Application, Client]:
     """A server whose spool holds one finished session from before a restart."""
     signer = Signer.load_or_create(tmp_path / KEY_FILE)
     await record_session(
@@ -55,11 +56,11 @@ async def app_client(
     server = TestServer(app)
     await server.start_server(**RUNNER_OPTIONS)
     assert await asyncio.to_thread(app[EVIDENCE].spool.wait_idle, 30)
-    client: TestClient = await aiohttp_client(server)
+    client = await client_of(aiohttp_client, server)
     return app, client
 
 
-async def sign_in(client: TestClient, user: str) -> None:
+async def sign_in(client: Client, user: str) -> None:
     client.session.cookie_jar.clear()
     response = await client.post(
         "/api/login", json={"username": user, "password": f"{user}-pass"}, headers=HEADERS
@@ -67,7 +68,7 @@ async def sign_in(client: TestClient, user: str) -> None:
     assert response.status == 200
 
 
-async def test_search_play_and_trail(app_client: tuple[web.Application, TestClient]) -> None:
+async def test_search_play_and_trail(app_client: tuple[web.Application, Client]) -> None:
     app, client = app_client
     await sign_in(client, "ivan")
     found = await (await client.get("/api/recordings", params={"phone": "07700 900123"})).json()
@@ -99,7 +100,7 @@ async def test_search_play_and_trail(app_client: tuple[web.Application, TestClie
 
 
 async def test_call_handlers_replay_only_their_sessions_for_a_while(
-    app_client: tuple[web.Application, TestClient], monkeypatch: pytest.MonkeyPatch
+    app_client: tuple[web.Application, Client], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app, client = app_client
     await sign_in(client, "handler")
@@ -130,7 +131,7 @@ async def test_call_handlers_replay_only_their_sessions_for_a_while(
 
 
 async def test_right_of_access_export_verifies(
-    app_client: tuple[web.Application, TestClient], tmp_path: Path
+    app_client: tuple[web.Application, Client], tmp_path: Path
 ) -> None:
     app, client = app_client
     await sign_in(client, "ivan")
@@ -166,7 +167,7 @@ async def test_right_of_access_export_verifies(
     assert not old.path.exists()
 
 
-async def test_export_refuses_bad_requests(app_client: tuple[web.Application, TestClient]) -> None:
+async def test_export_refuses_bad_requests(app_client: tuple[web.Application, Client]) -> None:
     _, client = app_client
     await sign_in(client, "ivan")
     both = {"phone": "07700900123", "session_ids": ["sess-1"], "recipient": "x", "purpose": "y"}
@@ -178,7 +179,7 @@ async def test_export_refuses_bad_requests(app_client: tuple[web.Application, Te
     assert (await client.get("/api/exports/nope")).status == 404
 
 
-async def test_download_original_bundle(app_client: tuple[web.Application, TestClient]) -> None:
+async def test_download_original_bundle(app_client: tuple[web.Application, Client]) -> None:
     app, client = app_client
     await sign_in(client, "ivan")
     response = await client.get("/api/recordings/sess-1/bundle")

@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestServer
+from pytest_aiohttp import AiohttpClient
 
 from signalling.config import load_settings
 from signalling.web.app import RUNNER_OPTIONS, make_app
 from signalling.web.appkeys import SERVICE, SHARING
+from tests.client import Client, client_of
 
 HEADERS = {"X-Requested-With": "scenelink"}
 OPERATORS = [
@@ -22,15 +24,15 @@ FORGED_HOSTS = ("evil.example", "evil.example:8080", "evil.example/x?@127.0.0.1"
 
 
 async def serve(
-    aiohttp_client: Any, tmp_path: Path, **settings: Any
-) -> tuple[web.Application, TestClient]:
+    aiohttp_client: AiohttpClient, tmp_path: Path, **settings: Any
+) -> tuple[web.Application, Client]:
     app = make_app(load_settings(data_dir=tmp_path, operators=OPERATORS, **settings))
     server = TestServer(app)  # on 127.0.0.1
     await server.start_server(**RUNNER_OPTIONS)
-    return app, await aiohttp_client(server)
+    return app, await client_of(aiohttp_client, server)
 
 
-async def sign_in(client: TestClient, user: str) -> None:
+async def sign_in(client: Client, user: str) -> None:
     client.session.cookie_jar.clear()
     response = await client.post(
         "/api/login", json={"username": user, "password": f"pw-{user}"}, headers=HEADERS
@@ -38,7 +40,7 @@ async def sign_in(client: TestClient, user: str) -> None:
     assert response.status == 200
 
 
-async def outbox(client: TestClient) -> list[dict[str, Any]]:
+async def outbox(client: Client) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = (await (await client.get("/api/sms/outbox")).json())[
         "messages"
     ]
@@ -46,7 +48,7 @@ async def outbox(client: TestClient) -> list[dict[str, Any]]:
 
 
 async def test_no_links_for_a_forged_host_without_a_public_url(
-    aiohttp_client: Any, tmp_path: Path
+    aiohttp_client: AiohttpClient, tmp_path: Path
 ) -> None:
     app, client = await serve(aiohttp_client, tmp_path)
     await sign_in(client, "alice")
@@ -73,7 +75,9 @@ async def test_no_links_for_a_forged_host_without_a_public_url(
     assert resent.status == 503
 
 
-async def test_a_public_url_is_used_whatever_the_host(aiohttp_client: Any, tmp_path: Path) -> None:
+async def test_a_public_url_is_used_whatever_the_host(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
     _, client = await serve(aiohttp_client, tmp_path, public_url="http://scenelink.example")
     await sign_in(client, "alice")
     forged = HEADERS | {"Host": "evil.example"}
@@ -86,7 +90,9 @@ async def test_a_public_url_is_used_whatever_the_host(aiohttp_client: Any, tmp_p
     assert (await shared.json())["link"].startswith("http://scenelink.example/o/")
 
 
-async def test_the_outbox_shows_only_what_you_sent(aiohttp_client: Any, tmp_path: Path) -> None:
+async def test_the_outbox_shows_only_what_you_sent(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
     _, client = await serve(aiohttp_client, tmp_path)
     await sign_in(client, "alice")
     session_id = (await (await client.post("/api/sessions", json=BODY, headers=HEADERS)).json())[

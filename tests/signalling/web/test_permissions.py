@@ -5,28 +5,31 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestServer
+from pytest_aiohttp import AiohttpClient
 
 from signalling.config import load_settings
 from signalling.web.app import RUNNER_OPTIONS, make_app
 from signalling.web.appkeys import AUDIT, SERVICE, SHARING
 from signalling.web.permissions import RULES, rule_for
+from tests.client import Client, client_of
 
 ROLES = ["call_handler", "officer", "investigator", "supervisor", "admin"]
 HEADERS = {"X-Requested-With": "scenelink"}
 
 
 @pytest.fixture
-async def setup(aiohttp_client: Any, tmp_path: Path) -> tuple[web.Application, TestClient, str]:
+async def setup(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> tuple[web.Application, Client, str]:
     operators = [{"username": r, "password": "pw-" + r, "roles": [r]} for r in ROLES]
     app = make_app(load_settings(data_dir=tmp_path, operators=operators))
     server = TestServer(app)
     await server.start_server(**RUNNER_OPTIONS)
-    client: TestClient = await aiohttp_client(server)
+    client = await client_of(aiohttp_client, server)
     session = await app[SERVICE].create("07700 900123", "CAD-1", "video", "admin", "http://x")
     # An officer with no other role sees only what is shared with them.
     await app[SHARING].share_with(session.id, "officer", "admin")
@@ -49,7 +52,7 @@ def test_every_route_has_a_rule() -> None:
     assert missing == []
 
 
-async def test_routes_against_roles(setup: tuple[web.Application, TestClient, str]) -> None:
+async def test_routes_against_roles(setup: tuple[web.Application, Client, str]) -> None:
     app, client, session_id = setup
     guarded = [(m, p, rule) for (m, p), rule in RULES.items() if isinstance(rule, frozenset)]
     for method, path, _ in guarded:
@@ -86,7 +89,7 @@ NARROWED = {
 }
 
 
-async def sign_in(client: TestClient, role: str) -> None:
+async def sign_in(client: Client, role: str) -> None:
     client.session.cookie_jar.clear()
     signed = await client.post(
         "/api/login", json={"username": role, "password": "pw-" + role}, headers=HEADERS
@@ -95,7 +98,7 @@ async def sign_in(client: TestClient, role: str) -> None:
 
 
 @pytest.mark.parametrize("role", ROLES)
-async def test_narrowed_rules(setup: tuple[web.Application, TestClient, str], role: str) -> None:
+async def test_narrowed_rules(setup: tuple[web.Application, Client, str], role: str) -> None:
     _, client, session_id = setup
     await sign_in(client, role)
     for (method, path), allowed in NARROWED.items():
@@ -110,7 +113,7 @@ async def test_narrowed_rules(setup: tuple[web.Application, TestClient, str], ro
 
 
 async def test_acting_on_another_handlers_session_names_its_creator(
-    setup: tuple[web.Application, TestClient, str],
+    setup: tuple[web.Application, Client, str],
 ) -> None:
     app, client, theirs = setup  # created by "admin"
     await sign_in(client, "call_handler")
@@ -137,7 +140,7 @@ async def test_acting_on_another_handlers_session_names_its_creator(
         assert "creator" not in detail[(mine, action)]
 
 
-async def test_actions_are_audited(setup: tuple[web.Application, TestClient, str]) -> None:
+async def test_actions_are_audited(setup: tuple[web.Application, Client, str]) -> None:
     app, client, session_id = setup
     await client.post(
         "/api/login", json={"username": "supervisor", "password": "wrong"}, headers=HEADERS
@@ -160,7 +163,7 @@ async def test_actions_are_audited(setup: tuple[web.Application, TestClient, str
 
 
 async def test_sign_in_is_throttled_after_repeated_failures(
-    setup: tuple[web.Application, TestClient, str],
+    setup: tuple[web.Application, Client, str],
 ) -> None:
     app, client, _ = setup
     statuses = []

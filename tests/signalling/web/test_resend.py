@@ -9,11 +9,13 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestServer
+from pytest_aiohttp import AiohttpClient
 
 from signalling.config import load_settings
 from signalling.web.app import RUNNER_OPTIONS, make_app
 from signalling.web.appkeys import AUDIT, SETTINGS
+from tests.client import Client, client_of
 from tests.providers import WEBHOOK_SECRET, Receiver, webhook_check
 
 HEADERS = {"X-Requested-With": "scenelink"}
@@ -23,9 +25,9 @@ OPERATORS = [{"username": "alice", "password": "pw-alice", "roles": ["call_handl
 @pytest.fixture
 async def setup(
     aiohttp_server: Callable[[web.Application], Awaitable[TestServer]],
-    aiohttp_client: Any,
+    aiohttp_client: AiohttpClient,
     tmp_path: Path,
-) -> tuple[web.Application, TestClient, Receiver]:
+) -> tuple[web.Application, Client, Receiver]:
     gateway = Receiver(webhook_check)
     url = str((await aiohttp_server(gateway.app("/sms"))).make_url("/sms"))
     app = make_app(
@@ -39,7 +41,7 @@ async def setup(
     )
     server = TestServer(app)
     await server.start_server(**RUNNER_OPTIONS)
-    client: TestClient = await aiohttp_client(server)
+    client = await client_of(aiohttp_client, server)
     signed = await client.post(
         "/api/login", json={"username": "alice", "password": "pw-alice"}, headers=HEADERS
     )
@@ -47,7 +49,7 @@ async def setup(
     return app, client, gateway
 
 
-async def create(client: TestClient) -> dict[str, Any]:
+async def create(client: Client) -> dict[str, Any]:
     response = await client.post(
         "/api/sessions", json={"phone": "07700 900123", "incident_ref": "CAD-9"}, headers=HEADERS
     )
@@ -57,7 +59,7 @@ async def create(client: TestClient) -> dict[str, Any]:
 
 
 async def test_failed_sms_is_shown_and_a_resend_replaces_the_link(
-    setup: tuple[web.Application, TestClient, Receiver],
+    setup: tuple[web.Application, Client, Receiver],
 ) -> None:
     app, client, gateway = setup
     gateway.status = 503
@@ -86,7 +88,7 @@ async def test_failed_sms_is_shown_and_a_resend_replaces_the_link(
 
 
 async def test_a_failed_resend_is_shown_again(
-    setup: tuple[web.Application, TestClient, Receiver],
+    setup: tuple[web.Application, Client, Receiver],
 ) -> None:
     _, client, gateway = setup
     session = await create(client)
@@ -98,7 +100,7 @@ async def test_a_failed_resend_is_shown_again(
 
 
 async def test_no_resend_once_the_caller_opened_the_link_or_the_session_ended(
-    setup: tuple[web.Application, TestClient, Receiver],
+    setup: tuple[web.Application, Client, Receiver],
 ) -> None:
     _, client, gateway = setup
     session = await create(client)
