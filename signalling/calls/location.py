@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from geopy.distance import geodesic
 
@@ -17,6 +17,20 @@ MAX_CLOCK_SKEW_S = 24 * 3600.0
 
 class InvalidFix(ValueError):
     """Why a fix was refused; counted per session, never stored."""
+
+
+class FixRecord(TypedDict):
+    """A fix as the trail keeps it (state store, evidence, the feeds): times in ISO 8601."""
+
+    lat: float
+    lon: float
+    accuracy: float  # metres, the phone's own estimate
+    altitude: float | None
+    altitude_accuracy: float | None
+    heading: float | None
+    speed: float | None
+    device_time: str  # the phone's clock
+    received_at: str  # the server's clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,11 +49,18 @@ class GpsFix:
         """The same measurement received twice (the caller's page re-sends as a keep-alive)."""
         return (self.device_time, self.lat, self.lon) == (other.device_time, other.lat, other.lon)
 
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["device_time"] = self.device_time.isoformat()
-        data["received_at"] = self.received_at.isoformat()
-        return data
+    def to_json(self) -> FixRecord:
+        return {
+            "lat": self.lat,
+            "lon": self.lon,
+            "accuracy": self.accuracy,
+            "altitude": self.altitude,
+            "altitude_accuracy": self.altitude_accuracy,
+            "heading": self.heading,
+            "speed": self.speed,
+            "device_time": self.device_time.isoformat(),
+            "received_at": self.received_at.isoformat(),
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> GpsFix:

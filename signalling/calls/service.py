@@ -7,7 +7,7 @@ import asyncio
 import json
 import logging
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCSessionDescription
@@ -16,6 +16,7 @@ from recorder.events import EvidenceEvent, MediaStateChanged
 from recorder.evidence import Evidence
 from recorder.recording import RecordingStatus, SessionRecorder
 from signalling.calls.device import caller_device
+from signalling.calls.feed import ConsoleSession
 from signalling.calls.location import GpsFix, InvalidFix, check_plausible, parse_fix
 from signalling.calls.rejections import RejectedFixLog
 from signalling.calls.sdp import check_offer, refused_late
@@ -29,6 +30,10 @@ from signalling.sms.phone import mask, normalise_mobile
 from streamserver.session import MediaSession
 
 logger = logging.getLogger(__name__)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
 
 
 class LinkNotUsable(Exception):
@@ -275,16 +280,28 @@ class SessionService:
 
     # -- shared ----------------------------------------------------------------------
 
-    async def view(self, session: CallSession) -> dict[str, Any]:
+    async def view(self, session: CallSession) -> ConsoleSession:
         """The session as the API shows it: no full phone number, no token."""
         fix_count, last_fix = await self.store.trail_summary(session.id)
-        record = session.to_record()
-        for private in ("phone", "token_id", "link_expires_at"):
-            record.pop(private)
         media = self._media.get(session.id)
         recorder = self._recorders.get(session.id)
         recording = recorder.status if recorder is not None else RecordingStatus()
-        return record | {
+        return {
+            "id": session.id,
+            "incident_ref": session.incident_ref,
+            "mode": session.mode,
+            "state": session.state,
+            "created_at": session.created_at.isoformat(),
+            "created_by": session.created_by,
+            "opened_at": _iso(session.opened_at),
+            "consent_at": _iso(session.consent_at),
+            "consent_version": session.consent_version,
+            "ended_at": _iso(session.ended_at),
+            "ended_by": session.ended_by,
+            "sms_status": session.sms_status,
+            "sms_error": session.sms_error,
+            "codec": session.codec,
+            "rejected_fixes": session.rejected_fixes,
             "recording": {"state": recording.state, "cause": recording.cause},
             "phone_masked": mask(session.phone),
             "fix_count": fix_count,

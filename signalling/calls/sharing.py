@@ -15,10 +15,11 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from recorder.events import ShareCreated
+from signalling.calls.feed import FeedEvent
 from signalling.calls.service import SessionService
 from signalling.calls.sessions import CallSession, utcnow
 from signalling.calls.shares import Share, ShareKind
-from signalling.calls.state import Event, ShareNotFound
+from signalling.calls.state import ShareNotFound
 from signalling.calls.tokens import OfficerTokens, TokenError
 from signalling.operators.accounts import AccountBook
 
@@ -48,11 +49,11 @@ ENDED = {
 }
 
 
-def ending(event: Event, share_id: str) -> str | None:
+def ending(event: FeedEvent, share_id: str) -> str | None:
     """Why an event on the session's feed ends this share (words for the officer), or None."""
-    if event.get("type") == "share_ended" and event.get("share_id") == share_id:
+    if event["type"] == "share_ended" and event["share_id"] == share_id:
         return ENDED["withdrawn"]
-    if event.get("type") == "state" and event.get("session", {}).get("state") == "ended":
+    if event["type"] == "state" and event["session"]["state"] == "ended":
         return ENDED["session ended"]
     return None
 
@@ -197,8 +198,8 @@ class ShareService:
     async def follow(
         self,
         share: Share,
-        events: AsyncIterator[Event],
-        on_event: Callable[[Event], Awaitable[None]],
+        events: AsyncIterator[FeedEvent],
+        on_event: Callable[[FeedEvent], Awaitable[None]],
     ) -> str:
         """Hand on the session's events until this share ends; returns why it ended."""
         remaining = (share.expires_at - utcnow()).total_seconds() if share.expires_at else None
@@ -278,5 +279,5 @@ class ShareService:
         return share
 
 
-async def _ignore(event: Event) -> None:
+async def _ignore(event: FeedEvent) -> None:
     return None

@@ -12,15 +12,15 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
+from signalling.calls.feed import FeedEvent
+from signalling.calls.location import FixRecord
 from signalling.calls.sessions import CallSession
 from signalling.calls.shares import Share
-
-Event = dict[str, Any]
 
 
 class SessionNotFound(KeyError):
@@ -37,14 +37,14 @@ class StateStore(Protocol):
     async def update(self, session_id: str, **changes: Any) -> CallSession: ...
     async def recent(self, limit: int = 100) -> list[CallSession]: ...
     async def count_rejected_fix(self, session_id: str) -> None: ...
-    async def add_fix(self, session_id: str, fix: dict[str, Any]) -> None: ...
-    async def trail(self, session_id: str) -> list[dict[str, Any]]: ...
-    async def trail_summary(self, session_id: str) -> tuple[int, dict[str, Any] | None]: ...
+    async def add_fix(self, session_id: str, fix: FixRecord) -> None: ...
+    async def trail(self, session_id: str) -> list[FixRecord]: ...
+    async def trail_summary(self, session_id: str) -> tuple[int, FixRecord | None]: ...
     async def save_share(self, share: Share) -> None: ...
     async def get_share(self, share_id: str) -> Share: ...
     async def session_shares(self, session_id: str) -> list[Share]: ...
     async def recipient_shares(self, username: str) -> list[Share]: ...
-    async def publish(self, session_id: str, event: Event) -> None: ...
+    async def publish(self, session_id: str, event: FeedEvent) -> None: ...
     async def revoke(self, token_id: str, until: float) -> None: ...
     async def is_revoked(self, token_id: str) -> bool: ...
     async def count_attempt(self, limits: dict[str, int], attempt: str, window_s: float) -> float:
@@ -58,7 +58,7 @@ class StateStore(Protocol):
 
     def subscribe(
         self, session_id: str
-    ) -> Any: ...  # async context manager of AsyncIterator[Event]
+    ) -> AbstractAsyncContextManager[AsyncIterator[FeedEvent]]: ...
     async def close(self) -> None: ...
 
 
@@ -67,9 +67,9 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._sessions: dict[str, CallSession] = {}
-        self._trails: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self._trails: dict[str, list[FixRecord]] = defaultdict(list)
         self._shares: dict[str, Share] = {}
-        self._subscribers: dict[str, set[asyncio.Queue[Event]]] = defaultdict(set)
+        self._subscribers: dict[str, set[asyncio.Queue[FeedEvent]]] = defaultdict(set)
         self._revoked: dict[str, float] = {}
         self._attempts: dict[str, dict[str, float]] = defaultdict(dict)
 
@@ -98,13 +98,13 @@ class MemoryStore:
         session = self._sessions[session_id]
         session.rejected_fixes += 1
 
-    async def add_fix(self, session_id: str, fix: dict[str, Any]) -> None:
+    async def add_fix(self, session_id: str, fix: FixRecord) -> None:
         self._trails[session_id].append(fix)
 
-    async def trail(self, session_id: str) -> list[dict[str, Any]]:
+    async def trail(self, session_id: str) -> list[FixRecord]:
         return list(self._trails.get(session_id, []))
 
-    async def trail_summary(self, session_id: str) -> tuple[int, dict[str, Any] | None]:
+    async def trail_summary(self, session_id: str) -> tuple[int, FixRecord | None]:
         trail = self._trails.get(session_id, [])
         return len(trail), (trail[-1] if trail else None)
 
@@ -129,7 +129,7 @@ class MemoryStore:
     def _oldest_first(shares: Iterable[Share]) -> list[Share]:
         return sorted(shares, key=lambda s: s.created_at)
 
-    async def publish(self, session_id: str, event: Event) -> None:
+    async def publish(self, session_id: str, event: FeedEvent) -> None:
         for queue in self._subscribers.get(session_id, ()):
             queue.put_nowait(event)
 
@@ -161,11 +161,11 @@ class MemoryStore:
             self._attempts.get(key, {}).pop(attempt, None)
 
     @asynccontextmanager
-    async def subscribe(self, session_id: str) -> AsyncIterator[AsyncIterator[Event]]:
-        queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=1000)
+    async def subscribe(self, session_id: str) -> AsyncIterator[AsyncIterator[FeedEvent]]:
+        queue: asyncio.Queue[FeedEvent] = asyncio.Queue(maxsize=1000)
         self._subscribers[session_id].add(queue)
 
-        async def events() -> AsyncIterator[Event]:
+        async def events() -> AsyncIterator[FeedEvent]:
             while True:
                 yield await queue.get()
 
@@ -250,15 +250,15 @@ class RedisStore:
         # The field holds JSON, and a JSON integer is what HINCRBY increments atomically.
         await self._redis.hincrby(self._key("session", session_id), "rejected_fixes", 1)
 
-    async def add_fix(self, session_id: str, fix: dict[str, Any]) -> None:
+    async def add_fix(self, session_id: str, fix: FixRecord) -> None:
         await self._redis.rpush(self._key("trail", session_id), json.dumps(fix))
 
-    async def trail(self, session_id: str) -> list[dict[str, Any]]:
+    async def trail(self, session_id: str) -> list[FixRecord]:
         return [
             json.loads(x) for x in await self._redis.lrange(self._key("trail", session_id), 0, -1)
         ]
 
-    async def trail_summary(self, session_id: str) -> tuple[int, dict[str, Any] | None]:
+    async def trail_summary(self, session_id: str) -> tuple[int, FixRecord | None]:
         key = self._key("trail", session_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.llen(key)
@@ -295,7 +295,7 @@ class RedisStore:
         raws = await self._redis.mget([self._key("share", i) for i in ids])
         return [Share.from_record(json.loads(r)) for r in raws if r is not None]
 
-    async def publish(self, session_id: str, event: Event) -> None:
+    async def publish(self, session_id: str, event: FeedEvent) -> None:
         await self._redis.publish(self._key("events", session_id), json.dumps(event))
 
     async def revoke(self, token_id: str, until: float) -> None:
@@ -318,11 +318,11 @@ class RedisStore:
             await self._redis.zrem(self._key("attempts", key), attempt)
 
     @asynccontextmanager
-    async def subscribe(self, session_id: str) -> AsyncIterator[AsyncIterator[Event]]:
+    async def subscribe(self, session_id: str) -> AsyncIterator[AsyncIterator[FeedEvent]]:
         pubsub = self._redis.pubsub()
         await pubsub.subscribe(self._key("events", session_id))
 
-        async def events() -> AsyncIterator[Event]:
+        async def events() -> AsyncIterator[FeedEvent]:
             async for message in pubsub.listen():
                 if message["type"] == "message":
                     yield json.loads(message["data"])

@@ -11,18 +11,17 @@ import asyncio
 import contextlib
 import html
 from importlib import resources
-from typing import Any
 
 from aiohttp import WSMsgType, web
 from aiortc import RTCSessionDescription
 
 from signalling.calls.bearing import bearing_to
-from signalling.calls.location import GpsFix, InvalidFix, parse_fix
+from signalling.calls.feed import ConsoleSession, FeedEvent, OfficerMessage, OfficerSession
+from signalling.calls.location import FixRecord, GpsFix, InvalidFix, parse_fix
 from signalling.calls.service import SessionEnded
 from signalling.calls.sessions import CallSession, utcnow
 from signalling.calls.shares import Share
 from signalling.calls.sharing import AccessRefused
-from signalling.calls.state import Event
 from signalling.safejson import parse_json
 from signalling.web.appkeys import AUDIT, SERVICE, SETTINGS, SHARING
 from signalling.web.errors import json_error, parse_body
@@ -40,10 +39,29 @@ def actor(share: Share) -> str:
     return f"officer-link:{share.id}"
 
 
-def session_view(session: CallSession | dict[str, Any], last_fix: Any) -> dict[str, Any]:
+def session_view(
+    session: CallSession | ConsoleSession, last_fix: FixRecord | None
+) -> OfficerSession:
     """What an officer link shows of a session: no phone number, no console detail."""
-    record = session.to_record() if isinstance(session, CallSession) else session
-    return {k: record[k] for k in ("id", "incident_ref", "mode", "state")} | {"last_fix": last_fix}
+    if isinstance(session, CallSession):
+        return {
+            "id": session.id,
+            "incident_ref": session.incident_ref,
+            "mode": session.mode,
+            "state": session.state,
+            "last_fix": last_fix,
+        }
+    return {
+        "id": session["id"],
+        "incident_ref": session["incident_ref"],
+        "mode": session["mode"],
+        "state": session["state"],
+        "last_fix": last_fix,
+    }
+
+
+async def send(ws: web.WebSocketResponse, message: OfficerMessage) -> None:
+    await ws.send_json(message)
 
 
 async def share_by_link(request: web.Request, token: str) -> tuple[Share, CallSession]:
@@ -138,19 +156,19 @@ class OfficerFeed:
     """One officer link's WebSocket: the trail and fixes out, the tablet's position in,
     distance and bearing back whenever either end moves."""
 
-    def __init__(self, ws: web.WebSocketResponse, last_fix: dict[str, Any] | None) -> None:
+    def __init__(self, ws: web.WebSocketResponse, last_fix: FixRecord | None) -> None:
         self.ws = ws
         self.caller = last_fix
         self.officer: GpsFix | None = None
 
-    async def on_event(self, event: Event) -> None:
-        if event.get("type") == "fix":
+    async def on_event(self, event: FeedEvent) -> None:
+        if event["type"] == "fix":
             self.caller = event["fix"]
-            await self.ws.send_json(event)
+            await send(self.ws, event)
             await self.send_bearing()
-        elif event.get("type") == "state":
-            await self.ws.send_json(
-                {"type": "state", "session": session_view(event["session"], self.caller)}
+        elif event["type"] == "state":
+            await send(
+                self.ws, {"type": "state", "session": session_view(event["session"], self.caller)}
             )
 
     async def on_position(self, text: str, limit: int) -> None:
@@ -162,7 +180,7 @@ class OfficerFeed:
                 raise InvalidFix("not a position message")
             self.officer = parse_fix(message, utcnow())
         except (InvalidFix, ValueError) as exc:
-            await self.ws.send_json({"type": "error", "error": f"position refused: {exc}"})
+            await send(self.ws, {"type": "error", "error": f"position refused: {exc}"})
             return
         await self.send_bearing()
 
@@ -172,21 +190,22 @@ class OfficerFeed:
         line = bearing_to(
             (self.officer.lat, self.officer.lon), (self.caller["lat"], self.caller["lon"])
         )
-        await self.ws.send_json(
+        await send(
+            self.ws,
             {
                 "type": "bearing",
                 "distance_m": round(line.distance_m, 1),
                 "bearing_deg": round(line.bearing_deg, 1),
                 "officer_accuracy_m": self.officer.accuracy,
-                "caller_accuracy_m": self.caller.get("accuracy"),
-                "caller_fix_at": self.caller.get("received_at"),
-            }
+                "caller_accuracy_m": self.caller["accuracy"],
+                "caller_fix_at": self.caller["received_at"],
+            },
         )
 
 
 async def end_feed(ws: web.WebSocketResponse, reason: str) -> None:
     with contextlib.suppress(ConnectionResetError):  # the tablet has gone already
-        await ws.send_json({"type": "access_ended", "reason": reason})
+        await send(ws, {"type": "access_ended", "reason": reason})
         await ws.close(code=4403, message=b"access ended")
 
 
@@ -243,8 +262,8 @@ async def officer_feed(request: web.Request) -> web.WebSocketResponse:
         )
         trail = await store.trail(session.id)
         feed = OfficerFeed(ws, trail[-1] if trail else None)
-        await ws.send_json({"type": "trail", "fixes": trail})
-        await ws.send_json({"type": "state", "session": session_view(session, feed.caller)})
+        await send(ws, {"type": "trail", "fixes": trail})
+        await send(ws, {"type": "state", "session": session_view(session, feed.caller)})
 
         async def follow() -> None:
             await end_feed(ws, await sharing.follow(share, events, feed.on_event))

@@ -8,6 +8,7 @@ import asyncio
 from aiohttp import WSMsgType, web
 from aiortc import RTCSessionDescription
 
+from signalling.calls.feed import ConsoleMessage
 from signalling.calls.service import CallerConnected, SessionEnded
 from signalling.calls.sharing import ending
 from signalling.sms import LogSmsSender
@@ -164,6 +165,10 @@ async def add_viewer(request: web.Request) -> web.Response:
     return web.json_response({"sdp": answer.sdp, "type": answer.type})
 
 
+async def send(ws: web.WebSocketResponse, message: ConsoleMessage) -> None:
+    await ws.send_json(message)
+
+
 @routes.get("/api/sessions/{session_id}/ws")
 @documented("WebSocket: the trail, then every new fix and state change")
 async def session_feed(request: web.Request) -> web.WebSocketResponse:
@@ -183,14 +188,15 @@ async def session_feed(request: web.Request) -> web.WebSocketResponse:
             except web.HTTPException:
                 await ws.close(code=4403, message=b"access ended")
                 return ws
-        await ws.send_json({"type": "trail", "fixes": await service.store.trail(session.id)})
-        await ws.send_json(
-            {"type": "state", "session": await service.view(await service.store.get(session.id))}
+        await send(ws, {"type": "trail", "fixes": await service.store.trail(session.id)})
+        await send(
+            ws,
+            {"type": "state", "session": await service.view(await service.store.get(session.id))},
         )
 
         async def forward() -> None:
             async for event in events:
-                await ws.send_json(event)
+                await send(ws, event)
                 if share is not None and ending(event, share.id):
                     await ws.close(code=4403, message=b"access ended")
 

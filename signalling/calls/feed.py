@@ -1,0 +1,138 @@
+"""What a session's live feed carries, as typed records.
+
+The call domain publishes ``FeedEvent``s on the state store (between processes, over Redis
+when there are several); the web routes forward them on the console's WebSocket
+(``ConsoleMessage``) and, reworded for an officer link, on its own (``OfficerMessage``).
+Every message is a JSON object named by its ``type`` key. ``ConsoleSession`` is the session
+as the JSON API shows it (``SessionService.view``; ``web.models.SessionView`` documents it).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypedDict
+
+from signalling.calls.location import FixRecord
+from signalling.calls.sessions import SessionMode, SessionState
+
+# -- the session, as the console and an officer link see it ----------------------------------
+
+
+class SmsDelivery(TypedDict):
+    status: str  # pending, sent, failed
+    error: str | None
+
+
+class RecordingHealth(TypedDict):
+    state: Literal["idle", "recording", "failed"]
+    cause: str | None  # why it failed, in words: "disk full"
+
+
+class ConsoleSession(TypedDict):
+    """No full phone number, no token: what any console user may see of a session."""
+
+    id: str
+    incident_ref: str
+    mode: SessionMode
+    state: SessionState
+    created_at: str
+    created_by: str
+    opened_at: str | None
+    consent_at: str | None
+    consent_version: str | None
+    ended_at: str | None
+    ended_by: str | None
+    sms_status: str
+    sms_error: str | None
+    codec: str | None
+    rejected_fixes: int
+    recording: RecordingHealth
+    phone_masked: str
+    fix_count: int
+    last_fix: FixRecord | None
+    viewers: int
+    sms: SmsDelivery
+
+
+class OfficerSession(TypedDict):
+    """What an officer link shows of a session: no phone number, no console detail."""
+
+    id: str
+    incident_ref: str
+    mode: SessionMode
+    state: SessionState
+    last_fix: FixRecord | None
+
+
+# -- the events the state store carries --------------------------------------------------------
+
+
+class FixMessage(TypedDict):
+    """A new fix from the caller (on both WebSockets as it is)."""
+
+    type: Literal["fix"]
+    fix: FixRecord
+
+
+class StateMessage(TypedDict):
+    """The session changed (state, SMS delivery, recording, viewers)."""
+
+    type: Literal["state"]
+    session: ConsoleSession
+
+
+class ShareEnded(TypedDict):
+    """A share was withdrawn: its viewers on every node are cut off."""
+
+    type: Literal["share_ended"]
+    share_id: str
+    reason: Literal["withdrawn"]
+
+
+FeedEvent = FixMessage | StateMessage | ShareEnded
+
+# -- the WebSockets ----------------------------------------------------------------------------
+
+
+class TrailMessage(TypedDict):
+    """The first message on either WebSocket: the trail so far."""
+
+    type: Literal["trail"]
+    fixes: list[FixRecord]
+
+
+ConsoleMessage = TrailMessage | FeedEvent
+
+
+class OfficerState(TypedDict):
+    type: Literal["state"]
+    session: OfficerSession
+
+
+class BearingMessage(TypedDict):
+    """From the officer's tablet to the caller, after either end moves."""
+
+    type: Literal["bearing"]
+    distance_m: float
+    bearing_deg: float
+    officer_accuracy_m: float
+    caller_accuracy_m: float
+    caller_fix_at: str
+
+
+class ErrorMessage(TypedDict):
+    """The tablet's position was refused; the feed goes on."""
+
+    type: Literal["error"]
+    error: str
+
+
+class AccessEnded(TypedDict):
+    """The link no longer gives access (the socket closes next); why, for the officer."""
+
+    type: Literal["access_ended"]
+    reason: str
+
+
+OfficerMessage = (
+    TrailMessage | FixMessage | OfficerState | BearingMessage | ErrorMessage | AccessEnded
+)
