@@ -19,7 +19,7 @@ import threading
 from datetime import datetime
 from typing import Any
 
-from recorder.chain import GENESIS, ChainError, canonical, check_links, entry_hash
+from recorder.chain import GENESIS, ChainError, canonical, chained, check_links
 from recorder.store import AlreadyStored, EvidenceStore, safe_part
 
 LEDGER_PREFIX = "retention/"
@@ -88,17 +88,12 @@ class Ledger:
     def _key(self, seq: int) -> str:
         return f"{self.prefix}{seq:06d}.json"
 
+    def _fields(self, kind: str, at: datetime, fields: dict[str, Any]) -> dict[str, Any]:
+        return {"kind": kind, "session_id": self.session_id, "at": at.isoformat(), **fields}
+
     def open(self, at: datetime, retain_until: datetime, **fields: Any) -> None:
         """Write entry 0 ("opened") unless a node already has."""
-        entry: dict[str, Any] = {
-            "seq": 0,
-            "kind": "opened",
-            "session_id": self.session_id,
-            "at": at.isoformat(),
-            **fields,
-            "prev": GENESIS,
-        }
-        entry["hash"] = entry_hash(entry)
+        entry = chained(0, GENESIS, self._fields("opened", at, fields))
         try:
             self.store.create(self._key(0), canonical(entry), retain_until)
         except AlreadyStored:
@@ -114,15 +109,7 @@ class Ledger:
             entries = self.read()
             if any(e["kind"] == "disposal" for e in entries):
                 raise DisposalUnderway(f"session {self.session_id} is being disposed of")
-            entry: dict[str, Any] = {
-                "seq": len(entries),
-                "kind": kind,
-                "session_id": self.session_id,
-                "at": at.isoformat(),
-                **fields,
-                "prev": self.head,
-            }
-            entry["hash"] = entry_hash(entry)
+            entry = chained(len(entries), self.head, self._fields(kind, at, fields))
             try:
                 self.store.create(self._key(entry["seq"]), canonical(entry), retain_until)
             except AlreadyStored:
@@ -139,14 +126,6 @@ class Ledger:
         entries = self.read()
         if self.head != head:
             raise AlreadyStored(self._key(len(entries)))
-        entry: dict[str, Any] = {
-            "seq": len(entries),
-            "kind": kind,
-            "session_id": self.session_id,
-            "at": at.isoformat(),
-            **fields,
-            "prev": head,
-        }
-        entry["hash"] = entry_hash(entry)
+        entry = chained(len(entries), head, self._fields(kind, at, fields))
         self.store.create(self._key(entry["seq"]), canonical(entry), retain_until)
         return entry
