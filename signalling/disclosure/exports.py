@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from recorder.catalogue import CatalogueEntry
 from recorder.evidence import Evidence
@@ -21,6 +21,22 @@ from signalling.calls.sessions import utcnow
 logger = logging.getLogger(__name__)
 ExportState = Literal["running", "done", "failed"]
 KEEP_PACKAGES = timedelta(days=1)
+
+
+class ExportJson(TypedDict):
+    """An export job as the API shows it (``ExportView`` documents it)."""
+
+    export_id: str
+    state: ExportState
+    recipient: str
+    purpose: str
+    requested_by: str
+    requested_at: str
+    session_ids: list[str]
+    done_bytes: int
+    total_bytes: int
+    error: str | None
+    download_url: str | None  # once the package is built
 
 
 @dataclass(slots=True)
@@ -34,7 +50,7 @@ class ExportJob:
     error: str | None = None
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
-    def view(self) -> dict[str, Any]:
+    def view(self) -> ExportJson:
         return {
             "export_id": self.request.export_id,
             "state": self.state,

@@ -4,7 +4,7 @@ the session a route names, the services, and the base of links sent out."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from aiohttp import web
 
@@ -12,6 +12,7 @@ from signalling.calls.service import SessionService
 from signalling.calls.sessions import CallSession
 from signalling.calls.sharing import AccessRefused
 from signalling.calls.state import SessionNotFound
+from signalling.config import IceServer
 from signalling.web.appkeys import (
     AUDIT,
     OPERATOR,
@@ -68,7 +69,7 @@ def covering(request: web.Request, session: CallSession) -> dict[str, str]:
     return {} if actor == session.created_by else {"creator": session.created_by}
 
 
-async def session_or_404(request: web.Request) -> Any:
+async def session_or_404(request: web.Request) -> CallSession:
     """The session a route names, if this operator may see it: an officer with no other
     role only through a live share (kept on the request, ``SHARE``)."""
     try:
@@ -84,5 +85,22 @@ async def session_or_404(request: web.Request) -> Any:
     return session
 
 
-def ice_servers(request: web.Request) -> list[dict[str, Any]]:
-    return [s.model_dump(exclude_none=True) for s in request.app[SETTINGS].ice_servers]
+class IceServerJson(TypedDict):
+    """An ICE server as a browser's RTCPeerConnection takes it (no nulls)."""
+
+    urls: list[str]
+    username: NotRequired[str]
+    credential: NotRequired[str]
+
+
+def ice_server_json(server: IceServer) -> IceServerJson:
+    shown: IceServerJson = {"urls": server.urls}
+    if server.username is not None:
+        shown["username"] = server.username
+    if server.credential is not None:
+        shown["credential"] = server.credential
+    return shown
+
+
+def ice_servers(request: web.Request) -> list[IceServerJson]:
+    return [ice_server_json(s) for s in request.app[SETTINGS].ice_servers]

@@ -19,6 +19,7 @@ from aiohttp import web
 from recorder.catalogue import Area, CatalogueEntry, SearchQuery
 from recorder.export import ExportRequest, build_package
 from signalling.calls.sessions import utcnow
+from signalling.disclosure.exports import ExportJob
 from signalling.sms.phone import InvalidPhoneNumber, mask, normalise_mobile
 from signalling.web.appkeys import AUDIT, EVIDENCE, EXPORTS, OPERATOR, SETTINGS
 from signalling.web.errors import json_error, parse_body
@@ -243,7 +244,7 @@ async def start_export(request: web.Request) -> web.Response:
     return web.json_response(job.view(), status=202)
 
 
-def job_or_404(request: web.Request) -> Any:
+def job_or_404(request: web.Request) -> ExportJob:
     try:
         job = request.app[EXPORTS].get(request.match_info["export_id"])
     except KeyError:

@@ -27,6 +27,7 @@ from signalling.web.appkeys import AUDIT, SERVICE, SETTINGS, SHARING
 from signalling.web.errors import json_error, parse_body
 from signalling.web.models import Answer, OfficerShareView, SessionDescription
 from signalling.web.openapi import documented
+from signalling.web.requests import ice_servers
 from signalling.web.routes.caller import CALLER_HEADERS, bearer_token
 
 routes = web.RouteTableDef()
@@ -115,7 +116,7 @@ async def officer_share(request: web.Request) -> web.Response:
             "expires_at": share.expires_at.isoformat() if share.expires_at else None,
             "server_time": utcnow().isoformat(),
             "session": session_view(session, last_fix),
-            "ice_servers": [s.model_dump(exclude_none=True) for s in settings.ice_servers],
+            "ice_servers": ice_servers(request),
             "tile_url": settings.tile_url,
             "tile_attribution": settings.tile_attribution,
             "force_name": settings.force_name,

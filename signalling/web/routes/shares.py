@@ -7,12 +7,12 @@ as caller links, under the same rule (``link_base``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
 from aiohttp import web
 
 from signalling.calls.sessions import utcnow
-from signalling.calls.shares import Share
+from signalling.calls.shares import Share, ShareKind
 from signalling.calls.sharing import AccessRefused, AlreadyShared, NotAnOfficer
 from signalling.calls.state import ShareNotFound
 from signalling.web.appkeys import OPERATOR, SHARING
@@ -24,8 +24,38 @@ from signalling.web.requests import audit, covering, link_base, session_or_404
 routes = web.RouteTableDef()
 
 
-def share_view(share: Share) -> dict[str, Any]:
-    return share.to_record() | {"active": share.ended_reason(utcnow()) is None}
+class ShareJson(TypedDict):
+    """A share as the API shows it (``ShareView`` documents it)."""
+
+    id: str
+    session_id: str
+    kind: ShareKind
+    recipient: str
+    created_by: str
+    created_at: str
+    expires_at: str | None
+    withdrawn_at: str | None
+    withdrawn_by: str | None
+    active: bool
+
+
+class CreatedShareJson(ShareJson):
+    link: str | None  # the officer link, shown once and never kept
+
+
+def share_view(share: Share) -> ShareJson:
+    return {
+        "id": share.id,
+        "session_id": share.session_id,
+        "kind": share.kind,
+        "recipient": share.recipient,
+        "created_by": share.created_by,
+        "created_at": share.created_at.isoformat(),
+        "expires_at": share.expires_at.isoformat() if share.expires_at else None,
+        "withdrawn_at": share.withdrawn_at.isoformat() if share.withdrawn_at else None,
+        "withdrawn_by": share.withdrawn_by,
+        "active": share.ended_reason(utcnow()) is None,
+    }
 
 
 @routes.post("/api/sessions/{session_id}/shares")
@@ -66,7 +96,8 @@ async def create_share(request: web.Request) -> web.Response:
         expires_at=share.expires_at.isoformat() if share.expires_at else None,
         **covering(request, session),
     )
-    return web.json_response(share_view(share) | {"link": link}, status=201)
+    created: CreatedShareJson = {**share_view(share), "link": link}
+    return web.json_response(created, status=201)
 
 
 @routes.get("/api/sessions/{session_id}/shares")
