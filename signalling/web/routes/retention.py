@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from aiohttp import web
 from pydantic import BaseModel, Field
@@ -71,11 +71,56 @@ class QueueView(BaseModel):
     hold_kinds: list[str]
 
 
+class LinkJson(TypedDict):
+    reference: str
+    class_name: str
+    events: dict[str, str]  # event name -> ISO date
+    linked_at: str
+    linked_by: str
+    reason: str
+
+
+class HoldJson(TypedDict):
+    hold_id: str
+    kind: str
+    placed_at: str
+    placed_by: str
+    reason: str
+
+
+class RequirementJson(TypedDict):
+    source: str  # the link's reference, or "unassessed"
+    class_name: str
+    until: str | None  # None: until an event is recorded
+    rule: str
+
+
+class RetentionJson(TypedDict):
+    """A session's retention as the API shows it (``RetentionView`` documents it)."""
+
+    session_id: str
+    started_at: str
+    classes: list[str]
+    disposal_at: str | None
+    rule: str
+    next_review: str | None
+    links: list[LinkJson]
+    holds: list[HoldJson]
+    requirements: list[RequirementJson]
+
+
+class LocksJson(TypedDict):
+    versions: int
+    extended: int
+    legal_hold: bool
+    locked_beyond_rules: int
+
+
 def iso(when: datetime | None) -> str | None:
     return when.isoformat() if when else None
 
 
-def state_view(state: RetentionState) -> dict[str, Any]:
+def state_view(state: RetentionState) -> RetentionJson:
     return {
         "session_id": state.session_id,
         "started_at": state.started_at.isoformat(),
@@ -111,7 +156,7 @@ def state_view(state: RetentionState) -> dict[str, Any]:
     }
 
 
-def locks_view(report: LockReport) -> dict[str, Any]:
+def locks_view(report: LockReport) -> LocksJson:
     return {
         "versions": report.versions,
         "extended": report.extended,
