@@ -34,7 +34,7 @@ from .store import EvidenceStore, LockMode, open_store
 logger = logging.getLogger(__name__)
 
 # The retention rules an Evidence was given (``retention.book.RetentionBook`` in the server).
-R = TypeVar("R", bound=LockRules, default=LockRules)
+R = TypeVar("R", bound=LockRules, default=LockRules, covariant=True)
 
 
 @dataclass(frozen=True, slots=True)

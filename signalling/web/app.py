@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from pydantic import SecretStr
 
-from recorder.evidence import Evidence, EvidenceSettings
+from recorder.evidence import EvidenceSettings
+from retention.wiring import open_evidence
 from signalling.audit.archive import AuditArchiver
 from signalling.audit.trail import AuditTrail
 from signalling.calls.service import SessionService
@@ -36,9 +38,11 @@ from signalling.web.appkeys import (
     OIDC,
     OPERATOR,
     OPERATORS,
+    SECRET,
     SERVICE,
     SETTINGS,
     SHARING,
+    STATE,
     THROTTLE,
 )
 from signalling.web.errors import LINK_PREFIXES, error_middleware, json_error, loggable_path
@@ -197,61 +201,99 @@ async def to_console(request: web.Request) -> web.Response:
 
 
 def make_app(settings: Settings) -> web.Application:
-    patches.install()
+    """The application: middleware and routes only. Building it touches nothing (no file,
+    no connection, no patch): every resource is made at start-up by ``RESOURCES``, in order,
+    and torn down at cleanup in reverse order (aiohttp's ``cleanup_ctx``)."""
     app = web.Application(
         middlewares=[security_headers, error_middleware, access_middleware],
         client_max_size=settings.max_body_bytes,
     )
-    store = open_state_store(settings.redis_url)
-    tokens = CallerTokens(token_secret(settings), lifetime_s=settings.session_max_s)
     app[SETTINGS] = settings
-    app[THROTTLE] = LoginThrottle(
-        store,
-        settings.login_failures_per_address,
-        settings.login_failures_per_account,
-        settings.login_window_s,
-    )
-    app[AUDIT] = AuditTrail(settings.data_dir / "audit" / "audit.jsonl")
-    app[OPERATORS] = OperatorDirectory(
-        AccountBook(accounts_path(settings), operator_accounts(settings)),
-        token_secret(settings) + b":console",
-        settings.console_login_ttl_s,
-        store,
-    )
-    if settings.oidc_issuer is not None:
-        app[OIDC] = OidcClient(settings, token_secret(settings) + b":oidc")
-    evidence = Evidence(EvidenceSettings.from_settings(settings))
-    app[EVIDENCE] = evidence
-    app[EXPORTS] = ExportJobs(evidence, settings.data_dir / "exports")
-    app[SERVICE] = SessionService(settings, store, tokens, sms_sender(settings), evidence)
-    app[SHARING] = ShareService(
-        app[SERVICE],
-        OfficerTokens(token_secret(settings), lifetime_s=settings.officer_link_ttl_s),
-        app[OPERATORS].accounts,
-    )
     for table in ROUTE_TABLES:
         app.add_routes(table)
     app.router.add_get("/", to_console)
     app.router.add_get("/console/", console_page)
     app.router.add_static("/console/static/", _static_dir("operator_console"))
     app.router.add_static("/caller/static/", _static_dir("web_client"))
-
-    async def startup(app: web.Application) -> None:
-        await evidence.start()
-        app[AUDIT_ARCHIVE] = AuditArchiver(
-            app[AUDIT], evidence.store, settings.node_name, settings.audit_retention_days
-        )
-        app[AUDIT_ARCHIVE].start()
-
-    async def shutdown(app: web.Application) -> None:
-        await app[SHARING].close()
-        await app[SERVICE].close()
-        await app[EXPORTS].close()
-        await app[AUDIT_ARCHIVE].stop()
-        await evidence.stop()
-        await store.close()
-
     app.on_response_prepare.append(name_server)
-    app.on_startup.append(startup)
-    app.on_cleanup.append(shutdown)
+    app.cleanup_ctx.extend(RESOURCES)
     return app
+
+
+async def media_plane(app: web.Application) -> AsyncIterator[None]:
+    patches.install()  # aiortc forwards encoded frames instead of decoding them
+    yield
+
+
+async def state_store(app: web.Application) -> AsyncIterator[None]:
+    store = open_state_store(app[SETTINGS].redis_url)
+    app[STATE] = store
+    yield
+    await store.close()
+
+
+async def operators(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    secret = await asyncio.to_thread(token_secret, settings)  # read once
+    app[SECRET] = secret
+    app[THROTTLE] = LoginThrottle(
+        app[STATE],
+        settings.login_failures_per_address,
+        settings.login_failures_per_account,
+        settings.login_window_s,
+    )
+    app[AUDIT] = AuditTrail(settings.data_dir / "audit" / "audit.jsonl")
+    accounts = await asyncio.to_thread(operator_accounts, settings)
+    app[OPERATORS] = OperatorDirectory(
+        AccountBook(accounts_path(settings), accounts),
+        secret + b":console",
+        settings.console_login_ttl_s,
+        app[STATE],
+    )
+    if settings.oidc_issuer is not None:
+        app[OIDC] = OidcClient(settings, secret + b":oidc")
+    yield
+
+
+async def evidence(app: web.Application) -> AsyncIterator[None]:
+    store = open_evidence(EvidenceSettings.from_settings(app[SETTINGS]))
+    await store.start()
+    app[EVIDENCE] = store
+    yield
+    await store.stop()  # after every recorder has closed (calls' cleanup runs first)
+
+
+async def audit_archive(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    archiver = AuditArchiver(
+        app[AUDIT], app[EVIDENCE].store, settings.node_name, settings.audit_retention_days
+    )
+    app[AUDIT_ARCHIVE] = archiver
+    archiver.start()
+    yield
+    await archiver.stop()
+
+
+async def calls(app: web.Application) -> AsyncIterator[None]:
+    settings, secret, evidence = app[SETTINGS], app[SECRET], app[EVIDENCE]
+    app[EXPORTS] = ExportJobs(evidence, settings.data_dir / "exports")
+    app[SERVICE] = SessionService(
+        settings,
+        app[STATE],
+        CallerTokens(secret, lifetime_s=settings.session_max_s),
+        sms_sender(settings),
+        evidence,
+    )
+    app[SHARING] = ShareService(
+        app[SERVICE],
+        OfficerTokens(secret, lifetime_s=settings.officer_link_ttl_s),
+        app[OPERATORS].accounts,
+    )
+    yield
+    await app[SHARING].close()
+    await app[SERVICE].close()
+    await app[EXPORTS].close()
+
+
+# Made in this order at start-up, torn down in the reverse order at cleanup.
+RESOURCES = (media_plane, state_store, operators, evidence, audit_archive, calls)

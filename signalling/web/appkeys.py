@@ -5,11 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from recorder.evidence import Evidence
+from retention.book import RetentionBook
 from signalling.audit.archive import AuditArchiver
 from signalling.audit.trail import AuditTrail
 from signalling.calls.service import SessionService
 from signalling.calls.shares import Share
 from signalling.calls.sharing import ShareService
+from signalling.calls.state import StateStore
 from signalling.config import Settings
 from signalling.disclosure.exports import ExportJobs
 from signalling.operators.auth import Operator, OperatorDirectory
@@ -17,11 +19,13 @@ from signalling.operators.oidc import OidcClient
 from signalling.operators.throttle import LoginThrottle
 
 SETTINGS = web.AppKey("settings", Settings)
+SECRET = web.AppKey("secret", bytes)  # signs links and console cookies (see token_secret)
+STATE = web.AppKey("state", StateStore)
 OPERATORS = web.AppKey("operators", OperatorDirectory)
 SERVICE = web.AppKey("service", SessionService)
 AUDIT = web.AppKey("audit", AuditTrail)
 AUDIT_ARCHIVE = web.AppKey("audit_archive", AuditArchiver)
-EVIDENCE = web.AppKey("evidence", Evidence)
+EVIDENCE = web.AppKey("evidence", Evidence[RetentionBook])
 EXPORTS = web.AppKey("exports", ExportJobs)
 THROTTLE = web.AppKey("throttle", LoginThrottle)
 OIDC = web.AppKey("oidc", OidcClient)  # only when single sign-on is configured
