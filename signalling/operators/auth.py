@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired, TypedDict, cast
 
 import jwt
 
@@ -15,6 +15,18 @@ from signalling.operators.accounts import AccountBook, check_password
 
 CONSOLE_AUDIENCE = "scenelink:console"
 COOKIE_NAME = "scenelink_session"
+
+
+class CookieClaims(TypedDict):
+    """The console cookie's JWT claims (HS256, the server's secret)."""
+
+    aud: str
+    sub: str  # the username
+    iat: int
+    exp: int
+    jti: str  # what signing out revokes
+    via: NotRequired[Literal["oidc"]]  # no local account: the provider's roles ride along
+    roles: NotRequired[list[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,16 +56,16 @@ class OperatorDirectory:
 
     def issue_cookie(self, operator: Operator) -> str:
         now = int(time.time())
-        payload: dict[str, Any] = {
+        payload: CookieClaims = {
             "aud": CONSOLE_AUDIENCE,
             "sub": operator.username,
             "iat": now,
             "exp": now + self._ttl_s,
             "jti": secrets.token_urlsafe(16),
         }
-        if operator.via == "oidc":  # no local account: the provider's roles ride along
+        if operator.via == "oidc":
             payload |= {"via": "oidc", "roles": list(operator.roles)}
-        return jwt.encode(payload, self._secret, algorithm="HS256")
+        return jwt.encode(cast(dict[str, Any], payload), self._secret, algorithm="HS256")
 
     async def from_cookie(self, value: str) -> Operator | None:
         """The account is looked up again, so a disabled account loses access at once."""
@@ -73,14 +85,19 @@ class OperatorDirectory:
         if payload is not None:
             await self._store.revoke(str(payload["jti"]), float(payload["exp"]))
 
-    def _claims(self, value: str) -> dict[str, Any] | None:
+    def _claims(self, value: str) -> CookieClaims | None:
+        """The claims of a cookie this server signed and that has not expired, or None."""
         try:
-            payload: dict[str, Any] = jwt.decode(
-                value,
-                self._secret,
-                algorithms=["HS256"],
-                audience=CONSOLE_AUDIENCE,
-                options={"require": ["exp", "sub", "jti"]},
+            # Signed by this server, so shaped as it wrote it.
+            payload = cast(
+                CookieClaims,
+                jwt.decode(
+                    value,
+                    self._secret,
+                    algorithms=["HS256"],
+                    audience=CONSOLE_AUDIENCE,
+                    options={"require": ["exp", "sub", "jti"]},
+                ),
             )
         except jwt.InvalidTokenError:
             return None
