@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 
+from signalling.calls.location import FixRecord
 from signalling.calls.sessions import CallSession, utcnow
 from signalling.calls.shares import Share
 from signalling.calls.state import (
@@ -30,6 +31,21 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
         made = RedisStore(request.getfixturevalue("redis_url"))
     yield made
     await made.close()
+
+
+def fix(lat: float) -> FixRecord:
+    at = "2024-05-01T12:00:00+00:00"
+    return {
+        "lat": lat,
+        "lon": 0.0,
+        "accuracy": 5.0,
+        "altitude": None,
+        "altitude_accuracy": None,
+        "heading": None,
+        "speed": None,
+        "device_time": at,
+        "received_at": at,
+    }
 
 
 def new_session(session_id: str, minutes_ago: int = 0) -> CallSession:
@@ -70,11 +86,11 @@ async def test_trail_and_rejected_count(store: StateStore) -> None:
     await store.create(new_session(sid))
     assert await store.trail_summary(sid) == (0, None)
     for lat in (51.0, 51.1, 51.2):
-        await store.add_fix(sid, {"lat": lat, "lon": 0.0})
+        await store.add_fix(sid, fix(lat))
     await store.count_rejected_fix(sid)
     await store.count_rejected_fix(sid)
     assert [f["lat"] for f in await store.trail(sid)] == [51.0, 51.1, 51.2]
-    assert await store.trail_summary(sid) == (3, {"lat": 51.2, "lon": 0.0})
+    assert await store.trail_summary(sid) == (3, fix(51.2))
     assert (await store.get(sid)).rejected_fixes == 2
 
 
@@ -117,11 +133,14 @@ async def test_events_reach_subscribers(store: StateStore) -> None:
     sid = "events" + str(id(store))
     async with store.subscribe(sid) as events:
         await asyncio.sleep(0.05)  # let a Redis subscription settle
-        await store.publish(sid, {"type": "fix", "n": 1})
-        await store.publish("other", {"type": "fix", "n": 99})
-        await store.publish(sid, {"type": "fix", "n": 2})
+        await store.publish(sid, {"type": "fix", "fix": fix(51.0)})
+        await store.publish("other", {"type": "fix", "fix": fix(52.0)})
+        await store.publish(sid, {"type": "share_ended", "share_id": "s2", "reason": "withdrawn"})
         got = [await asyncio.wait_for(anext(events), 2) for _ in range(2)]
-    assert [e["n"] for e in got] == [1, 2]
+    assert got == [
+        {"type": "fix", "fix": fix(51.0)},
+        {"type": "share_ended", "share_id": "s2", "reason": "withdrawn"},
+    ]
 
 
 async def test_attempts_fill_their_windows_and_are_forgotten(store: StateStore) -> None:
