@@ -14,13 +14,13 @@ from bench.synthetic import build_clip
 from recorder import SessionRecorder
 from recorder.manifest import Signer
 from streamserver.relay import TrackRelay
-from tests.recorder.feed import PacedTrack, looped_frames
+from tests.recorder.feed import PacedTrack, looped_frames, session_created
 
 
 async def main(folder: Path, clips: Path, key: Path, sent: Path) -> None:
     clip = build_clip("H264", clips)
     rec = SessionRecorder(folder, signer=Signer.load_or_create(key), segment_seconds=2.0)
-    rec.append_event({"event": "session_created", "incident_ref": "INC-K", "token_id": "tk"})
+    rec.append_event(session_created("INC-K", "tk"))
     vrelay, arelay = TrackRelay("video", 4000), TrackRelay("audio", 4000)
     vsub = vrelay.subscribe(4000)
     rec.attach(vsub, arelay.subscribe(4000))

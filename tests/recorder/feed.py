@@ -10,10 +10,28 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from bench.synthetic import AUDIO_CLOCK, VIDEO_CLOCK, Clip
 from recorder import SessionRecorder
+from recorder.events import SessionCreated, now_iso
 from recorder.manifest import Signer
 from recorder.spool import Spooler
 from streamserver.frames import EncodedFrame, is_keyframe
 from streamserver.relay import TrackRelay
+
+PHONE = "+447700900555"  # searched for by no test
+
+
+def session_created(
+    incident_ref: str, token_id: str, phone: str = PHONE, by: str = "handler"
+) -> SessionCreated:
+    """The first event of a session, as the service records it."""
+    return {
+        "event": "session_created",
+        "at": now_iso(),
+        "by": by,
+        "incident_ref": incident_ref,
+        "mode": "video",
+        "token_id": token_id,
+        "phone": phone,
+    }
 
 
 def looped_frames(
@@ -104,21 +122,27 @@ async def record_session(
     connections: int = 1,
     paced: bool = False,
     incident_ref: str = "INC-1/24",
-    phone: str | None = None,
+    phone: str = PHONE,
     fixes: tuple[tuple[float, float], ...] = ((51.5, -0.1),),
 ) -> SessionRecorder:
     """A whole session as the service records one: created, consent, media, fixes, ended."""
     rec = SessionRecorder(folder, signer=signer, spool=spool, segment_seconds=1.0)
+    rec.append_event(session_created(incident_ref, "tok-1", phone))
     rec.append_event(
-        {"event": "session_created", "incident_ref": incident_ref, "token_id": "tok-1"}
-        | ({"phone": phone} if phone else {})
+        {
+            "event": "consent_given",
+            "at": now_iso(),
+            "consent_version": "v3",
+            "user_agent": "UA",
+            "browser": None,
+            "device": None,
+        }
     )
-    rec.append_event({"event": "consent_given", "consent_version": "v3", "user_agent": "UA"})
     for _ in range(connections):
         await stream(rec, clip, clip.duration_s, paced=paced)
     for lat, lon in fixes:
         rec.append_fix({"lat": lat, "lon": lon, "accuracy": 5.0})
-    rec.append_event({"event": "ended", "by": "handler"})
+    rec.append_event({"event": "ended", "at": now_iso(), "by": "handler", "session": {}})
     await rec.close()
     assert rec.errors == []
     return rec

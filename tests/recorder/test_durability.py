@@ -92,7 +92,7 @@ def test_an_append_is_whole_or_absent(tmp_path: Path, monkeypatch: pytest.Monkey
         real_write(fd, bytes(data[: len(data) // 2]))
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(durable.os, "write", short_then_full)
+    monkeypatch.setattr(os, "write", short_then_full)  # durable.os is os
     with pytest.raises(OSError):
         durable.append_line(path, b'{"b":2,"padding":"xxxxxxxxxxxxxxxx"}\n')
     monkeypatch.undo()

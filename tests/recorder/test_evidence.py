@@ -26,7 +26,7 @@ from recorder.store import LocalFolderStore, S3ObjectLockStore, find_session
 from recorder.verify import VerifyError, verify_bundle, verify_target
 from signalling.cli.main import main as scenelink
 from tests.recorder.conftest import TcpProxy
-from tests.recorder.feed import record_session, stream
+from tests.recorder.feed import record_session, session_created, stream
 
 
 def s3_store(url: str, bucket: str) -> S3ObjectLockStore:
@@ -135,7 +135,7 @@ async def test_store_outage_mid_session_then_everything_stored_and_verifies(
     spool.start()
     folder = tmp_path / "ev" / "sess-out"
     rec = SessionRecorder(folder, signer=signer, spool=spool, segment_seconds=1.0)
-    rec.append_event({"event": "session_created", "incident_ref": "INC-9", "token_id": "t9"})
+    rec.append_event(session_created("INC-9", "t9"))
     try:
         import asyncio
 

@@ -218,4 +218,6 @@ async def test_audio_before_the_first_keyframe_is_kept(
     with av.open(str(tmp_path / "early" / "media-001.mkv")) as container:
         audio_packets = [p for p in container.demux(audio=0) if p.size]
     assert len(audio_packets) == 10
-    assert float(audio_packets[0].pts * audio_packets[0].time_base) < 0.05  # at its own time
+    first = audio_packets[0]
+    assert first.pts is not None
+    assert float(first.pts * first.time_base) < 0.05  # at its own time

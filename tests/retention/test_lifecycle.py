@@ -39,9 +39,11 @@ def dispose(book: RetentionBook, when: datetime) -> list[str]:
     return [o.session_id for o in run(book, execute=True, by="records-manager")]
 
 
-def store_locks(store: EvidenceStore, session_id: str, book: RetentionBook) -> set[object]:
+def store_locks(
+    store: EvidenceStore, session_id: str, book: RetentionBook
+) -> set[tuple[datetime | None, bool]]:
     """Retain-until and legal hold of every version, read back from the store itself."""
-    found: set[object] = set()
+    found: set[tuple[datetime | None, bool]] = set()
     versions = [v for v in book.versions(session_id) if not v.delete_marker]
     assert versions
     if isinstance(store, S3ObjectLockStore):

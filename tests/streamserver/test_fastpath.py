@@ -11,6 +11,7 @@ from typing import Any
 import aioice.ice as ice
 import aioice.stun as stun
 import pytest
+from aioice import Candidate
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
 from bench.synthetic import Clip
@@ -74,7 +75,7 @@ async def test_media_skips_the_stun_parser_and_stun_still_parses(
     patches.install()
     receiver = Receiver()
     protocol = ice.StunProtocol(receiver)  # type: ignore[arg-type]
-    protocol.local_candidate = ice.Candidate(
+    protocol.local_candidate = Candidate(
         foundation="1",
         component=1,
         transport="udp",
@@ -177,7 +178,7 @@ async def test_real_loopback_goes_through_the_fast_path(
         fast = fastpath.fast_path_of(dtls)
         assert fast is not None and fast.runner.suspended == 0  # every handler ran inline
         assert through_reader == []  # every RTP packet took the fast path
-        assert dtls._RTCDtlsTransport__rx_packets > 20  # type: ignore[attr-defined]
+        assert dtls._RTCDtlsTransport__rx_packets > 20
         # Junk from anywhere (aioice takes datagrams from any address) is dropped quietly:
         # empty, not decryptable, and SRTP-shaped but too short.
         connection = dtls.transport._connection

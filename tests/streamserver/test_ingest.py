@@ -17,6 +17,7 @@ from aiortc.rtp import RtpPacket
 
 from bench.synthetic import Clip
 from streamserver import ingest, patches
+from streamserver.fastclock import NTP_UNIX_OFFSET
 from streamserver.frames import EncodedFrame, is_keyframe
 from streamserver.patches import receiver as patched
 from streamserver.reassembly import CompletingJitterBuffer, FrameBatch
@@ -52,7 +53,7 @@ def test_patched_internals_still_exist() -> None:
     assert "pli_flag, encoded_frame = self.__jitter_buffer.add(packet)" in receive_rtp
     assert "if encoded_frame is not None and self.__decoder_thread:" in receive_rtp
     assert "self.__decoder_queue.put((codec, encoded_frame))" in receive_rtp
-    stop = inspect.getsource(rtcrtpreceiver.RTCRtpReceiver._RTCRtpReceiver__stop_decoder)
+    stop = inspect.getsource(vars(rtcrtpreceiver.RTCRtpReceiver)["_RTCRtpReceiver__stop_decoder"])
     assert "self.__decoder_queue.put(None)" in stop
     assert "self.__decoder_thread.join()" in stop
     assert hasattr(rtcrtpreceiver.RTCRtpReceiver, "_send_rtcp_pli")
@@ -69,7 +70,7 @@ def test_patched_internals_still_exist() -> None:
 def test_install_is_idempotent() -> None:
     patches.install()
     patches.install()
-    assert rtcrtpreceiver.JitterBuffer is CompletingJitterBuffer
+    assert vars(rtcrtpreceiver)["JitterBuffer"] is CompletingJitterBuffer  # not exported
     assert rtcrtpreceiver.decoder_worker is patched.idle_worker
     assert rtcrtpreceiver.RTCRtpReceiver.receive is patched.receive
     assert rtcrtpsender.RTCRtpSender._send_keyframe is patched.send_keyframe
@@ -140,7 +141,7 @@ def test_sender_report_ntp_time() -> None:
     unix = 1_704_067_200
     report = ingest.SenderReport(
         ssrc=1,
-        ntp=((unix + ingest.NTP_UNIX_OFFSET) << 32) | (1 << 31),
+        ntp=((unix + NTP_UNIX_OFFSET) << 32) | (1 << 31),
         rtp=0,
         pts=0,
         arrival=0.0,

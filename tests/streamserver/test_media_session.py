@@ -20,6 +20,7 @@ from aiortc.exceptions import OperationError
 from bench.synthetic import Clip, SyntheticCaller
 from recorder import SessionRecorder, media_duration
 from recorder.library import video_packets
+from streamserver.frames import EncodedFrame
 from streamserver.session import MediaSession
 from tests.viewer import Viewer, is_subsequence
 
@@ -159,7 +160,9 @@ async def test_viewer_offer_without_common_codec_is_refused(
     try:
         await caller.accept(await session.accept_caller(await caller.offer()))
         t = viewer.addTransceiver("video", direction="recvonly")
-        caps = [c for c in t.receiver.getCapabilities("video").codecs if c.mimeType == "video/VP8"]
+        capabilities = t.receiver.getCapabilities("video")
+        assert capabilities is not None
+        caps = [c for c in capabilities.codecs if c.mimeType == "video/VP8"]
         t.setCodecPreferences(caps)
         await viewer.setLocalDescription(await viewer.createOffer())
         offer = viewer.localDescription
@@ -206,7 +209,7 @@ async def test_sender_reports_give_frames_wall_clock_and_events(
         await caller.accept(await session.accept_caller(await caller.offer()))
         await wait_for(lambda: set(session.sender_reports) == {"video", "audio"}, 6)
         await asyncio.sleep(0.5)
-        drained = {kind: [] for kind in probes}
+        drained: dict[str, list[EncodedFrame]] = {kind: [] for kind in probes}
         for kind, probe in probes.items():
             while (f := probe.get_nowait()) is not None:
                 drained[kind].append(f)

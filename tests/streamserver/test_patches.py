@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -28,12 +29,12 @@ def test_installed_versions_pass() -> None:
 
 
 def test_another_version_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = patches.metadata.version
+    real = metadata.version
 
     def version(name: str) -> str:
         return "0.14.0" if name == "aioice" else real(name)
 
-    monkeypatch.setattr(patches.metadata, "version", version)
+    monkeypatch.setattr(metadata, "version", version)
     with pytest.raises(
         patches.UnsupportedVersionError, match=r"aioice 0\.14\.0 \(needs 0\.13\.0\)"
     ):
@@ -45,8 +46,8 @@ def test_another_version_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_missing_package_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     def version(name: str) -> str:
-        raise patches.metadata.PackageNotFoundError(name)
+        raise metadata.PackageNotFoundError(name)
 
-    monkeypatch.setattr(patches.metadata, "version", version)
+    monkeypatch.setattr(metadata, "version", version)
     with pytest.raises(patches.UnsupportedVersionError, match="av not installed"):
         patches.check_versions()

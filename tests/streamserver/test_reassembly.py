@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import time
 
 import aiortc.jitterbuffer as jitterbuffer
 import aiortc.rtcrtpreceiver as rtcrtpreceiver
@@ -156,7 +157,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     moved_by_hand = Clock()
-    monkeypatch.setattr(reassembly.time, "monotonic", moved_by_hand)
+    monkeypatch.setattr(time, "monotonic", moved_by_hand)  # as reassembly reads it
     return moved_by_hand
 
 

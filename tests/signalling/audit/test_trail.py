@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-from recorder import durable
 from signalling.audit.trail import AuditTrail, AuditUnavailable, first_broken
 
 
@@ -93,7 +92,7 @@ async def test_an_unwritable_trail_refuses_the_action_and_stays_whole(
         os.ftruncate(fd, os.fstat(fd).st_size)  # (nothing reaches the file)
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(durable.os, "write", disk_full)
+    monkeypatch.setattr(os, "write", disk_full)  # durable.os is os
     with pytest.raises(AuditUnavailable):
         await trail.record("alice", "consultation.playback", "s1")
     monkeypatch.undo()

@@ -27,7 +27,7 @@ OPERATORS = [
     {"username": "carol", "password": "pw-carol", "roles": ["officer"]},
     {"username": "sam", "password": "pw-sam", "roles": ["supervisor"]},
 ]
-FIX = {"type": "fix", "lat": 51.5035, "lon": -0.1275, "accuracy": 8.0}
+FIX: dict[str, Any] = {"type": "fix", "lat": 51.5035, "lon": -0.1275, "accuracy": 8.0}
 
 
 @pytest.fixture
@@ -89,8 +89,8 @@ async def test_officer_sees_only_sessions_shared_with_them(
     assert (await (await client.get("/api/sessions")).json())["sessions"] == []
 
     await sign_in(client, "alice")
-    for refused in ("carol-nobody", "sam"):  # no such account; not an officer
-        response = await share(client, shared, kind="account", username=refused)
+    for name in ("carol-nobody", "sam"):  # no such account; not an officer
+        response = await share(client, shared, kind="account", username=name)
         assert response.status == 422
         assert "username" in (await response.json())["fields"]
     response = await share(client, shared, kind="account", username="bob")

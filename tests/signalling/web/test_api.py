@@ -262,7 +262,7 @@ async def test_bad_fixes_are_counted_never_stored(client: Client, app: web.Appli
     good["timestamp"] = time.time() * 1000
     await service.handle_caller_message(session_id, json.dumps(good))
     await service.handle_caller_message(session_id, json.dumps(good))  # keep-alive re-send
-    for bad in [
+    bad_messages: list[dict[str, object] | str] = [
         good | {"lat": float("nan")},
         good | {"accuracy": 1e9},
         good | {"lat": 95},
@@ -270,7 +270,8 @@ async def test_bad_fixes_are_counted_never_stored(client: Client, app: web.Appli
         good | {"type": "chat"},
         good | {"pad": "x" * 5000},
         "[" * 4000,  # within the size limit, and too deep for Python's json
-    ]:
+    ]
+    for bad in bad_messages:
         await service.handle_caller_message(
             session_id, json.dumps(bad) if isinstance(bad, dict) else bad
         )

@@ -82,10 +82,14 @@ async def test_routes_against_roles(setup: tuple[web.Application, Client, str]) 
 
 
 # The rules narrowed for least privilege, and every role's answer on each.
-NARROWED = {
-    ("GET", "/api/audit"): {"supervisor"},
-    ("GET", "/api/sessions/{session_id}/trail"): {"call_handler", "officer", "supervisor", "admin"},
-    ("POST", "/api/retention/{session_id}/holds/{hold_id}/release"): {"supervisor", "admin"},
+NARROWED: dict[tuple[str, str], frozenset[str]] = {
+    ("GET", "/api/audit"): frozenset({"supervisor"}),
+    ("GET", "/api/sessions/{session_id}/trail"): frozenset(
+        {"call_handler", "officer", "supervisor", "admin"}
+    ),
+    ("POST", "/api/retention/{session_id}/holds/{hold_id}/release"): frozenset(
+        {"supervisor", "admin"}
+    ),
 }
 
 
