@@ -91,8 +91,10 @@ class LocalFolderStore:
         return self._path(f"{LOCKS_DIR}/{key}.json")
 
     def _read_lock(self, key: str) -> dict[str, Any]:
-        path = self._lock_path(key)
-        lock: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+        try:
+            lock: dict[str, Any] = json.loads(self._lock_path(key).read_bytes())
+        except FileNotFoundError:  # never locked, or disposed of by another node meanwhile
+            return {}
         return lock
 
     def _write_lock(self, key: str, changes: dict[str, Any]) -> None:
@@ -132,19 +134,25 @@ class LocalFolderStore:
         self._write_lock(version.key, {"legal_hold": on})
 
     def delete_version(self, version: StoredVersion, *, bypass_governance: bool) -> None:
+        # Two nodes may dispose of the same session at once: whichever comes second finds
+        # the version (or its folder) gone, which is the outcome it wanted.
         path = self._path(version.key)
-        if not path.exists():
+        found = self.versions(version.key) if path.exists() else []
+        if not found:
             return
-        lock = self.versions(version.key)[0]
+        lock = found[0]
         if lock.legal_hold:
             raise LockRefused(f"{version.key}: legal hold is on")
         if lock.retain_until and lock.retain_until > datetime.now(UTC) and not bypass_governance:
             raise LockRefused(f"{version.key}: retained until {lock.retain_until.isoformat()}")
-        path.unlink()
+        path.unlink(missing_ok=True)
         self._lock_path(version.key).unlink(missing_ok=True)
         for folder in (path.parent, self._lock_path(version.key).parent):
             while folder != self.root and folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
+                try:
+                    folder.rmdir()
+                except OSError:  # emptied or filled again by another node meanwhile
+                    break
                 folder = folder.parent
 
     def verify(self, key: str, sha256: str, size: int) -> bool:
