@@ -10,76 +10,58 @@ was done, never the content (an erasure record does not repeat what was erased).
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import hashlib
-import json
 import logging
-import os
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
-from recorder.durable import FILE_MODE, append_line, make_folder, recover_tail
+from recorder import chain
+from recorder.chain import ChainedLog, readable
+from recorder.durable import make_folder
 from signalling.calls.sessions import utcnow
 
 logger = logging.getLogger(__name__)
-GENESIS = "0" * 64
 
 
 class AuditUnavailable(RuntimeError):
     """The trail cannot be written (a full disk): the action it would record is refused."""
 
 
-@dataclass(frozen=True, slots=True)
-class AuditRecord:
+class AuditRecord(TypedDict):
+    """One line of the trail (``seq``, ``prev`` and ``hash`` as in every chained log)."""
+
     seq: int
     at: str
     actor: str
     action: str
     session_id: str | None
     remote: str | None
-    detail: dict[str, Any] = field(default_factory=dict)
-    prev: str = GENESIS
-    hash: str = ""
+    detail: dict[str, Any]
+    prev: str
+    hash: str
 
-    def content_hash(self) -> str:
-        content = asdict(self)
-        content.pop("hash")
-        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+
+FIELDS = tuple(AuditRecord.__annotations__)
 
 
 def first_broken(records: Iterable[Mapping[str, Any]]) -> int | None:
-    """Index of the first record that is not the untouched successor of the one before."""
-    prev, expected_seq = GENESIS, 0
-    for index, raw in enumerate(records):
-        try:
-            record = AuditRecord(**raw)
-        except TypeError:
-            return index
-        if (
-            record.seq != expected_seq
-            or record.prev != prev
-            or record.hash != record.content_hash()
-        ):
-            return index
-        prev, expected_seq = record.hash, expected_seq + 1
-    return None
+    """Index of the first record that is not the untouched successor of the one before (or
+    that has other fields than a record has)."""
+    return chain.first_broken(records, FIELDS)
 
 
 class AuditTrail:
-    """One node's trail in a local file; written before the action's response is sent.
+    """One node's trail in a local file (the one chained log, ``recorder.chain``); written
+    before the action's response is sent.
 
-    Appends hold an exclusive ``flock`` and re-read the tail when the file grew under them,
-    so the server and a command (``scenelink retention run``) can share one trail.
+    Appends lock the file and re-read the tail when it grew under them, so the server and a
+    command (``scenelink retention run``) can share one trail.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._log = ChainedLog(path, lock=True, encode=readable)
         self._lock = asyncio.Lock()
-        self._head: tuple[int, int, str] | None = None  # file size, next seq, last hash
-        self._checked_tail = False
 
     async def record(
         self,
@@ -116,16 +98,7 @@ class AuditTrail:
         return wanted[-limit:]
 
     def read(self) -> list[dict[str, Any]]:
-        if not self.path.exists():
-            return []
-        with self.path.open(encoding="utf-8") as lines:
-            return [json.loads(line) for line in lines if line.strip()]
-
-    def _tail(self) -> tuple[int, str]:
-        records = self.read()
-        if not records:
-            return 0, GENESIS
-        return int(records[-1]["seq"]) + 1, str(records[-1]["hash"])
+        return self._log.read()
 
     def _append(
         self,
@@ -136,24 +109,24 @@ class AuditTrail:
         detail: dict[str, Any],
     ) -> AuditRecord:
         make_folder(self.path.parent)
-        fd = os.open(self.path, os.O_RDONLY | os.O_CREAT, FILE_MODE)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            if not self._checked_tail:
-                recover_tail(self.path)  # a record torn by a crash, before we chain after it
-                self._checked_tail = True
-            size = os.fstat(fd).st_size
-            if self._head is not None and self._head[0] == size:
-                seq, prev = self._head[1:]
-            else:
-                seq, prev = self._tail()
-            draft = AuditRecord(
-                seq, utcnow().isoformat(), actor, action, session_id, remote, detail, prev
-            )
-            record = AuditRecord(**(asdict(draft) | {"hash": draft.content_hash()}))
-            line = json.dumps(asdict(record), sort_keys=True, ensure_ascii=False) + "\n"
-            append_line(self.path, line.encode())
-            self._head = (size + len(line.encode()), seq + 1, record.hash)
-        finally:
-            os.close(fd)  # releases the lock
-        return record
+        entry = self._log.append(
+            lambda: {
+                "at": utcnow().isoformat(),  # taken under the lock: in the order of seq
+                "actor": actor,
+                "action": action,
+                "session_id": session_id,
+                "remote": remote,
+                "detail": detail,
+            }
+        )
+        return {
+            "seq": entry["seq"],
+            "at": entry["at"],
+            "actor": actor,
+            "action": action,
+            "session_id": session_id,
+            "remote": remote,
+            "detail": detail,
+            "prev": entry["prev"],
+            "hash": entry["hash"],
+        }

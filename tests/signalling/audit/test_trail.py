@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from recorder.chain import entry_hash
 from signalling.audit.trail import AuditTrail, AuditUnavailable, first_broken
 
 
@@ -61,10 +62,7 @@ async def test_rehashed_forgery_still_breaks_the_chain(tmp_path: Path) -> None:
     lines = trail.path.read_text().splitlines()
     record = json.loads(lines[1])
     record["detail"] = {"n": 99}
-    from signalling.audit.trail import AuditRecord
-
-    forged = AuditRecord(**(record | {"hash": ""}))
-    record["hash"] = forged.content_hash()  # self-consistent, but the next record's prev differs
+    record["hash"] = entry_hash(record)  # self-consistent, but the next record's prev differs
     lines[1] = json.dumps(record)
     assert first_broken([json.loads(x) for x in lines]) == 2
 
@@ -99,3 +97,13 @@ async def test_an_unwritable_trail_refuses_the_action_and_stays_whole(
     assert trail.path.read_bytes() == before
     await trail.record("alice", "consultation.playback", "s1")
     assert first_broken(trail.read()) is None
+
+
+async def test_a_record_with_a_field_added_or_missing_is_broken(tmp_path: Path) -> None:
+    records = (await filled(tmp_path)).read()
+    extra = dict(records[1], note="added")
+    extra["hash"] = entry_hash(extra)
+    assert first_broken([records[0], extra]) == 1
+    missing = {k: v for k, v in records[0].items() if k != "detail"}
+    missing["hash"] = entry_hash(missing)
+    assert first_broken([missing]) == 0

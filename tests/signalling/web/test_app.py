@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
 
 from signalling.config import load_settings
 from signalling.web.app import RESOURCES, make_app
@@ -18,11 +17,11 @@ async def test_building_the_app_has_no_side_effects(tmp_path: Path) -> None:
 
 
 async def test_resources_are_made_at_start_and_released_in_reverse(
-    aiohttp_client: Any, tmp_path: Path
+    aiohttp_client: AiohttpClient, tmp_path: Path
 ) -> None:
     app = make_app(load_settings(data_dir=tmp_path))
     assert list(app.cleanup_ctx) == list(RESOURCES)
-    client: TestClient = await aiohttp_client(app)
+    client = await aiohttp_client(app)
     assert (tmp_path / "token.key").read_bytes().strip() == app[SECRET]
     assert app[SERVICE].store is app[STATE]  # one state store, made once
     await client.close()
