@@ -10,3 +10,5 @@ RETENTION_DAYS: Final = 31
 SEGMENT_SECONDS: Final = 10.0
 # How often every stored object is re-hashed (fixity check).
 FIXITY_INTERVAL_S: Final = 24 * 3600.0
+# Warn below this much free space for evidence; a failed recording resumes only above it.
+LOW_SPACE_MB: Final = 500

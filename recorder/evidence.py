@@ -22,7 +22,7 @@ from typing import Any, Generic
 from typing_extensions import TypeVar
 
 from .catalogue import Catalogue
-from .defaults import FIXITY_INTERVAL_S, RETENTION_DAYS, SEGMENT_SECONDS
+from .defaults import FIXITY_INTERVAL_S, LOW_SPACE_MB, RETENTION_DAYS, SEGMENT_SECONDS
 from .fixity import FixityJob
 from .layout import DataLayout
 from .manifest import Signer
@@ -51,7 +51,7 @@ class EvidenceSettings:
     keep_local: bool = True
     fixity_interval_s: float = FIXITY_INTERVAL_S
     retention_schedule: Path | None = None  # read by retention.wiring, not here
-    low_space_bytes: int = 0
+    low_space_bytes: int = LOW_SPACE_MB * 1024 * 1024
 
     @classmethod
     def from_settings(cls, settings: Any) -> EvidenceSettings:

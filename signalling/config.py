@@ -1,15 +1,18 @@
 """All of SceneLink's configuration: one typed object, from the environment and an optional file.
 
 Every setting has an embedded default so that ``scenelink serve`` runs on one machine with
-no configuration at all. Environment variables are ``SCENELINK_<NAME>`` (``REDIS_URL`` is
-also honoured as is); a TOML file named by ``SCENELINK_CONFIG`` supplies the same keys.
-Environment wins over the file.
+no configuration at all; a default that a lower layer also needs is that layer's constant
+(``recorder.defaults``, ``streamserver.relay``), named here rather than restated. What the
+server keeps in its data folder is named once too: ``DataFolder``. Environment variables are
+``SCENELINK_<NAME>`` (``REDIS_URL`` is also honoured as is); a TOML file named by
+``SCENELINK_CONFIG`` supplies the same keys. Environment wins over the file.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -21,7 +24,33 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from recorder import defaults
+from recorder.layout import DataLayout
+from streamserver.relay import DEFAULT_QUEUE_SIZE
+
 Role = Literal["call_handler", "officer", "investigator", "supervisor", "admin"]
+
+
+@dataclass(frozen=True, slots=True)
+class DataFolder(DataLayout):
+    """Everything under the data folder: the recorder's (``recorder.layout``) and these::
+
+    token.key          the key that signs caller and officer links and console cookies
+    accounts.json      operators' accounts (argon2 hashes)
+    audit/audit.jsonl  this node's audit trail
+    """
+
+    @property
+    def token_key(self) -> Path:
+        return self.data_dir / "token.key"
+
+    @property
+    def accounts(self) -> Path:
+        return self.data_dir / "accounts.json"
+
+    @property
+    def audit_trail(self) -> Path:
+        return self.data_dir / "audit" / "audit.jsonl"
 
 
 class OperatorAccount(BaseModel):
@@ -130,15 +159,19 @@ class Settings(BaseSettings):
         default=None,
         description="Video codec the caller's page puts first; None keeps the browser's",
     )
-    relay_queue_size: int = Field(default=120, ge=8)
+    relay_queue_size: int = Field(default=DEFAULT_QUEUE_SIZE, ge=8)
 
     # Evidence store (recorder/): S3 with Object Lock when a bucket is set, else a local folder.
     s3_bucket: str | None = None
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
     object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] = "GOVERNANCE"
-    default_retention_days: int = Field(default=31, gt=0, description="Until retention rules")
-    segment_seconds: float = Field(default=10.0, gt=0.5, description="Evidence segment length")
+    default_retention_days: int = Field(
+        default=defaults.RETENTION_DAYS, gt=0, description="Until retention rules"
+    )
+    segment_seconds: float = Field(
+        default=defaults.SEGMENT_SECONDS, gt=0.5, description="Evidence segment length"
+    )
     signing_key_path: Path | None = Field(
         default=None, description="Ed25519 PEM key for manifests; generated in data_dir if unset"
     )
@@ -147,12 +180,12 @@ class Settings(BaseSettings):
     )
     keep_local_evidence: bool = Field(default=True, description="Keep spool copies after upload")
     evidence_low_space_mb: int = Field(
-        default=500,
+        default=defaults.LOW_SPACE_MB,
         ge=0,
         description="Warn (log, console, evidence event) when free space for evidence falls "
         "below this; a failed recording resumes only above it (0: no warning)",
     )
-    fixity_interval_s: float = Field(default=24 * 3600, gt=0)
+    fixity_interval_s: float = Field(default=defaults.FIXITY_INTERVAL_S, gt=0)
     node_name: str = Field(
         default_factory=socket.gethostname, description="This server in a cluster (audit keys)"
     )
@@ -174,8 +207,12 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(default=4096, ge=256, description="Largest data-channel message")
 
     @property
+    def layout(self) -> DataFolder:
+        return DataFolder(self.data_dir)
+
+    @property
     def evidence_dir(self) -> Path:
-        return self.data_dir / "evidence"
+        return self.layout.evidence_dir
 
     @model_validator(mode="after")
     def providers_complete(self) -> Settings:

@@ -10,32 +10,20 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from recorder.evidence import EvidenceSettings
 from recorder.export import is_package, verify_package
 from recorder.fixity import check_store
-from recorder.manifest import KEY_FILE, Signer
-from recorder.store import EvidenceStore, open_store
+from recorder.manifest import Signer
 from recorder.verify import Report, VerifyError, verify_target
+from signalling.config import load_settings
 
 
-def _store(settings: Any) -> EvidenceStore:
-    return open_store(
-        Path(settings.data_dir),
-        s3_bucket=getattr(settings, "s3_bucket", None),
-        s3_endpoint_url=getattr(settings, "s3_endpoint_url", None),
-        s3_region=getattr(settings, "s3_region", None),
-        lock_mode=getattr(settings, "object_lock_mode", "GOVERNANCE"),
-    )
+def _evidence() -> EvidenceSettings:
+    return EvidenceSettings.from_settings(load_settings())
 
 
-def _settings() -> Any:
-    from signalling.config import load_settings
-
-    return load_settings()
-
-
-def _server_jwks(settings: Any) -> dict[str, Any]:
-    path = getattr(settings, "signing_key_path", None) or Path(settings.data_dir) / KEY_FILE
-    return Signer.load_or_create(Path(path)).jwks()
+def _server_jwks() -> dict[str, Any]:
+    return Signer.load_or_create(_evidence().key_path).jwks()
 
 
 def _verify(target: Path, jwks: dict[str, Any] | None, decode: bool) -> list[Report]:
@@ -47,7 +35,7 @@ def _verify(target: Path, jwks: dict[str, Any] | None, decode: bool) -> list[Rep
             return verify_package(Path(tmp), jwks, decode)
     if target.is_dir() and is_package(target):
         return verify_package(target, jwks, decode)
-    store = None if target.is_dir() else _store(_settings())
+    store = None if target.is_dir() else _evidence().open_store()
     return [verify_target(str(target), store, jwks, decode)]
 
 
@@ -69,9 +57,8 @@ def verify_command(args: argparse.Namespace) -> int:
 
 
 def fixity_command(args: argparse.Namespace) -> int:
-    settings = _settings()
-    jwks = json.loads(Path(args.jwks).read_text()) if args.jwks else _server_jwks(settings)
-    result = check_store(_store(settings), jwks)
+    jwks = json.loads(Path(args.jwks).read_text()) if args.jwks else _server_jwks()
+    result = check_store(_evidence().open_store(), jwks)
     print(json.dumps(result, indent=1))
     return 1 if result["mismatches"] else 0
 

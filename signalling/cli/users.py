@@ -9,11 +9,10 @@ from typing import Any, get_args
 
 from signalling.config import Role, load_settings
 from signalling.operators.accounts import AccountBook
-from signalling.web.app import accounts_path
 
 
 def _book() -> AccountBook:
-    return AccountBook(accounts_path(load_settings()))
+    return AccountBook(load_settings().layout.accounts)
 
 
 def _read_password(args: argparse.Namespace) -> str:

@@ -87,7 +87,7 @@ def token_secret(settings: Settings) -> bytes:
     survive a restart."""
     if settings.token_secret is not None:
         return settings.token_secret.get_secret_value().encode()
-    path = settings.data_dir / "token.key"
+    path = settings.layout.token_key
     if not path.exists():
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -96,13 +96,9 @@ def token_secret(settings: Settings) -> bytes:
     return path.read_text().strip().encode()
 
 
-def accounts_path(settings: Settings) -> Path:
-    return settings.data_dir / "accounts.json"
-
-
 def operator_accounts(settings: Settings) -> list[OperatorAccount]:
     """With no accounts at all, one call handler with a one-off password, printed once."""
-    if settings.operators or accounts_path(settings).exists():
+    if settings.operators or settings.layout.accounts.exists():
         return settings.operators
     password = secrets.token_urlsafe(12)
     logger.warning(
@@ -242,10 +238,10 @@ async def operators(app: web.Application) -> AsyncIterator[None]:
         settings.login_failures_per_account,
         settings.login_window_s,
     )
-    app[AUDIT] = AuditTrail(settings.data_dir / "audit" / "audit.jsonl")
+    app[AUDIT] = AuditTrail(settings.layout.audit_trail)
     accounts = await asyncio.to_thread(operator_accounts, settings)
     app[OPERATORS] = OperatorDirectory(
-        AccountBook(accounts_path(settings), accounts),
+        AccountBook(settings.layout.accounts, accounts),
         secret + b":console",
         settings.console_login_ttl_s,
         app[STATE],
@@ -276,7 +272,7 @@ async def audit_archive(app: web.Application) -> AsyncIterator[None]:
 
 async def calls(app: web.Application) -> AsyncIterator[None]:
     settings, secret, evidence = app[SETTINGS], app[SECRET], app[EVIDENCE]
-    app[EXPORTS] = ExportJobs(evidence, settings.data_dir / "exports")
+    app[EXPORTS] = ExportJobs(evidence, settings.layout.exports_dir)
     app[SERVICE] = SessionService(
         settings,
         app[STATE],
