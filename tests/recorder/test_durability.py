@@ -189,7 +189,15 @@ async def test_a_full_disk_loses_nothing_written_and_recording_resumes(
     assert [json.loads(f)["lat"] for f in fixes] == [51.5]
     totals = next(e for e in events if e["event"] == "recording_totals")
     assert totals["video"]["lost"] + totals["audio"]["lost"] == resumed["frames_lost"]
+    for kind in ("video", "audio"):
+        t = totals[kind]
+        assert t["taken"] == t["written"] + t["skipped"] + t["lost"], (kind, t)
     assert oct(folder.stat().st_mode & 0o777) == oct(durable.FOLDER_MODE)
+    print(
+        f"disk full: {resumed['frames_lost']} frames lost while writing failed "
+        f"(video {totals['video']['lost']}, audio {totals['audio']['lost']}); "
+        f"{incomplete['frames']} frames kept from the cut part; nothing written before was lost"
+    )
 
 
 # -- salvage: never renames or writes the original, and survives a crash at any step ----
