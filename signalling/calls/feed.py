@@ -4,12 +4,14 @@ The call domain publishes ``FeedEvent``s on the state store (between processes, 
 when there are several); the web routes forward them on the console's WebSocket
 (``ConsoleMessage``) and, reworded for an officer link, on its own (``OfficerMessage``).
 Every message is a JSON object named by its ``type`` key. ``ConsoleSession`` is the session
-as the JSON API shows it (``SessionService.view``; ``web.models.SessionView`` documents it).
+as the JSON API shows it (``SessionService.view``; the OpenAPI document is built from it).
 """
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from typing import Literal
+
+from typing_extensions import TypedDict  # pydantic documents it (Python < 3.12)
 
 from signalling.calls.location import FixRecord
 from signalling.calls.sessions import SessionMode, SessionState

@@ -6,9 +6,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypedDict
+from typing import Any
 
 from geopy.distance import geodesic
+from typing_extensions import TypedDict  # pydantic documents it (Python < 3.12)
 
 MAX_ACCURACY_M = 20_000.0  # worse than this is a cell-tower guess, useless for finding someone
 MAX_SPEED_MS = 350.0  # faster than an airliner: not a person on the ground

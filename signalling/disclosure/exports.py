@@ -11,7 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal
+
+from typing_extensions import TypedDict  # pydantic documents it (Python < 3.12)
 
 from recorder.catalogue import CatalogueEntry
 from recorder.evidence import Evidence
@@ -24,7 +26,7 @@ KEEP_PACKAGES = timedelta(days=1)
 
 
 class ExportJson(TypedDict):
-    """An export job as the API shows it (``ExportView`` documents it)."""
+    """An export job as the API shows it (and as the OpenAPI document describes it)."""
 
     export_id: str
     state: ExportState

@@ -6,6 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from signalling.calls.feed import ConsoleSession, OfficerSession
+from signalling.calls.shares import ShareJson
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -34,42 +37,8 @@ class CreateSessionRequest(Strict):
     mode: Literal["video", "location"] = "video"
 
 
-class SmsStatus(BaseModel):
-    status: str
-    error: str | None
-
-
-class RecordingState(BaseModel):
-    state: Literal["idle", "recording", "failed"] = Field(
-        description="failed: the evidential copy is not being written (see cause)"
-    )
-    cause: str | None = Field(description='Why it failed, e.g. "disk full"')
-
-
-class SessionView(BaseModel):
-    id: str
-    incident_ref: str
-    phone_masked: str
-    mode: str
-    state: str
-    created_at: str
-    created_by: str
-    opened_at: str | None
-    consent_at: str | None
-    consent_version: str | None
-    ended_at: str | None
-    ended_by: str | None
-    codec: str | None
-    fix_count: int
-    rejected_fixes: int
-    last_fix: dict[str, Any] | None
-    viewers: int
-    sms: SmsStatus
-    recording: RecordingState
-
-
 class SessionList(BaseModel):
-    sessions: list[SessionView]
+    sessions: list[ConsoleSession]
 
 
 class SessionDescription(Strict):
@@ -168,20 +137,6 @@ class ExportBody(Strict):
         return self
 
 
-class ExportView(BaseModel):
-    export_id: str
-    state: str
-    recipient: str
-    purpose: str
-    requested_by: str
-    requested_at: str
-    session_ids: list[str]
-    done_bytes: int
-    total_bytes: int
-    error: str | None
-    download_url: str | None
-
-
 class AuditSearch(BaseModel):
     records: list[dict[str, Any]]
     chain_intact: bool
@@ -211,33 +166,8 @@ class ShareRequest(Strict):
         return self
 
 
-class ShareView(BaseModel):
-    id: str
-    session_id: str
-    kind: str
-    recipient: str
-    created_by: str
-    created_at: str
-    expires_at: str | None
-    withdrawn_at: str | None
-    withdrawn_by: str | None
-    active: bool
-
-
-class CreatedShare(ShareView):
-    link: str | None = Field(description="The officer link; shown once, never kept")
-
-
 class ShareList(BaseModel):
-    shares: list[ShareView]
-
-
-class OfficerSessionView(BaseModel):
-    id: str
-    incident_ref: str
-    mode: str
-    state: str
-    last_fix: dict[str, Any] | None
+    shares: list[ShareJson]
 
 
 class OfficerShareView(ConsoleConfig, IceConfig):
@@ -245,4 +175,4 @@ class OfficerShareView(ConsoleConfig, IceConfig):
     label: str
     expires_at: str | None
     server_time: str
-    session: OfficerSessionView
+    session: OfficerSession

@@ -12,11 +12,14 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from signalling.web.permissions import Rule, rule_for
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
+# A request or answer body: a pydantic model (requests are validated with it) or the
+# TypedDict the code builds the answer as, so that the document is what is sent.
+Body = type[BaseModel] | type[Any]
 _DOC_ATTR = "__scenelink_api_doc__"
 
 
@@ -24,7 +27,7 @@ _DOC_ATTR = "__scenelink_api_doc__"
 class ApiDoc:
     summary: str
     request: type[BaseModel] | None
-    response: type[BaseModel] | None
+    response: Body | None
     status: int
 
 
@@ -32,7 +35,7 @@ def documented(
     summary: str,
     *,
     request: type[BaseModel] | None = None,
-    response: type[BaseModel] | None = None,
+    response: Body | None = None,
     status: int = 200,
 ) -> Callable[[Handler], Handler]:
     def mark(handler: Handler) -> Handler:
@@ -50,8 +53,12 @@ def build_openapi(app: web.Application, title: str, version: str) -> dict[str, A
     paths: dict[str, dict[str, Any]] = {}
     schemas: dict[str, Any] = {}
 
-    def ref(model: type[BaseModel]) -> dict[str, str]:
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    def ref(model: Body) -> dict[str, str]:
+        template = "#/components/schemas/{model}"
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            schema = model.model_json_schema(ref_template=template)
+        else:
+            schema = TypeAdapter(model).json_schema(ref_template=template, mode="serialization")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
         return {"$ref": f"#/components/schemas/{model.__name__}"}

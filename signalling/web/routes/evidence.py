@@ -19,11 +19,11 @@ from aiohttp import web
 from recorder.catalogue import Area, CatalogueEntry, SearchQuery
 from recorder.export import ExportRequest, build_package
 from signalling.calls.sessions import utcnow
-from signalling.disclosure.exports import ExportJob
+from signalling.disclosure.exports import ExportJob, ExportJson
 from signalling.sms.phone import InvalidPhoneNumber, mask, normalise_mobile
 from signalling.web.appkeys import AUDIT, EVIDENCE, EXPORTS, OPERATOR, SETTINGS
 from signalling.web.errors import json_error, parse_body
-from signalling.web.models import ExportBody, ExportView, RecordingList, Trail
+from signalling.web.models import ExportBody, RecordingList, Trail
 from signalling.web.openapi import documented
 from signalling.web.permissions import replays_own_only
 from signalling.web.requests import audit
@@ -207,7 +207,7 @@ async def recording_bundle(request: web.Request) -> web.StreamResponse:
     "Export a disclosure package: sessions by id, or every recording for a phone number "
     "(right of access); runs in the background",
     request=ExportBody,
-    response=ExportView,
+    response=ExportJson,
     status=202,
 )
 async def start_export(request: web.Request) -> web.Response:
@@ -255,7 +255,7 @@ def job_or_404(request: web.Request) -> ExportJob:
 
 
 @routes.get("/api/exports/{export_id}")
-@documented("An export's progress", response=ExportView)
+@documented("An export's progress", response=ExportJson)
 async def export_status(request: web.Request) -> web.Response:
     return web.json_response(job_or_404(request).view())
 

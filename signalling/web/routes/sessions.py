@@ -8,7 +8,7 @@ import asyncio
 from aiohttp import WSMsgType, web
 from aiortc import RTCSessionDescription
 
-from signalling.calls.feed import ConsoleMessage
+from signalling.calls.feed import ConsoleMessage, ConsoleSession
 from signalling.calls.service import CallerConnected, SessionEnded
 from signalling.calls.sharing import ending
 from signalling.sms import LogSmsSender
@@ -25,7 +25,6 @@ from signalling.web.models import (
     IceConfig,
     SessionDescription,
     SessionList,
-    SessionView,
     SmsOutbox,
     Trail,
 )
@@ -47,7 +46,7 @@ routes = web.RouteTableDef()
 @documented(
     "Create a session and send the caller a link by SMS",
     request=CreateSessionRequest,
-    response=SessionView,
+    response=ConsoleSession,
     status=201,
 )
 async def create_session(request: web.Request) -> web.Response:
@@ -82,14 +81,14 @@ async def list_sessions(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/sessions/{session_id}")
-@documented("One session's state", response=SessionView)
+@documented("One session's state", response=ConsoleSession)
 async def get_session(request: web.Request) -> web.Response:
     return web.json_response(await service_of(request).view(await session_or_404(request)))
 
 
 @routes.post("/api/sessions/{session_id}/end")
 @documented(
-    "End a session: the caller's stream stops and the recording is closed", response=SessionView
+    "End a session: the caller's stream stops and the recording is closed", response=ConsoleSession
 )
 async def end_session(request: web.Request) -> web.Response:
     session = await session_or_404(request)
@@ -102,7 +101,7 @@ async def end_session(request: web.Request) -> web.Response:
 @routes.post("/api/sessions/{session_id}/resend")
 @documented(
     "Send the caller a fresh link (the SMS failed or never arrived); the old link stops working",
-    response=SessionView,
+    response=ConsoleSession,
 )
 async def resend_link(request: web.Request) -> web.Response:
     session = await session_or_404(request)

@@ -7,62 +7,26 @@ as caller links, under the same rule (``link_base``).
 
 from __future__ import annotations
 
-from typing import TypedDict
-
 from aiohttp import web
 
 from signalling.calls.sessions import utcnow
-from signalling.calls.shares import Share, ShareKind
+from signalling.calls.shares import CreatedShareJson, ShareJson
 from signalling.calls.sharing import AccessRefused, AlreadyShared, NotAnOfficer
 from signalling.calls.state import ShareNotFound
 from signalling.web.appkeys import OPERATOR, SHARING
 from signalling.web.errors import json_error, parse_body
-from signalling.web.models import CreatedShare, ShareList, ShareRequest, ShareView
+from signalling.web.models import ShareList, ShareRequest
 from signalling.web.openapi import documented
 from signalling.web.requests import audit, covering, link_base, session_or_404
 
 routes = web.RouteTableDef()
 
 
-class ShareJson(TypedDict):
-    """A share as the API shows it (``ShareView`` documents it)."""
-
-    id: str
-    session_id: str
-    kind: ShareKind
-    recipient: str
-    created_by: str
-    created_at: str
-    expires_at: str | None
-    withdrawn_at: str | None
-    withdrawn_by: str | None
-    active: bool
-
-
-class CreatedShareJson(ShareJson):
-    link: str | None  # the officer link, shown once and never kept
-
-
-def share_view(share: Share) -> ShareJson:
-    return {
-        "id": share.id,
-        "session_id": share.session_id,
-        "kind": share.kind,
-        "recipient": share.recipient,
-        "created_by": share.created_by,
-        "created_at": share.created_at.isoformat(),
-        "expires_at": share.expires_at.isoformat() if share.expires_at else None,
-        "withdrawn_at": share.withdrawn_at.isoformat() if share.withdrawn_at else None,
-        "withdrawn_by": share.withdrawn_by,
-        "active": share.ended_reason(utcnow()) is None,
-    }
-
-
 @routes.post("/api/sessions/{session_id}/shares")
 @documented(
     "Share the live session with an officer's account, or make a time-limited officer link",
     request=ShareRequest,
-    response=CreatedShare,
+    response=CreatedShareJson,
     status=201,
 )
 async def create_share(request: web.Request) -> web.Response:
@@ -96,7 +60,7 @@ async def create_share(request: web.Request) -> web.Response:
         expires_at=share.expires_at.isoformat() if share.expires_at else None,
         **covering(request, session),
     )
-    created: CreatedShareJson = {**share_view(share), "link": link}
+    created: CreatedShareJson = {**share.view(utcnow()), "link": link}
     return web.json_response(created, status=201)
 
 
@@ -105,13 +69,13 @@ async def create_share(request: web.Request) -> web.Response:
 async def list_shares(request: web.Request) -> web.Response:
     session = await session_or_404(request)
     shares = await request.app[SHARING].shares(session.id)
-    return web.json_response({"shares": [share_view(s) for s in shares]})
+    return web.json_response({"shares": [s.view(utcnow()) for s in shares]})
 
 
 @routes.delete("/api/sessions/{session_id}/shares/{share_id}")
 @documented(
     "Withdraw a share: the officer's access ends and their live view is cut off",
-    response=ShareView,
+    response=ShareJson,
 )
 async def withdraw_share(request: web.Request) -> web.Response:
     session = await session_or_404(request)
@@ -130,4 +94,4 @@ async def withdraw_share(request: web.Request) -> web.Response:
         recipient=share.recipient,
         **covering(request, session),
     )
-    return web.json_response(share_view(share))
+    return web.json_response(share.view(utcnow()))

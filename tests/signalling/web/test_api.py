@@ -392,3 +392,17 @@ async def test_wrong_method_is_a_json_405_naming_the_allowed_ones(
     assert response.headers["Allow"] == allowed
     assert await response.json() == {"error": "method not allowed"}
     assert (await (await client.get("/api/sessions")).json())["sessions"] == []
+
+
+async def test_a_session_answer_is_exactly_what_the_document_describes(client: Client) -> None:
+    await sign_in(client)
+    created = await (await create(client)).json()
+    document = await (await client.get("/api/openapi.json")).json()
+    answer = document["paths"]["/api/sessions/{session_id}"]["get"]["responses"]["200"]
+    name = answer["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    schema = document["components"]["schemas"][name]
+    session = await (await client.get(f"/api/sessions/{created['id']}")).json()
+    assert set(session) == set(schema["properties"]) == set(schema["required"])
+    assert set(session["sms"]) == set(
+        document["components"]["schemas"]["SmsDelivery"]["properties"]
+    )
