@@ -155,6 +155,26 @@ class Settings(BaseSettings):
     phone_region: str = Field(default="GB", description="Region for numbers written without +")
 
     ice_servers: list[IceServer] = Field(default_factory=list)
+    # TURN with time-limited credentials (coturn's use-auth-secret / static-auth-secret):
+    # each caller, viewer and this server is given its own username and password.
+    turn_urls: list[str] = Field(
+        default_factory=list,
+        description="TURN servers, e.g. turn:turn.example:3478?transport=udp, "
+        "turn:turn.example:3478?transport=tcp, turns:turn.example:443?transport=tcp",
+    )
+    turn_secret: SecretStr | None = Field(
+        default=None, description="coturn's static-auth-secret; credentials are minted from it"
+    )
+    turn_ttl_s: int | None = Field(
+        default=None,
+        gt=0,
+        description="Life of a minted TURN credential; the session's longest life if unset "
+        "(coturn refuses to refresh an allocation once its credential has expired)",
+    )
+    ice_transport_policy: Literal["all", "relay"] = Field(
+        default="all",
+        description="'relay' makes the caller's and viewers' browsers use TURN only",
+    )
     preferred_codec: Literal["H264", "VP8"] | None = Field(
         default=None,
         description="Video codec the caller's page puts first; None keeps the browser's",
@@ -216,13 +236,16 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def providers_complete(self) -> Settings:
-        """A chosen SMS provider or sign-on provider must be fully configured to start."""
+        """A chosen SMS provider, sign-on provider or TURN server must be fully configured
+        to start."""
         needed: tuple[str, ...] = {
             "notify": ("notify_api_key", "notify_template_id"),
             "webhook": ("sms_webhook_url", "sms_webhook_secret"),
         }.get(self.sms_provider, ())
         if self.oidc_issuer is not None:
             needed += ("oidc_client_id", "oidc_client_secret")
+        if self.turn_urls:
+            needed += ("turn_secret",)
         missing = [name for name in needed if getattr(self, name) is None]
         if missing:
             raise ValueError("missing settings: " + ", ".join(missing))

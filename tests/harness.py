@@ -1,15 +1,17 @@
 """Real services for tests, started here on free ports and stopped afterwards (never the
-machine's own Redis)."""
+machine's own Redis or coturn)."""
 
 from __future__ import annotations
 
 import errno
+import secrets
 import shutil
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -72,6 +74,59 @@ def redis_server(folder: Path) -> Iterator[str]:
     ]
     with running(command, port, folder / "redis.log"):
         yield f"redis://127.0.0.1:{port}/0"
+
+
+@dataclass(frozen=True)
+class TurnServer:
+    """A coturn of the tests' own on loopback, checking TURN REST credentials."""
+
+    port: int
+    secret: str
+    log: Path
+
+    @property
+    def urls(self) -> list[str]:
+        return [
+            f"turn:127.0.0.1:{self.port}?transport=udp",
+            f"turn:127.0.0.1:{self.port}?transport=tcp",
+        ]
+
+
+@contextmanager
+def turn_server(folder: Path) -> Iterator[TurnServer]:
+    """Debian's coturn on 127.0.0.1 only (listening and relaying), with a fresh shared secret
+    (``use-auth-secret``), no TLS or DTLS, no CLI, relay ports from a free range, its log in
+    ``folder``."""
+    binary = shutil.which("turnserver")
+    if binary is None:
+        raise RuntimeError("coturn is not installed (the README's test command installs it)")
+    port = free_port()
+    relay_from = free_port()
+    secret = secrets.token_urlsafe(24)
+    log = folder / "turnserver.log"
+    command = [
+        binary,
+        "-n",  # no configuration file: only what is said here
+        "--listening-ip=127.0.0.1",
+        f"--listening-port={port}",
+        "--relay-ip=127.0.0.1",
+        f"--min-port={relay_from}",
+        f"--max-port={relay_from + 50}",
+        "--use-auth-secret",
+        f"--static-auth-secret={secret}",
+        "--realm=scenelink.test",
+        "--no-tls",
+        "--no-dtls",
+        "--no-cli",
+        "--no-software-attribute",
+        "--verbose",
+        "--simple-log",
+        f"--log-file={log}",
+        f"--pidfile={folder / 'turnserver.pid'}",
+        f"--userdb={folder / 'turndb'}",
+    ]
+    with running(command, port, folder / "turnserver.out"):
+        yield TurnServer(port, secret, log)
 
 
 @contextmanager

@@ -195,7 +195,7 @@
   async function startViewer() {
     if (ended || pc || !window.RTCPeerConnection) return;
     var gen = ++viewerGen;
-    var conn = new RTCPeerConnection({ iceServers: iceServers });
+    var conn = new RTCPeerConnection({ iceServers: iceServers, iceTransportPolicy: iceTransportPolicy });
     pc = conn;
     setVideoStatus('Connecting to video…');
     conn.addTransceiver('video', { direction: 'recvonly' });
@@ -257,6 +257,7 @@
   /* ---------------- start ---------------- */
 
   var iceServers = [];
+  var iceTransportPolicy = 'all';
 
   async function start() {
     var info;
@@ -268,6 +269,7 @@
     show(els.app, true);
     skewMs = Date.parse(info.server_time) - Date.now() || 0;
     iceServers = info.ice_servers || [];
+    iceTransportPolicy = info.ice_transport_policy || 'all';
     els.forceName.textContent = info.force_name || '';
     if (info.expires_at) {
       els.expires.textContent = new Date(Date.parse(info.expires_at) - skewMs).toLocaleTimeString('en-GB', { hour: '2-digit', minute: '2-digit' });

@@ -23,6 +23,7 @@ from signalling.calls.sdp import check_offer, refused_late
 from signalling.calls.sessions import CallSession, SessionMode, utcnow
 from signalling.calls.state import StateStore
 from signalling.calls.tokens import CallerTokens, TokenError
+from signalling.calls.turn import ice_servers_for
 from signalling.config import Settings
 from signalling.safejson import parse_json
 from signalling.sms import SmsError, SmsMessage, SmsSender
@@ -67,12 +68,6 @@ class SessionService:
         self._last_fix: dict[str, GpsFix] = {}
         self._rejected_fixes = RejectedFixLog(logger)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._rtc_config = RTCConfiguration(
-            iceServers=[
-                RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
-                for s in settings.ice_servers
-            ]
-        )
 
     # -- call handler ------------------------------------------------------------------
 
@@ -341,12 +336,22 @@ class SessionService:
     async def _publish_state(self, session_id: str) -> None:
         await self._publish_view(await self.store.get(session_id))
 
+    def _rtc_config(self, session_id: str) -> RTCConfiguration:
+        """This server's side of a session's peer connections: the static ICE servers and,
+        with TURN configured, a credential of its own (aiortc uses one TURN server)."""
+        return RTCConfiguration(
+            iceServers=[
+                RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
+                for s in ice_servers_for(self.settings, f"{session_id}.server")
+            ]
+        )
+
     def _media_session(self, session_id: str) -> MediaSession:
         media = self._media.get(session_id)
         if media is None:
             media = MediaSession(
                 session_id,
-                rtc_config=self._rtc_config,
+                rtc_config=self._rtc_config(session_id),
                 recorder=self._recorder(session_id),
                 on_message=lambda text: self._spawn(self.handle_caller_message(session_id, text)),
                 on_state=lambda state: self._spawn(self._media_state(session_id, state)),

@@ -62,7 +62,12 @@ class IceServerView(BaseModel):
 
 
 class IceConfig(BaseModel):
-    ice_servers: list[IceServerView]
+    ice_servers: list[IceServerView] = Field(
+        description="Static ICE servers, then TURN with a credential minted for this peer"
+    )
+    ice_transport_policy: Literal["all", "relay"] = Field(
+        description="The RTCPeerConnection's iceTransportPolicy ('relay': TURN only)"
+    )
 
 
 class CallerConfig(IceConfig):

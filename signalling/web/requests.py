@@ -4,7 +4,7 @@ the session a route names, the services, and the base of links sent out."""
 from __future__ import annotations
 
 import re
-from typing import Any, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from aiohttp import web
 
@@ -12,6 +12,7 @@ from signalling.calls.service import SessionService
 from signalling.calls.sessions import CallSession
 from signalling.calls.sharing import AccessRefused
 from signalling.calls.state import SessionNotFound
+from signalling.calls.turn import ice_servers_for
 from signalling.config import IceServer
 from signalling.web.appkeys import (
     AUDIT,
@@ -102,5 +103,19 @@ def ice_server_json(server: IceServer) -> IceServerJson:
     return shown
 
 
-def ice_servers(request: web.Request) -> list[IceServerJson]:
-    return [ice_server_json(s) for s in request.app[SETTINGS].ice_servers]
+class IceSettingsJson(TypedDict):
+    """What a browser's RTCPeerConnection is made with: its ICE servers and whether it may
+    use only TURN relays."""
+
+    ice_servers: list[IceServerJson]
+    ice_transport_policy: Literal["all", "relay"]
+
+
+def ice_settings(request: web.Request, peer: str) -> IceSettingsJson:
+    """The static ICE servers and, with TURN configured, a TURN credential minted for this
+    peer (``<session id>`` for its caller, a viewer's own label for a viewer)."""
+    settings = request.app[SETTINGS]
+    return {
+        "ice_servers": [ice_server_json(s) for s in ice_servers_for(settings, peer)],
+        "ice_transport_policy": settings.ice_transport_policy,
+    }

@@ -319,7 +319,7 @@
     closePc();
     if (attempt === 0) setState('connecting', MSG.connecting);
     try {
-      var conn = new RTCPeerConnection({ iceServers: (config && config.ice_servers) || [] });
+      var conn = new RTCPeerConnection({ iceServers: (config && config.ice_servers) || [], iceTransportPolicy: (config && config.ice_transport_policy) || 'all' });
       pc = conn;
       watchConnection(conn, gen);
 

@@ -45,7 +45,7 @@
     try {
       var ice = await C.api('GET', '/api/sessions/' + encodeURIComponent(l.id) + '/ice');
       if (gen !== l.viewerGen || C.live !== l) return;
-      var pc = new RTCPeerConnection({ iceServers: (ice && ice.ice_servers) || [] });
+      var pc = new RTCPeerConnection({ iceServers: (ice && ice.ice_servers) || [], iceTransportPolicy: (ice && ice.ice_transport_policy) || 'all' });
       v.pc = pc;
       pc.addTransceiver('video', { direction: 'recvonly' });
       pc.addTransceiver('audio', { direction: 'recvonly' });

@@ -14,7 +14,7 @@ from signalling.web.appkeys import AUDIT, SERVICE, SETTINGS
 from signalling.web.errors import json_error, parse_body
 from signalling.web.models import Answer, CallerConfig, CallerOffer
 from signalling.web.openapi import documented
-from signalling.web.requests import ice_servers
+from signalling.web.requests import ice_settings
 
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -89,7 +89,7 @@ async def caller_config(request: web.Request) -> web.Response:
         {
             "mode": session.mode,
             "codec": settings.preferred_codec,
-            "ice_servers": ice_servers(request),
+            **ice_settings(request, session.id),
         }
     )
 

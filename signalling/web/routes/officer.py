@@ -27,7 +27,7 @@ from signalling.web.appkeys import AUDIT, SERVICE, SETTINGS, SHARING
 from signalling.web.errors import json_error, parse_body
 from signalling.web.models import Answer, OfficerShareView, SessionDescription
 from signalling.web.openapi import documented
-from signalling.web.requests import ice_servers
+from signalling.web.requests import ice_settings
 from signalling.web.routes.caller import CALLER_HEADERS, bearer_token
 
 routes = web.RouteTableDef()
@@ -116,7 +116,7 @@ async def officer_share(request: web.Request) -> web.Response:
             "expires_at": share.expires_at.isoformat() if share.expires_at else None,
             "server_time": utcnow().isoformat(),
             "session": session_view(session, last_fix),
-            "ice_servers": ice_servers(request),
+            **ice_settings(request, f"{session.id}.share.{share.id}"),
             "tile_url": settings.tile_url,
             "tile_attribution": settings.tile_attribution,
             "force_name": settings.force_name,

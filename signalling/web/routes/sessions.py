@@ -33,7 +33,7 @@ from signalling.web.permissions import needs_share
 from signalling.web.requests import (
     audit,
     covering,
-    ice_servers,
+    ice_settings,
     link_base,
     service_of,
     session_or_404,
@@ -133,8 +133,8 @@ async def session_trail(request: web.Request) -> web.Response:
 @routes.get("/api/sessions/{session_id}/ice")
 @documented("ICE servers for a viewer's peer connection", response=IceConfig)
 async def viewer_ice(request: web.Request) -> web.Response:
-    await session_or_404(request)
-    return web.json_response({"ice_servers": ice_servers(request)})
+    session = await session_or_404(request)
+    return web.json_response(ice_settings(request, f"{session.id}.viewer"))
 
 
 @routes.post("/api/sessions/{session_id}/viewers")
