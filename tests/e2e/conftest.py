@@ -75,3 +75,18 @@ async def browser() -> AsyncIterator[Browser]:
         )
         yield launched
         await launched.close()
+
+
+@pytest.fixture
+async def asking_browser() -> AsyncIterator[Browser]:
+    """Chromium with a fake camera and microphone but no fake permission prompt: only the
+    permissions a context is granted are given, the rest are refused (a caller who says no)."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("Debian's chromium is not installed (the README's test command installs it)")
+    flags = [flag for flag in CHROMIUM_FLAGS if flag != "--use-fake-ui-for-media-stream"]
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=flags
+        )
+        yield launched
+        await launched.close()
