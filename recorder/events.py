@@ -101,6 +101,29 @@ class ShareWithdrawn(TypedDict):
     by: str
 
 
+class CallerStateChanged(TypedDict):
+    """The caller's page reported a change: what it shares, and the line the console showed."""
+
+    event: Literal["caller_state"]
+    at: str
+    camera: str  # on, refused, unavailable, lost, muted, off
+    microphone: str  # on, refused, busy, muted, off
+    location: str  # on, refused, unavailable, off
+    page: str  # visible, hidden, frozen
+    network: str  # online, offline
+    webrtc: bool
+    declined: bool
+    summary: str
+
+
+class LinkRefused(TypedDict):
+    """A link for this session was tapped and refused (expired, replaced, not opened in time)."""
+
+    event: Literal["link_refused"]
+    at: str
+    reason: str
+
+
 class Ended(TypedDict):
     event: Literal["ended"]
     at: str
@@ -222,6 +245,8 @@ EvidenceEvent = (
     | ViewerJoined
     | ShareCreated
     | ShareWithdrawn
+    | CallerStateChanged
+    | LinkRefused
     | Ended
     | RecordingPartStarted
     | RecordingPartFinished

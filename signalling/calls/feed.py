@@ -13,6 +13,7 @@ from typing import Literal
 
 from typing_extensions import TypedDict  # pydantic documents it (Python < 3.12)
 
+from signalling.calls.caller_state import CallerState
 from signalling.calls.location import FixRecord
 from signalling.calls.sessions import SessionMode, SessionState
 
@@ -27,6 +28,13 @@ class SmsDelivery(TypedDict):
 class RecordingHealth(TypedDict):
     state: Literal["idle", "recording", "failed"]
     cause: str | None  # why it failed, in words: "disk full"
+
+
+class CallerBrowser(TypedDict):
+    """The caller's browser and device in words, from its user agent (None where unknown)."""
+
+    browser: str | None  # e.g. "Mobile Safari 17.5"
+    device: str | None  # e.g. "iPhone (iOS 17.5)"
 
 
 class ConsoleSession(TypedDict):
@@ -53,6 +61,9 @@ class ConsoleSession(TypedDict):
     last_fix: FixRecord | None
     viewers: int
     sms: SmsDelivery
+    caller_state: CallerState | None  # as the caller's page last reported it
+    caller_summary: str  # the one line the call handler acts on (caller_state.LINES)
+    caller_device: CallerBrowser | None  # from the page's user agent, once the link is opened
 
 
 class OfficerSession(TypedDict):

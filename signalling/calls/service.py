@@ -12,9 +12,10 @@ from typing import Any
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCSessionDescription
 
-from recorder.events import EvidenceEvent, MediaStateChanged
+from recorder.events import CallerStateChanged, EvidenceEvent, MediaStateChanged
 from recorder.evidence import Evidence
 from recorder.recording import RecordingStatus, SessionRecorder
+from signalling.calls.caller_state import InvalidCallerState, caller_summary, parse_caller_state
 from signalling.calls.device import caller_device
 from signalling.calls.feed import ConsoleSession
 from signalling.calls.location import GpsFix, InvalidFix, check_plausible, parse_fix
@@ -38,7 +39,14 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 class LinkNotUsable(Exception):
-    """The caller's link is forged, expired, replaced or its session has ended."""
+    """The caller's link is forged, expired, replaced or its session has ended.
+
+    ``session_id`` names the session when the link was a real one (never for a forged
+    token): the refusal is then shown to its call handler (``link_refused``)."""
+
+    def __init__(self, reason: str, session_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.session_id = session_id
 
 
 class SessionEnded(Exception):
@@ -120,6 +128,7 @@ class SessionService:
             link_expires_at=now + timedelta(seconds=self.settings.link_ttl_s),
             sms_status="pending",
             sms_error=None,
+            link_refused=None,
         )
         self._recorder(session_id).append_event(
             {"event": "link_resent", "by": by, "at": now.isoformat(), "token_id": claims.token_id}
@@ -207,12 +216,30 @@ class SessionService:
         except (TokenError, KeyError) as exc:
             raise LinkNotUsable(str(exc) or "unknown session") from exc
         if claims.token_id != session.token_id:
-            raise LinkNotUsable("replaced by a newer link")
+            raise LinkNotUsable("replaced by a newer link", session.id)
         if session.state == "ended":
-            raise LinkNotUsable("session ended")
+            raise LinkNotUsable("session ended", session.id)
         if session.opened_at is None and utcnow() > session.link_expires_at:
-            raise LinkNotUsable("not opened in time")
+            raise LinkNotUsable("not opened in time", session.id)
         return session
+
+    async def link_refused(self, refusal: LinkNotUsable) -> None:
+        """A refused link that names a live session: its call handler sees it ("Link
+        expired when tapped") and the evidence records it. Forged links name no session;
+        an ended session's record is closed."""
+        if refusal.session_id is None:
+            return
+        try:
+            session = await self.store.get(refusal.session_id)
+        except KeyError:
+            return
+        if session.state == "ended":
+            return
+        reason = str(refusal)
+        self._recorder(session.id).append_event(
+            {"event": "link_refused", "at": utcnow().isoformat(), "reason": reason}
+        )
+        await self._change(session.id, link_refused=reason)
 
     async def open_link(self, token: str, user_agent: str = "") -> CallSession:
         session = await self.caller_session(token)
@@ -221,15 +248,21 @@ class SessionService:
             self._recorder(session.id).append_event(
                 {"event": "link_opened", "at": utcnow().isoformat(), **device}
             )
-            session = await self._change(session.id, state="opened", opened_at=utcnow())
+            session = await self._change(
+                session.id, state="opened", opened_at=utcnow(), caller_device=device
+            )
         return session
 
     async def caller_offer(
         self, token: str, offer: RTCSessionDescription, consent_version: str, user_agent: str = ""
     ) -> RTCSessionDescription:
         session = await self.caller_session(token)
-        wanted = {"application", "video"} if session.mode == "video" else {"application"}
-        check_offer(offer.sdp, required=wanted)
+        # A video session takes whatever the caller can send (a refused microphone or
+        # camera leaves the rest); a location-only one needs the data channel.
+        if session.mode == "video":
+            check_offer(offer.sdp, required=set(), any_of={"application", "audio", "video"})
+        else:
+            check_offer(offer.sdp, required={"application"})
         if session.consent_at is None:
             device = await asyncio.to_thread(caller_device, user_agent)
             self._recorder(session.id).append_event(
@@ -240,7 +273,12 @@ class SessionService:
                     **device,
                 }
             )
-            await self._change(session.id, consent_at=utcnow(), consent_version=consent_version)
+            await self._change(
+                session.id,
+                consent_at=utcnow(),
+                consent_version=consent_version,
+                caller_device=device,
+            )
         media = self._media_session(session.id)
         with refused_late():
             answer = await media.accept_caller(offer)
@@ -249,13 +287,37 @@ class SessionService:
         return answer
 
     async def handle_caller_message(self, session_id: str, text: str) -> None:
-        """A data-channel message; anything malformed is counted and dropped, never stored."""
+        """A data-channel message: a fix or the page's state. A malformed fix is counted and
+        dropped, never stored; a malformed state report is logged and changes nothing."""
         try:
-            if (await self.store.get(session_id)).state == "ended":
-                raise InvalidFix("session ended")
             if len(text.encode()) > self.settings.max_message_bytes:
                 raise InvalidFix("message too large")
             message = parse_json(text)
+        except (InvalidFix, ValueError) as exc:
+            await self.fix_refused(session_id, str(exc))
+            return
+        if isinstance(message, dict) and message.get("type") == "caller_state":
+            try:
+                await self.caller_state(session_id, message)
+            except InvalidCallerState as exc:
+                logger.info("session %s: caller state refused: %s", session_id, exc)
+            return
+        try:
+            await self.caller_fix(session_id, message)
+        except InvalidFix:
+            return
+
+    async def fix_refused(self, session_id: str, reason: str) -> None:
+        """Count a fix that was refused (wherever it came from) and log it, sparingly."""
+        self._rejected_fixes.rejected(session_id, reason)
+        await self.store.count_rejected_fix(session_id)
+
+    async def caller_fix(self, session_id: str, message: object) -> None:
+        """A fix message from the page (data channel or HTTPS): stored, or counted and
+        refused with ``InvalidFix`` saying why."""
+        try:
+            if (await self.store.get(session_id)).state == "ended":
+                raise InvalidFix("session ended")
             if not isinstance(message, dict) or message.get("type") != "fix":
                 raise InvalidFix("not a fix message")
             fix = parse_fix(message, utcnow())
@@ -264,14 +326,30 @@ class SessionService:
                 return  # the page re-sends its last fix as a keep-alive
             check_plausible(previous, fix)
         except (InvalidFix, ValueError) as exc:
-            self._rejected_fixes.rejected(session_id, str(exc))
-            await self.store.count_rejected_fix(session_id)
-            return
+            await self.fix_refused(session_id, str(exc))
+            raise InvalidFix(str(exc)) from None
         self._last_fix[session_id] = fix
         record = fix.to_json()
         await self.store.add_fix(session_id, record)
         self._recorder(session_id).append_fix(record)
         await self.store.publish(session_id, {"type": "fix", "fix": record})
+
+    async def caller_state(self, session_id: str, message: dict[str, Any]) -> None:
+        """The page's state (``InvalidCallerState`` if malformed: nothing changes). A change
+        is kept on the session, shown on the consoles at once and recorded."""
+        state = parse_caller_state(message)
+        session = await self.store.get(session_id)
+        if session.state == "ended" or session.caller_state == state:
+            return
+        summary = caller_summary(session.mode, session.opened_at is not None, state)
+        event: CallerStateChanged = {
+            "event": "caller_state",
+            "at": utcnow().isoformat(),
+            **state,
+            "summary": summary,
+        }
+        self._recorder(session_id).append_event(event)
+        await self._change(session_id, caller_state=state)
 
     # -- shared ----------------------------------------------------------------------
 
@@ -303,6 +381,18 @@ class SessionService:
             "last_fix": last_fix,
             "viewers": media.viewer_count if media else 0,
             "sms": {"status": session.sms_status, "error": session.sms_error},
+            "caller_state": session.caller_state,
+            "caller_summary": caller_summary(
+                session.mode,
+                session.opened_at is not None,
+                session.caller_state,
+                link_refused=session.link_refused is not None,
+            ),
+            "caller_device": (
+                {"browser": device["browser"], "device": device["device"]}
+                if (device := session.caller_device) is not None
+                else None
+            ),
         }
 
     async def close(self) -> None:

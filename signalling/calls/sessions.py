@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+from recorder.events import CallerDevice
+from signalling.calls.caller_state import CallerState
 from signalling.calls.records import Record
 
 SessionMode = Literal["video", "location"]
@@ -39,3 +41,6 @@ class CallSession(Record):
     sms_error: str | None = None
     codec: str | None = None
     rejected_fixes: int = 0
+    caller_device: CallerDevice | None = None  # at link open, then at consent
+    caller_state: CallerState | None = None  # as the caller's page last reported it
+    link_refused: str | None = None  # why a link for this session was refused (till resent)

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from signalling.calls.caller_state import Camera, Location, Microphone, Network, Page
 from signalling.calls.feed import ConsoleSession, OfficerSession
 from signalling.calls.shares import ShareJson
 
@@ -48,6 +49,37 @@ class SessionDescription(Strict):
 
 class CallerOffer(SessionDescription):
     consent_version: str = Field(default="v1", max_length=16)
+
+
+class CallerStateReport(Strict):
+    """The caller's page, whole, whenever any part of it changes (as on the data channel)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    type: Literal["caller_state"]
+    camera: Camera = Field(description="'lost': the track ended; 'off': not asked")
+    microphone: Microphone = Field(description="'busy': taken by the phone call")
+    location: Location
+    page: Page
+    network: Network
+    webrtc: bool = Field(description="The browser has WebRTC")
+    declined: bool = Field(description="The caller pressed 'No thanks'")
+
+
+class CallerFix(Strict):
+    """One location fix, exactly as the page sends it on the data channel (milliseconds)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    type: Literal["fix"]
+    lat: float
+    lon: float
+    accuracy: float | None = Field(description="Metres")
+    timestamp: float = Field(description="The phone's clock, milliseconds since the epoch")
+    altitude: float | None = None
+    altitude_accuracy: float | None = None
+    heading: float | None = None
+    speed: float | None = None
 
 
 class Answer(BaseModel):

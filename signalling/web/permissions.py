@@ -62,6 +62,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/caller/config"): "caller",
     ("POST", "/api/caller/offer"): "caller",
     ("POST", "/api/caller/end"): "caller",
+    ("POST", "/api/caller/state"): "caller",
+    ("POST", "/api/caller/fixes"): "caller",
     # live sessions
     ("POST", "/api/sessions"): SEND,
     ("GET", "/api/sessions"): LIVE,

@@ -9,10 +9,11 @@ from importlib import resources
 from aiohttp import web
 from aiortc import RTCSessionDescription
 
+from signalling.calls.location import InvalidFix
 from signalling.calls.service import LinkNotUsable, SessionService
 from signalling.web.appkeys import AUDIT, SERVICE, SETTINGS
 from signalling.web.errors import json_error, parse_body
-from signalling.web.models import Answer, CallerConfig, CallerOffer
+from signalling.web.models import Answer, CallerConfig, CallerFix, CallerOffer, CallerStateReport
 from signalling.web.openapi import documented
 from signalling.web.requests import ice_settings
 
@@ -52,6 +53,8 @@ async def link_refused(request: web.Request, exc: LinkNotUsable) -> None:
         reason=str(exc),
         route=request.path if not request.path.startswith("/c/") else "/c/<token>",
     )
+    # A real session's link (expired, replaced): its call handler sees it and can resend.
+    await request.app[SERVICE].link_refused(exc)
 
 
 async def caller_session_or_gone(request: web.Request, service: SessionService) -> str:
@@ -132,3 +135,39 @@ async def caller_end(request: web.Request) -> web.Response:
     await service.end(session_id, by="caller")
     await request.app[AUDIT].record("caller", "session_ended", session_id, request.remote)
     return web.json_response({"state": "ended"})
+
+
+@routes.post("/api/caller/state")
+@documented(
+    "The caller's page reports its state (when it has no data channel)",
+    request=CallerStateReport,
+    status=204,
+)
+async def caller_state(request: web.Request) -> web.Response:
+    service: SessionService = request.app[SERVICE]
+    session_id = await caller_session_or_gone(request, service)
+    body = await parse_body(request, CallerStateReport)
+    await service.caller_state(session_id, body.model_dump())
+    return web.Response(status=204)
+
+
+@routes.post("/api/caller/fixes")
+@documented(
+    "A location fix, for a page without WebRTC (as it would send it on the data channel)",
+    request=CallerFix,
+    status=204,
+)
+async def caller_fix(request: web.Request) -> web.Response:
+    service: SessionService = request.app[SERVICE]
+    session_id = await caller_session_or_gone(request, service)
+    try:
+        body = await parse_body(request, CallerFix)
+    except web.HTTPException as exc:
+        # A refused fix counts wherever it came from, as on the data channel.
+        await service.fix_refused(session_id, f"fix over HTTPS refused ({exc.status})")
+        raise
+    try:
+        await service.caller_fix(session_id, body.model_dump())
+    except InvalidFix as exc:
+        raise json_error(422, "fix refused", detail=str(exc)) from None
+    return web.Response(status=204)
