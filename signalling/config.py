@@ -26,6 +26,8 @@ from pydantic_settings import (
 
 from recorder import defaults
 from recorder.layout import DataLayout
+from signalling.calls.links import LINK_ID_LENGTH
+from signalling.smstext import TYPICAL_PUBLIC_URL, septets, template_problem
 from streamserver.relay import DEFAULT_QUEUE_SIZE
 
 Role = Literal["call_handler", "officer", "investigator", "supervisor", "admin"]
@@ -120,8 +122,16 @@ class Settings(BaseSettings):
     sms_provider: Literal["log", "notify", "sns", "webhook"] = Field(
         default="log", description="Who delivers caller links; 'log' keeps them on this machine"
     )
-    sms_template: str = (
-        "{force}: tap this link to share your location and video with the call handler: {link}"
+    # One SMS (160 GSM 7-bit characters) with the force's name and the longest link; checked
+    # at start-up. The location-only wording must not promise video.
+    sms_template: str = Field(
+        default="{force}: as asked on your 999 call, tap to share video and your location "
+        "with us: {link}",
+        description="SMS for a video invite, with {force} and {link}",
+    )
+    sms_template_location: str = Field(
+        default="{force}: as asked on your 999 call, tap to share your location with us: {link}",
+        description="SMS for a location-only invite, with {force} and {link}",
     )
     sms_timeout_s: float = Field(default=10.0, gt=0, description="Deadline for one SMS request")
     notify_api_key: SecretStr | None = Field(default=None, description="GOV.UK Notify API key")
@@ -249,6 +259,28 @@ class Settings(BaseSettings):
         missing = [name for name in needed if getattr(self, name) is None]
         if missing:
             raise ValueError("missing settings: " + ", ".join(missing))
+        return self
+
+    def sms_template_for(self, mode: str) -> str:
+        """The SMS wording for an invite type (``video`` or ``location``)."""
+        return self.sms_template_location if mode == "location" else self.sms_template
+
+    @model_validator(mode="after")
+    def sms_templates_fit(self) -> Settings:
+        """Each invite's SMS must be one GSM 7-bit segment with the force's name and the
+        longest link expected: a typical public URL's, and the configured one's."""
+        try:
+            septets(self.force_name)
+        except ValueError as exc:
+            raise ValueError(f"SCENELINK_FORCE_NAME cannot be sent by SMS: {exc}") from None
+        link_id = "x" * LINK_ID_LENGTH
+        bases = [TYPICAL_PUBLIC_URL] + ([self.public_url] if self.public_url else [])
+        for name in ("sms_template", "sms_template_location"):
+            for base in bases:
+                link = f"{base.rstrip('/')}/c/{link_id}"
+                problem = template_problem(getattr(self, name), self.force_name, link)
+                if problem is not None:
+                    raise ValueError(f"SCENELINK_{name.upper()} does not fit one SMS: {problem}")
         return self
 
     @classmethod

@@ -4,9 +4,11 @@ a dispatch (CAD) integration drive the same code as the console."""
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import secrets
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,17 +20,18 @@ from recorder.recording import RecordingStatus, SessionRecorder
 from signalling.calls.caller_state import InvalidCallerState, caller_summary, parse_caller_state
 from signalling.calls.device import caller_device
 from signalling.calls.feed import ConsoleSession
+from signalling.calls.links import CallerLink, link_hash, new_link_id, well_formed
 from signalling.calls.location import GpsFix, InvalidFix, check_plausible, parse_fix
 from signalling.calls.rejections import RejectedFixLog
 from signalling.calls.sdp import check_offer, refused_late
 from signalling.calls.sessions import CallSession, SessionMode, utcnow
 from signalling.calls.state import StateStore
-from signalling.calls.tokens import CallerTokens, TokenError
 from signalling.calls.turn import ice_servers_for
 from signalling.config import Settings
 from signalling.safejson import parse_json
 from signalling.sms import SmsError, SmsMessage, SmsSender
 from signalling.sms.phone import mask, normalise_mobile
+from signalling.smstext import render
 from streamserver.session import MediaSession
 
 logger = logging.getLogger(__name__)
@@ -62,14 +65,12 @@ class SessionService:
         self,
         settings: Settings,
         store: StateStore,
-        tokens: CallerTokens,
         sms: SmsSender,
         evidence: Evidence,
     ) -> None:
         self.settings = settings
         self.evidence = evidence
         self.store = store
-        self.tokens = tokens
         self.sms = sms
         self._media: dict[str, MediaSession] = {}
         self._recorders: dict[str, SessionRecorder] = {}
@@ -84,7 +85,7 @@ class SessionService:
     ) -> CallSession:
         e164 = normalise_mobile(phone, self.settings.phone_region)
         session_id = secrets.token_hex(8)
-        token, claims = self.tokens.mint(session_id)
+        link_id, token_id = await self._new_link(session_id)
         now = utcnow()
         session = CallSession(
             id=session_id,
@@ -94,7 +95,7 @@ class SessionService:
             state="link_sent",
             created_at=now,
             created_by=created_by,
-            token_id=claims.token_id,
+            token_id=token_id,
             link_expires_at=now + timedelta(seconds=self.settings.link_ttl_s),
         )
         await self.store.create(session)
@@ -105,12 +106,12 @@ class SessionService:
                 "at": now.isoformat(),
                 "incident_ref": incident_ref,
                 "mode": mode,
-                "token_id": claims.token_id,
+                "token_id": token_id,
                 # The evidence (not the logs) keeps the number: right-of-access searches need it.
                 "phone": e164,
             }
         )
-        return await self._send_link(session, token, base_url, created_by)
+        return await self._send_link(session, link_id, base_url, created_by)
 
     async def resend(self, session_id: str, by: str, base_url: str) -> CallSession:
         """A fresh link for a caller who has not opened theirs (the SMS failed or never
@@ -120,29 +121,29 @@ class SessionService:
             raise SessionEnded(session_id)
         if session.opened_at is not None:
             raise CallerConnected(session_id)
-        token, claims = self.tokens.mint(session_id)
+        link_id, token_id = await self._new_link(session_id)
         now = utcnow()
         session = await self._change(
             session_id,
-            token_id=claims.token_id,
+            token_id=token_id,
             link_expires_at=now + timedelta(seconds=self.settings.link_ttl_s),
             sms_status="pending",
             sms_error=None,
             link_refused=None,
         )
         self._recorder(session_id).append_event(
-            {"event": "link_resent", "by": by, "at": now.isoformat(), "token_id": claims.token_id}
+            {"event": "link_resent", "by": by, "at": now.isoformat(), "token_id": token_id}
         )
-        return await self._send_link(session, token, base_url, by)
+        return await self._send_link(session, link_id, base_url, by)
 
     async def _send_link(
-        self, session: CallSession, token: str, base_url: str, by: str
+        self, session: CallSession, link_id: str, base_url: str, by: str
     ) -> CallSession:
         """A failed delivery is kept on the session (and in the evidence) for the call
         handler to see and retry; it is not an error of the request."""
-        link = f"{base_url.rstrip('/')}/c/{token}"
+        link = f"{base_url.rstrip('/')}/c/{link_id}"
         force = self.settings.force_name
-        text = self.settings.sms_template.format(force=force, link=link)
+        text = render(self.settings.sms_template_for(session.mode), force, link)
         try:
             await self.sms.send(SmsMessage(session.id, force, session.phone, text, link, by))
         except SmsError as exc:
@@ -153,6 +154,18 @@ class SessionService:
             return await self._change(session.id, sms_status="failed", sms_error=str(exc))
         self._recorder(session.id).append_event({"event": "link_sent", "at": utcnow().isoformat()})
         return await self._change(session.id, sms_status="sent", sms_error=None)
+
+    async def _new_link(self, session_id: str) -> tuple[str, str]:
+        """A fresh link id for the session, kept in the store only as its hash, and the
+        link's name for the evidence. The store keeps it for as long as any link can work
+        (opened at the last moment, then a whole session), so a refusal can say why."""
+        until = time.time() + self.settings.link_ttl_s + self.settings.session_max_s
+        link = CallerLink(session_id, token_id=secrets.token_urlsafe(12))
+        for _ in range(3):  # 128 random bits: a clash means a broken random source
+            link_id = new_link_id()
+            if await self.store.save_link(link_hash(link_id), link, until):
+                return link_id, link.token_id
+        raise RuntimeError("three link ids in a row were already taken")
 
     async def end(self, session_id: str, by: str) -> CallSession:
         session = await self.store.get(session_id)
@@ -209,16 +222,22 @@ class SessionService:
     # -- caller ----------------------------------------------------------------------
 
     async def caller_session(self, token: str) -> CallSession:
-        """Check a caller's token against the session it names; say why if it is refused."""
+        """Check a caller's link id (the SMS link's last part) against the session it opens;
+        say why if it is refused. Only the id's hash is looked up."""
+        link = await self.store.find_link(link_hash(token)) if well_formed(token) else None
+        if link is None:
+            raise LinkNotUsable("unknown link")
         try:
-            claims = self.tokens.verify(token)
-            session = await self.store.get(claims.session_id)
-        except (TokenError, KeyError) as exc:
-            raise LinkNotUsable(str(exc) or "unknown session") from exc
-        if claims.token_id != session.token_id:
+            session = await self.store.get(link.session_id)
+        except KeyError as exc:
+            raise LinkNotUsable("unknown session") from exc
+        if not hmac.compare_digest(link.token_id, session.token_id):
             raise LinkNotUsable("replaced by a newer link", session.id)
         if session.state == "ended":
             raise LinkNotUsable("session ended", session.id)
+        session_max = timedelta(seconds=self.settings.session_max_s)
+        if session.opened_at is not None and utcnow() > session.opened_at + session_max:
+            raise LinkNotUsable("expired")
         if session.opened_at is None and utcnow() > session.link_expires_at:
             raise LinkNotUsable("not opened in time", session.id)
         return session

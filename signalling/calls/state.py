@@ -1,8 +1,9 @@
 """Where session state lives: in memory by default, in Redis when REDIS_URL is set.
 
-Both stores keep the same things: session records, each session's location trail, shares
-with officers, a per-session event feed that consoles follow (Redis pub/sub across
-processes), signed-out console cookies, and the sign-in throttle's attempt counts.
+Both stores keep the same things: session records, caller links (by hash), each session's
+location trail, shares with officers, a per-session event feed that consoles follow (Redis
+pub/sub across processes), signed-out console cookies, and the sign-in throttle's attempt
+counts.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 
 from signalling.calls.feed import FeedEvent
+from signalling.calls.links import CallerLink
 from signalling.calls.location import FixRecord
 from signalling.calls.sessions import CallSession
 from signalling.calls.shares import Share
@@ -36,6 +38,12 @@ class StateStore(Protocol):
     async def get(self, session_id: str) -> CallSession: ...
     async def update(self, session_id: str, **changes: Any) -> CallSession: ...
     async def recent(self, limit: int = 100) -> list[CallSession]: ...
+    async def save_link(self, digest: str, link: CallerLink, until: float) -> bool:
+        """Keep ``link`` under a link id's hash until ``until`` (epoch seconds); False,
+        and nothing changed, when the hash is already taken (one session per id)."""
+        ...
+
+    async def find_link(self, digest: str) -> CallerLink | None: ...
     async def count_rejected_fix(self, session_id: str) -> None: ...
     async def add_fix(self, session_id: str, fix: FixRecord) -> None: ...
     async def trail(self, session_id: str) -> list[FixRecord]: ...
@@ -71,6 +79,7 @@ class MemoryStore:
         self._shares: dict[str, Share] = {}
         self._subscribers: dict[str, set[asyncio.Queue[FeedEvent]]] = defaultdict(set)
         self._revoked: dict[str, float] = {}
+        self._links: dict[str, tuple[CallerLink, float]] = {}
         self._attempts: dict[str, dict[str, float]] = defaultdict(dict)
 
     async def create(self, session: CallSession) -> None:
@@ -93,6 +102,18 @@ class MemoryStore:
     async def recent(self, limit: int = 100) -> list[CallSession]:
         newest = sorted(self._sessions.values(), key=lambda s: s.created_at, reverse=True)
         return [await self.get(s.id) for s in newest[:limit]]
+
+    async def save_link(self, digest: str, link: CallerLink, until: float) -> bool:
+        now = time.time()
+        self._links = {d: kept for d, kept in self._links.items() if kept[1] > now}
+        if digest in self._links:
+            return False
+        self._links[digest] = (link, until)
+        return True
+
+    async def find_link(self, digest: str) -> CallerLink | None:
+        link, until = self._links.get(digest, (None, 0.0))
+        return link if until > time.time() else None
 
     async def count_rejected_fix(self, session_id: str) -> None:
         session = self._sessions[session_id]
@@ -245,6 +266,17 @@ class RedisStore:
     async def recent(self, limit: int = 100) -> list[CallSession]:
         ids = await self._redis.zrevrange(self.prefix + "sessions", 0, limit - 1)
         return [await self.get(session_id) for session_id in ids]
+
+    async def save_link(self, digest: str, link: CallerLink, until: float) -> bool:
+        record = json.dumps(link.to_record())
+        saved = await self._redis.set(
+            self._key("link", digest), record, pxat=int(until * 1000), nx=True
+        )
+        return bool(saved)
+
+    async def find_link(self, digest: str) -> CallerLink | None:
+        raw = await self._redis.get(self._key("link", digest))
+        return None if raw is None else CallerLink.from_record(json.loads(raw))
 
     async def count_rejected_fix(self, session_id: str) -> None:
         # The field holds JSON, and a JSON integer is what HINCRBY increments atomically.

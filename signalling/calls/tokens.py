@@ -1,7 +1,8 @@
-"""Link tokens: signed, bound to one session, expiring; only their id is ever kept.
+"""Officer link tokens: signed, bound to one session and share, expiring; only their id is
+ever kept.
 
-A caller's SMS link and an officer's link are the same kind of token with different
-audiences, so one can never be used as the other.
+A caller's SMS link is no token of this kind but a short random id (``calls.links``), so the
+SMS stays one segment.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from dataclasses import dataclass
 
 import jwt
 
-CALLER_AUDIENCE = "scenelink:caller"
 OFFICER_AUDIENCE = "scenelink:officer"
 ISSUER = "scenelink"
 
@@ -83,12 +83,6 @@ class LinkTokens:
             token_id=str(payload["jti"]),
             expires_at=float(payload["exp"]),
         )
-
-
-class CallerTokens(LinkTokens):
-    """The token in a caller's SMS link."""
-
-    audience = CALLER_AUDIENCE
 
 
 class OfficerTokens(LinkTokens):

@@ -22,7 +22,7 @@ from signalling.audit.trail import AuditTrail
 from signalling.calls.service import SessionService
 from signalling.calls.sharing import ShareService
 from signalling.calls.state import open_state_store
-from signalling.calls.tokens import CallerTokens, OfficerTokens
+from signalling.calls.tokens import OfficerTokens
 from signalling.config import OperatorAccount, Settings
 from signalling.disclosure.exports import ExportJobs
 from signalling.operators.accounts import AccountBook
@@ -276,7 +276,6 @@ async def calls(app: web.Application) -> AsyncIterator[None]:
     app[SERVICE] = SessionService(
         settings,
         app[STATE],
-        CallerTokens(secret, lifetime_s=settings.session_max_s),
         sms_sender(settings),
         evidence,
     )

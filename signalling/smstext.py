@@ -1,0 +1,60 @@
+"""The SMS's text: the GSM 7-bit alphabet (GSM 03.38) and one-segment templates.
+
+A text written only in the GSM 7-bit alphabet fits 160 characters in one SMS; a single
+character outside it (a curly quote, an en dash, a Welsh ŵ) turns the whole message into
+UCS-2, 70 characters a segment, and a link split over several segments looks like phishing.
+Characters of the extension table (``€``, ``[``, ``~``...) are sent as two septets.
+"""
+
+from __future__ import annotations
+
+# GSM 03.38 basic character set, in table order (0x1B, the escape to the extension table,
+# is left out: it is no character of its own).
+GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+SMS_LIMIT = 160  # septets in one SMS
+TEMPLATE_FIELDS = ("force", "link")
+# What a default template is checked with when no public URL is configured.
+TYPICAL_PUBLIC_URL = "https://999.example-police.uk"
+
+
+def septets(text: str) -> int:
+    """The text's length in GSM 7-bit septets; ``ValueError`` names the first character
+    that is not in the GSM alphabet."""
+    count = 0
+    for char in text:
+        if char in GSM7_BASIC:
+            count += 1
+        elif char in GSM7_EXTENSION:
+            count += 2
+        else:
+            raise ValueError(f"{char!r} (U+{ord(char):04X}) is not a GSM 7-bit character")
+    return count
+
+
+def render(template: str, force: str, link: str) -> str:
+    return template.format(force=force, link=link)
+
+
+def template_problem(template: str, force: str, longest_link: str) -> str | None:
+    """Why ``template`` would not make a one-segment GSM 7-bit SMS with ``force`` and the
+    longest link expected; None when it would."""
+    try:
+        text = render(template, force, longest_link)
+    except (AttributeError, IndexError, KeyError, ValueError) as exc:
+        return f"only {{force}} and {{link}} may be used ({type(exc).__name__}: {exc})"
+    if longest_link not in text:
+        return "it has no {link}"
+    try:
+        length = septets(text)
+    except ValueError as exc:
+        return str(exc)
+    if length > SMS_LIMIT:
+        return (
+            f"it is {length} GSM characters with the force name {force!r} and the link "
+            f"{longest_link} ({len(longest_link)} characters); one SMS holds {SMS_LIMIT}"
+        )
+    return None
