@@ -95,6 +95,18 @@
     return 'Recording failed' + (rec.cause ? ': ' + rec.cause : '') + ' (live view continues)';
   };
 
+  // The caller's state in one line the handler can act on (the server words it), and
+  // whether it is a problem to act on (anything but sharing).
+  C.callerLine = function (s) { return (s && s.caller_summary) || ''; };
+  C.callerOk = function (s) { return /^Sharing /.test(C.callerLine(s)); };
+  C.linkRefused = function (s) { return /^Link expired when tapped/.test(C.callerLine(s)); };
+  // "Mobile Safari 17.5 on iPhone (iOS 17.5)", or "" before the link is opened.
+  C.callerDevice = function (s) {
+    var d = s && s.caller_device;
+    if (!d) return '';
+    return [d.browser, d.device].filter(function (x) { return !!x; }).join(' on ');
+  };
+
   C.viewersCount = function (v) {
     if (Array.isArray(v)) return v.length;
     if (C.isNum(v)) return v;

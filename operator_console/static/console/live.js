@@ -81,6 +81,10 @@
     els.liveState.setAttribute('data-state', s.state || '');
     els.liveRecording.textContent = C.recordingProblem(s);
     C.show(els.liveRecording, !!els.liveRecording.textContent);
+    els.liveCallerState.textContent = C.callerLine(s);
+    els.liveCallerState.setAttribute('data-ok', C.callerOk(s) ? 'true' : 'false');
+    els.liveCallerDevice.textContent = C.callerDevice(s);
+    C.show(els.liveCallerDevice, !!els.liveCallerDevice.textContent);
     els.live.setAttribute('data-mode', s.mode || 'video');
     els.live.setAttribute('data-state', s.state || '');
     if (C.isNum(s.fix_count) && s.fix_count > live.fixes) {

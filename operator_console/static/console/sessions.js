@@ -56,6 +56,11 @@
     var phone = mk('span', 'phone');
     var mode = mk('span', 'mode');
     main.appendChild(ref); main.appendChild(phone); main.appendChild(mode);
+    var caller = mk('div', 'row-caller');
+    var callerState = mk('span', 'caller-state');
+    callerState.setAttribute('role', 'status');
+    var callerDevice = mk('span', 'caller-device muted');
+    caller.appendChild(callerState); caller.appendChild(callerDevice);
     var meta = mk('div', 'row-meta');
     var state = mk('span', 'state state-badge');
     var fix = mk('span', 'fix-age');
@@ -74,11 +79,11 @@
     retry.type = 'button';
     retry.hidden = true;
     actions.appendChild(retry); actions.appendChild(watch); actions.appendChild(end);
-    li.appendChild(main); li.appendChild(meta); li.appendChild(actions);
+    li.appendChild(main); li.appendChild(caller); li.appendChild(meta); li.appendChild(actions);
     watch.addEventListener('click', function () { C.watchSession(id); });
     end.addEventListener('click', function () { C.endSession(id, end); });
     retry.addEventListener('click', function () { resendLink(id, retry); });
-    return { li: li, ref: ref, phone: phone, mode: mode, state: state, fix: fix, viewers: viewers, sms: sms, rec: rec, retry: retry, watch: watch, end: end };
+    return { li: li, ref: ref, phone: phone, mode: mode, state: state, fix: fix, viewers: viewers, sms: sms, rec: rec, callerState: callerState, callerDevice: callerDevice, retry: retry, watch: watch, end: end };
   }
 
   C.updateRow = function (id) {
@@ -103,9 +108,14 @@
     }
     r.rec.textContent = C.recordingProblem(s);
     C.show(r.rec, !!r.rec.textContent);
+    r.callerState.textContent = C.callerLine(s);
+    r.callerState.setAttribute('data-ok', C.callerOk(s) ? 'true' : 'false');
+    r.callerDevice.textContent = C.callerDevice(s);
+    C.show(r.callerDevice, !!r.callerDevice.textContent);
     var isEnded = s.state === 'ended';
     // A fresh link only while the caller has not opened theirs (the server refuses after).
-    C.show(r.retry, !!(s.sms && s.sms.status === 'failed') && s.state === 'link_sent');
+    // A tapped link that had expired: "use Resend" is this button.
+    C.show(r.retry, (!!(s.sms && s.sms.status === 'failed') || C.linkRefused(s)) && s.state === 'link_sent');
     C.show(r.end, !isEnded);
     r.watch.textContent = isEnded ? 'View' : 'Watch';
     C.updateRowAge(id);
