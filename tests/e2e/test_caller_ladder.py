@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import av
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, expect
+from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, expect
 
 from bench.load import Api, viewer_answerer
 from streamserver import patches
@@ -27,7 +27,7 @@ from tests.viewer import Viewer
 
 pytestmark = pytest.mark.e2e
 
-PHONE = {"width": 375, "height": 667}
+PHONE: ViewportSize = {"width": 375, "height": 667}
 HERE = (51.50100, -0.12620)
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,7 +49,9 @@ RECORD_SENT = """
   const note = (body, via) => {
     try {
       const o = JSON.parse(body);
-      if (o && o.type === 'caller_state') window.__states.push({at: performance.now(), via, state: o});
+      if (o && o.type === 'caller_state') {
+        window.__states.push({at: performance.now(), via, state: o});
+      }
     } catch (e) {}
   };
   const send = RTCDataChannel.prototype.send;
@@ -59,7 +61,10 @@ RECORD_SENT = """
   };
   const fetch0 = window.fetch;
   window.fetch = function (url, req) {
-    if (req && typeof req.body === 'string' && String(url).indexOf('/api/caller/state') !== -1) note(req.body, 'post');
+    const body = req && req.body;
+    if (typeof body === 'string' && String(url).indexOf('/api/caller/state') !== -1) {
+      note(body, 'post');
+    }
     return fetch0.apply(this, arguments);
   };
   document.addEventListener('DOMContentLoaded', () => {
@@ -213,13 +218,17 @@ def recorded(folder: Path) -> tuple[list[Path], float, bool]:
     for part in parts:
         with av.open(str(part)) as container:
             audio = audio or bool(container.streams.audio)
-            times = [f.time for f in container.decode(container.streams.video[0]) if f.time is not None]
+            times = [
+                f.time for f in container.decode(container.streams.video[0]) if f.time is not None
+            ]
             if times:
                 seconds += max(times) - min(times)
     return parts, seconds, audio
 
 
-async def test_microphone_refused_sends_video_only(asking_browser: Browser, server: RunningServer, handler: Api) -> None:
+async def test_microphone_refused_sends_video_only(
+    asking_browser: Browser, server: RunningServer, handler: Api
+) -> None:
     call = await new_call(server, handler)
     context, page = await phone(asking_browser, ["camera", "geolocation"])
     clicked = await agree(page, call)
@@ -249,7 +258,9 @@ async def test_microphone_refused_sends_video_only(asking_browser: Browser, serv
         pytest.skip(f"page and recording checked; server record of the state not: {NEEDS_SERVER}")
 
 
-async def test_camera_refused_shares_location_only(asking_browser: Browser, server: RunningServer, handler: Api) -> None:
+async def test_camera_refused_shares_location_only(
+    asking_browser: Browser, server: RunningServer, handler: Api
+) -> None:
     call = await new_call(server, handler)
     context, page = await phone(asking_browser, ["geolocation"])
     await page.goto(call.url)
@@ -284,7 +295,9 @@ async def test_camera_refused_shares_location_only(asking_browser: Browser, serv
     await context.close()
 
 
-async def test_camera_lost_mid_session_is_reported_and_reacquired(browser: Browser, server: RunningServer, handler: Api) -> None:
+async def test_camera_lost_mid_session_is_reported_and_reacquired(
+    browser: Browser, server: RunningServer, handler: Api
+) -> None:
     call = await new_call(server, handler)
     context, page = await phone(browser, ["camera", "microphone", "geolocation"])
     live_at = await agree(page, call)
@@ -310,7 +323,10 @@ async def test_camera_lost_mid_session_is_reported_and_reacquired(browser: Brows
         print(f"and the camera was back after {(back['at'] - stopped_at) / 1000:.2f} s")
         if server_side_landed():
             kept_s = await server_kept(call, within_s=3.0, camera="lost")
-            print(f"the server kept the lost camera {time.monotonic() - lost_at:.2f} s after it stopped")
+            print(
+                f"the server kept the lost camera {time.monotonic() - lost_at:.2f} s"
+                " after it stopped"
+            )
             assert kept_s < 3.0
         # New frames flow to the viewer from the fresh camera track.
         before = len(probe.frames["video"])
@@ -326,11 +342,15 @@ async def test_camera_lost_mid_session_is_reported_and_reacquired(browser: Brows
     parts, seconds, _ = recorded(call.folder)
     print(f"{len(parts)} part(s), {seconds:.1f} s of video over {streamed:.1f} s live")
     after_stop = time.monotonic() - lost_at
-    assert seconds > streamed - after_stop + 3.0, "the recording did not continue after the camera came back"
+    assert seconds > streamed - after_stop + 3.0, (
+        "the recording did not continue after the camera came back"
+    )
     await context.close()
 
 
-async def test_page_frozen_and_resumed_is_reported(browser: Browser, server: RunningServer, handler: Api) -> None:
+async def test_page_frozen_and_resumed_is_reported(
+    browser: Browser, server: RunningServer, handler: Api
+) -> None:
     call = await new_call(server, handler)
     context, page = await phone(browser, ["camera", "microphone", "geolocation"])
     await agree(page, call)
@@ -350,7 +370,11 @@ async def test_page_frozen_and_resumed_is_reported(browser: Browser, server: Run
         await asyncio.sleep(1.0)
         await page.evaluate("document.dispatchEvent(new Event('resume'))")
         frozen = await wait_sent(page, page="frozen")
-    resumed = [s for s in await sent_states(page) if s["at"] > frozen["at"] and s["state"]["page"] == "visible"]
+    resumed = [
+        s
+        for s in await sent_states(page)
+        if s["at"] > frozen["at"] and s["state"]["page"] == "visible"
+    ]
     assert resumed, f"no visible state after the page resumed: {await sent_states(page)}"
     assert frozen["via"] == "channel", "a live page reports over its data channel"
     if server_side_landed():
@@ -363,7 +387,9 @@ async def test_page_frozen_and_resumed_is_reported(browser: Browser, server: Run
     hidden_at = await page.evaluate(
         """() => {
             window.__visibility = 'hidden';
-            Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => window.__visibility});
+            Object.defineProperty(document, 'visibilityState', {
+                configurable: true, get: () => window.__visibility,
+            });
             document.dispatchEvent(new Event('visibilitychange'));
             document.getElementById('preview').srcObject.getVideoTracks()[0].stop();
             return performance.now();
@@ -390,7 +416,9 @@ async def test_page_frozen_and_resumed_is_reported(browser: Browser, server: Run
         pytest.skip(f"page checked; server record not: {NEEDS_SERVER}")
 
 
-async def test_decline_is_reported_and_focus_moves(browser: Browser, server: RunningServer, handler: Api) -> None:
+async def test_decline_is_reported_and_focus_moves(
+    browser: Browser, server: RunningServer, handler: Api
+) -> None:
     call = await new_call(server, handler)
     context, page = await phone(browser, ["camera", "microphone", "geolocation"])
     await page.goto(call.url)
@@ -414,7 +442,9 @@ async def test_decline_is_reported_and_focus_moves(browser: Browser, server: Run
         pytest.skip(f"page checked; server record not: {NEEDS_SERVER}")
 
 
-async def test_stop_asks_first_and_the_caller_can_start_again(browser: Browser, server: RunningServer, handler: Api) -> None:
+async def test_stop_asks_first_and_the_caller_can_start_again(
+    browser: Browser, server: RunningServer, handler: Api
+) -> None:
     call = await new_call(server, handler)
     context, page = await phone(browser, ["camera", "microphone", "geolocation"])
     await agree(page, call)
