@@ -237,7 +237,7 @@ class SessionService:
             raise LinkNotUsable("session ended", session.id)
         session_max = timedelta(seconds=self.settings.session_max_s)
         if session.opened_at is not None and utcnow() > session.opened_at + session_max:
-            raise LinkNotUsable("expired")
+            raise LinkNotUsable("expired", session.id)
         if session.opened_at is None and utcnow() > session.link_expires_at:
             raise LinkNotUsable("not opened in time", session.id)
         return session
