@@ -37,7 +37,7 @@ Role = Literal["call_handler", "officer", "investigator", "supervisor", "admin"]
 class DataFolder(DataLayout):
     """Everything under the data folder: the recorder's (``recorder.layout``) and these::
 
-    token.key          the key that signs caller and officer links and console cookies
+    token.key          the key that signs officer links and console cookies
     accounts.json      operators' accounts (argon2 hashes)
     audit/audit.jsonl  this node's audit trail
     """
@@ -92,7 +92,8 @@ class Settings(BaseSettings):
 
     token_secret: SecretStr | None = Field(
         default=None,
-        description="HMAC key for caller links; generated and kept in data_dir if unset",
+        description="HMAC key for officer links and console cookies; generated in data_dir if "
+        "unset",
     )
     link_ttl_s: int = Field(
         default=30 * 60, gt=0, description="How long a link works until first use"
