@@ -471,3 +471,56 @@ async def test_stop_asks_first_and_the_caller_can_start_again(
     await end(call)
     await expect(page.locator("#status")).to_have_attribute("data-state", "ended", timeout=10_000)
     await context.close()
+
+
+async def test_location_invite_never_asks_for_the_camera(
+    browser: Browser, server: RunningServer, handler: Api
+) -> None:
+    call = await new_call(server, handler, mode="location")
+    context, page = await phone(browser, ["camera", "microphone", "geolocation"])
+    await context.add_init_script(
+        """(() => {
+            window.__cameraAsked = 0;
+            const gum = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+            navigator.mediaDevices.getUserMedia = (c) => {
+                window.__cameraAsked += 1;
+                return gum(c);
+            };
+        })();"""
+    )
+    await agree(page, call)
+    await expect(page.locator("#status")).to_contain_text("can see your location")
+    await expect(page.locator("#retry-camera")).to_be_hidden()
+    await wait_sent(page, camera="off", microphone="off", location="on")
+    assert await page.evaluate("window.__cameraAsked") == 0
+    await end(call)
+    await context.close()
+
+
+async def test_without_webrtc_location_goes_over_https(
+    browser: Browser, server: RunningServer, handler: Api
+) -> None:
+    """An in-app browser or an old phone: no RTCPeerConnection, so fixes go by POST."""
+    call = await new_call(server, handler)
+    context, page = await phone(browser, ["camera", "microphone", "geolocation"])
+    await context.add_init_script("delete window.RTCPeerConnection;")
+    await page.goto(call.url)
+    await page.click("#agree")
+    await expect(page.locator("#status")).to_have_attribute("data-state", "live", timeout=10_000)
+    await expect(page.locator("body")).to_have_attribute("data-step", "https")
+    await expect(page.locator("#step")).to_contain_text("Safari or Chrome")
+    await expect(page.locator("#retry-camera")).to_be_hidden()
+    await wait_sent(page, webrtc=False, camera="unavailable", location="on")
+    for i in range(1, 7):
+        await context.set_geolocation(
+            {"latitude": HERE[0] + i * 0.0001, "longitude": HERE[1], "accuracy": 8}
+        )
+        await asyncio.sleep(1.0)
+    if not server_side_landed():
+        await context.close()
+        pytest.skip(f"page checked; POST /api/caller/fixes needs the server: {NEEDS_SERVER}")
+    await server_kept(call, webrtc=False)
+    fixes = (call.folder / "location.jsonl").read_text().splitlines()
+    assert len(fixes) >= 5, f"{len(fixes)} fixes stored"
+    await end(call)
+    await context.close()
