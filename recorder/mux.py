@@ -18,23 +18,13 @@ import av
 from av.container import OutputContainer
 from av.stream import Stream
 
-from streamserver.frames import EncodedFrame, is_keyframe
-
-from .h264 import h264_dimensions
+from streamserver.frames import EncodedFrame, vp8_dimensions
+from streamserver.h264 import h264_dimensions
 
 logger = logging.getLogger(__name__)
 
 OPUS_RATE = 48000
 CLUSTER_MS = 500
-
-
-def vp8_dimensions(data: bytes) -> tuple[int, int]:
-    """Width and height from a VP8 keyframe header (RFC 6386 section 9.1)."""
-    if not is_keyframe("VP8", data):
-        raise ValueError("not a VP8 keyframe")
-    width = int.from_bytes(data[6:8], "little") & 0x3FFF
-    height = int.from_bytes(data[8:10], "little") & 0x3FFF
-    return width, height
 
 
 PartFactory = Callable[[], tuple[Path, BinaryIO]]

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from .h264 import h264_dimensions
+
 MediaKind = Literal["audio", "video"]
 
 CODEC_NAMES = {"h264": "H264", "vp8": "VP8", "opus": "opus"}
@@ -65,3 +67,22 @@ def is_keyframe(codec: str, data: bytes) -> bool:
         # also clear in one of two frames whose first packets were lost.
         return len(data) >= VP8_KEYFRAME_HEADER and data[0] & 0x01 == 0 and data[3:6] == VP8_START
     return True
+
+
+def vp8_dimensions(data: bytes) -> tuple[int, int]:
+    """Width and height from a VP8 keyframe header (RFC 6386 section 9.1)."""
+    if not is_keyframe("VP8", data):
+        raise ValueError("not a VP8 keyframe")
+    width = int.from_bytes(data[6:8], "little") & 0x3FFF
+    height = int.from_bytes(data[8:10], "little") & 0x3FFF
+    return width, height
+
+
+def video_dimensions(codec: str, keyframe: bytes) -> tuple[int, int]:
+    """Width and height of a VP8 or H.264 keyframe, from its header or SPS (ValueError if
+    unreadable or another codec)."""
+    if codec == "VP8":
+        return vp8_dimensions(keyframe)
+    if codec == "H264":
+        return h264_dimensions(keyframe)
+    raise ValueError(f"no dimensions for video codec {codec}")

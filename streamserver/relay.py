@@ -216,6 +216,7 @@ class TrackRelay:
         self._report_rate = 0
         self.sender_reports = 0
         self.packetized = PacketizedCache()
+        self.last_keyframe: EncodedFrame | None = None  # for the resolution (quality)
 
     @property
     def pts_offset(self) -> int:
@@ -356,6 +357,8 @@ class TrackRelay:
             self.source_live = False
 
     def _dispatch(self, frame: EncodedFrame) -> None:
+        if frame.keyframe and frame.kind == "video":
+            self.last_keyframe = frame
         if self._new_source and self._last_pts is not None:
             # Keep pts increasing across a reconnect: continue after the wall-clock gap.
             gap = max(1, round((frame.arrival - self._last_arrival) * frame.clock_rate))

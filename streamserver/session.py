@@ -148,6 +148,11 @@ class MediaSession:
         return self._closed
 
     @property
+    def caller_connection(self) -> RTCPeerConnection | None:
+        """The caller's current peer connection (its receive statistics: quality)."""
+        return self._caller
+
+    @property
     def stats(self) -> dict[str, Any]:
         video = self.video_relay.stats()
         audio = self.audio_relay.stats()

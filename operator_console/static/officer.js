@@ -14,6 +14,7 @@
   var els = {};
   var ended = false;
   var skewMs = 0;             // server clock minus ours
+  var staleS = 30;            // a fix older than this is stale (the server's fix_stale_s)
   var lastFix = null;
   var ws = null, wsAttempt = 0, wsTimer = null;
   var pc = null, viewerAttempt = 0, viewerTimer = null, viewerGen = 0;
@@ -96,7 +97,7 @@
     var s = Math.max(0, Math.round((Date.now() + skewMs - at) / 1000));
     els.fixAge.textContent = s < 90 ? s + ' s ago' : Math.round(s / 60) + ' min ago';
     els.fixAge.setAttribute('data-age-s', String(s));
-    els.fixAge.classList.toggle('stale', s > 30);
+    els.fixAge.classList.toggle('stale', s > staleS);
   }
 
   function showBearing(msg) {
@@ -268,6 +269,7 @@
     show(els.boot, false);
     show(els.app, true);
     skewMs = Date.parse(info.server_time) - Date.now() || 0;
+    if (typeof info.fix_stale_s === 'number') staleS = info.fix_stale_s;
     iceServers = info.ice_servers || [];
     iceTransportPolicy = info.ice_transport_policy || 'all';
     els.forceName.textContent = info.force_name || '';

@@ -79,6 +79,7 @@ SummaryKey = Literal[
     "opened",
     "link_refused",
     "declined",
+    "stopped",
     "offline",
     "frozen",
     "hidden",
@@ -100,6 +101,7 @@ LINES: Final[dict[SummaryKey, str]] = {
     "opened": "Link opened",
     "link_refused": "Link expired when tapped: use Resend",
     "declined": "Declined to share",
+    "stopped": "Caller stopped sharing: ask them to tap Start sharing again",
     "offline": "Caller's phone is offline",
     "frozen": "Page paused by the phone: ask them to come back to the browser",
     "hidden": "Caller left the page: ask them to come back to the browser",
@@ -124,11 +126,32 @@ LINES: Final[dict[SummaryKey, str]] = {
 }
 
 
+def shares_nothing(state: CallerState) -> bool:
+    """Camera, microphone and location all "off": before Agree, or after the caller's Stop."""
+    return state["camera"] == state["microphone"] == state["location"] == "off"
+
+
+def stopped_sharing(before: CallerState | None, now: CallerState, stopped: bool) -> bool:
+    """Whether the caller has pressed Stop, given the last report ``before`` this one and
+    whether they had ``stopped`` by then: the page reports everything "off" (the session
+    stays open), which before Agree only means it has not asked yet. So a report that
+    shares nothing is a Stop when it follows one with something on, asked or refused, and
+    stays one until anything is on again."""
+    if not shares_nothing(now):
+        return False
+    return stopped or (before is not None and not shares_nothing(before))
+
+
 def summary_key(
-    mode: str, opened: bool, state: CallerState | None, link_refused: bool
+    mode: str,
+    opened: bool,
+    state: CallerState | None,
+    link_refused: bool,
+    stopped: bool = False,
 ) -> SummaryKey:
     """The most important thing the call handler should know, for a session in ``mode``
-    ("video" or "location") whose link was ``opened``, and was ``link_refused`` since."""
+    ("video" or "location") whose link was ``opened``, and was ``link_refused`` since;
+    ``stopped``: the caller pressed Stop (``stopped_sharing``)."""
     if link_refused and not opened:
         return "link_refused"
     if state is None:
@@ -141,6 +164,8 @@ def summary_key(
         return "frozen"
     if state["page"] == "hidden":
         return "hidden"
+    if stopped and shares_nothing(state):
+        return "stopped"
     location = state["location"]
     if mode == "video":
         camera = state["camera"]
@@ -166,6 +191,10 @@ def summary_key(
 
 
 def caller_summary(
-    mode: str, opened: bool, state: CallerState | None, link_refused: bool = False
+    mode: str,
+    opened: bool,
+    state: CallerState | None,
+    link_refused: bool = False,
+    stopped: bool = False,
 ) -> str:
-    return LINES[summary_key(mode, opened, state, link_refused)]
+    return LINES[summary_key(mode, opened, state, link_refused, stopped)]

@@ -16,6 +16,7 @@ from typing_extensions import TypedDict  # pydantic documents it (Python < 3.12)
 from signalling.calls.caller_state import CallerState
 from signalling.calls.location import FixRecord
 from signalling.calls.sessions import SessionMode, SessionState
+from streamserver.quality import NetworkQuality
 
 # -- the session, as the console and an officer link see it ----------------------------------
 
@@ -64,6 +65,7 @@ class ConsoleSession(TypedDict):
     caller_state: CallerState | None  # as the caller's page last reported it
     caller_summary: str  # the one line the call handler acts on (caller_state.LINES)
     caller_device: CallerBrowser | None  # from the page's user agent, once the link is opened
+    network: NetworkQuality | None  # the caller's connection as this node receives it
 
 
 class OfficerSession(TypedDict):

@@ -20,6 +20,9 @@ class InvalidFix(ValueError):
     """Why a fix was refused; counted per session, never stored."""
 
 
+FIX_STALE_S = 30  # a last fix older than this is stale: the console and officer pages warn
+
+
 class FixRecord(TypedDict):
     """A fix as the trail keeps it (state store, evidence, the feeds): times in ISO 8601."""
 

@@ -17,7 +17,12 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCSessionDescription
 from recorder.events import CallerStateChanged, EvidenceEvent, MediaStateChanged
 from recorder.evidence import Evidence
 from recorder.recording import RecordingStatus, SessionRecorder
-from signalling.calls.caller_state import InvalidCallerState, caller_summary, parse_caller_state
+from signalling.calls.caller_state import (
+    InvalidCallerState,
+    caller_summary,
+    parse_caller_state,
+    stopped_sharing,
+)
 from signalling.calls.device import caller_device
 from signalling.calls.feed import ConsoleSession
 from signalling.calls.links import CallerLink, link_hash, new_link_id, well_formed
@@ -32,6 +37,7 @@ from signalling.safejson import parse_json
 from signalling.sms import SmsError, SmsMessage, SmsSender
 from signalling.sms.phone import mask, normalise_mobile
 from signalling.smstext import render
+from streamserver.quality import SAMPLE_S, NetworkQuality, QualityMeter, changed_meaningfully
 from streamserver.session import MediaSession
 
 logger = logging.getLogger(__name__)
@@ -77,6 +83,8 @@ class SessionService:
         self._last_fix: dict[str, GpsFix] = {}
         self._rejected_fixes = RejectedFixLog(logger)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._network: dict[str, NetworkQuality] = {}  # the caller's, on this node
+        self._meters: dict[str, asyncio.Task[None]] = {}
 
     # -- call handler ------------------------------------------------------------------
 
@@ -174,6 +182,9 @@ class SessionService:
         logger.info("session %s ended by %s", session_id, by)
         session = await self._change(session_id, state="ended", ended_at=utcnow(), ended_by=by)
         media = self._media.pop(session_id, None)
+        if (meter := self._meters.pop(session_id, None)) is not None:
+            meter.cancel()
+        self._network.pop(session_id, None)
         if media is not None:
             await media.send_to_caller(json.dumps({"type": "ended"}))
             await media.close()  # ends the media; the recorder stays open for the record
@@ -360,7 +371,10 @@ class SessionService:
         session = await self.store.get(session_id)
         if session.state == "ended" or session.caller_state == state:
             return
-        summary = caller_summary(session.mode, session.opened_at is not None, state)
+        stopped = stopped_sharing(session.caller_state, state, session.caller_stopped)
+        summary = caller_summary(
+            session.mode, session.opened_at is not None, state, stopped=stopped
+        )
         event: CallerStateChanged = {
             "event": "caller_state",
             "at": utcnow().isoformat(),
@@ -368,7 +382,7 @@ class SessionService:
             "summary": summary,
         }
         self._recorder(session_id).append_event(event)
-        await self._change(session_id, caller_state=state)
+        await self._change(session_id, caller_state=state, caller_stopped=stopped)
 
     # -- shared ----------------------------------------------------------------------
 
@@ -406,12 +420,14 @@ class SessionService:
                 session.opened_at is not None,
                 session.caller_state,
                 link_refused=session.link_refused is not None,
+                stopped=session.caller_stopped,
             ),
             "caller_device": (
                 {"browser": device["browser"], "device": device["device"]}
                 if (device := session.caller_device) is not None
                 else None
             ),
+            "network": self._network.get(session.id),
         }
 
     async def close(self) -> None:
@@ -467,7 +483,36 @@ class SessionService:
                 queue_size=self.settings.relay_queue_size,
             )
             self._media[session_id] = media
+            self._meters[session_id] = asyncio.ensure_future(self._measure(session_id, media))
         return media
+
+    async def _measure(self, session_id: str, media: MediaSession) -> None:
+        """Every SAMPLE_S while the media lives: the caller's network quality, shown on the
+        consoles when it has changed meaningfully (so at most once per sample)."""
+        meter = QualityMeter(
+            lambda: media.caller_connection,
+            lambda: media.video_relay.frames_in,
+            lambda: media.video_relay.last_keyframe,
+        )
+        shown: NetworkQuality | None = None
+        while not media.closed:
+            await asyncio.sleep(SAMPLE_S)
+            try:
+                quality = await meter.sample()
+                if quality is None:
+                    if self._network.pop(session_id, None) is None:
+                        continue  # no caller connection up, and none shown
+                    shown = None
+                else:
+                    self._network[session_id] = quality
+                    if not changed_meaningfully(shown, quality):
+                        continue
+                    shown = quality
+                if media.closed:
+                    return
+                await self._publish_state(session_id)
+            except Exception:
+                logger.exception("session %s: network quality not measured", session_id)
 
     async def _media_state(self, session_id: str, state: str) -> None:
         session = await self.store.get(session_id)

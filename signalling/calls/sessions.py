@@ -43,4 +43,5 @@ class CallSession(Record):
     rejected_fixes: int = 0
     caller_device: CallerDevice | None = None  # at link open, then at consent
     caller_state: CallerState | None = None  # as the caller's page last reported it
+    caller_stopped: bool = False  # the caller pressed Stop (caller_state.stopped_sharing)
     link_refused: str | None = None  # why a link for this session was refused (till resent)

@@ -111,6 +111,7 @@ class ConsoleConfig(BaseModel):
     tile_url: str
     tile_attribution: str
     force_name: str
+    fix_stale_s: int = Field(description="A last fix older than this many seconds is stale")
 
 
 class SsoConfig(BaseModel):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bench.synthetic import build_clip
-from recorder.h264 import h264_dimensions
+from streamserver.h264 import h264_dimensions
 
 
 @pytest.mark.parametrize(("width", "height"), [(640, 360), (320, 240), (480, 270)])

@@ -15,8 +15,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from bench.synthetic import AUDIO_CLOCK, VIDEO_CLOCK, Clip
 from recorder import SessionRecorder, media_duration
 from recorder.library import video_packets
-from recorder.mux import vp8_dimensions
-from streamserver.frames import EncodedFrame, is_keyframe
+from streamserver.frames import EncodedFrame, is_keyframe, vp8_dimensions
 from streamserver.relay import TrackRelay
 from tests.recorder.feed import PacedTrack
 

@@ -13,7 +13,7 @@
 
   C.els = {};                 // elements by name, looked up once by main.js
   C.me = null;                // the signed-in user ({username, roles}), null when signed out
-  C.config = { tile_url: null, tile_attribution: '', force_name: '' };
+  C.config = { tile_url: null, tile_attribution: '', force_name: '', fix_stale_s: 30 };
   C.sessions = {};            // id -> session object (latest known)
   C.rows = {};                // id -> row element refs
   C.live = null;              // state of the watched session (live.js)
@@ -105,6 +105,28 @@
     var d = s && s.caller_device;
     if (!d) return '';
     return [d.browser, d.device].filter(function (x) { return !!x; }).join(' on ');
+  };
+
+  // The caller's network as the server receives it, e.g.
+  // "RTT 80 ms · loss 0.4 % · 1.4 Mbit/s · 25 fps · 1280x720"; "" before it is measured.
+  C.networkLine = function (s) {
+    var n = s && s.network;
+    if (!n) return '';
+    var parts = [];
+    if (C.isNum(n.rtt_ms)) parts.push('RTT ' + Math.round(n.rtt_ms) + ' ms');
+    if (C.isNum(n.loss_pct)) parts.push('loss ' + n.loss_pct.toFixed(1) + ' %');
+    if (C.isNum(n.bitrate_kbps)) {
+      parts.push(n.bitrate_kbps >= 1000 ? (n.bitrate_kbps / 1000).toFixed(1) + ' Mbit/s' : Math.round(n.bitrate_kbps) + ' kbit/s');
+    }
+    if (C.isNum(n.fps)) parts.push(Math.round(n.fps) + ' fps');
+    if (C.isNum(n.width) && C.isNum(n.height)) parts.push(n.width + 'x' + n.height);
+    return parts.join(' · ');
+  };
+
+  // A fix older than the server's threshold (the officer page uses the same one) is stale.
+  C.fixStale = function (ageS) {
+    var limit = C.isNum(C.config.fix_stale_s) ? C.config.fix_stale_s : 30;
+    return ageS > limit;
   };
 
   C.viewersCount = function (v) {

@@ -85,6 +85,8 @@
     els.liveCallerState.setAttribute('data-ok', C.callerOk(s) ? 'true' : 'false');
     els.liveCallerDevice.textContent = C.callerDevice(s);
     C.show(els.liveCallerDevice, !!els.liveCallerDevice.textContent);
+    els.liveNetwork.textContent = s.state === 'ended' ? '' : C.networkLine(s);
+    C.show(els.liveNetwork, !!els.liveNetwork.textContent);
     els.live.setAttribute('data-mode', s.mode || 'video');
     els.live.setAttribute('data-state', s.state || '');
     if (C.isNum(s.fix_count) && s.fix_count > live.fixes) {
@@ -148,13 +150,23 @@
 
   C.updateLastFixText = function () {
     var live = C.live;
-    if (!live || !live.lastFix) return;
+    var age = C.els.liveFixAge;
+    if (!live || !live.lastFix) { C.show(age, false); return; }
     var f = live.lastFix;
     var t = C.parseTime(f.received_at || f.device_time);
     var text = f.lat.toFixed(5) + ', ' + f.lon.toFixed(5);
     if (C.isNum(f.accuracy)) text += ' ±' + Math.round(f.accuracy) + ' m';
     if (isFinite(t)) text += ', ' + C.ago(Date.now() - t);
     C.els.lastFix.textContent = text;
+    // Beside the caller's line: the last fix's age and accuracy, and whether it is stale.
+    if (!isFinite(t)) { C.show(age, false); return; }
+    var s = Math.max(0, Math.round((Date.now() - t) / 1000));
+    var stale = C.fixStale(s);
+    age.textContent = (stale ? 'Location stale: last fix ' : 'Last fix ') + C.ago(Date.now() - t) +
+      (C.isNum(f.accuracy) ? ' (±' + Math.round(f.accuracy) + ' m)' : '');
+    age.setAttribute('data-age-s', String(s));
+    age.setAttribute('data-stale', stale ? 'true' : 'false');
+    C.show(age, true);
   };
 
   function onFix(fix, pan) {

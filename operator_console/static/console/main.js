@@ -14,7 +14,7 @@
       app: $('app'), sendForm: $('send-form'), sendError: $('send-error'), sendSuccess: $('send-success'),
       sessions: $('sessions'), sessionsEmpty: $('sessions-empty'),
       outboxPanel: $('outbox-panel'), outbox: $('outbox'), outboxEmpty: $('outbox-empty'),
-      live: $('live'), liveRef: $('live-ref'), livePhone: $('live-phone'), liveState: $('live-state'), liveRecording: $('live-recording'), liveCallerState: $('live-caller-state'), liveCallerDevice: $('live-caller-device'), closeLive: $('close-live'),
+      live: $('live'), liveRef: $('live-ref'), livePhone: $('live-phone'), liveState: $('live-state'), liveRecording: $('live-recording'), liveCallerState: $('live-caller-state'), liveCallerDevice: $('live-caller-device'), liveNetwork: $('live-network'), liveFixAge: $('live-fix-age'), closeLive: $('close-live'),
       liveVideoBox: $('live-video-box'), liveVideo: $('live-video'), liveVideoStatus: $('live-video-status'),
       unmute: $('unmute'), liveFrames: $('live-frames'), fixCount: $('fix-count'), lastFix: $('last-fix'),
       liveMap: $('live-map'), endSession: $('end-session'), endSessionHint: $('end-session-hint'),

@@ -17,7 +17,7 @@ from aiortc import RTCSessionDescription
 
 from signalling.calls.bearing import bearing_to
 from signalling.calls.feed import ConsoleSession, FeedEvent, OfficerMessage, OfficerSession
-from signalling.calls.location import FixRecord, GpsFix, InvalidFix, parse_fix
+from signalling.calls.location import FIX_STALE_S, FixRecord, GpsFix, InvalidFix, parse_fix
 from signalling.calls.service import SessionEnded
 from signalling.calls.sessions import CallSession, utcnow
 from signalling.calls.shares import Share
@@ -120,6 +120,7 @@ async def officer_share(request: web.Request) -> web.Response:
             "tile_url": settings.tile_url,
             "tile_attribution": settings.tile_attribution,
             "force_name": settings.force_name,
+            "fix_stale_s": FIX_STALE_S,
         },
         headers={"Cache-Control": "no-store"},
     )

@@ -7,6 +7,7 @@ import logging
 
 from aiohttp import web
 
+from signalling.calls.location import FIX_STALE_S
 from signalling.operators.auth import COOKIE_NAME, Operator
 from signalling.operators.throttle import Throttled
 from signalling.web.appkeys import (
@@ -94,5 +95,6 @@ async def console_config(request: web.Request) -> web.Response:
             "tile_url": settings.tile_url,
             "tile_attribution": settings.tile_attribution,
             "force_name": settings.force_name,
+            "fix_stale_s": FIX_STALE_S,
         }
     )

@@ -15,6 +15,7 @@ from signalling.calls.caller_state import (
     InvalidCallerState,
     caller_summary,
     parse_caller_state,
+    stopped_sharing,
 )
 from signalling.calls.sessions import CallSession, utcnow
 from signalling.calls.state import MemoryStore, RedisStore, StateStore
@@ -91,3 +92,20 @@ async def test_both_stores_keep_the_caller_state(store: StateStore) -> None:
     assert kept.link_refused == "x"
     await store.update(session.id, link_refused=None)
     assert (await store.get(session.id)).link_refused is None
+
+
+def test_everything_off_after_sharing_is_a_stop_until_something_is_on_again() -> None:
+    sharing = parse_caller_state(REPORT | {"camera": "on", "webrtc": True})
+    nothing: CallerState = sharing | {"location": "off", "camera": "off"}
+    assert not stopped_sharing(None, nothing, False)  # the page before Agree
+    assert not stopped_sharing(nothing, nothing, False)
+    assert stopped_sharing(sharing, nothing, False)
+    assert stopped_sharing(nothing | {"page": "hidden"}, nothing, True)  # stays stopped
+    assert not stopped_sharing(nothing, sharing, True)  # started again
+    line = "Caller stopped sharing: ask them to tap Start sharing again"
+    for mode in ("video", "location"):
+        assert caller_summary(mode, True, nothing, stopped=True) == LINES["stopped"] == line
+        assert caller_summary(mode, True, nothing) == LINES["opened"]
+    # What matters more still comes first.
+    declined: CallerState = nothing | {"declined": True}
+    assert caller_summary("video", True, declined, stopped=True) == LINES["declined"]

@@ -238,3 +238,28 @@ async def test_an_expired_link_tapped_is_shown_and_recorded(
     resent = await client.post(f"/api/sessions/{session_id}/resend", headers=HEADERS)
     assert resent.status == 200, await resent.text()
     assert (await session(client, session_id))["caller_summary"] == LINES["waiting"]
+
+
+async def test_a_caller_who_pressed_stop_is_told_to_start_again(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
+    client = await serve(aiohttp_client, tmp_path)
+    session_id, token = await link(client)
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert (await client.get(f"/c/{token}", headers={"User-Agent": IPHONE})).status == 200
+    nothing = {"camera": "off", "microphone": "off", "location": "off"}
+    steps: list[tuple[dict[str, Any], SummaryKey]] = [
+        (nothing, "opened"),  # the page as it loads: nothing asked yet, not a Stop
+        ({}, "microphone_busy"),
+        (nothing, "stopped"),  # Stop: the session stays open
+        (nothing | {"page": "hidden"}, "hidden"),
+        (nothing, "stopped"),  # still stopped when they come back to the page
+        ({"microphone": "on"}, "video_and_location"),  # Start sharing again
+    ]
+    for changes, line in steps:
+        posted = await client.post("/api/caller/state", json=STATE | changes, headers=bearer)
+        assert posted.status == 204
+        assert (await session(client, session_id))["caller_summary"] == LINES[line], changes
+    assert LINES["stopped"] == "Caller stopped sharing: ask them to tap Start sharing again"
+    recorded = [e for e in await events(client, session_id) if e["event"] == "caller_state"]
+    assert [e["summary"] for e in recorded].count(LINES["stopped"]) == 2

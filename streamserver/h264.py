@@ -1,4 +1,5 @@
-"""Just enough H.264 SPS parsing to size a Matroska track, so nothing is ever decoded."""
+"""Just enough H.264 SPS parsing to size a Matroska track and report the caller's resolution,
+so nothing is ever decoded."""
 
 from __future__ import annotations
 
