@@ -76,6 +76,30 @@ class MediaStateChanged(TypedDict):
     at: str
 
 
+class MediaGapStarted(TypedDict):
+    """No media from a caller who was sending it for more than 2 s (the session shows
+    "reconnecting"); ``started_at`` is the last frame before it."""
+
+    event: Literal["media_gap_started"]
+    at: str
+    started_at: str
+    part: int
+
+
+class MediaGapEnded(TypedDict):
+    """The gap's end: the first frame after it (``resumed``), or the media ended during
+    it (the call ended, or the caller came back without media). Also a ``gap`` entry in
+    the chain, so in the manifest's ``gaps``."""
+
+    event: Literal["media_gap_ended"]
+    at: str
+    started_at: str
+    ended_at: str
+    seconds: float
+    resumed: bool
+    part: int  # the caller connection (recording part) when it ended
+
+
 class ViewerJoined(TypedDict):
     event: Literal["viewer_joined"]
     at: str
@@ -242,6 +266,8 @@ EvidenceEvent = (
     | LinkOpened
     | ConsentGiven
     | MediaStateChanged
+    | MediaGapStarted
+    | MediaGapEnded
     | ViewerJoined
     | ShareCreated
     | ShareWithdrawn

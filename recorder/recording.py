@@ -40,7 +40,7 @@ from streamserver.relay import Subscription
 from .bundle import EVENTS_FILE, FIXES_FILE, Bundle
 from .defaults import SEGMENT_SECONDS
 from .durable import FILE_MODE, make_folder
-from .events import EvidenceEvent, KindTotals, iso_at, now_iso
+from .events import EvidenceEvent, KindTotals, MediaGapEnded, iso_at, now_iso
 from .manifest import Signer
 from .mux import PartWriter
 from .parts import PartNames
@@ -150,6 +150,11 @@ class SessionRecorder:
             assert self._load_error is not None
             raise self._load_error
         return self._bundle
+
+    @property
+    def closed(self) -> bool:
+        """close() was called: nothing more can be added."""
+        return self._closed
 
     @property
     def recording(self) -> bool:
@@ -581,6 +586,29 @@ class SessionRecorder:
         """
         self._check_open()
         self._executor.submit(self._write_event, event)
+
+    def record_gap(
+        self, event: MediaGapEnded, started: float, ended: float, detected: float
+    ) -> None:
+        """A gap in the caller's media (wall clocks ``started`` to ``ended``, noticed at
+        ``detected``): the event, then a chained ``gap`` entry, which puts it in the
+        manifest's ``gaps``."""
+        self._check_open()
+        self._executor.submit(self._write_gap, event, started, ended, detected)
+
+    def _write_gap(
+        self, event: MediaGapEnded, started: float, ended: float, detected: float
+    ) -> None:
+        self._write_event(event)
+        entry = {
+            "reason": "no media from the caller" if event["resumed"] else "media ended",
+            "last_frame_wall_clock": started,
+            "ended_wall_clock": ended,
+            "seconds": event["seconds"],
+            "part": event["part"],
+            "detected_at": detected,
+        }
+        self._durably(lambda: self.bundle.chain.append("gap", **entry, at=time.time()))
 
     async def flush(self) -> None:
         """Wait until every write submitted so far is done (or held, if the disk refuses)."""

@@ -40,7 +40,13 @@ class DataFolder(DataLayout):
     token.key          the key that signs officer links and console cookies
     accounts.json      operators' accounts (argon2 hashes)
     audit/audit.jsonl  this node's audit trail
+    state.json         the embedded state store's sessions, links (hashes), trails, shares
+                       and revocations, so that live sessions survive a restart (not with Redis)
     """
+
+    @property
+    def state_file(self) -> Path:
+        return self.data_dir / "state.json"
 
     @property
     def token_key(self) -> Path:

@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_QUEUE_SIZE = 120
 KEYFRAME_MIN_INTERVAL = 0.5
+PAUSE_S = 1.0  # frames this far apart: the later one is where the media resumed (a gap's end)
 DRAIN_S = 0.25  # at stop, time for an ended source's last frames (read in one step) to go through
 
 
@@ -205,6 +206,8 @@ class TrackRelay:
         self._stopped = False
         self.codec: str | None = None
         self.frames_in = 0
+        self.last_frame_at: float | None = None  # time.monotonic() of the latest frame
+        self.resumed_arrival: float | None = None  # arrival of the first frame after a pause
         self.keyframe_requests = 0
         self.sources = 0
         self.source_live = False
@@ -222,6 +225,11 @@ class TrackRelay:
     def pts_offset(self) -> int:
         """Added to the current source's pts so that pts keep increasing across reconnects."""
         return self._offset
+
+    @property
+    def last_arrival(self) -> float | None:
+        """The server's wall clock (time.time()) when the latest frame arrived."""
+        return self._last_arrival if self.last_frame_at is not None else None
 
     @property
     def sender_report(self) -> SenderReport | None:
@@ -372,7 +380,11 @@ class TrackRelay:
             frame, pts=pts, capture_time=self.capture_time(pts), seq=self.frames_in
         )
         self._last_pts = frame.pts
+        now = time.monotonic()
+        if self.last_frame_at is None or now - self.last_frame_at > PAUSE_S:
+            self.resumed_arrival = frame.arrival
         self._last_arrival = frame.arrival
+        self.last_frame_at = now
         self.codec = frame.codec
         wants_key = False
         for sub in self._subs:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, TypedDict
 
@@ -36,6 +37,27 @@ RECORDER_QUEUE_FACTOR = 16  # the evidential copy rides out stalls of half a min
 RECORDER_BATCH_S = 0.1  # the recorder takes frames in batches: one writer-thread hop per batch
 SENDER_REPORT_EVENT_INTERVAL = 5.0  # seconds between rtcp_sr events per track
 CLOCK_RATES = {"video": 90000, "audio": 48000}  # WebRTC's video clock and Opus's
+GAP_AFTER_S = 2.0  # no frame on any track for longer than this, from a live caller: a gap
+GAP_CHECK_S = 0.25  # how often the media watchdog looks
+
+
+@dataclass(frozen=True, slots=True)
+class MediaGap:
+    """A stretch with no media from a caller who was sending it (a stairwell, a network
+    switch, a dropped connection), reported when it is detected and again when it ends.
+
+    Times are the server's wall clock (time.time()).
+    """
+
+    started_at: float  # the last frame before the gap (or when the caller went live)
+    detected_at: float
+    part: int  # the caller connection (recording part) at the time of the report
+    ended_at: float | None = None  # the first frame after it; None while it lasts
+    resumed: bool = False  # False at the end: the media ended (or has no tracks) instead
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.ended_at is None else round(self.ended_at - self.started_at, 3)
 
 
 class RtcpSenderReport(TypedDict):
@@ -114,6 +136,7 @@ class MediaSession:
         on_message: Callable[[str], None],
         on_state: Callable[[str], None],
         queue_size: int = DEFAULT_QUEUE_SIZE,
+        on_gap: Callable[[MediaGap], None] | None = None,
     ) -> None:
         patches.install()
         self.session_id = session_id
@@ -133,6 +156,12 @@ class MediaSession:
         self.caller_connections = 0
         self.sender_reports: dict[str, ingest.SenderReport] = {}
         self._report_logged: dict[str, float] = {}
+        self._on_gap = on_gap
+        self._media_expected = False  # the current caller connection has media tracks
+        self._live_since: float | None = None  # monotonic: when that connection went live
+        self.gap: MediaGap | None = None  # the gap going on now
+        self.gaps = 0
+        self._watchdog: asyncio.Task[None] | None = None
 
     @property
     def viewer_count(self) -> int:
@@ -200,6 +229,8 @@ class MediaSession:
             answer = pc.localDescription
             self._codec = negotiated_codecs(answer).get("video", self._codec)
             self._attach_sources(pc)
+            if self._watchdog is None:
+                self._watchdog = asyncio.ensure_future(self._watch_media())
             return answer
 
     def _wire_caller(self, pc: RTCPeerConnection) -> None:
@@ -223,7 +254,11 @@ class MediaSession:
                 return  # a replaced caller connection: its end is not news
             state = pc.connectionState
             if state == "connected":
-                self._set_state("live")
+                self._live_since = time.monotonic()
+                if self.gap is not None and not self._media_expected:
+                    self._end_gap(time.time(), resumed=False)  # nothing to wait for
+                if self.gap is None:
+                    self._set_state("live")  # during a gap: when the media flows again
             elif state in ("disconnected", "failed", "closed"):
                 self._set_state("reconnecting")
                 if state == "failed":
@@ -241,11 +276,75 @@ class MediaSession:
             relay.set_source(track, ingest.KeyframeRequester(transceiver.receiver))
             ingest.on_sender_report(transceiver.receiver, self._report_listener(pc, relay))
         self._report_logged.clear()
+        self._media_expected = bool(tracks)
+        self._live_since = None
         size = self.video_relay.queue_size * RECORDER_QUEUE_FACTOR
         self.recorder.attach(
             self.video_relay.subscribe(size, RECORDER_BATCH_S) if "video" in tracks else None,
             self.audio_relay.subscribe(size, RECORDER_BATCH_S) if "audio" in tracks else None,
         )
+
+    async def _watch_media(self) -> None:
+        """Notice a gap in the caller's media while the connection may still look fine
+        (ICE consent takes some 30 s to fail), and its end."""
+        while not self._closed:
+            await asyncio.sleep(GAP_CHECK_S)
+            try:
+                self._check_media()
+            except Exception:
+                logger.exception("session %s: media check failed", self.session_id)
+
+    def _check_media(self) -> None:
+        relays = (self.video_relay, self.audio_relay)
+        if self.gap is not None:
+            resumed = [
+                r.resumed_arrival
+                for r in relays
+                if r.resumed_arrival is not None and r.resumed_arrival > self.gap.started_at
+            ]
+            if resumed:
+                self._end_gap(min(resumed), resumed=True)
+                caller = self._caller
+                if caller is not None and caller.connectionState == "connected":
+                    self._set_state("live")
+            return
+        if not self._media_expected or self._live_since is None:
+            return  # no media to wait for, or not live yet (connecting is its own state)
+        now = time.monotonic()
+        last = max((r.last_frame_at for r in relays if r.last_frame_at is not None), default=None)
+        reference = self._live_since if last is None else max(last, self._live_since)
+        if now - reference <= GAP_AFTER_S:
+            return
+        arrivals = [a for r in relays if (a := r.last_arrival) is not None]
+        started = max(arrivals) if last is not None and last >= self._live_since else None
+        wall = time.time()
+        self.gap = MediaGap(
+            started_at=started if started is not None else wall - (now - reference),
+            detected_at=wall,
+            part=self.caller_connections,
+        )
+        self.gaps += 1
+        logger.info("session %s: no media for %.1f s", self.session_id, now - reference)
+        self._set_state("reconnecting")
+        self._report_gap(self.gap)
+
+    def _end_gap(self, ended_at: float, resumed: bool) -> None:
+        gap, self.gap = self.gap, None
+        if gap is None:
+            return
+        ended = MediaGap(
+            gap.started_at, gap.detected_at, self.caller_connections, ended_at, resumed
+        )
+        logger.info("session %s: media gap of %.1f s ended", self.session_id, ended.seconds)
+        self._report_gap(ended)
+
+    def _report_gap(self, gap: MediaGap) -> None:
+        if self._on_gap is None:
+            return
+        try:
+            self._on_gap(gap)
+        except Exception:
+            logger.exception("session %s: on_gap callback failed", self.session_id)
 
     def _report_listener(
         self, pc: RTCPeerConnection, relay: TrackRelay
@@ -346,6 +445,10 @@ class MediaSession:
             if self._closed:
                 return
             self._closed = True
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+                self._watchdog = None
+            self._end_gap(time.time(), resumed=False)  # the media ended during it
             caller, self._caller, self._channel = self._caller, None, None
             viewers = list(self._viewers)
             self._viewers.clear()

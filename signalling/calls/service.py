@@ -14,7 +14,13 @@ from typing import Any
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCSessionDescription
 
-from recorder.events import CallerStateChanged, EvidenceEvent, MediaStateChanged
+from recorder.events import (
+    CallerStateChanged,
+    EvidenceEvent,
+    MediaGapEnded,
+    MediaStateChanged,
+    iso_at,
+)
 from recorder.evidence import Evidence
 from recorder.recording import RecordingStatus, SessionRecorder
 from signalling.calls.caller_state import (
@@ -38,7 +44,7 @@ from signalling.sms import SmsError, SmsMessage, SmsSender
 from signalling.sms.phone import mask, normalise_mobile
 from signalling.smstext import render
 from streamserver.quality import SAMPLE_S, NetworkQuality, QualityMeter, changed_meaningfully
-from streamserver.session import MediaSession
+from streamserver.session import MediaGap, MediaSession
 
 logger = logging.getLogger(__name__)
 
@@ -431,8 +437,22 @@ class SessionService:
         }
 
     async def close(self) -> None:
-        for session_id in list(self._media):
-            await self.end(session_id, by="server shutdown")
+        """Shut down this process's part of the calls without ending them: the callers'
+        connections are hung up and each recorder signs what it has, but the sessions stay
+        open in the state store, so a caller's page (which offers again) resumes the same
+        session on the next process, whose recorder continues the same folder."""
+        for session_id, media in list(self._media.items()):
+            await media.close()
+            try:
+                session = await self.store.get(session_id)
+            except KeyError:
+                continue
+            if session.state in ("connecting", "live"):
+                self._recorders[session_id].append_event(
+                    {"event": "reconnecting", "at": utcnow().isoformat()}
+                )
+                await self._change(session_id, state="reconnecting")
+        self._media.clear()
         for recorder in self._recorders.values():
             await recorder.close()
         self._recorders.clear()
@@ -481,6 +501,7 @@ class SessionService:
                 on_message=lambda text: self._spawn(self.handle_caller_message(session_id, text)),
                 on_state=lambda state: self._spawn(self._media_state(session_id, state)),
                 queue_size=self.settings.relay_queue_size,
+                on_gap=lambda gap: self._media_gap(session_id, gap),
             )
             self._media[session_id] = media
             self._meters[session_id] = asyncio.ensure_future(self._measure(session_id, media))
@@ -523,6 +544,35 @@ class SessionService:
                 event: MediaStateChanged = {"event": state, "at": utcnow().isoformat()}
                 self._recorder(session_id).append_event(event)
                 await self._change(session_id, state=state)
+
+    def _media_gap(self, session_id: str, gap: MediaGap) -> None:
+        """A gap in the caller's media, as evidence: an event when it is noticed; at its
+        end an event and a chained gap entry (the manifest's ``gaps``). Synchronous, so
+        that a gap cut short by the end of the call is recorded before the bundle closes."""
+        recorder = self._recorders.get(session_id)
+        if recorder is None or recorder.closed:
+            return
+        started = iso_at(gap.started_at) or ""
+        if gap.ended_at is None:
+            recorder.append_event(
+                {
+                    "event": "media_gap_started",
+                    "at": utcnow().isoformat(),
+                    "started_at": started,
+                    "part": gap.part,
+                }
+            )
+            return
+        event: MediaGapEnded = {
+            "event": "media_gap_ended",
+            "at": utcnow().isoformat(),
+            "started_at": started,
+            "ended_at": iso_at(gap.ended_at) or "",
+            "seconds": gap.seconds or 0.0,
+            "resumed": gap.resumed,
+            "part": gap.part,
+        }
+        recorder.record_gap(event, gap.started_at, gap.ended_at, gap.detected_at)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

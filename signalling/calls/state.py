@@ -4,25 +4,39 @@ Both stores keep the same things: session records, caller links (by hash), each 
 location trail, shares with officers, a per-session event feed that consoles follow (Redis
 pub/sub across processes), signed-out console cookies, and the sign-in throttle's attempt
 counts.
+
+The memory store, given a file (the data folder's ``state.json``), keeps its sessions, links,
+trails, shares and revocations there too, so that a restart on embedded defaults leaves live
+sessions resumable: the caller's link keeps working. Each change is written a moment later
+(changes close together are written once), whole and atomically, off the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
+from recorder.durable import make_folder, write_atomic
 from signalling.calls.feed import FeedEvent
 from signalling.calls.links import CallerLink
 from signalling.calls.location import FixRecord
 from signalling.calls.sessions import CallSession
 from signalling.calls.shares import Share
+
+logger = logging.getLogger(__name__)
+
+SAVE_DELAY_S = 0.2  # changes within this long of each other are written to the file once
+STATE_FORMAT = 1
+LIVE_STATES = ("connecting", "live")  # a reloaded store has no connection: "reconnecting"
 
 
 class SessionNotFound(KeyError):
@@ -71,9 +85,12 @@ class StateStore(Protocol):
 
 
 class MemoryStore:
-    """The embedded default: one process, nothing to install."""
+    """The embedded default: one process, nothing to install.
 
-    def __init__(self) -> None:
+    With a ``path`` it is kept in that file (``load`` reads it back at start-up).
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
         self._sessions: dict[str, CallSession] = {}
         self._trails: dict[str, list[FixRecord]] = defaultdict(list)
         self._shares: dict[str, Share] = {}
@@ -81,9 +98,98 @@ class MemoryStore:
         self._revoked: dict[str, float] = {}
         self._links: dict[str, tuple[CallerLink, float]] = {}
         self._attempts: dict[str, dict[str, float]] = defaultdict(dict)
+        self.path = path
+        self._saver: asyncio.Task[None] | None = None
+        self._dirty = False
+        self.saves = 0
+
+    # -- the file ------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: Path) -> MemoryStore:
+        """The store kept in ``path`` (empty if there is none yet); blocking, so at start-up
+        only. Sessions that were connecting or live have lost their connection with the
+        process that held it: they are reconnecting until the caller's page offers again."""
+        store = cls(path)
+        if not path.exists():
+            return store
+        data = json.loads(path.read_bytes())
+        now = time.time()
+        for record in data.get("sessions", []):
+            session = CallSession.from_record(record)
+            if session.state in LIVE_STATES:
+                session.state = "reconnecting"
+            store._sessions[session.id] = session
+        for session_id, trail in data.get("trails", {}).items():
+            store._trails[session_id] = list(trail)
+        for record in data.get("shares", []):
+            share = Share.from_record(record)
+            store._shares[share.id] = share
+        store._revoked = {t: u for t, u in data.get("revoked", {}).items() if u > now}
+        store._links = {
+            digest: (CallerLink.from_record(kept["link"]), kept["until"])
+            for digest, kept in data.get("links", {}).items()
+            if kept["until"] > now
+        }
+        return store
+
+    def _snapshot(self) -> bytes:
+        return json.dumps(
+            {
+                "format": STATE_FORMAT,
+                "sessions": [s.to_record() for s in self._sessions.values()],
+                "trails": {k: v for k, v in self._trails.items() if v},
+                "shares": [s.to_record() for s in self._shares.values()],
+                "revoked": self._revoked,
+                "links": {
+                    d: {"link": link.to_record(), "until": until}
+                    for d, (link, until) in self._links.items()
+                },
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    def _changed(self) -> None:
+        """Write the file soon (a change made now is in the next write)."""
+        if self.path is None:
+            return
+        self._dirty = True
+        if self._saver is None or self._saver.done():
+            self._saver = asyncio.ensure_future(self._save_soon())
+
+    async def _save_soon(self) -> None:
+        while self._dirty:
+            await asyncio.sleep(SAVE_DELAY_S)
+            await self._save()
+
+    async def _save(self) -> None:
+        if self.path is None or not self._dirty:
+            return
+        self._dirty = False
+        data = self._snapshot()  # on the loop: a consistent copy
+        try:
+            await asyncio.to_thread(_write_state, self.path, data)
+            self.saves += 1
+        except OSError:
+            self._dirty = True  # tried again with the next change, and at close
+            logger.exception("state store: cannot write %s", self.path)
+
+    async def flush(self) -> None:
+        """Write any change not yet in the file now."""
+        saver = self._saver
+        if saver is not None and not saver.done():
+            saver.cancel()
+            try:
+                await saver
+            except asyncio.CancelledError:
+                pass
+        await self._save()
+
+    # -- the store -----------------------------------------------------------------------
 
     async def create(self, session: CallSession) -> None:
         self._sessions[session.id] = session
+        self._changed()
 
     async def get(self, session_id: str) -> CallSession:
         try:
@@ -97,6 +203,7 @@ class MemoryStore:
             raise SessionNotFound(session_id)
         for key, value in changes.items():
             setattr(session, key, value)
+        self._changed()
         return await self.get(session_id)
 
     async def recent(self, limit: int = 100) -> list[CallSession]:
@@ -109,6 +216,7 @@ class MemoryStore:
         if digest in self._links:
             return False
         self._links[digest] = (link, until)
+        self._changed()
         return True
 
     async def find_link(self, digest: str) -> CallerLink | None:
@@ -118,9 +226,11 @@ class MemoryStore:
     async def count_rejected_fix(self, session_id: str) -> None:
         session = self._sessions[session_id]
         session.rejected_fixes += 1
+        self._changed()
 
     async def add_fix(self, session_id: str, fix: FixRecord) -> None:
         self._trails[session_id].append(fix)
+        self._changed()
 
     async def trail(self, session_id: str) -> list[FixRecord]:
         return list(self._trails.get(session_id, []))
@@ -131,6 +241,7 @@ class MemoryStore:
 
     async def save_share(self, share: Share) -> None:
         self._shares[share.id] = share
+        self._changed()
 
     async def get_share(self, share_id: str) -> Share:
         try:
@@ -157,6 +268,7 @@ class MemoryStore:
     async def revoke(self, token_id: str, until: float) -> None:
         now = time.time()
         self._revoked = {t: u for t, u in self._revoked.items() if u > now} | {token_id: until}
+        self._changed()
 
     async def is_revoked(self, token_id: str) -> bool:
         return self._revoked.get(token_id, 0.0) > time.time()
@@ -196,7 +308,7 @@ class MemoryStore:
             self._subscribers[session_id].discard(queue)
 
     async def close(self) -> None:
-        return None
+        await self.flush()
 
 
 # One script, so that nodes counting sign-in attempts at once never both take the last place.
@@ -369,5 +481,14 @@ class RedisStore:
         await self._redis.aclose()
 
 
-def open_state_store(redis_url: str | None) -> StateStore:
-    return RedisStore(redis_url) if redis_url else MemoryStore()
+def _write_state(path: Path, data: bytes) -> None:
+    make_folder(path.parent)
+    write_atomic(path, data)
+
+
+def open_state_store(redis_url: str | None, state_file: Path | None = None) -> StateStore:
+    """Redis when a URL is given; else the memory store, kept in ``state_file`` if given
+    (blocking: it is read here)."""
+    if redis_url:
+        return RedisStore(redis_url)
+    return MemoryStore.load(state_file) if state_file is not None else MemoryStore()

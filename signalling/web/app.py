@@ -222,7 +222,10 @@ async def media_plane(app: web.Application) -> AsyncIterator[None]:
 
 
 async def state_store(app: web.Application) -> AsyncIterator[None]:
-    store = open_state_store(app[SETTINGS].redis_url)
+    settings = app[SETTINGS]
+    store = await asyncio.to_thread(
+        open_state_store, settings.redis_url, settings.layout.state_file
+    )
     app[STATE] = store
     yield
     await store.close()
