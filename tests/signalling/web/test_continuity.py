@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,9 @@ from pytest_aiohttp import AiohttpClient
 
 from bench.synthetic import Clip, PacketTrack, SyntheticCaller
 from recorder.verify import verify_bundle
+from signalling.calls.links import CallerLink
+from signalling.calls.sessions import CallSession, utcnow
+from signalling.calls.state import MemoryStore
 from signalling.config import load_settings
 from signalling.web.app import RUNNER_OPTIONS, make_app
 from signalling.web.appkeys import EVIDENCE, SETTINGS
@@ -237,3 +241,43 @@ async def test_a_restart_on_embedded_defaults_keeps_the_callers_link(
         "consent_given",
     ]
     assert len([e for e in events if e["event"] == "recording_part_started"]) == 2
+
+
+async def test_the_embedded_store_writes_changes_together_and_reads_them_back(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "data" / "state.json"
+    store = MemoryStore(path)
+    now = utcnow()
+    session = CallSession(
+        id="s1",
+        incident_ref="CAD-1",
+        phone="+447700900123",
+        mode="video",
+        state="link_sent",
+        created_at=now,
+        created_by="alice",
+        token_id="t1",
+        link_expires_at=now + timedelta(minutes=30),
+    )
+    await store.create(session)
+    assert await store.save_link("ab" * 32, CallerLink("s1", "t1"), time.time() + 60)
+    assert await store.save_link("cd" * 32, CallerLink("s1", "old"), time.time() - 1)
+    await store.revoke("cookie", time.time() + 60)
+    for i in range(50):  # a burst of fixes and state changes: a few writes, not fifty
+        await store.add_fix("s1", {"lat": 51.5, "lon": -0.1, "n": i})  # type: ignore[typeddict-item]
+    await store.update("s1", state="live")
+    await asyncio.sleep(0.5)
+    assert 1 <= store.saves <= 3 and path.exists()
+    await store.update("s1", codec="H264")
+    await store.close()  # what is not written yet is written now
+    assert store.saves <= 4
+
+    again = await asyncio.to_thread(MemoryStore.load, path)
+    reloaded = await again.get("s1")
+    assert reloaded.codec == "H264" and reloaded.token_id == "t1"
+    assert reloaded.state == "reconnecting"  # its connection went with the old process
+    assert await again.find_link("ab" * 32) == CallerLink("s1", "t1")
+    assert await again.find_link("cd" * 32) is None
+    assert await again.is_revoked("cookie")
+    assert (await again.trail_summary("s1"))[0] == 50
