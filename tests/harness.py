@@ -83,6 +83,7 @@ class TurnServer:
     port: int
     secret: str
     log: Path
+    pid: int  # the turnserver process: a test may freeze it (SIGSTOP) to drop the network
 
     @property
     def urls(self) -> list[str]:
@@ -125,8 +126,8 @@ def turn_server(folder: Path) -> Iterator[TurnServer]:
         f"--pidfile={folder / 'turnserver.pid'}",
         f"--userdb={folder / 'turndb'}",
     ]
-    with running(command, port, folder / "turnserver.out"):
-        yield TurnServer(port, secret, log)
+    with running(command, port, folder / "turnserver.out") as process:
+        yield TurnServer(port, secret, log, process.pid)
 
 
 @contextmanager
