@@ -1,4 +1,5 @@
-"""A real server process, real Chromium pages, and (for some runs) a real redis-server."""
+"""A real server process, real Chromium pages, and (for some runs) a real redis-server and a
+real coturn."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
 from playwright.async_api import Browser, async_playwright
 
-from tests.harness import free_port, running
+from bench.load import Api
+from tests.harness import TurnServer, free_port, running, turn_server
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -90,3 +93,33 @@ async def asking_browser() -> AsyncIterator[Browser]:
         )
         yield launched
         await launched.close()
+
+
+@pytest.fixture
+async def handler(server: RunningServer) -> AsyncIterator[Api]:
+    """A call handler signed in to the test's ``server`` over the JSON API."""
+    http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    api = Api(http, server.url)
+    await api.login("alice", "alice-pass")
+    yield api
+    await http.close()
+
+
+@pytest.fixture
+def coturn(tmp_path: Path) -> Iterator[TurnServer]:
+    """The tests' own coturn on loopback."""
+    folder = tmp_path / "coturn"
+    folder.mkdir()
+    with turn_server(folder) as server:
+        yield server
+
+
+def relay_only(tmp_path: Path, coturn: TurnServer) -> Iterator[RunningServer]:
+    """A server whose peers (VP8) may use relay candidates only, through ``coturn``."""
+    yield from start_server(
+        tmp_path,
+        SCENELINK_PREFERRED_CODEC="VP8",
+        SCENELINK_TURN_URLS=json.dumps(coturn.urls),
+        SCENELINK_TURN_SECRET=coturn.secret,
+        SCENELINK_ICE_TRANSPORT_POLICY="relay",
+    )

@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import av
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, expect
@@ -91,15 +90,6 @@ class Call:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[RunningServer]:
     yield from start_server(tmp_path, SCENELINK_PREFERRED_CODEC="VP8")
-
-
-@pytest.fixture
-async def handler(server: RunningServer) -> AsyncIterator[Api]:
-    http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-    api = Api(http, server.url)
-    await api.login("alice", "alice-pass")
-    yield api
-    await http.close()
 
 
 async def new_call(server: RunningServer, api: Api, mode: str = "video") -> Call:

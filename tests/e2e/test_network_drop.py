@@ -12,11 +12,10 @@ import json
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from playwright.async_api import Browser, expect
 
@@ -24,8 +23,8 @@ from bench.load import Api, viewer_answerer
 from recorder.library import video_packets
 from recorder.verify import verify_bundle
 from streamserver import patches
-from tests.e2e.conftest import RunningServer, start_server
-from tests.harness import TurnServer, turn_server
+from tests.e2e.conftest import RunningServer, relay_only
+from tests.harness import TurnServer
 from tests.viewer import Viewer
 
 pytestmark = pytest.mark.e2e
@@ -70,31 +69,8 @@ RECORD_CONNECTION = """
 
 
 @pytest.fixture
-def coturn(tmp_path: Path) -> Iterator[TurnServer]:
-    folder = tmp_path / "coturn"
-    folder.mkdir()
-    with turn_server(folder) as server:
-        yield server
-
-
-@pytest.fixture
 def server(tmp_path: Path, coturn: TurnServer) -> Iterator[RunningServer]:
-    yield from start_server(
-        tmp_path,
-        SCENELINK_PREFERRED_CODEC="VP8",
-        SCENELINK_TURN_URLS=json.dumps(coturn.urls),
-        SCENELINK_TURN_SECRET=coturn.secret,
-        SCENELINK_ICE_TRANSPORT_POLICY="relay",
-    )
-
-
-@pytest.fixture
-async def handler(server: RunningServer) -> AsyncIterator[Api]:
-    http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-    api = Api(http, server.url)
-    await api.login("alice", "alice-pass")
-    yield api
-    await http.close()
+    yield from relay_only(tmp_path, coturn)
 
 
 async def until_state(api: Api, session_id: str, state: str, within_s: float) -> dict[str, Any]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +16,9 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from recorder.library import video_packets
-from tests.e2e.conftest import RunningServer, start_server
+from tests.e2e.conftest import RunningServer, relay_only
 from tests.e2e.test_walking_skeleton import console, wait_for_frames
-from tests.harness import TurnServer, turn_server
+from tests.harness import TurnServer
 from tests.viewer import is_subsequence
 
 pytestmark = pytest.mark.e2e
@@ -89,22 +88,8 @@ SELECTED_PAIR = """async () => {
 
 
 @pytest.fixture
-def coturn(tmp_path: Path) -> Iterator[TurnServer]:
-    folder = tmp_path / "coturn"
-    folder.mkdir()
-    with turn_server(folder) as server:
-        yield server
-
-
-@pytest.fixture
 def server(tmp_path: Path, coturn: TurnServer) -> Iterator[RunningServer]:
-    yield from start_server(
-        tmp_path,
-        SCENELINK_PREFERRED_CODEC="VP8",
-        SCENELINK_TURN_URLS=json.dumps(coturn.urls),
-        SCENELINK_TURN_SECRET=coturn.secret,
-        SCENELINK_ICE_TRANSPORT_POLICY="relay",
-    )
+    yield from relay_only(tmp_path, coturn)
 
 
 async def test_a_relay_only_caller_streams_through_turn_and_is_recorded_bit_for_bit(

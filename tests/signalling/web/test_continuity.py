@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestServer
-from aiortc import RTCSessionDescription
 from pytest_aiohttp import AiohttpClient
 
 from bench.synthetic import Clip, PacketTrack, SyntheticCaller
@@ -23,8 +22,15 @@ from signalling.calls.state import MemoryStore
 from signalling.config import load_settings
 from signalling.web.app import RUNNER_OPTIONS, make_app
 from signalling.web.appkeys import EVIDENCE, SETTINGS
-from tests.client import Client, client_of
-from tests.signalling.web.test_evidence_record import HEADERS, IPHONE, serve, wait_for
+from tests.client import client_of
+from tests.signalling.web.test_evidence_record import (
+    HEADERS,
+    IPHONE,
+    create,
+    offer,
+    serve,
+    wait_for,
+)
 
 
 class MediaGate:
@@ -54,31 +60,6 @@ class MediaGate:
 
     def reopen(self) -> None:
         self.open.set()
-
-
-async def create(client: Client) -> tuple[str, str]:
-    """A new session and its caller link's id, opened on an iPhone."""
-    created = await client.post(
-        "/api/sessions", json={"phone": "07700 900123", "incident_ref": "CAD-9"}, headers=HEADERS
-    )
-    session_id: str = (await created.json())["id"]
-    outbox = await (await client.get("/api/sms/outbox")).json()
-    text = outbox["messages"][-1]["text"]
-    path = text[text.index("/c/") :].split()[0]
-    assert (await client.get(path, headers={"User-Agent": IPHONE})).status == 200
-    return session_id, path.rsplit("/", 1)[1]
-
-
-async def offer(client: Client, token: str, caller: SyntheticCaller) -> None:
-    sdp = await caller.offer()
-    answer = await client.post(
-        "/api/caller/offer",
-        json={"sdp": sdp.sdp, "type": sdp.type, "consent_version": "v3"},
-        headers={"Authorization": f"Bearer {token}", "User-Agent": IPHONE},
-    )
-    assert answer.status == 200, await answer.text()
-    body = await answer.json()
-    await caller.accept(RTCSessionDescription(body["sdp"], body["type"]))
 
 
 def events_of(folder: Path) -> list[dict[str, Any]]:

@@ -58,26 +58,35 @@ async def serve(aiohttp_client: AiohttpClient, data_dir: Path, **settings: Any) 
     return client
 
 
-async def call(client: Client, caller: SyntheticCaller) -> str:
-    """A session whose caller (on an iPhone, as far as the server can tell) is live."""
+async def create(client: Client) -> tuple[str, str]:
+    """A new session and its caller link's id, opened on an iPhone."""
     created = await client.post(
-        "/api/sessions", json={"phone": "07700 900123", "incident_ref": "CAD-7"}, headers=HEADERS
+        "/api/sessions", json={"phone": "07700 900123", "incident_ref": "CAD-9"}, headers=HEADERS
     )
     session_id: str = (await created.json())["id"]
     outbox = await (await client.get("/api/sms/outbox")).json()
-    text = outbox["messages"][0]["text"]
+    text = outbox["messages"][-1]["text"]
     path = text[text.index("/c/") :].split()[0]
-    token = path.rsplit("/", 1)[1]
     assert (await client.get(path, headers={"User-Agent": IPHONE})).status == 200
-    offer = await caller.offer()
+    return session_id, path.rsplit("/", 1)[1]
+
+
+async def offer(client: Client, token: str, caller: SyntheticCaller) -> None:
+    sdp = await caller.offer()
     answer = await client.post(
         "/api/caller/offer",
-        json={"sdp": offer.sdp, "type": offer.type, "consent_version": "v3"},
+        json={"sdp": sdp.sdp, "type": sdp.type, "consent_version": "v3"},
         headers={"Authorization": f"Bearer {token}", "User-Agent": IPHONE},
     )
     assert answer.status == 200, await answer.text()
     body = await answer.json()
     await caller.accept(RTCSessionDescription(body["sdp"], body["type"]))
+
+
+async def call(client: Client, caller: SyntheticCaller) -> str:
+    """A session whose caller (on an iPhone, as far as the server can tell) is live."""
+    session_id, token = await create(client)
+    await offer(client, token, caller)
     await wait_for(client, session_id, lambda s: s["state"] == "live")
     return session_id
 
@@ -135,7 +144,7 @@ async def test_a_session_leaves_its_complete_record(
 
     manifest = json.loads((folder / "manifest.json").read_bytes())
     assert manifest["status"] == "closed"
-    assert manifest["incident_ref"] == "CAD-7"
+    assert manifest["incident_ref"] == "CAD-9"
     assert manifest["token_id"] == by_name["session_created"]["token_id"]
     assert manifest["caller"] == {
         "user_agent": IPHONE,
