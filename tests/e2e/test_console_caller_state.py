@@ -25,13 +25,16 @@ def server(tmp_path: Path) -> Iterator[RunningServer]:
 
 async def send_link(handler: Page) -> tuple[str, str]:
     """Send a link from the console; (session id, the link the SMS carries)."""
+    rows = handler.locator("li.session-row")
+    ids = "rows => rows.map(r => r.dataset.sessionId)"
+    before = set(await rows.evaluate_all(ids))
     await handler.fill("#send-form [name=phone]", "07700 900123")
     await handler.fill("#send-form [name=incident_ref]", "CAD-E1")
     await handler.click("#send-form [type=submit]")
-    row = handler.locator("li.session-row").first
-    await expect(row).to_be_visible()
-    session_id = await row.get_attribute("data-session-id")
-    assert session_id
+    await expect(rows).to_have_count(len(before) + 1)
+    [session_id] = (
+        set(await rows.evaluate_all("rows => rows.map(r => r.dataset.sessionId)")) - before
+    )
     answer = await handler.request.get(handler.url.split("/console/")[0] + "/api/sms/outbox")
     [message] = [m for m in (await answer.json())["messages"] if m["session_id"] == session_id]
     return session_id, str(message["text"]).split()[-1]
