@@ -237,6 +237,24 @@ class Settings(BaseSettings):
         description="Let `retention run --execute --now` use a future date (drills on test data)",
     )
 
+    # The place in words (signalling/calls/geocoding.py): each lookup is off until configured.
+    w3w_api_key: SecretStr | None = Field(
+        default=None, description="what3words API key; no what3words lookups when unset"
+    )
+    w3w_base_url: str = Field(
+        default="https://api.what3words.com", description="what3words REST API"
+    )
+    geocoder_url: str | None = Field(
+        default=None,
+        description="Nominatim server for addresses (reverse geocoding); none when unset",
+    )
+    geocoder_user_agent: str = Field(
+        default="SceneLink", min_length=1, description="User-Agent sent to the geocoder"
+    )
+    place_timeout_s: float = Field(
+        default=5.0, gt=0, description="Deadline for one what3words or geocoder request"
+    )
+
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     tile_attribution: str = "© OpenStreetMap contributors"
 

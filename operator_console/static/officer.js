@@ -73,6 +73,7 @@
     els.lastFix.textContent = text;
     els.lastFix.setAttribute('data-lat', String(fix.lat));
     els.lastFix.setAttribute('data-lon', String(fix.lon));
+    window.ScenePlace.render(document.getElementById('place'), fix, { navigate: true });
     updateAge();
     if (!map) return;
     var ll = [fix.lat, fix.lon];
@@ -160,6 +161,11 @@
       message: function (msg) {
         if (msg.type === 'trail') { if (trail) trail.setLatLngs([]); (msg.fixes || []).forEach(drawFix); sendPosition(true); }
         else if (msg.type === 'fix') drawFix(msg.fix);
+        else if (msg.type === 'place') {
+          if (window.ScenePlace.merge(lastFix, msg.place)) {
+            window.ScenePlace.render(document.getElementById('place'), lastFix, { navigate: true });
+          }
+        }
         else if (msg.type === 'state') onState(msg.session);
         else if (msg.type === 'bearing') showBearing(msg);
         else if (msg.type === 'access_ended') endAccess(msg.reason);

@@ -14,6 +14,7 @@ from typing import Literal
 from typing_extensions import TypedDict  # pydantic documents it (Python < 3.12)
 
 from signalling.calls.caller_state import CallerState
+from signalling.calls.geocoding import PlaceRecord
 from signalling.calls.location import FixRecord
 from signalling.calls.sessions import SessionMode, SessionState
 from streamserver.quality import NetworkQuality
@@ -88,6 +89,13 @@ class FixMessage(TypedDict):
     fix: FixRecord
 
 
+class PlaceMessage(TypedDict):
+    """A fix's what3words and address, found after the fix (``received_at`` names it)."""
+
+    type: Literal["place"]
+    place: PlaceRecord
+
+
 class StateMessage(TypedDict):
     """The session changed (state, SMS delivery, recording, viewers)."""
 
@@ -103,7 +111,7 @@ class ShareEnded(TypedDict):
     reason: Literal["withdrawn"]
 
 
-FeedEvent = FixMessage | StateMessage | ShareEnded
+FeedEvent = FixMessage | PlaceMessage | StateMessage | ShareEnded
 
 # -- the WebSockets ----------------------------------------------------------------------------
 
@@ -149,5 +157,11 @@ class AccessEnded(TypedDict):
 
 
 OfficerMessage = (
-    TrailMessage | FixMessage | OfficerState | BearingMessage | ErrorMessage | AccessEnded
+    TrailMessage
+    | FixMessage
+    | PlaceMessage
+    | OfficerState
+    | BearingMessage
+    | ErrorMessage
+    | AccessEnded
 )

@@ -6,10 +6,12 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NotRequired
 
 from geopy.distance import geodesic
 from typing_extensions import TypedDict  # pydantic documents it (Python < 3.12)
+
+from signalling.calls.place import grid_reference
 
 MAX_ACCURACY_M = 20_000.0  # worse than this is a cell-tower guess, useless for finding someone
 MAX_SPEED_MS = 350.0  # faster than an airliner: not a person on the ground
@@ -21,6 +23,9 @@ class InvalidFix(ValueError):
 
 
 FIX_STALE_S = 30  # a last fix older than this is stale: the console and officer pages warn
+
+
+_DERIVED = ("grid_ref", "grid_ref_6", "w3w", "address")  # from the fix, not measured
 
 
 class FixRecord(TypedDict):
@@ -35,6 +40,12 @@ class FixRecord(TypedDict):
     speed: float | None
     device_time: str  # the phone's clock
     received_at: str  # the server's clock
+    # The place as control rooms write it (calls.place): None outside the National Grid.
+    grid_ref: NotRequired[str | None]  # 10-figure, "TQ 30079 80065"
+    grid_ref_6: NotRequired[str | None]  # 6-figure, "TQ 300 800"
+    # Found later (calls.geocoding) and merged in by the trail: a "place" feed message.
+    w3w: NotRequired[str | None]
+    address: NotRequired[str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +65,7 @@ class GpsFix:
         return (self.device_time, self.lat, self.lon) == (other.device_time, other.lat, other.lon)
 
     def to_json(self) -> FixRecord:
+        grid = grid_reference(self.lat, self.lon)
         return {
             "lat": self.lat,
             "lon": self.lon,
@@ -64,11 +76,13 @@ class GpsFix:
             "speed": self.speed,
             "device_time": self.device_time.isoformat(),
             "received_at": self.received_at.isoformat(),
+            "grid_ref": grid.ten_figure if grid else None,
+            "grid_ref_6": grid.six_figure if grid else None,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> GpsFix:
-        values = dict(data)
+        values = {k: v for k, v in data.items() if k not in _DERIVED}
         values["device_time"] = datetime.fromisoformat(values["device_time"])
         values["received_at"] = datetime.fromisoformat(values["received_at"])
         return cls(**values)

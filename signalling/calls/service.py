@@ -31,8 +31,9 @@ from signalling.calls.caller_state import (
 )
 from signalling.calls.device import caller_device
 from signalling.calls.feed import ConsoleSession
+from signalling.calls.geocoding import PlaceRecord, ReverseGeocoder, What3Words
 from signalling.calls.links import CallerLink, link_hash, new_link_id, well_formed
-from signalling.calls.location import GpsFix, InvalidFix, check_plausible, parse_fix
+from signalling.calls.location import FixRecord, GpsFix, InvalidFix, check_plausible, parse_fix
 from signalling.calls.rejections import RejectedFixLog
 from signalling.calls.sdp import check_offer, refused_late
 from signalling.calls.sessions import CallSession, SessionMode, utcnow
@@ -91,6 +92,17 @@ class SessionService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._network: dict[str, NetworkQuality] = {}  # the caller's, on this node
         self._meters: dict[str, asyncio.Task[None]] = {}
+        key = settings.w3w_api_key
+        self.what3words = What3Words(
+            key.get_secret_value() if key else None,
+            settings.w3w_base_url,
+            settings.place_timeout_s,
+        )
+        self.geocoder = ReverseGeocoder(
+            settings.geocoder_url, settings.geocoder_user_agent, settings.place_timeout_s
+        )
+        self._place_busy: set[str] = set()
+        self._place_next: dict[str, FixRecord] = {}
 
     # -- call handler ------------------------------------------------------------------
 
@@ -369,6 +381,46 @@ class SessionService:
         await self.store.add_fix(session_id, record)
         self._recorder(session_id).append_fix(record)
         await self.store.publish(session_id, {"type": "fix", "fix": record})
+        if self.what3words.enabled or self.geocoder.enabled:
+            self._place_soon(session_id, record)
+
+    def _place_soon(self, session_id: str, record: FixRecord) -> None:
+        """Look up the fix's words in the background, one lookup per session at a time: a
+        fix arriving meanwhile waits as the session's next (a newer one replaces it)."""
+        if session_id in self._place_busy:
+            self._place_next[session_id] = record
+            return
+        self._place_busy.add(session_id)
+        self._spawn(self._place(session_id, record))
+
+    async def _place(self, session_id: str, record: FixRecord) -> None:
+        try:
+            while True:
+                lat, lon = record["lat"], record["lon"]
+                w3w, address = await asyncio.gather(
+                    self.what3words.words(lat, lon), self.geocoder.address(lat, lon)
+                )
+                if w3w is not None or address is not None:
+                    place: PlaceRecord = {
+                        "type": "place",
+                        "received_at": record["received_at"],
+                        "w3w": w3w,
+                        "address": address,
+                    }
+                    await self.store.add_place(session_id, place)
+                    recorder = self._recorders.get(session_id)
+                    if recorder is not None:
+                        recorder.append_fix(place)  # its own line: location.jsonl only grows
+                    await self.store.publish(session_id, {"type": "place", "place": place})
+                next_record = self._place_next.pop(session_id, None)
+                if next_record is None:
+                    return
+                record = next_record
+        except Exception:
+            logger.exception("place lookup for session %s", session_id)
+        finally:
+            self._place_busy.discard(session_id)
+            self._place_next.pop(session_id, None)
 
     async def caller_state(self, session_id: str, message: dict[str, Any]) -> None:
         """The page's state (``InvalidCallerState`` if malformed: nothing changes). A change
@@ -453,6 +505,7 @@ class SessionService:
                 )
                 await self._change(session_id, state="reconnecting")
         self._media.clear()
+        await self.what3words.close()
         for recorder in self._recorders.values():
             await recorder.close()
         self._recorders.clear()

@@ -27,6 +27,7 @@ import redis.asyncio as aioredis
 
 from recorder.durable import make_folder, write_atomic
 from signalling.calls.feed import FeedEvent
+from signalling.calls.geocoding import PlaceRecord
 from signalling.calls.links import CallerLink
 from signalling.calls.location import FixRecord
 from signalling.calls.sessions import CallSession
@@ -37,6 +38,7 @@ logger = logging.getLogger(__name__)
 SAVE_DELAY_S = 0.2  # changes within this long of each other are written to the file once
 STATE_FORMAT = 1
 LIVE_STATES = ("connecting", "live")  # a reloaded store has no connection: "reconnecting"
+PLACE_SEARCH = 256  # a place arrives within seconds of its fix: this many fixes back at most
 
 
 class SessionNotFound(KeyError):
@@ -60,6 +62,10 @@ class StateStore(Protocol):
     async def find_link(self, digest: str) -> CallerLink | None: ...
     async def count_rejected_fix(self, session_id: str) -> None: ...
     async def add_fix(self, session_id: str, fix: FixRecord) -> None: ...
+    async def add_place(self, session_id: str, place: PlaceRecord) -> None:
+        """Merge a fix's words (what3words, address) into its trail record."""
+        ...
+
     async def trail(self, session_id: str) -> list[FixRecord]: ...
     async def trail_summary(self, session_id: str) -> tuple[int, FixRecord | None]: ...
     async def save_share(self, share: Share) -> None: ...
@@ -232,6 +238,13 @@ class MemoryStore:
         self._trails[session_id].append(fix)
         self._changed()
 
+    async def add_place(self, session_id: str, place: PlaceRecord) -> None:
+        for fix in reversed(self._trails.get(session_id, [])):
+            if fix["received_at"] == place["received_at"]:
+                fix["w3w"], fix["address"] = place["w3w"], place["address"]
+                self._changed()
+                return
+
     async def trail(self, session_id: str) -> list[FixRecord]:
         return list(self._trails.get(session_id, []))
 
@@ -396,6 +409,19 @@ class RedisStore:
 
     async def add_fix(self, session_id: str, fix: FixRecord) -> None:
         await self._redis.rpush(self._key("trail", session_id), json.dumps(fix))
+
+    async def add_place(self, session_id: str, place: PlaceRecord) -> None:
+        # The trail is only ever appended to, so an index found here stays the fix's.
+        key = self._key("trail", session_id)
+        count = await self._redis.llen(key)
+        start = max(0, count - PLACE_SEARCH)
+        recent = await self._redis.lrange(key, start, count - 1)
+        for offset in range(len(recent) - 1, -1, -1):
+            fix = json.loads(recent[offset])
+            if fix.get("received_at") == place["received_at"]:
+                fix["w3w"], fix["address"] = place["w3w"], place["address"]
+                await self._redis.lset(key, start + offset, json.dumps(fix))
+                return
 
     async def trail(self, session_id: str) -> list[FixRecord]:
         return [

@@ -134,9 +134,11 @@
       els.lastFix.removeAttribute('data-lat');
       els.lastFix.removeAttribute('data-lon');
       els.lastFix.textContent = 'none yet';
+      window.ScenePlace.render(document.getElementById('live-place'), null);
       return;
     }
     live.lastFix = C.validFix(fix) ? fix : null;
+    window.ScenePlace.render(document.getElementById('live-place'), live.lastFix);
     if (!live.lastFix) {
       els.lastFix.removeAttribute('data-lat');
       els.lastFix.removeAttribute('data-lon');
@@ -238,6 +240,10 @@
       if (!fixes.length) C.els.fixCount.textContent = String(l.session && C.isNum(l.session.fix_count) ? l.session.fix_count : 0);
     } else if (msg.type === 'fix') {
       onFix(msg.fix, true);
+    } else if (msg.type === 'place') {
+      if (window.ScenePlace.merge(l.lastFix, msg.place)) {
+        window.ScenePlace.render(document.getElementById('live-place'), l.lastFix);
+      }
     } else if (msg.type === 'state' && msg.session) {
       C.sessions[String(msg.session.id)] = msg.session;
       C.updateRow(String(msg.session.id));

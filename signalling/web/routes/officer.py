@@ -168,6 +168,8 @@ class OfficerFeed:
             self.caller = event["fix"]
             await send(self.ws, event)
             await self.send_bearing()
+        elif event["type"] == "place":
+            await send(self.ws, event)
         elif event["type"] == "state":
             await send(
                 self.ws, {"type": "state", "session": session_view(event["session"], self.caller)}
