@@ -84,6 +84,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/officer/ws"): "officer_link",
     # evidence and oversight
     ("GET", "/api/recordings"): EVIDENCE,
+    ("GET", "/api/recordings/{session_id}"): EVIDENCE,
     ("GET", "/api/recordings/{session_id}/media/{name}"): EVIDENCE,
     ("GET", "/api/recordings/{session_id}/trail"): EVIDENCE,
     ("GET", "/api/recordings/{session_id}/bundle"): DISCLOSE,

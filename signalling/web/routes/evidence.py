@@ -23,9 +23,10 @@ from signalling.disclosure.exports import ExportJob, ExportJson
 from signalling.sms.phone import InvalidPhoneNumber, mask, normalise_mobile
 from signalling.web.appkeys import AUDIT, EVIDENCE, EXPORTS, OPERATOR, SETTINGS
 from signalling.web.errors import json_error, parse_body
-from signalling.web.models import ExportBody, RecordingList, Trail
+from signalling.web.models import ExportBody, RecordingList, RecordingView, Trail
 from signalling.web.openapi import documented
 from signalling.web.permissions import replays_own_only
+from signalling.web.ranges import media_response, opens_playback
 from signalling.web.requests import audit
 
 routes = web.RouteTableDef()
@@ -144,8 +145,22 @@ async def recordings(request: web.Request) -> web.Response:
     return web.json_response({"recordings": [recording_view(e) for e in found]})
 
 
+@routes.get("/api/recordings/{session_id}")
+@documented(
+    "One recorded session's catalogue entry, as the search lists it", response=RecordingView
+)
+async def recording(request: web.Request) -> web.Response:
+    entry = await entry_or_404(request)
+    await audit(request, "consultation.view", entry.session_id)
+    return web.json_response(recording_view(entry))
+
+
 @routes.get("/api/recordings/{session_id}/media/{name}")
-@documented("One recorded segment, byte for byte as stored")
+@documented(
+    "One recorded segment, byte for byte as stored; one byte range per request (206, "
+    "Accept-Ranges: bytes, 416 outside the part); a playback is audited once, at its first "
+    "request (no Range, or a range from byte 0)"
+)
 async def recording_media(request: web.Request) -> web.Response:
     entry = await entry_or_404(request)
     name = request.match_info["name"]
@@ -155,8 +170,11 @@ async def recording_media(request: web.Request) -> web.Response:
         )
     except KeyError:
         raise json_error(404, "no such part in the evidence store") from None
-    await audit(request, "consultation.playback", entry.session_id, part=name)
-    return web.Response(body=data, content_type=MEDIA_TYPE)
+    sha256 = next((s.sha256 for s in entry.segments if s.name == name), None)
+    response = media_response(request, data, MEDIA_TYPE, etag=sha256)
+    if opens_playback(request):
+        await audit(request, "consultation.playback", entry.session_id, part=name)
+    return response
 
 
 @routes.get("/api/recordings/{session_id}/trail")

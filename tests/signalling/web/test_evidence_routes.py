@@ -187,3 +187,100 @@ async def test_download_original_bundle(app_client: tuple[web.Application, Clien
     names = zipfile.ZipFile(io.BytesIO(await response.read())).namelist()
     assert "sessions/sess-1/manifest.jws" in names and "export.jws" in names
     assert any(r["action"] == "disclosure.download" for r in app[AUDIT].read())
+
+
+async def test_media_answers_byte_ranges(app_client: tuple[web.Application, Client]) -> None:
+    app, client = app_client
+    await sign_in(client, "ivan")
+    recordings = (await (await client.get("/api/recordings")).json())["recordings"]
+    url = recordings[0]["parts"][0]["url"]
+    whole_response = await client.get(url)
+    assert whole_response.status == 200
+    assert whole_response.headers["Accept-Ranges"] == "bytes"
+    whole = await whole_response.read()
+    size = len(whole)
+    assert size > 1000
+
+    for header, start, stop in (
+        ("bytes=0-", 0, size),  # a player's first request
+        ("bytes=100-199", 100, 200),
+        (f"bytes={size - 10}-", size - 10, size),
+        ("bytes=-50", size - 50, size),
+        (f"bytes=-{size + 5}", 0, size),  # a suffix longer than the part is all of it
+        (f"bytes=10-{size + 99}", 10, size),  # a last byte past the end is the end
+    ):
+        part = await client.get(url, headers={"Range": header})
+        assert part.status == 206, header
+        assert part.headers["Content-Range"] == f"bytes {start}-{stop - 1}/{size}", header
+        assert part.headers["Accept-Ranges"] == "bytes"
+        assert await part.read() == whole[start:stop], header
+
+    for header in (f"bytes={size}-", f"bytes={size + 5}-{size + 9}", "bytes=-0"):
+        outside = await client.get(url, headers={"Range": header})
+        assert outside.status == 416, header
+        assert outside.headers["Content-Range"] == f"bytes */{size}"
+
+    for header in ("bytes=5-2", "bytes=0-1,5-6", "items=0-5", "bytes=", "bytes=-", "bytes=a-b"):
+        malformed = await client.get(url, headers={"Range": header})
+        assert malformed.status == 400, header
+        assert "one byte range" in (await malformed.json())["error"]
+
+    # An If-Range for another version of the part gets the whole part.
+    etag = whole_response.headers["ETag"]
+    same = await client.get(url, headers={"Range": "bytes=0-9", "If-Range": etag})
+    assert same.status == 206
+    other = await client.get(url, headers={"Range": "bytes=0-9", "If-Range": '"other"'})
+    assert other.status == 200 and len(await other.read()) == size
+
+    # Audited: the whole download, "bytes=0-" and the If-Range ones that start at 0; never
+    # the later ranges a player asks for while it plays and seeks, nor the refused ones.
+    playbacks = [r for r in app[AUDIT].read() if r["action"] == "consultation.playback"]
+    assert len(playbacks) == 4
+
+
+async def test_one_playback_is_one_audit_record(
+    app_client: tuple[web.Application, Client],
+) -> None:
+    app, client = app_client
+    await sign_in(client, "ivan")
+    recording = (await (await client.get("/api/recordings")).json())["recordings"][0]
+    part, size = recording["parts"][0], recording["segments"][0]["bytes"]
+    # What a browser's <video> asks for: from 0, the tail (cues), then seeks.
+    for header in ("bytes=0-", f"bytes={size - 4096}-", "bytes=-4096", "bytes=2000-", "bytes=900-"):
+        assert (await client.get(part["url"], headers={"Range": header})).status == 206
+    playbacks = [r for r in app[AUDIT].read() if r["action"] == "consultation.playback"]
+    assert [(r["actor"], r["session_id"], r["detail"]["part"]) for r in playbacks] == [
+        ("ivan", "sess-1", part["url"].rsplit("/", 1)[1])
+    ]
+
+
+async def test_one_recording_by_id(app_client: tuple[web.Application, Client]) -> None:
+    app, client = app_client
+    await sign_in(client, "ivan")
+    listed = (await (await client.get("/api/recordings")).json())["recordings"]
+    one = await client.get("/api/recordings/sess-1")
+    assert one.status == 200
+    assert await one.json() == listed[0]
+    assert ("ivan", "consultation.view", "sess-1") in [
+        (r["actor"], r["action"], r["session_id"]) for r in app[AUDIT].read()
+    ]
+    unknown = await client.get("/api/recordings/nope")
+    assert unknown.status == 404
+    assert "no recording" in (await unknown.json())["error"]
+
+    await sign_in(client, "handler")  # took part in it
+    assert (await client.get("/api/recordings/sess-1")).status == 200
+    await sign_in(client, "hugo")  # took no part
+    refused = await client.get("/api/recordings/sess-1")
+    assert refused.status == 403
+    assert "took part" in (await refused.json())["error"]
+    denied = [r for r in app[AUDIT].read() if r["action"] == "access_denied"]
+    assert [(r["actor"], r["detail"]["route"]) for r in denied] == [
+        ("hugo", "/api/recordings/sess-1")
+    ]
+
+    openapi = await (await client.get("/api/openapi.json")).json()
+    operation = openapi["paths"]["/api/recordings/{session_id}"]["get"]
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/RecordingView"
+    }
