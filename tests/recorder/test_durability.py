@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,9 @@ from recorder.parts import PartNames
 from recorder.recording import RecorderBusy, RecordingStatus, SessionRecorder
 from recorder.recovery import recover_folder
 from recorder.verify import VerifyError, verify_bundle
+from streamserver.relay import TrackRelay
 from tests.harness import fill_disk
-from tests.recorder.feed import stream
+from tests.recorder.feed import PacedTrack, looped_frames, stream
 
 
 class InlineExecutor:
@@ -337,3 +339,26 @@ async def test_closing_on_a_full_disk_keeps_trying_until_it_is_written(
         t = totals[kind]
         assert t["taken"] == t["written"] + t["skipped"] + t["lost"], (kind, t)
     assert (folder / "location.jsonl").read_bytes().count(b"\n") == 1
+
+
+async def test_a_frame_damaged_in_transit_is_kept_and_reported_not_fatal(
+    clips: dict[str, Clip], tmp_path: Path, signer: Signer
+) -> None:
+    """The gap wait passes a holed frame on as far as it arrived: the evidence keeps it as it
+    came, and verification says so instead of failing the whole part."""
+    clip = clips["VP8"]
+    video, audio = looped_frames(clip, time.time() - 10, clip.duration_s)
+    damaged = next(i for i, f in enumerate(video) if i > 5 and not f.keyframe)
+    video[damaged] = replace(video[damaged], data=video[damaged].data[:3] + b"\xff" * 40)
+    folder = tmp_path / "damaged"
+    rec = SessionRecorder(folder, signer=signer)
+    vrelay, arelay = TrackRelay("video", queue_size=4000), TrackRelay("audio", queue_size=4000)
+    rec.attach(vrelay.subscribe(), arelay.subscribe())
+    vrelay.set_source(PacedTrack("video", video))
+    arelay.set_source(PacedTrack("audio", audio))
+    await wait_for(lambda: vrelay.frames_in == len(video), 10, "every frame relayed")
+    await vrelay.stop()
+    await arelay.stop()
+    await rec.close()
+    report = verify_bundle(folder, signer.jwks(), decode=True)
+    assert any("do not decode" in note for note in report.notes), report.notes
