@@ -8,13 +8,10 @@ Characters of the extension table (``€``, ``[``, ``~``...) are sent as two sep
 
 from __future__ import annotations
 
-# GSM 03.38 basic character set, in table order (0x1B, the escape to the extension table,
-# is left out: it is no character of its own).
-GSM7_BASIC = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+import gsm0338  # noqa: F401  # registers the "gsm03.38" codec
+
+GSM7 = "gsm03.38"
+
 SMS_LIMIT = 160  # septets in one SMS
 TEMPLATE_FIELDS = ("force", "link")
 # What a default template is checked with when no public URL is configured.
@@ -22,17 +19,14 @@ TYPICAL_PUBLIC_URL = "https://999.example-police.uk"
 
 
 def septets(text: str) -> int:
-    """The text's length in GSM 7-bit septets; ``ValueError`` names the first character
-    that is not in the GSM alphabet."""
-    count = 0
-    for char in text:
-        if char in GSM7_BASIC:
-            count += 1
-        elif char in GSM7_EXTENSION:
-            count += 2
-        else:
-            raise ValueError(f"{char!r} (U+{ord(char):04X}) is not a GSM 7-bit character")
-    return count
+    """The text's length in GSM 7-bit septets (gsm0338's codec writes an extension-table
+    character as escape + character); ``ValueError`` names the first character that is not
+    in the GSM alphabet."""
+    try:
+        return len(text.encode(GSM7))
+    except UnicodeEncodeError as exc:
+        char = text[exc.start]
+        raise ValueError(f"{char!r} (U+{ord(char):04X}) is not a GSM 7-bit character") from None
 
 
 def render(template: str, force: str, link: str) -> str:
