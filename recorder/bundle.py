@@ -103,6 +103,26 @@ class Bundle:
             **fields,
         )
 
+    def add_kept(self, entry: str, path: Path, sha256: str, **fields: Any) -> dict[str, Any]:
+        """Chain an original or a derivative (``originals``) already written and fsynced."""
+        return self.chain.append(
+            entry,
+            name=path.name,
+            sha256=sha256,
+            bytes=path.stat().st_size,
+            at=time.time(),
+            **fields,
+        )
+
+    def kept(self, kind: str) -> list[dict[str, Any]]:
+        """The chained originals or derivatives, as the manifest lists them."""
+        return [
+            {k: v for k, v in e.items() if k not in ("kind", "prev", "hash", "seq")}
+            | {"chain_seq": e["seq"]}
+            for e in self.chain.entries
+            if e["kind"] == kind
+        ]
+
     def manifest(self, status: str) -> dict[str, Any]:
         segments = []
         for e in self.chain.segments():
@@ -153,6 +173,8 @@ class Bundle:
             "torn_parts": [
                 {k: e[k] for k in ("name", "sha256", "bytes", "part")} for e in self.chain.torn()
             ],
+            "originals": self.kept("original"),
+            "derivatives": self.kept("derivative"),
             "files": files,
             "chain_length": len(self.chain.entries),
             "chain_head": self.chain.head,

@@ -35,8 +35,9 @@ CHAIN_FILE = "chain.jsonl"
 GENESIS = "0" * 64
 LINK_FIELDS = ("seq", "prev", "hash")
 # "torn": the original of a part that was never closed (a crash, a full disk), kept beside
-# the clean copy made of its whole frames.
-KINDS = ("segment", "event", "fix-batch", "gap", "torn")
+# the clean copy made of its whole frames. "original": a file the caller sent, kept byte for
+# byte; "derivative": a file made from an original or a frame (``originals``).
+KINDS = ("segment", "event", "fix-batch", "gap", "torn", "original", "derivative")
 
 
 class ChainLink(TypedDict):

@@ -258,6 +258,59 @@ class RecordingPartSalvaged(TypedDict):
     torn: TornInfo
 
 
+# -- files from the phone and stills (issue 14) ---------------------------------------------
+
+
+class PhotoExif(TypedDict, total=False):
+    """A few EXIF fields of a photo, as read from the original (which keeps all of them)."""
+
+    date_time_original: str
+    make: str
+    model: str
+    gps_lat: float
+    gps_lon: float
+
+
+class CallerFile(TypedDict):
+    """A file the caller sent, kept byte for byte as an original (``name`` in the bundle)."""
+
+    event: Literal["caller_file"]
+    at: str
+    name: str
+    sha256: str
+    size: int
+    content_type: str
+    kind: Literal["photo", "video", "still"]
+    origin: Literal["gallery", "camera", "requested", "low_bandwidth"]
+    exif: PhotoExif | None
+
+
+class Snapshot(TypedDict):
+    """A handler's still of the live picture: the keyframe after the request, decoded to a
+    JPEG derivative (``name``) linked to the part and frame it came from. ``part_sha256`` is
+    the part's hash when it was already closed, else null (the part is chained when it
+    closes); ``frame_sha256`` is the hash of the encoded keyframe as the part holds it."""
+
+    event: Literal["snapshot"]
+    at: str
+    by: str
+    name: str
+    sha256: str
+    part: str | None
+    part_sha256: str | None
+    frame_pts: int
+    frame_sha256: str
+
+
+class StillsFallback(TypedDict):
+    """The caller's page sends stills over HTTPS instead of video (or stops doing so)."""
+
+    event: Literal["stills_fallback"]
+    at: str
+    on: bool
+    reason: str
+
+
 EvidenceEvent = (
     SessionCreated
     | LinkSent
@@ -284,6 +337,9 @@ EvidenceEvent = (
     | RecordingPartUnrecoverable
     | RecorderRecovered
     | RecordingPartSalvaged
+    | CallerFile
+    | Snapshot
+    | StillsFallback
     | RtcpSenderReport
 )
 

@@ -37,7 +37,8 @@ def check_store(store: EvidenceStore, jwks: dict[str, Any]) -> dict[str, Any]:
         except Exception as exc:
             mismatches.append({"key": index, "problem": f"manifest unusable: {exc}"})
             continue
-        expected = {s["name"]: s["sha256"] for s in manifest.get("segments", [])}
+        kept = manifest.get("originals", []) + manifest.get("derivatives", [])
+        expected = {s["name"]: s["sha256"] for s in manifest.get("segments", []) + kept}
         for name, info in manifest.get("files", {}).items():
             expected[name] = info["sha256"]
         sizes = {name: int(info["bytes"]) for name, info in manifest.get("files", {}).items()}

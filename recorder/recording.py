@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import fcntl
+import hashlib
 import logging
 import os
 import shutil
@@ -40,9 +41,10 @@ from streamserver.relay import Subscription
 from .bundle import EVENTS_FILE, FIXES_FILE, Bundle
 from .defaults import SEGMENT_SECONDS
 from .durable import FILE_MODE, make_folder
-from .events import EvidenceEvent, KindTotals, MediaGapEnded, iso_at, now_iso
+from .events import CallerFile, EvidenceEvent, KindTotals, MediaGapEnded, iso_at, now_iso
 from .manifest import Signer
 from .mux import PartWriter
+from .originals import KeptFile, copy_original, write_derivative
 from .parts import PartNames
 from .recovery import Copied, salvage_part
 from .segments import Segmenter
@@ -609,6 +611,68 @@ class SessionRecorder:
             "detected_at": detected,
         }
         self._durably(lambda: self.bundle.chain.append("gap", **entry, at=time.time()))
+
+    async def add_original(self, source: Path, ext: str, event: CallerFile) -> CallerFile:
+        """Keep ``source`` byte for byte as an original (it must hash to ``event["sha256"]``),
+        chain it, then record ``event`` naming it; returns the event as recorded. Raises
+        (``OSError``, ``OriginalMismatch``) with nothing kept if it cannot be stored."""
+        self._check_open()
+
+        def write() -> CallerFile:
+            self._refuse_while_failed()
+            path = copy_original(self.folder, source, ext, event["sha256"])
+            try:
+                self.bundle.add_kept(
+                    "original",
+                    path,
+                    event["sha256"],
+                    content_type=event["content_type"],
+                    file_kind=event["kind"],
+                    origin=event["origin"],
+                )
+            except BaseException:
+                path.unlink(missing_ok=True)
+                raise
+            recorded: CallerFile = {**event, "name": path.name}
+            self._write_event(recorded)
+            self._publish("open")
+            return recorded
+
+        return await asyncio.wrap_future(self._executor.submit(write))
+
+    async def add_derivative(self, data: bytes, of: str, of_sha256: str, role: str) -> KeptFile:
+        """Keep a JPEG made from ``of`` (an original or a part, by name and hash) as a
+        separate derivative, chained; returns its name and hash."""
+        self._check_open()
+
+        def write() -> KeptFile:
+            self._refuse_while_failed()
+            path = write_derivative(self.folder, data)
+            digest = hashlib.sha256(data).hexdigest()
+            self.bundle.add_kept("derivative", path, digest, of=of, of_sha256=of_sha256, role=role)
+            self._publish("open")
+            return KeptFile(path.name, digest)
+
+        return await asyncio.wrap_future(self._executor.submit(write))
+
+    def _refuse_while_failed(self) -> None:
+        """Writes held for a failed disk come first: a new file now would jump the queue."""
+        if self._backlog or self._failed_at is not None:
+            raise OSError(errno.ENOSPC, f"recording failed: {self.status.cause}")
+
+    def part_sha256(self, name: str) -> str | None:
+        """The hash of a closed, chained part (None while it is still being written)."""
+        if self._bundle is None:
+            return None
+        found = [e for e in self._bundle.chain.segments() if e["name"] == name]
+        return str(found[-1]["sha256"]) if found else None
+
+    @property
+    def current_part(self) -> str | None:
+        """The part being written now, if any."""
+        writer = self._segmenter.current if self._segmenter is not None else None
+        path = writer.path if writer is not None else None
+        return path.name if path is not None else None
 
     async def flush(self) -> None:
         """Wait until every write submitted so far is done (or held, if the disk refuses)."""

@@ -206,7 +206,8 @@ class Spooler:
         self, folder: Path, manifest: dict[str, Any], done: dict[tuple[str, str], Any]
     ) -> list[_Item]:
         items: list[_Item] = []
-        for seg in manifest.get("segments", []) + manifest.get("torn_parts", []):
+        kept = manifest.get("originals", []) + manifest.get("derivatives", [])
+        for seg in manifest.get("segments", []) + manifest.get("torn_parts", []) + kept:
             if (seg["name"], seg["sha256"]) in done:
                 continue
             data = (folder / seg["name"]).read_bytes() if (folder / seg["name"]).exists() else b""

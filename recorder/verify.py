@@ -3,9 +3,9 @@
 A bundle is a local session folder, a downloaded export, or a session id fetched from the
 evidence store. Checks, in order: the manifest's signature (key from ``--jwks``, else the
 bundle's own ``jwks.json``, whose key id must then match the published one), the readable
-copy against the signed one, every chain link, every chained byte range and segment hash, the
-manifest's segment list against the chain, no unlisted segments, and that every segment
-decodes.
+copy against the signed one, every chain link, every chained byte range, segment, original and
+derivative hash, the manifest's lists against the chain, no unlisted segments or kept files,
+and that every segment decodes.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import av
 from .bundle import EVENTS_FILE, FIXES_FILE
 from .chain import CHAIN_FILE, ChainError, check_links, load_chain, sha256_file, sha256_range
 from .manifest import JWKS_FILE, MANIFEST_JSON, MANIFEST_JWS, verify_jws
+from .originals import KEPT_FILE
 from .store import EvidenceStore, find_session
 
 MEDIA_FILE = re.compile(r"media-.*\.mkv$")  # parts, and whole copies of cut parts
@@ -110,6 +111,7 @@ def verify_bundle(folder: Path, jwks: dict[str, Any] | None = None, decode: bool
 
     chained_segments: list[dict[str, Any]] = []
     torn: list[dict[str, Any]] = []
+    kept: dict[str, list[dict[str, Any]]] = {"original": [], "derivative": []}
     for e in entries:
         if e["kind"] == "segment":
             name = str(e["name"])
@@ -126,6 +128,13 @@ def verify_bundle(folder: Path, jwks: dict[str, Any] | None = None, decode: bool
             if path.stat().st_size != e.get("bytes") or sha256_file(path) != e["sha256"]:
                 raise VerifyError(f"cut original {e['name']}: SHA-256 does not match (altered)")
             torn.append(e)
+        elif e["kind"] in kept:
+            path = folder / str(e["name"])
+            if not path.exists():
+                raise VerifyError(f"{e['kind']} {e['name']}: missing")
+            if path.stat().st_size != e.get("bytes") or sha256_file(path) != e["sha256"]:
+                raise VerifyError(f"{e['kind']} {e['name']}: SHA-256 does not match (altered)")
+            kept[e["kind"]].append(e)
         elif e["kind"] in ("event", "fix-batch"):
             name = str(e["file"])
             if name not in (EVENTS_FILE, FIXES_FILE):
@@ -144,15 +153,23 @@ def verify_bundle(folder: Path, jwks: dict[str, Any] | None = None, decode: bool
         (e["name"], e["sha256"]) for e in torn
     ]:
         raise VerifyError("manifest: list of cut originals differs from the chain")
+    for kind, entries_of_kind in kept.items():
+        if [(k["name"], k["sha256"]) for k in manifest.get(f"{kind}s", [])] != [
+            (e["name"], e["sha256"]) for e in entries_of_kind
+        ]:
+            raise VerifyError(f"manifest: list of {kind}s differs from the chain")
     cut = {(e["name"], e["sha256"]) for e in torn}
     for e in chained_segments:
         source = e.get("recovered_from")
         if source and (source.get("name"), source.get("sha256")) not in cut:
             raise VerifyError(f"segment {e['name']}: its cut original is not chained")
     names = {n for n, _ in listed} | {name for name, _ in cut}
+    kept_names = {str(e["name"]) for entries_of_kind in kept.values() for e in entries_of_kind}
     for path in sorted(folder.iterdir()):
         if MEDIA_FILE.match(path.name) and path.name not in names:
             raise VerifyError(f"media file {path.name}: not in the signed manifest")
+        if KEPT_FILE.match(path.name) and path.name not in kept_names:
+            raise VerifyError(f"file {path.name}: not in the signed manifest")
 
     if decode:
         for name, _ in listed:
