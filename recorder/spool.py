@@ -108,6 +108,9 @@ class Spooler:
         self.uploaded_bytes = 0
         self.failures = 0
         self.last_error: str | None = None
+        # Told (from the spool's thread) when a closed, signed bundle has reached the store:
+        # the session id and the SHA-256 of its manifest.jws (the server's event webhook).
+        self.on_stored: Callable[[str, str], None] | None = None
 
     # -- control -------------------------------------------------------------------------
 
@@ -287,7 +290,11 @@ class Spooler:
             self._pending.pop(folder, None)
         if uploaded and self.lock_for is not None:
             self._settle_locks(folder, manifest, lock, time.monotonic() - locked_at, uploaded)
-        if not self.keep_local and manifest.get("status") == "closed":
+        closed = manifest.get("status") == "closed"
+        sealed = [i for i in todo if i.name == MANIFEST_JWS]
+        if closed and sealed and self.on_stored is not None:
+            self.on_stored(folder.name, sealed[0].sha256)
+        if not self.keep_local and closed:
             self._prune(folder, manifest, prefix)
         return len(uploaded)
 

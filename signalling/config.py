@@ -40,6 +40,7 @@ class DataFolder(DataLayout):
     token.key          the key that signs officer links and console cookies
     accounts.json      operators' accounts (argon2 hashes)
     audit/audit.jsonl  this node's audit trail
+    webhooks/deliveries.jsonl  every attempt to deliver an event to the event webhook
     state.json         the embedded state store's sessions, links (hashes), trails, shares
                        and revocations, so that live sessions survive a restart (not with Redis)
     """
@@ -59,6 +60,10 @@ class DataFolder(DataLayout):
     @property
     def audit_trail(self) -> Path:
         return self.data_dir / "audit" / "audit.jsonl"
+
+    @property
+    def webhook_deliveries(self) -> Path:
+        return self.data_dir / "webhooks" / "deliveries.jsonl"
 
 
 class OperatorAccount(BaseModel):
@@ -154,6 +159,26 @@ class Settings(BaseSettings):
     sms_webhook_url: str | None = None
     sms_webhook_secret: SecretStr | None = Field(
         default=None, description="Key for the webhook's HMAC-SHA256 signature header"
+    )
+
+    # Events for other systems (signalling/webhooks.py): off unless a URL is set.
+    webhook_url: str | None = Field(
+        default=None, description="Where session events are POSTed, signed; none when unset"
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="Key for the event webhook's HMAC-SHA256 signature header"
+    )
+    webhook_timeout_s: float = Field(
+        default=10.0, gt=0, description="Deadline for one event delivery"
+    )
+    webhook_backoff_s: float = Field(
+        default=1.0, gt=0, description="First wait before a failed delivery is tried again"
+    )
+    webhook_backoff_max_s: float = Field(
+        default=300.0, gt=0, description="Longest wait between tries (the wait doubles)"
+    )
+    webhook_attempts: int = Field(
+        default=10, ge=1, description="Tries of one event before it is given up (ERROR log)"
     )
 
     # Single sign-on for the console (OpenID Connect); off unless an issuer is set.
@@ -271,8 +296,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def providers_complete(self) -> Settings:
-        """A chosen SMS provider, sign-on provider or TURN server must be fully configured
-        to start."""
+        """A chosen SMS provider, sign-on provider, TURN server or event webhook must be fully
+        configured to start."""
         needed: tuple[str, ...] = {
             "notify": ("notify_api_key", "notify_template_id"),
             "webhook": ("sms_webhook_url", "sms_webhook_secret"),
@@ -281,6 +306,8 @@ class Settings(BaseSettings):
             needed += ("oidc_client_id", "oidc_client_secret")
         if self.turn_urls:
             needed += ("turn_secret",)
+        if self.webhook_url is not None:
+            needed += ("webhook_secret",)
         missing = [name for name in needed if getattr(self, name) is None]
         if missing:
             raise ValueError("missing settings: " + ", ".join(missing))

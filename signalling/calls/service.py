@@ -9,6 +9,7 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,9 +17,12 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCSessionDescription
 
 from recorder.events import (
     CallerStateChanged,
+    Ended,
     EvidenceEvent,
+    LinkOpened,
     MediaGapEnded,
     MediaStateChanged,
+    SessionCreated,
     iso_at,
 )
 from recorder.evidence import Evidence
@@ -103,6 +107,9 @@ class SessionService:
         )
         self._place_busy: set[str] = set()
         self._place_next: dict[str, FixRecord] = {}
+        # Told of the session's milestones (created, opened, live, ended) once recorded: the
+        # event webhook. Called on the loop; each must only queue, never wait.
+        self.listeners: list[Callable[[str, EvidenceEvent], None]] = []
 
     # -- call handler ------------------------------------------------------------------
 
@@ -125,18 +132,18 @@ class SessionService:
             link_expires_at=now + timedelta(seconds=self.settings.link_ttl_s),
         )
         await self.store.create(session)
-        self._recorder(session_id).append_event(
-            {
-                "event": "session_created",
-                "by": created_by,
-                "at": now.isoformat(),
-                "incident_ref": incident_ref,
-                "mode": mode,
-                "token_id": token_id,
-                # The evidence (not the logs) keeps the number: right-of-access searches need it.
-                "phone": e164,
-            }
-        )
+        created: SessionCreated = {
+            "event": "session_created",
+            "by": created_by,
+            "at": now.isoformat(),
+            "incident_ref": incident_ref,
+            "mode": mode,
+            "token_id": token_id,
+            # The evidence (not the logs) keeps the number: right-of-access searches need it.
+            "phone": e164,
+        }
+        self._recorder(session_id).append_event(created)
+        self._announce(session_id, created)
         return await self._send_link(session, link_id, base_url, created_by)
 
     async def resend(self, session_id: str, by: str, base_url: str) -> CallSession:
@@ -207,9 +214,14 @@ class SessionService:
             await media.send_to_caller(json.dumps({"type": "ended"}))
             await media.close()  # ends the media; the recorder stays open for the record
         recorder = self._recorder(session_id)
-        recorder.append_event(
-            {"event": "ended", "by": by, "at": utcnow().isoformat(), "session": session.to_record()}
-        )
+        ended: Ended = {
+            "event": "ended",
+            "by": by,
+            "at": utcnow().isoformat(),
+            "session": session.to_record(),
+        }
+        recorder.append_event(ended)
+        self._announce(session_id, ended)
         # Kept registered while it closes: anything else for this session meets the closing
         # recorder (and fails loudly) instead of opening a second one on the same folder.
         await recorder.close()
@@ -293,9 +305,9 @@ class SessionService:
         session = await self.caller_session(token)
         if session.opened_at is None:
             device = await asyncio.to_thread(caller_device, user_agent)
-            self._recorder(session.id).append_event(
-                {"event": "link_opened", "at": utcnow().isoformat(), **device}
-            )
+            opened: LinkOpened = {"event": "link_opened", "at": utcnow().isoformat(), **device}
+            self._recorder(session.id).append_event(opened)
+            self._announce(session.id, opened)
             session = await self._change(
                 session.id, state="opened", opened_at=utcnow(), caller_device=device
             )
@@ -518,6 +530,10 @@ class SessionService:
     async def _publish_view(self, session: CallSession) -> None:
         await self.store.publish(session.id, {"type": "state", "session": await self.view(session)})
 
+    def _announce(self, session_id: str, event: EvidenceEvent) -> None:
+        for listener in self.listeners:
+            listener(session_id, event)
+
     def _recorder(self, session_id: str) -> SessionRecorder:
         recorder = self._recorders.get(session_id)
         if recorder is None:
@@ -596,6 +612,7 @@ class SessionService:
             case "connecting" | "live" | "reconnecting":
                 event: MediaStateChanged = {"event": state, "at": utcnow().isoformat()}
                 self._recorder(session_id).append_event(event)
+                self._announce(session_id, event)
                 await self._change(session_id, state=state)
 
     def _media_gap(self, session_id: str, gap: MediaGap) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -71,9 +71,15 @@ class ExportJob:
 
 
 class ExportJobs:
-    def __init__(self, evidence: Evidence, folder: Path) -> None:
+    def __init__(
+        self,
+        evidence: Evidence,
+        folder: Path,
+        on_ready: Callable[[ExportJob], None] | None = None,
+    ) -> None:
         self.evidence = evidence
         self.folder = folder
+        self.on_ready = on_ready  # told of each package built (the event webhook)
         self._jobs: dict[str, ExportJob] = {}
         for leftover in folder.glob("scenelink-export-*") if folder.is_dir() else []:
             leftover.unlink()  # from before a restart: nobody can ask for them any more
@@ -136,6 +142,8 @@ class ExportJobs:
             job.state, job.error = "failed", str(exc) or type(exc).__name__
             return
         job.state = "done"
+        if self.on_ready is not None:
+            self.on_ready(job)
 
     async def close(self) -> None:
         for job in self._jobs.values():

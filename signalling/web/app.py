@@ -44,10 +44,12 @@ from signalling.web.appkeys import (
     SHARING,
     STATE,
     THROTTLE,
+    WEBHOOKS,
 )
 from signalling.web.errors import LINK_PREFIXES, error_middleware, json_error, loggable_path
 from signalling.web.permissions import rule_for
 from signalling.web.routes import ROUTE_TABLES
+from signalling.webhooks import Webhooks
 from streamserver import patches
 
 logger = logging.getLogger(__name__)
@@ -273,15 +275,34 @@ async def audit_archive(app: web.Application) -> AsyncIterator[None]:
     await archiver.stop()
 
 
+async def webhooks(app: web.Application) -> AsyncIterator[None]:
+    """Before the evidence, so that it is drained after it: a bundle the spool stores while
+    the server stops is still announced."""
+    hooks = Webhooks.from_settings(app[SETTINGS])
+    if hooks is None:
+        yield
+        return
+    hooks.start()
+    app[WEBHOOKS] = hooks
+    yield
+    await hooks.close()
+
+
 async def calls(app: web.Application) -> AsyncIterator[None]:
     settings, secret, evidence = app[SETTINGS], app[SECRET], app[EVIDENCE]
-    app[EXPORTS] = ExportJobs(evidence, settings.layout.exports_dir)
+    hooks = app.get(WEBHOOKS)
+    app[EXPORTS] = ExportJobs(
+        evidence, settings.layout.exports_dir, hooks.export_ready if hooks else None
+    )
     app[SERVICE] = SessionService(
         settings,
         app[STATE],
         sms_sender(settings),
         evidence,
     )
+    if hooks is not None:
+        app[SERVICE].listeners.append(hooks.session_event)
+        evidence.spool.on_stored = hooks.bundle_stored
     app[SHARING] = ShareService(
         app[SERVICE],
         OfficerTokens(secret, lifetime_s=settings.officer_link_ttl_s),
@@ -294,4 +315,4 @@ async def calls(app: web.Application) -> AsyncIterator[None]:
 
 
 # Made in this order at start-up, torn down in the reverse order at cleanup.
-RESOURCES = (media_plane, state_store, operators, evidence, audit_archive, calls)
+RESOURCES = (media_plane, state_store, operators, webhooks, evidence, audit_archive, calls)
