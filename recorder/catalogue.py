@@ -39,10 +39,16 @@ class Area:
 
     @classmethod
     def parse(cls, text: str) -> Area:
-        """``south,west,north,east`` in degrees."""
-        parts = [float(p) for p in text.split(",")]
-        if len(parts) != 4:
-            raise ValueError("area must be south,west,north,east")
+        """``south,west,north,east`` in degrees; a ValueError says, in words, what is wrong."""
+        texts = [p.strip() for p in text.split(",")]
+        if len(texts) != 4:
+            raise ValueError("area must be four numbers: south,west,north,east")
+        parts = []
+        for name, p in zip(("south", "west", "north", "east"), texts, strict=True):
+            try:
+                parts.append(float(p))
+            except ValueError:
+                raise ValueError(f"{name} is not a number of degrees: {p[:20]!r}") from None
         area = cls(*parts)
         if not (-90 <= area.south <= area.north <= 90 and -180 <= area.west <= area.east <= 180):
             raise ValueError("area corners are out of range or in the wrong order")

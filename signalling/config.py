@@ -27,6 +27,7 @@ from pydantic_settings import (
 from recorder import defaults
 from recorder.layout import DataLayout
 from signalling.calls.links import LINK_ID_LENGTH
+from signalling.languages import language_codes
 from signalling.smstext import TYPICAL_PUBLIC_URL, septets, template_problem
 from streamserver.relay import DEFAULT_QUEUE_SIZE
 
@@ -131,6 +132,11 @@ class Settings(BaseSettings):
     operators: list[OperatorAccount] = Field(default_factory=list)
 
     force_name: str = "Police"
+    default_language: str = Field(
+        default="en",
+        description="The caller page's language when neither the handler nor the caller's "
+        "browser names one it has a catalogue for (web_client/static/i18n/<lang>.json)",
+    )
     sms_provider: Literal["log", "notify", "sns", "webhook"] = Field(
         default="log", description="Who delivers caller links; 'log' keeps them on this machine"
     )
@@ -316,6 +322,16 @@ class Settings(BaseSettings):
     def sms_template_for(self, mode: str) -> str:
         """The SMS wording for an invite type (``video`` or ``location``)."""
         return self.sms_template_location if mode == "location" else self.sms_template
+
+    @model_validator(mode="after")
+    def default_language_known(self) -> Settings:
+        codes = language_codes()
+        if self.default_language not in codes:
+            raise ValueError(
+                f"SCENELINK_DEFAULT_LANGUAGE {self.default_language!r} has no caller-page "
+                f"catalogue; there are: {', '.join(codes)}"
+            )
+        return self
 
     @model_validator(mode="after")
     def sms_templates_fit(self) -> Settings:

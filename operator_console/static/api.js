@@ -27,13 +27,15 @@
        csrf         send X-Requested-With: scenelink on requests that change something (default true);
        authLostOn   the statuses that mean "no longer signed in / link no longer works" ([401]);
        onAuthLost   function (err, path): the page's answer to those (sign-in form, "link no longer works").
-     Returns api(method, path, body) -> the parsed JSON answer, or throws ApiError (refused) or
-     a TypeError (no answer at all: offline, server unreachable). */
+     Returns api(method, path, body, headers) -> the parsed JSON answer, or throws ApiError
+     (refused) or a TypeError (no answer at all: offline, server unreachable); headers, optional,
+     are added to the request's. */
   function client(opts) {
     opts = opts || {};
     var lost = opts.authLostOn || [401];
-    return async function api(method, path, body) {
+    return async function api(method, path, body, extra) {
       var headers = { 'Accept': 'application/json' };
+      if (extra) Object.keys(extra).forEach(function (k) { headers[k] = extra[k]; });
       if (opts.token) headers['Authorization'] = 'Bearer ' + opts.token;
       if (opts.csrf !== false && method !== 'GET' && method !== 'HEAD') headers['X-Requested-With'] = 'scenelink';
       var req = { method: method, headers: headers, credentials: opts.credentials || 'same-origin', cache: 'no-store' };

@@ -10,8 +10,10 @@ was done, never the content (an erasure record does not repeat what was erased).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -42,6 +44,8 @@ class AuditRecord(TypedDict):
 
 
 FIELDS = tuple(AuditRecord.__annotations__)
+# What a consultation found rather than what was asked: a refresh that finds more is the same one.
+OUTCOME_FIELDS = frozenset({"results"})
 
 
 def first_broken(records: Iterable[Mapping[str, Any]]) -> int | None:
@@ -62,6 +66,7 @@ class AuditTrail:
         self.path = path
         self._log = ChainedLog(path, lock=True, encode=readable)
         self._lock = asyncio.Lock()
+        self._consulted: set[str] = set()  # what each actor has consulted (``consult``)
 
     async def record(
         self,
@@ -80,13 +85,40 @@ class AuditTrail:
                 logger.error("AUDIT TRAIL NOT WRITTEN (%s): %s by %s refused", exc, action, actor)
                 raise AuditUnavailable(str(exc)) from exc
 
+    async def consult(
+        self,
+        actor: str,
+        action: str,
+        session_id: str | None = None,
+        remote: str | None = None,
+        *,
+        refresh: bool = False,
+        **detail: Any,
+    ) -> AuditRecord | None:
+        """A consultation (s.62: a person opening, searching, playing something), recorded unless
+        it is a background refresh (a console's timer) of what this actor already consulted: the
+        same action, session and question, whatever it finds now. A refresh of anything this
+        node has not seen the actor consult (a new question, or after a restart) is recorded:
+        the rule can only leave out repeats, never a first consultation."""
+        asked = {k: v for k, v in detail.items() if k not in OUTCOME_FIELDS}
+        key = json.dumps([actor, action, session_id, asked], sort_keys=True, default=str)
+        if refresh and key in self._consulted:
+            return None
+        record = await self.record(actor, action, session_id, remote, **detail)
+        self._consulted.add(key)
+        return record
+
     async def search(
         self,
         session_id: str | None = None,
         actor: str | None = None,
         action: str | None = None,
         limit: int = 500,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[dict[str, Any]]:
+        """The latest ``limit`` records that match every filter given (``since`` and ``until``
+        inclusive, aware datetimes)."""
         records = await asyncio.to_thread(self.read)
         wanted = [
             r
@@ -94,6 +126,8 @@ class AuditTrail:
             if (session_id is None or r.get("session_id") == session_id)
             and (actor is None or r.get("actor") == actor)
             and (action is None or r.get("action") == action)
+            and (since is None or datetime.fromisoformat(r["at"]) >= since)
+            and (until is None or datetime.fromisoformat(r["at"]) <= until)
         ]
         return wanted[-limit:]
 

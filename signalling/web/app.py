@@ -110,7 +110,7 @@ def operator_accounts(settings: Settings) -> list[OperatorAccount]:
     )
     return [
         OperatorAccount(
-            username="handler", password=SecretStr(password), roles=["call_handler", "investigator"]
+            username="handler", password=SecretStr(password), roles=["call_handler"]
         )
     ]
 

@@ -23,6 +23,9 @@ class LoginRequest(Strict):
 class OperatorView(BaseModel):
     username: str
     roles: list[str]
+    allowed: list[str] = Field(
+        description="The routes these roles may call, 'METHOD /path' as in the permission table"
+    )
 
 
 class CreateSessionRequest(Strict):

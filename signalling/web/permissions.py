@@ -94,6 +94,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/evidence/status"): ANY_OPERATOR,
     ("GET", "/.well-known/jwks.json"): "public",
     ("GET", "/api/audit"): AUDIT,
+    ("GET", "/api/audit/extract"): AUDIT,
     # retention (MoPI)
     ("GET", "/api/retention/queue"): RETENTION_REVIEW,
     ("GET", "/api/retention/{session_id}"): RETENTION_LINK,
@@ -112,6 +113,18 @@ def needs_share(roles: Iterable[str]) -> bool:
 def replays_own_only(roles: Iterable[str]) -> bool:
     """A call handler with no store-wide role replays only the sessions they took part in."""
     return not STORE_WIDE.intersection(roles)
+
+
+def allowed(roles: Iterable[str]) -> list[str]:
+    """The signed-in routes these roles may call, as ``"METHOD /canonical/path"``: told to the
+    console at sign-in, so that it shows and polls only what the role may use (this table is
+    the one authority; the console repeats none of it)."""
+    held = set(roles)
+    return sorted(
+        f"{method} {path}"
+        for (method, path), rule in RULES.items()
+        if isinstance(rule, frozenset) and held & rule
+    )
 
 
 def rule_for(method: str, canonical: str) -> Rule | None:

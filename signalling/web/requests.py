@@ -4,6 +4,7 @@ the session a route names, the services, and the base of links sent out."""
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any, Literal, NotRequired, TypedDict
 
 from aiohttp import web
@@ -25,14 +26,36 @@ from signalling.web.appkeys import (
 from signalling.web.errors import json_error
 from signalling.web.permissions import needs_share
 
+# Set by the console on the requests its timers make by themselves (``consult``'s refresh).
+REFRESH_HEADER = "X-SceneLink-Refresh"
+
 
 async def audit(
     request: web.Request, action: str, session_id: str | None = None, **detail: Any
 ) -> None:
-    """Record who did it (the signed-in operator) and from where, before answering."""
+    """Record who did it (the signed-in operator) and from where, before answering. A
+    ``consultation.*`` marked as a background refresh is not recorded again (``consult``)."""
     operator = request.get(OPERATOR)
     actor = operator.username if operator else "anonymous"
-    await request.app[AUDIT].record(actor, action, session_id, request.remote, **detail)
+    trail = request.app[AUDIT]
+    if action.startswith("consultation."):
+        refresh = request.headers.get(REFRESH_HEADER) == "1"
+        await trail.consult(actor, action, session_id, request.remote, refresh=refresh, **detail)
+    else:
+        await trail.record(actor, action, session_id, request.remote, **detail)
+
+
+def query_date(request: web.Request, name: str) -> datetime | None:
+    """The query parameter ``name`` as an ISO 8601 date or time (local time if it names no
+    zone), None if absent; anything else is refused with a 400 naming it."""
+    text = request.query.get(name)
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise json_error(400, f"{name} is not an ISO date", fields={name: "ISO 8601"}) from None
+    return when if when.tzinfo else when.astimezone()
 
 
 def service_of(request: web.Request) -> SessionService:

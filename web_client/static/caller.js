@@ -19,30 +19,8 @@
   var FIXES_PATH = '/api/caller/fixes';
   var END_PATH = '/api/caller/end';
 
-  var MSG = {
-    connecting: 'Connecting…',
-    live: 'You are live. The call handler can see and hear you.',
-    liveVideoOnly: 'You are live. The call handler can see you, and hears you on the phone call.',
-    liveLocation: 'You are live. The call handler can see your location.',
-    liveHttps: 'Your location is being sent to the call handler.',
-    reconnecting: 'Signal lost. Reconnecting… Please stay on the call.',
-    endedServer: 'The call handler has ended the video. Please stay on the call.',
-    endedServerLocation: 'The call handler has stopped location sharing. Please stay on the call.',
-    stopped: 'You have stopped sharing. Please stay on the call.',
-    expired: 'This link no longer works. Please stay on the line with the call handler; they can send you a new link.',
-    unsupported: 'Sorry, this phone or browser cannot share from this page. Please stay on the call – the call handler is still with you.',
-    error: 'Sorry, something went wrong. Please stay on the call – the call handler is still with you.',
-    locationDenied: 'Location is blocked, so the call handler cannot see where you are. If you can, allow location for this page in your settings. Please stay on the call.',
-    cameraAsking: 'Asking for the camera…',
-    micRefused: 'The microphone is blocked, so only video is sent. The call handler hears you on the phone call, as now.',
-    micBusy: 'The microphone is in use by the phone call, so only video is sent. The call handler hears you on the phone call, as now.',
-    cameraRefused: 'The camera is blocked, so only your location is being shared. To allow it on an iPhone: Settings > Safari > Camera. Then press “Try the camera again”.',
-    cameraUnavailable: 'The camera cannot be used just now (another app may be using it), so only your location is being shared.',
-    cameraLost: 'The camera has stopped. Turning it back on…',
-    cameraLostHidden: 'The camera stopped while you were away from this page.',
-    noWebrtc: 'This browser cannot send video (it may be an app\'s built-in browser), so only your location is sent. To send video, open the link in Safari or Chrome.',
-    noLocation: 'This phone cannot share its location from this page.'
-  };
+  // Every word the caller reads comes from the language catalogue (i18n.js, loaded first).
+  var I18n = window.SceneLinkI18n;
 
   var els = {};
   var token = '';
@@ -92,23 +70,23 @@
     try { if (el && el.focus) el.focus(); } catch (e) {}
   }
 
-  function setState(st, text, reason) {
+  function setState(st, key, reason) {
     var s = els.status;
     if (!s) return;
     s.setAttribute('data-state', st);
     if (reason) s.setAttribute('data-reason', reason); else s.removeAttribute('data-reason');
-    s.textContent = text;
+    I18n.put(s, key);
     document.body.setAttribute('data-state', st);
   }
 
-  function notice(text) {
+  function notice(key) {
     if (!els.notice) return;
-    els.notice.textContent = text || '';
-    show(els.notice, !!text);
+    I18n.put(els.notice, key || '');
+    show(els.notice, !!key);
   }
 
   /* Show a terminal, plain message even if we never got past the consent screen. */
-  function fatal(text, reason) {
+  function fatal(key, reason) {
     ended = true;
     show(els.consent, false);
     show(els.declined, false);
@@ -119,7 +97,7 @@
     show(els.retryCamera, false);
     show(els.accuracy, false);
     show(els.preview, false);
-    setState('ended', text, reason || 'error');
+    setState('ended', key, reason || 'error');
     cleanup();
   }
 
@@ -146,7 +124,7 @@
       onAuthLost: function (err, path) {
         if (path === END_PATH || path === STATE_PATH || ended) return;
         if (path === FIXES_PATH && err.status === 404) return;
-        fatal(MSG.expired, 'expired');
+        fatal('status.expired', 'expired');
       }
     });
   }
@@ -219,10 +197,8 @@
       timestamp: (typeof pos.timestamp === 'number' && pos.timestamp > 0) ? pos.timestamp : Date.now()
     };
     lastFix = fix;
-    if (els.accuracy) {
-      els.accuracy.textContent = fix.accuracy === null ? 'Location found' :
-        'Location accuracy: ±' + Math.round(fix.accuracy) + ' m';
-    }
+    if (fix.accuracy === null) I18n.put(els.accuracy, 'accuracy.found');
+    else I18n.put(els.accuracy, 'accuracy.metres', { metres: Math.round(fix.accuracy) });
     if (state.location !== 'on') report({ location: 'on' });
     sendFix(fix);
   }
@@ -230,8 +206,8 @@
   function onPositionError(err) {
     // Code 2 (position unavailable) and 3 (timeout) are transient: keep watching.
     if (err && err.code === 1) {
-      notice(MSG.locationDenied);
-      if (els.accuracy) els.accuracy.textContent = 'Location accuracy: location blocked';
+      notice('step.location_denied');
+      I18n.put(els.accuracy, 'accuracy.blocked');
       report({ location: 'refused' });
     } else if (err && err.code === 2 && state.location !== 'on') {
       report({ location: 'unavailable' });
@@ -246,7 +222,7 @@
         enableHighAccuracy: true, maximumAge: 0, timeout: 30000
       });
     } catch (e) {
-      notice(MSG.locationDenied);
+      notice('step.location_denied');
       report({ location: 'unavailable' });
     }
   }
@@ -283,7 +259,7 @@
     var next = fixQueue[0];
     api('POST', FIXES_PATH, next).then(function () {
       if (fixQueue[0] === next) fixQueue.shift();
-      if (sharing && !ended) setState('live', MSG.liveHttps);
+      if (sharing && !ended) setState('live', 'status.live_https');
       postFix.busy = false;
       if (fixQueue.length) postFix(null);
     }, function (e) {
@@ -292,7 +268,7 @@
           e.status !== 408 && e.status !== 429) {
         if (fixQueue[0] === next) fixQueue.shift();  // refused: never send it again
       } else if (sharing && !ended) {
-        setState('reconnecting', MSG.reconnecting);
+        setState('reconnecting', 'status.reconnecting');
       }
     });
   }
@@ -435,10 +411,10 @@
 
   function onCameraLost() {
     if (pageState() === 'visible') {
-      notice(MSG.cameraLost);
+      notice('step.camera_lost');
       reacquireCamera();
     } else {
-      notice(MSG.cameraLostHidden);
+      notice('step.camera_lost_hidden');
     }
   }
 
@@ -557,10 +533,10 @@
   /* ---------------- what the caller reads ---------------- */
 
   function liveText() {
-    if (httpsFixes) return MSG.liveHttps;
-    if (state.camera === 'on' && state.microphone === 'on') return MSG.live;
-    if (state.camera === 'on') return MSG.liveVideoOnly;
-    return MSG.liveLocation;
+    if (httpsFixes) return 'status.live_https';
+    if (state.camera === 'on' && state.microphone === 'on') return 'status.live';
+    if (state.camera === 'on') return 'status.live_video_only';
+    return 'status.live_location';
   }
 
   function updateLive() {
@@ -570,22 +546,22 @@
 
   /* The step of the ladder the page is on, in plain words, with the way back up. */
   function explainStep() {
-    var words = '';
+    var words = [];
     var step = 'full';
     if (mode === 'location') {
       step = httpsFixes ? 'https' : 'location';
     } else if (httpsFixes) {
-      step = 'https'; words = MSG.noWebrtc;
+      step = 'https'; words = ['step.no_webrtc'];
     } else if (state.camera === 'on' || state.camera === 'muted' || state.camera === 'lost') {
-      if (state.microphone === 'refused') { step = 'video'; words = MSG.micRefused; }
-      else if (state.microphone === 'busy' || state.microphone === 'muted') { step = 'video'; words = MSG.micBusy; }
+      if (state.microphone === 'refused') { step = 'video'; words = ['step.mic_refused']; }
+      else if (state.microphone === 'busy' || state.microphone === 'muted') { step = 'video'; words = ['step.mic_busy']; }
     } else {
       step = 'location';
-      words = state.camera === 'refused' ? MSG.cameraRefused : MSG.cameraUnavailable;
+      words = [state.camera === 'refused' ? 'step.camera_refused' : 'step.camera_unavailable'];
     }
-    if (state.location === 'unavailable' && !hasGeo()) words = (words ? words + ' ' : '') + MSG.noLocation;
+    if (state.location === 'unavailable' && !hasGeo()) words.push('step.no_location');
     document.body.setAttribute('data-step', step);
-    if (els.step) { els.step.textContent = words; show(els.step, !!words); }
+    if (els.step) { I18n.put(els.step, words); show(els.step, words.length > 0); }
     var canRetry = mode === 'video' && !httpsFixes && hasCamera() && sharing &&
       (step === 'video' || step === 'location');
     show(els.retryCamera, canRetry);
@@ -629,7 +605,7 @@
     if (ended || stopped || retryTimer) return;
     var delay = Math.min(MAX_BACKOFF_S, Math.pow(2, attempt)) * 1000;
     attempt += 1;
-    setState('reconnecting', MSG.reconnecting);
+    setState('reconnecting', 'status.reconnecting');
     retryTimer = setTimeout(function () {
       retryTimer = null;
       if (connecting) { reconnectWanted = true; return; }
@@ -655,7 +631,7 @@
     try { msg = JSON.parse(typeof ev.data === 'string' ? ev.data : ''); } catch (e) { return; }
     if (!msg || typeof msg !== 'object') return;
     if (msg.type === 'ended' && !stopped) {
-      finish(mode === 'location' || !videoTrack() ? MSG.endedServerLocation : MSG.endedServer, 'server');
+      finish(mode === 'location' || !videoTrack() ? 'status.ended_server_location' : 'status.ended_server', 'server');
     }
   }
 
@@ -668,7 +644,7 @@
         setState('live', liveText());
       } else if (st === 'disconnected' || st === 'failed' || st === 'closed') {
         // Offline: wait for 'online' (which reconnects at once) rather than burn the backoff.
-        if (navigator.onLine === false) { setState('reconnecting', MSG.reconnecting); return; }
+        if (navigator.onLine === false) { setState('reconnecting', 'status.reconnecting'); return; }
         scheduleReconnect();
       }
     }
@@ -688,7 +664,7 @@
     generation += 1;
     var gen = generation;
     closePc();
-    if (attempt === 0) setState('connecting', MSG.connecting);
+    if (attempt === 0) setState('connecting', 'status.connecting');
     try {
       var conn = new RTCPeerConnection({ iceServers: (config && config.ice_servers) || [], iceTransportPolicy: (config && config.ice_transport_policy) || 'all' });
       pc = conn;
@@ -733,12 +709,12 @@
     } catch (e) {
       if (gen !== generation || ended || stopped) return;
       if (e instanceof window.SceneLink.ApiError) {
-        if (e.status === 409) { finish(MSG.endedServer, 'server'); return; }
+        if (e.status === 409) { finish('status.ended_server', 'server'); return; }
         if (e.status >= 400 && e.status < 500 && e.status !== 408 && e.status !== 429) {
-          finish(MSG.error, 'error'); return;
+          finish('status.error', 'error'); return;
         }
       }
-      if (navigator.onLine === false) setState('reconnecting', MSG.reconnecting);
+      if (navigator.onLine === false) setState('reconnecting', 'status.reconnecting');
       else scheduleReconnect();
     } finally {
       connecting = false;
@@ -764,7 +740,7 @@
     if (wakeLock) { try { wakeLock.release(); } catch (e) {} wakeLock = null; }
   }
 
-  function finish(text, reason) {
+  function finish(key, reason) {
     ended = true;
     cleanup();
     show(els.stop, false);
@@ -772,7 +748,7 @@
     show(els.restart, false);
     show(els.retryCamera, false);
     show(els.step, false);
-    setState('ended', text, reason);
+    setState('ended', key, reason);
   }
 
   function askStop() {
@@ -801,7 +777,7 @@
     show(els.step, false);
     notice('');
     show(els.accuracy, false);
-    setState('stopped', MSG.stopped, 'caller');
+    setState('stopped', 'status.stopped', 'caller');
     show(els.restart, true);
     focus(els.status);
     report({ camera: 'off', microphone: 'off', location: 'off' }, true);
@@ -819,7 +795,7 @@
     show(els.stop, true);
     show(els.accuracy, true);
     notice('');
-    setState('connecting', MSG.connecting);
+    setState('connecting', 'status.connecting');
 
     startLocation();
     if (!hasWebrtc()) {
@@ -828,14 +804,14 @@
       await startMedia();
       explainStep();
       startRepeat();
-      if (!hasGeo()) fatal(MSG.unsupported, 'unsupported');
+      if (!hasGeo()) fatal('status.unsupported', 'unsupported');
       return;
     }
-    if (mode === 'video') setState('connecting', MSG.cameraAsking);
+    if (mode === 'video') setState('connecting', 'status.camera_asking');
     await startMedia();
     if (ended || stopped || !sharing) return;
     explainStep();
-    if (!videoTrack() && !audioTrack() && !hasGeo()) { fatal(MSG.unsupported, 'unsupported'); return; }
+    if (!videoTrack() && !audioTrack() && !hasGeo()) { fatal('status.unsupported', 'unsupported'); return; }
     requestWakeLock();
     startHealth();
     connect();
@@ -854,16 +830,16 @@
     show(els.consent, false);
     show(els.declined, false);
     show(els.sharing, true);
-    setState('connecting', MSG.connecting);
+    setState('connecting', 'status.connecting');
     focus(els.status);
 
-    if (!api) { fatal(MSG.error, 'error'); return; }  // api.js did not load
-    if (!(window.fetch && window.Promise && window.JSON)) { fatal(MSG.unsupported, 'unsupported'); return; }
+    if (!api) { fatal('status.error', 'error'); return; }  // api.js did not load
+    if (!(window.fetch && window.Promise && window.JSON)) { fatal('status.unsupported', 'unsupported'); return; }
 
     try {
       config = await api('GET', '/api/caller/config');
     } catch (e) {
-      if (!ended) fatal(MSG.error, 'error');  // a dead link has already said so
+      if (!ended) fatal('status.error', 'error');  // a dead link has already said so
       return;
     }
     if (config && validMode(config.mode)) setMode(config.mode);
@@ -893,7 +869,7 @@
     restartLocation();
     var v = videoTrack();
     if (mode === 'video' && (state.camera === 'lost' || (v && v.readyState === 'ended'))) {
-      notice(MSG.cameraLost);
+      notice('step.camera_lost');
       reacquireCamera();
     }
     checkTracks();
@@ -929,15 +905,15 @@
     if (!force || force.indexOf('{{') !== -1) {
       // Template not filled in (should not happen): show a neutral heading.
       document.body.setAttribute('data-force', '');
-      if (els.title) els.title.textContent = 'Share your location' + (mode === 'video' ? ' and video' : '');
-      document.title = els.title ? els.title.textContent : document.title;
+      I18n.put(els.title, 'title.plain.' + mode);
+      I18n.put(document.querySelector('title'), 'title.plain.' + mode);
     }
     state.page = pageState();
     state.network = navigator.onLine === false ? 'offline' : 'online';
     state.webrtc = hasWebrtc();
 
     token = getToken();
-    if (!token) { fatal(MSG.expired, 'expired'); return; }
+    if (!token) { fatal('status.expired', 'expired'); return; }
     if (window.SceneLink && window.SceneLink.client) api = makeApi();
     // The console learns at once that the link was opened here, and whether WebRTC exists.
     report(null, true);
@@ -949,7 +925,7 @@
         var Ctx = window.AudioContext || window.webkitAudioContext;
         if (!audioCtx && Ctx && mode === 'video') audioCtx = new Ctx();
       } catch (e) { audioCtx = null; }
-      onAgree().catch(function () { if (!ended) fatal(MSG.error, 'error'); });
+      onAgree().catch(function () { if (!ended) fatal('status.error', 'error'); });
     });
     els.decline.addEventListener('click', onDecline);
     if (els.reconsider) els.reconsider.addEventListener('click', onReconsider);
@@ -958,10 +934,10 @@
     els.stopNo.addEventListener('click', keepSharing);
     els.restart.addEventListener('click', function () {
       if (ended) return;
-      startSharing().catch(function () { if (!ended) fatal(MSG.error, 'error'); });
+      startSharing().catch(function () { if (!ended) fatal('status.error', 'error'); });
     });
     els.retryCamera.addEventListener('click', function () {
-      retryCamera().catch(function () { if (!ended) fatal(MSG.error, 'error'); });
+      retryCamera().catch(function () { if (!ended) fatal('status.error', 'error'); });
     });
 
     document.addEventListener('visibilitychange', onVisibility);
@@ -972,14 +948,14 @@
     window.addEventListener('online', onOnline);
     window.addEventListener('offline', function () {
       report({ network: 'offline' });
-      if (sharing && !ended && !stopped) setState('reconnecting', MSG.reconnecting);
+      if (sharing && !ended && !stopped) setState('reconnecting', 'status.reconnecting');
     });
   }
 
   window.addEventListener('error', function () {
     // Last resort: never leave a frightened caller with a dead page.
     if (els.status && !ended && els.sharing && !els.sharing.hasAttribute('hidden')) {
-      notice(MSG.error);
+      notice('status.error');
     } else if (els.nojs) {
       show(els.nojs, true);
     }

@@ -136,4 +136,28 @@
   };
 
   C.backoff = function (attempt) { return window.SceneLink.backoff(attempt, C.MAX_BACKOFF_MS); };
+
+  /* ---------------- what the signed-in role may use ---------------- */
+
+  /* The server's permission table decides; at sign-in it lists the routes this account may call
+     (C.me.allowed, "METHOD /path" as in signalling/web/permissions.py), and the console shows
+     and polls only those. C.may('GET /api/audit'). */
+  C.may = function (route) {
+    return !!(C.me && Array.isArray(C.me.allowed) && C.me.allowed.indexOf(route) !== -1);
+  };
+
+  /* Role gating for the page: an element with data-needs="GET /api/audit" (several routes,
+     comma-separated: any one will do) is absent (display: none, whatever its module does with
+     hidden) unless the signed-in account may call that route. Run at every sign-in; a module
+     that builds gated elements later calls it again. */
+  C.applyGates = function (root) {
+    Array.prototype.forEach.call((root || document).querySelectorAll('[data-needs]'), function (el) {
+      var ok = el.getAttribute('data-needs').split(',').some(function (r) { return C.may(r.trim()); });
+      if (ok) el.removeAttribute('data-denied'); else el.setAttribute('data-denied', '');
+    });
+  };
+
+  /* A request the console makes by itself (a timer's refresh of what the person already opened),
+     not a person's consultation: the server does not audit it again (README, audit trail). */
+  C.refresh = function (path) { return C.api('GET', path, undefined, { 'X-SceneLink-Refresh': '1' }); };
 })();

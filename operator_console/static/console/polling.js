@@ -1,5 +1,6 @@
-/* SceneLink console: what is asked of the server while signed in. The sessions list and the SMS
-   outbox every two seconds, the recordings every fifteen, and a one-second tick for the ages. */
+/* SceneLink console: what is asked of the server while signed in, and only what the signed-in
+   role may use (C.may). The sessions list and the SMS outbox every two seconds, the recordings
+   every fifteen (a background refresh, not audited again), and a one-second tick for the ages. */
 (function () {
   'use strict';
 
@@ -15,7 +16,7 @@
     C.pollOnce();
     pollTimer = setInterval(C.pollOnce, C.POLL_MS);
     C.loadRecordings();
-    recTimer = setInterval(C.loadRecordings, C.RECORDINGS_POLL_MS);
+    recTimer = setInterval(function () { C.loadRecordings(true); }, C.RECORDINGS_POLL_MS);
     tickTimer = setInterval(tick, 1000);
   };
 
@@ -30,13 +31,12 @@
     if (!C.me || polling) return;
     polling = true;
     try {
-      var data = await C.api('GET', '/api/sessions');
-      C.renderSessions((data && data.sessions) || []);
+      if (C.may('GET /api/sessions')) C.renderSessions(((await C.api('GET', '/api/sessions')) || {}).sessions || []);
       C.globalError('');
     } catch (e) {
       if (!(e instanceof ApiError)) C.globalError('Connection to the server lost. Retrying…');
     }
-    if (C.me) await C.pollOutbox();
+    if (C.may('GET /api/sms/outbox')) await C.pollOutbox();
     polling = false;
   };
 

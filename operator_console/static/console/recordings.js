@@ -23,11 +23,13 @@
     return q.join('&');
   }
 
-  C.loadRecordings = async function () {
+  /* background: a timer's refresh of the list the person already has (not audited again). */
+  C.loadRecordings = async function (background) {
     var els = C.els;
-    if (!C.me) return;
+    if (!C.may('GET /api/recordings')) return;
+    var path = '/api/recordings' + (recQuery ? '?' + recQuery : '');
     try {
-      var data = await C.api('GET', '/api/recordings' + (recQuery ? '?' + recQuery : ''));
+      var data = await (background === true ? C.refresh(path) : C.api('GET', path));
       els.searchError.textContent = '';
       renderRecordings((data && data.recordings) || []);
     } catch (e) {
@@ -80,8 +82,7 @@
     Array.prototype.forEach.call(els.recordings.querySelectorAll('input.pick:checked'), function (c) { ticked[c.value] = true; });
     C.recordings = {};
     C.clear(els.recordings);
-    var me = C.me;
-    var mayExport = me && Array.isArray(me.roles) && me.roles.some(function (r) { return r === 'investigator' || r === 'supervisor' || r === 'admin'; });
+    var mayExport = C.may('POST /api/exports');
     list.forEach(function (r) {
       var id = String(r.session_id);
       C.recordings[id] = r;
@@ -107,7 +108,7 @@
       btn.addEventListener('click', function () { C.playRecording(id); });
       li.appendChild(info);
       li.appendChild(btn);
-      if (mayExport && r.bundle_url) {
+      if (C.may('GET /api/recordings/{session_id}/bundle') && r.bundle_url) {
         var dl = mk('a', 'btn btn-small btn-ghost download', 'Download original');
         dl.href = r.bundle_url;
         dl.setAttribute('download', '');

@@ -3,7 +3,6 @@
 (function () {
   'use strict';
 
-  var REVIEWERS = ['investigator', 'supervisor', 'admin'];
   var $ = function (id) { return document.getElementById(id); };
   var api = window.SceneLink.console.api;
   var errorText = window.SceneLink.errorText;
@@ -101,14 +100,11 @@
     onAuth();
   }
 
-  async function onAuth() {
+  function onAuth() {
     var card = $('retention');
     if (document.body.getAttribute('data-auth') !== 'in') { card.hidden = true; return; }
-    try {
-      var me = await api('GET', '/api/me');
-      card.hidden = !me.roles.some(function (r) { return REVIEWERS.indexOf(r) >= 0; });
-      if (!card.hidden) refresh();
-    } catch (e) { card.hidden = true; }
+    card.hidden = !window.SceneLink.console.may('GET /api/retention/queue');
+    if (!card.hidden) refresh();
   }
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start); else start();

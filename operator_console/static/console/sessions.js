@@ -78,7 +78,10 @@
     var retry = mk('button', 'btn btn-small retry-sms', 'Retry SMS');
     retry.type = 'button';
     retry.hidden = true;
+    end.setAttribute('data-needs', 'POST /api/sessions/{session_id}/end');
+    retry.setAttribute('data-needs', 'POST /api/sessions/{session_id}/resend');
     actions.appendChild(retry); actions.appendChild(watch); actions.appendChild(end);
+    C.applyGates(actions);
     li.appendChild(main); li.appendChild(caller); li.appendChild(meta); li.appendChild(actions);
     watch.addEventListener('click', function () { C.watchSession(id); });
     end.addEventListener('click', function () { C.endSession(id, end); });

@@ -126,7 +126,7 @@
     els.error.textContent = '';
     show(els.linkBox, false);
     stop();
-    if (!id) return;
+    if (!id || !window.SceneLink.console.may('GET /api/sessions/{session_id}/shares')) return;
     refresh();
     pollTimer = setInterval(refresh, POLL_MS);
   }

@@ -13,6 +13,7 @@
     els.userRoles.textContent = user && Array.isArray(user.roles) && user.roles.length ? '(' + user.roles.join(', ') + ')' : '';
     C.show(els.userBox, true);
     C.show(els.loginSection, false);
+    C.applyGates();
     C.show(els.app, true);
     C.globalError('');
     loadConfig();

@@ -11,6 +11,8 @@ from aiortc import RTCSessionDescription
 
 from signalling.calls.location import InvalidFix
 from signalling.calls.service import LinkNotUsable, SessionService
+from signalling.config import Settings
+from signalling.languages import language_codes
 from signalling.web.appkeys import AUDIT, SERVICE, SETTINGS
 from signalling.web.errors import json_error, parse_body
 from signalling.web.models import Answer, CallerConfig, CallerFix, CallerOffer, CallerStateReport
@@ -27,10 +29,20 @@ def _page(name: str) -> str:
     return resources.files("web_client").joinpath(name).read_text(encoding="utf-8")
 
 
-def link_gone_page() -> web.Response:
+def _languages_filled(page: str, settings: Settings) -> str:
+    """The catalogues there are and the default: the page picks its language (i18n.js)."""
+    return page.replace("{{languages}}", " ".join(language_codes())).replace(
+        "{{default_language}}", settings.default_language
+    )
+
+
+def link_gone_page(settings: Settings) -> web.Response:
     """Friendly words, never an error code a frightened caller has to interpret."""
     return web.Response(
-        text=_page("expired.html"), status=410, content_type="text/html", headers=CALLER_HEADERS
+        text=_languages_filled(_page("expired.html"), settings),
+        status=410,
+        content_type="text/html",
+        headers=CALLER_HEADERS,
     )
 
 
@@ -75,9 +87,14 @@ async def caller_page(request: web.Request) -> web.Response:
         )
     except LinkNotUsable as exc:
         await link_refused(request, exc)
-        return link_gone_page()
-    force = html.escape(request.app[SETTINGS].force_name)
-    page = _page("caller.html").replace("{{mode}}", session.mode).replace("{{force}}", force)
+        return link_gone_page(request.app[SETTINGS])
+    settings = request.app[SETTINGS]
+    page = (
+        _languages_filled(_page("caller.html"), settings)
+        .replace("{{mode}}", session.mode)
+        .replace("{{language}}", "")
+        .replace("{{force}}", html.escape(settings.force_name))
+    )
     return web.Response(text=page, content_type="text/html", headers=CALLER_HEADERS)
 
 

@@ -24,6 +24,7 @@ from signalling.web.models import (
     OperatorView,
 )
 from signalling.web.openapi import documented
+from signalling.web.permissions import allowed
 from signalling.web.requests import base_url
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ async def login(request: web.Request) -> web.Response:
     logger.info("%s signed in from %s", operator.username, request.remote)
     await throttle.succeeded(attempt)
     await request.app[AUDIT].record(operator.username, "sign_in", None, request.remote)
-    response = web.json_response({"username": operator.username, "roles": list(operator.roles)})
+    response = web.json_response(operator_view(operator))
     set_console_cookie(request, response, operator)
     return response
 
@@ -83,7 +84,17 @@ async def logout(request: web.Request) -> web.Response:
 @documented("Who is signed in", response=OperatorView)
 async def me(request: web.Request) -> web.Response:
     operator: Operator = request[OPERATOR]
-    return web.json_response({"username": operator.username, "roles": list(operator.roles)})
+    return web.json_response(operator_view(operator))
+
+
+def operator_view(operator: Operator) -> dict[str, object]:
+    """Who is signed in, and what the permission table lets them call (the console shows and
+    polls only that)."""
+    return {
+        "username": operator.username,
+        "roles": list(operator.roles),
+        "allowed": allowed(operator.roles),
+    }
 
 
 @routes.get("/api/config")

@@ -1,6 +1,7 @@
 import errno
 import json
 import os
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,38 @@ async def test_a_record_with_a_field_added_or_missing_is_broken(tmp_path: Path) 
     missing = {k: v for k, v in records[0].items() if k != "detail"}
     missing["hash"] = entry_hash(missing)
     assert first_broken([missing]) == 0
+
+
+async def test_a_background_refresh_of_what_was_consulted_is_not_recorded_again(
+    tmp_path: Path,
+) -> None:
+    trail = AuditTrail(tmp_path / "audit.jsonl")
+    # A refresh of something never consulted here (a restart, another node) is recorded.
+    assert await trail.consult("ann", "consultation.search", refresh=True, ref="A", results=1)
+    # Its repeats, finding more or less, are not: nobody consulted anything new.
+    assert (
+        await trail.consult("ann", "consultation.search", refresh=True, ref="A", results=2) is None
+    )
+    # A person searching again, a new question, another person: each is a consultation.
+    assert await trail.consult("ann", "consultation.search", ref="A", results=2)
+    assert await trail.consult("ann", "consultation.search", refresh=True, ref="B", results=0)
+    assert await trail.consult("bob", "consultation.search", refresh=True, ref="A", results=2)
+    assert await trail.consult("ann", "consultation.view", "s1", refresh=True)
+    assert [(r["actor"], r["detail"].get("ref")) for r in trail.read()] == [
+        ("ann", "A"),
+        ("ann", "A"),
+        ("ann", "B"),
+        ("bob", "A"),
+        ("ann", None),
+    ]
+
+
+async def test_search_by_date_range(tmp_path: Path) -> None:
+    trail = await filled(tmp_path)
+    records = trail.read()
+    third = datetime.fromisoformat(records[2]["at"])
+    fourth = datetime.fromisoformat(records[3]["at"])
+    assert [r["seq"] for r in await trail.search(since=third, until=fourth)] == [2, 3]
+    assert [r["seq"] for r in await trail.search(until=third)] == [0, 1, 2]
+    later = fourth + timedelta(days=1)
+    assert await trail.search(since=later) == []

@@ -7,7 +7,7 @@ from pathlib import Path
 from pytest_aiohttp import AiohttpClient
 
 from signalling.config import load_settings
-from signalling.web.app import RESOURCES, make_app
+from signalling.web.app import RESOURCES, make_app, operator_accounts
 from signalling.web.appkeys import SECRET, SERVICE, STATE
 
 
@@ -25,3 +25,9 @@ async def test_resources_are_made_at_start_and_released_in_reverse(
     assert (tmp_path / "token.key").read_bytes().strip() == app[SECRET]
     assert app[SERVICE].store is app[STATE]  # one state store, made once
     await client.close()
+
+
+def test_the_generated_first_account_is_a_call_handler_only(tmp_path: Path) -> None:
+    (account,) = operator_accounts(load_settings(data_dir=tmp_path))
+    assert account.username == "handler"
+    assert account.roles == ["call_handler"]
