@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,20 +27,10 @@ from signalling.web.models import ExportBody, RecordingList, RecordingView, Trai
 from signalling.web.openapi import documented
 from signalling.web.permissions import replays_own_only
 from signalling.web.ranges import media_response, opens_playback
-from signalling.web.requests import audit
+from signalling.web.requests import audit, query_date
 
 routes = web.RouteTableDef()
 MEDIA_TYPE = "video/x-matroska"
-
-
-def _date(text: str | None, name: str) -> datetime | None:
-    if not text:
-        return None
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise json_error(400, f"{name} is not an ISO date", fields={name: "ISO 8601"}) from None
-    return when if when.tzinfo else when.astimezone()
 
 
 def _phone(request: web.Request, text: str) -> str:
@@ -61,8 +51,8 @@ def search_query(request: web.Request) -> SearchQuery:
     return SearchQuery(
         incident_ref=q.get("incident_ref") or None,
         phone=_phone(request, q["phone"]) if q.get("phone") else None,
-        since=_date(q.get("from"), "from"),
-        until=_date(q.get("to"), "to"),
+        since=query_date(request, "from"),
+        until=query_date(request, "to"),
         area=area,
     )
 
