@@ -93,13 +93,16 @@ class PacedTrack(MediaStreamTrack):
 
 
 async def stream(
-    rec: SessionRecorder, clip: Clip, seconds: float, paced: bool = True
+    rec: SessionRecorder, clip: Clip, seconds: float, paced: bool = True, t0: float | None = None
 ) -> tuple[PacedTrack, PacedTrack]:
-    """One caller connection of ``seconds`` of media; returns when all was relayed."""
+    """One caller connection of ``seconds`` of media; returns when all was relayed.
+
+    ``t0``: the wall-clock time its first frame arrived (unpaced: in the past)."""
     vrelay = TrackRelay("video", queue_size=4000)
     arelay = TrackRelay("audio", queue_size=4000)
     rec.attach(vrelay.subscribe(), arelay.subscribe())
-    t0 = time.time() if paced else time.time() - seconds - 1
+    if t0 is None:
+        t0 = time.time() if paced else time.time() - seconds - 1
     video, audio = looped_frames(clip, t0, seconds)
     vt, at = PacedTrack("video", video), PacedTrack("audio", audio)
     vrelay.set_source(vt)

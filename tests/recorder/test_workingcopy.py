@@ -1,0 +1,118 @@
+"""The working copy: a two-part session remuxed into one file whose packets are the master's,
+bit for bit, at the master's times on the session's clock; made once; the bundle unchanged."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import av
+import pytest
+
+from bench.synthetic import Clip
+from recorder import SessionRecorder
+from recorder.catalogue import Catalogue
+from recorder.events import now_iso
+from recorder.manifest import Signer
+from recorder.spool import Spooler
+from recorder.store import LocalFolderStore
+from recorder.verify import verify_bundle
+from recorder.workingcopy import MP4, WEBM, CopyMismatch, WorkingCopies, compare, remux
+from tests.recorder.feed import session_created, stream
+
+GAP_S = 3.0
+
+
+async def two_parts(folder: Path, clip: Clip, signer: Signer, spool: Spooler | None) -> float:
+    """A session whose caller connected twice, ``GAP_S`` apart; returns the first frame's
+    wall-clock time."""
+    rec = SessionRecorder(folder, signer=signer, spool=spool, segment_seconds=30.0)
+    rec.append_event(session_created("CAD-TL", "tok-tl"))
+    t0 = time.time() - 2 * clip.duration_s - GAP_S - 2
+    await stream(rec, clip, clip.duration_s, paced=False, t0=t0)
+    await stream(rec, clip, clip.duration_s, paced=False, t0=t0 + clip.duration_s + GAP_S)
+    rec.append_event({"event": "ended", "at": now_iso(), "by": "handler", "session": {}})
+    await rec.close()
+    assert rec.errors == []
+    return t0
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalFolderStore:
+    return LocalFolderStore(tmp_path / "store")
+
+
+async def stored_session(
+    tmp_path: Path, clip: Clip, signer: Signer, store: LocalFolderStore
+) -> Catalogue:
+    spool = Spooler(store)
+    spool.start()
+    try:
+        await two_parts(tmp_path / "ev" / "sess-two", clip, signer, spool)
+        assert spool.wait_idle(30)
+    finally:
+        spool.stop()
+    return Catalogue(store, signer.jwks())
+
+
+@pytest.mark.parametrize(("codec", "fmt"), [("H264", MP4), ("VP8", WEBM)])
+async def test_copy_packets_are_the_masters_and_the_bundle_still_verifies(
+    tmp_path: Path,
+    clips: dict[str, Clip],
+    signer: Signer,
+    store: LocalFolderStore,
+    codec: str,
+    fmt: object,
+) -> None:
+    catalogue = await stored_session(tmp_path, clips[codec], signer, store)
+    entry = catalogue.get("sess-two")
+    assert len(entry.segments) == 2
+    copies = WorkingCopies(tmp_path / "derivatives", catalogue)
+    path, record = await copies.get(entry, "ivan")
+    assert path.suffix == f".{fmt.extension}"  # type: ignore[attr-defined]
+    assert record["content_type"] == fmt.content_type  # type: ignore[attr-defined]
+    assert [p["sha256"] for p in record["parts"]] == [s.sha256 for s in entry.segments]
+    assert record["master_chain_head"] == entry.chain_head and record["made_by"] == "ivan"
+    # Every packet: same bytes, same keyframe flag, same time (the second part GAP_S later).
+    master = copies.master(entry)
+    assert compare(master, path) == record["packets"] > 0
+    assert record["parts"][1]["offset_s"] == pytest.approx(
+        clips[codec].duration_s + GAP_S, abs=0.05
+    )
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        times = [
+            float(p.pts * p.time_base)
+            for p in container.demux(video)
+            if p.size and p.pts is not None
+        ]
+    jump = max(b - a for a, b in zip(times, times[1:], strict=False))
+    assert jump == pytest.approx(GAP_S, abs=0.1)  # the gap is on the copy's timeline
+    # The master and its bundle are untouched.
+    assert verify_bundle(tmp_path / "ev" / "sess-two", signer.jwks()).segments == 2
+
+
+async def test_made_once_for_concurrent_requests_and_a_changed_copy_is_caught(
+    tmp_path: Path, clips: dict[str, Clip], signer: Signer, store: LocalFolderStore
+) -> None:
+    catalogue = await stored_session(tmp_path, clips["H264"], signer, store)
+    entry = catalogue.get("sess-two")
+    copies = WorkingCopies(tmp_path / "derivatives", catalogue)
+    made = await asyncio.gather(*(copies.get(entry, f"user-{i}") for i in range(4)))
+    assert len({str(p) for p, _ in made}) == 1 and len({r["made_by"] for _, r in made}) == 1
+    files = sorted(p.name for p in (tmp_path / "derivatives" / "sess-two").iterdir())
+    assert files == sorted([made[0][0].name, made[0][0].with_suffix(".json").name])
+    again = await copies.get(entry, "someone-else")
+    assert again == made[0]  # kept, not made again
+    # A copy whose packets differ from the master's is named as such.
+    master = copies.master(entry)
+    shifted = tmp_path / "shifted.mp4"
+    moved = [(source, offset + 0.5) for source, offset in master]
+    remux(moved, shifted, MP4)
+    with pytest.raises(CopyMismatch, match="at "):
+        compare(master, shifted)
+    one_part = tmp_path / "one.mp4"
+    remux(master[:1], one_part, MP4)
+    with pytest.raises(CopyMismatch, match="packets, the master has"):
+        compare(master, one_part)
