@@ -14,7 +14,9 @@ import csv
 import io
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, TypedDict
+from typing import Any
+
+from typing_extensions import TypedDict  # pydantic documents it (Python < 3.12)
 
 from recorder.chain import entry_hash
 from signalling.audit.trail import FIELDS, first_broken

@@ -124,3 +124,17 @@ async def test_admins_do_not_read_the_extract(app_client: tuple[web.Application,
     login = {"username": "ann", "password": "pw-ann"}
     assert (await client.post("/api/login", json=login, headers=HEADERS)).status == 200
     assert (await client.get("/api/audit/extract", params={"session_id": "s0"})).status == 403
+
+
+async def test_the_extract_is_in_the_openapi_document(
+    app_client: tuple[web.Application, Client],
+) -> None:
+    _, client = app_client
+    document = await (await client.get("/api/openapi.json")).json()
+    assert "/api/audit/extract" in document["paths"]
+    assert set(document["components"]["schemas"]["AuditExtract"]["properties"]) >= {
+        "records",
+        "links",
+        "head",
+        "chain_intact",
+    }
