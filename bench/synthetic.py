@@ -77,6 +77,9 @@ def _read_packets(path: Path) -> list[ClipPacket]:
     return out
 
 
+FrameMaker = Callable[[int, int, int], av.VideoFrame]  # (width, height, index) -> a frame
+
+
 def _make_frame(width: int, height: int, index: int) -> av.VideoFrame:
     """A moving test pattern built without numpy (vertical bars, a sliding box, chroma ramp)."""
     frame = av.VideoFrame(width, height, "yuv420p")
@@ -101,7 +104,13 @@ def _make_frame(width: int, height: int, index: int) -> av.VideoFrame:
 
 
 def _encode_video(
-    codec: str, width: int, height: int, fps: int, seconds: float, bit_rate: int = 800_000
+    codec: str,
+    width: int,
+    height: int,
+    fps: int,
+    seconds: float,
+    bit_rate: int = 800_000,
+    make_frame: FrameMaker = _make_frame,
 ) -> list[ClipPacket]:
     if codec == "H264":
         ctx = av.CodecContext.create("libx264", "w")
@@ -126,7 +135,7 @@ def _encode_video(
     ctx.bit_rate = bit_rate
     ctx.gop_size = fps
     out: list[ClipPacket] = []
-    frames = [_make_frame(width, height, i) for i in range(int(seconds * fps))]
+    frames = [make_frame(width, height, i) for i in range(int(seconds * fps))]
     for i, frame in enumerate(frames + [None]):
         for pkt in ctx.encode(frame):
             pts = pkt.pts if pkt.pts is not None else i
@@ -193,6 +202,15 @@ def build_clip(
         _write_packets(tmp, _encode_audio(seconds))
         tmp.replace(apath)
     return Clip(codec, width, height, fps, _read_packets(vpath), _read_packets(apath))
+
+
+def clip_of_frames(
+    codec: str, make_frame: FrameMaker, width: int, height: int, fps: int, seconds: float
+) -> Clip:
+    """A clip of given pictures (a test's own, e.g. one with a face), encoded as a phone
+    would (keyframe every second) with the usual Opus tone; not cached."""
+    video = _encode_video(codec, width, height, fps, seconds, make_frame=make_frame)
+    return Clip(codec, width, height, fps, video, _encode_audio(seconds))
 
 
 class PacketTrack(MediaStreamTrack):

@@ -31,3 +31,14 @@ def caller_device(user_agent: str) -> CallerDevice:
         hardware = result.device.family
     device = f"{hardware} ({os_name})" if hardware and os_name else hardware or os_name
     return {"user_agent": user_agent, "browser": browser, "device": device}
+
+def families(user_agent: str) -> tuple[str | None, str | None]:
+    """The browser and the OS by family and major version (``"Mobile Safari 17"``,
+    ``"iOS 17"``): enough to group callers by, too coarse to single one out."""
+    result = parse(user_agent[:MAX_USER_AGENT])
+    browser = os_name = None
+    if result.user_agent is not None:
+        browser = f"{result.user_agent.family} {result.user_agent.major or ''}".strip()
+    if result.os is not None:
+        os_name = f"{result.os.family} {result.os.major or ''}".strip()
+    return browser, os_name

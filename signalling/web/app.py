@@ -29,6 +29,7 @@ from signalling.operators.accounts import AccountBook
 from signalling.operators.auth import COOKIE_NAME, OperatorDirectory
 from signalling.operators.oidc import OidcClient
 from signalling.operators.throttle import LoginThrottle
+from signalling.reports.takeup import TakeupFigures
 from signalling.sms import sms_sender
 from signalling.web.appkeys import (
     AUDIT,
@@ -43,6 +44,7 @@ from signalling.web.appkeys import (
     SETTINGS,
     SHARING,
     STATE,
+    TAKEUP,
     THROTTLE,
     WEBHOOKS,
 )
@@ -294,6 +296,7 @@ async def calls(app: web.Application) -> AsyncIterator[None]:
     app[EXPORTS] = ExportJobs(
         evidence, settings.layout.exports_dir, hooks.export_ready if hooks else None
     )
+    app[TAKEUP] = TakeupFigures(evidence.catalogue)
     app[SERVICE] = SessionService(
         settings,
         app[STATE],

@@ -17,6 +17,7 @@ from signalling.disclosure.exports import ExportJobs
 from signalling.operators.auth import Operator, OperatorDirectory
 from signalling.operators.oidc import OidcClient
 from signalling.operators.throttle import LoginThrottle
+from signalling.reports.takeup import TakeupFigures
 from signalling.webhooks import Webhooks
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -32,5 +33,6 @@ THROTTLE = web.AppKey("throttle", LoginThrottle)
 OIDC = web.AppKey("oidc", OidcClient)  # only when single sign-on is configured
 SHARING = web.AppKey("sharing", ShareService)
 WEBHOOKS = web.AppKey("webhooks", Webhooks)  # only when an event webhook is configured
+TAKEUP = web.AppKey("takeup", TakeupFigures)
 OPERATOR = web.RequestKey("operator", Operator)
 SHARE = web.RequestKey("share", Share)  # the share an officer-only operator watches through

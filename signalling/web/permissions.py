@@ -40,6 +40,7 @@ RETENTION_REVIEW = frozenset({"investigator", "supervisor", "admin"})
 RETENTION_LINK = EVIDENCE
 RETENTION_RELEASE = frozenset({"supervisor", "admin"})
 RETENTION_SHORTEN = frozenset({"admin"})
+TAKEUP = frozenset({"supervisor", "admin"})
 
 RULES: dict[tuple[str, str], Rule] = {
     # pages and assets
@@ -102,6 +103,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/retention/{session_id}/holds"): RETENTION_REVIEW,
     ("POST", "/api/retention/{session_id}/holds/{hold_id}/release"): RETENTION_RELEASE,
     ("POST", "/api/retention/{session_id}/shorten"): RETENTION_SHORTEN,
+    # figures (no personal data)
+    ("GET", "/api/reports/takeup"): TAKEUP,
 }
 
 

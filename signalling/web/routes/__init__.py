@@ -9,6 +9,7 @@ from signalling.web.routes import (
     docs,
     evidence,
     officer,
+    reports,
     retention,
     sessions,
     shares,
@@ -26,5 +27,6 @@ ROUTE_TABLES: tuple[web.RouteTableDef, ...] = (
     shares.routes,
     officer.routes,
     retention.routes,
+    reports.routes,
     sso.routes,
 )

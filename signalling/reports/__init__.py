@@ -1,0 +1,1 @@
+"""Figures for supervisors and analysts, worked out from the evidence store."""
