@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from geopy.distance import geodesic
 
 from .bundle import EVENTS_FILE, FIXES_FILE
 from .manifest import MANIFEST_JWS, verify_jws
@@ -59,6 +62,32 @@ class Area:
 
 
 @dataclass(frozen=True, slots=True)
+class Near:
+    """Within ``radius_m`` metres (geodesic) of a point: "near a grid reference"."""
+
+    lat: float
+    lon: float
+    radius_m: float
+
+    def box(self) -> Area:
+        """A latitude/longitude box holding the circle: most fixes are ruled out by it
+        before any geodesic is worked out."""
+        lat_deg = self.radius_m / 111_000 + 1e-6  # a degree of latitude is 110.6-111.7 km
+        cos_lat = max(math.cos(math.radians(min(abs(self.lat) + lat_deg, 90.0))), 1e-6)
+        lon_deg = min(lat_deg / cos_lat, 180.0)
+        return Area(
+            max(self.lat - lat_deg, -90.0),
+            max(self.lon - lon_deg, -180.0),
+            min(self.lat + lat_deg, 90.0),
+            min(self.lon + lon_deg, 180.0),
+        )
+
+    def contains(self, lat: float, lon: float) -> bool:
+        distance: float = geodesic((self.lat, self.lon), (lat, lon)).meters
+        return distance <= self.radius_m
+
+
+@dataclass(frozen=True, slots=True)
 class Segment:
     name: str
     sha256: str
@@ -82,9 +111,16 @@ class CatalogueEntry:
     chain_head: str | None = None
     participants: frozenset[str] = frozenset()  # operators the events name (replay rights)
     ended_at: datetime | None = None
+    mode: str | None = None  # the invite type its session_created event names
 
     def in_area(self, area: Area) -> bool:
         return any(area.contains(lat, lon) for lat, lon in self.positions)
+
+    def near(self, near: Near) -> bool:
+        box = near.box()
+        return any(
+            box.contains(lat, lon) and near.contains(lat, lon) for lat, lon in self.positions
+        )
 
     def summary(self) -> dict[str, Any]:
         """For the API: no phone number and no trail (those have their own routes)."""
@@ -92,6 +128,7 @@ class CatalogueEntry:
             "session_id": self.session_id,
             "status": self.status,
             "incident_ref": self.incident_ref,
+            "mode": self.mode,
             "started_at": self.started_at.isoformat(),
             "media_seconds": self.media_seconds,
             "codecs": self.codecs,
@@ -116,6 +153,7 @@ class SearchQuery:
     since: datetime | None = None
     until: datetime | None = None
     area: Area | None = None
+    near: Near | None = None
 
     def matches(self, entry: CatalogueEntry) -> bool:
         if self.incident_ref and (entry.incident_ref or "").lower() != self.incident_ref.lower():
@@ -125,6 +163,8 @@ class SearchQuery:
         if self.since and entry.started_at < self.since:
             return False
         if self.until and entry.started_at > self.until:
+            return False
+        if self.near is not None and not entry.near(self.near):
             return False
         return self.area is None or entry.in_area(self.area)
 
@@ -147,6 +187,7 @@ def load_entry(store: EvidenceStore, session_id: str, jwks: dict[str, Any]) -> C
     manifest = verify_jws(store.get(f"{prefix}/{MANIFEST_JWS}").decode(), jwks)
     files = manifest.get("files", {})
     phone = None
+    mode = None
     participants: set[str] = set()
     ended_at = None
     if EVENTS_FILE in files:
@@ -154,6 +195,7 @@ def load_entry(store: EvidenceStore, session_id: str, jwks: dict[str, Any]) -> C
             kind, by = event.get("event"), event.get("by")
             if kind == "session_created":
                 phone = event.get("phone")
+                mode = event.get("mode")
             if kind in PARTICIPATION and isinstance(by, str):
                 participants.add(by)
             if kind == "ended" and event.get("at"):
@@ -172,6 +214,7 @@ def load_entry(store: EvidenceStore, session_id: str, jwks: dict[str, Any]) -> C
         status=str(manifest.get("status")),
         incident_ref=manifest.get("incident_ref"),
         phone=phone,
+        mode=mode if isinstance(mode, str) else None,
         started_at=datetime.fromisoformat(started) if started else datetime.fromtimestamp(0, UTC),
         media_seconds=float(manifest.get("media_seconds") or 0.0),
         codecs=list(manifest.get("codecs", [])),

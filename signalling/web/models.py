@@ -148,6 +148,7 @@ class RecordingView(BaseModel):
     session_id: str
     status: str
     incident_ref: str | None
+    mode: str | None = Field(description="The invite type (video, location, bail_check...)")
     started_at: str
     duration_s: float
     media_seconds: float

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.synthetic import Clip
-from recorder.catalogue import Area, Catalogue, CatalogueEntry, SearchQuery
+from recorder.catalogue import Area, Catalogue, CatalogueEntry, Near, SearchQuery
 from recorder.export import ExportRequest, build_package, verify_package
 from recorder.manifest import Signer
 from recorder.spool import Spooler
@@ -72,6 +72,10 @@ async def test_search_by_incident_phone_date_and_area(
     assert ids(catalogue.search(SearchQuery(phone="+447700900000"))) == set()
     around_whitehall = Area.parse("51.50,-0.13,51.51,-0.12")
     assert ids(catalogue.search(SearchQuery(area=around_whitehall))) == {"sess-london"}
+    # Near a point: the London fixes are 780-800 m from Trafalgar Square.
+    trafalgar = (51.50809, -0.12807)
+    assert ids(catalogue.search(SearchQuery(near=Near(*trafalgar, 900)))) == {"sess-london"}
+    assert ids(catalogue.search(SearchQuery(near=Near(*trafalgar, 700)))) == set()
     now = datetime.now(UTC)
     assert ids(catalogue.search(SearchQuery(since=now - timedelta(hours=1)))) == {
         "sess-london",
@@ -85,6 +89,19 @@ async def test_search_by_incident_phone_date_and_area(
     assert len(catalogue.media("sess-london", first.name)) == first.bytes
     with pytest.raises(KeyError):
         catalogue.media("sess-london", "manifest.jws")  # only listed segments are media
+
+
+def test_near_is_geodesic_and_its_box_holds_the_circle() -> None:
+    near = Near(60.0, 10.0, 1000.0)  # at 60 degrees north a degree of longitude is ~55.8 km
+    assert near.contains(60.0, 10.0 + 0.99 / 55.8) and not near.contains(60.0, 10.0 + 1.01 / 55.8)
+    assert near.contains(60.0 + 0.99 / 111.4, 10.0)
+    assert not near.contains(60.0 + 1.01 / 111.4, 10.0)
+    box = near.box()
+    for lat, lon in ((60.0, 10.0 + 0.99 / 55.8), (60.0 - 0.99 / 111.4, 10.0)):
+        assert box.contains(lat, lon)
+    assert not box.contains(60.0, 10.1) and not box.contains(60.1, 10.0)
+    pole = Near(89.9999, 0.0, 50_000.0).box()  # the box stays a valid one at the pole
+    assert pole.north == 90.0 and pole.west == -180.0 and pole.east == 180.0
 
 
 def test_area_must_be_ordered() -> None:

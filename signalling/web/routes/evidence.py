@@ -16,8 +16,9 @@ from typing import Any
 
 from aiohttp import web
 
-from recorder.catalogue import Area, CatalogueEntry, SearchQuery
+from recorder.catalogue import Area, CatalogueEntry, Near, SearchQuery
 from recorder.export import ExportRequest, build_package
+from signalling.calls.place import parse_place
 from signalling.calls.sessions import utcnow
 from signalling.disclosure.exports import ExportJob, ExportJson
 from signalling.sms.phone import InvalidPhoneNumber, mask, normalise_mobile
@@ -31,6 +32,7 @@ from signalling.web.requests import audit, query_date
 
 routes = web.RouteTableDef()
 MEDIA_TYPE = "video/x-matroska"
+MAX_NEAR_RADIUS_M = 50_000.0  # a search "near" a place, not across a county
 
 
 def _phone(request: web.Request, text: str) -> str:
@@ -54,7 +56,31 @@ def search_query(request: web.Request) -> SearchQuery:
         since=query_date(request, "from"),
         until=query_date(request, "to"),
         area=area,
+        near=_near(q.get("near"), q.get("radius_m")),
     )
+
+
+def _near(place: str | None, radius: str | None) -> Near | None:
+    """``near`` (an OS grid reference or "lat, lon") within ``radius_m`` metres."""
+    if not place:
+        if radius:
+            raise json_error(400, "bad near", fields={"near": "radius_m needs a place"})
+        return None
+    try:
+        lat, lon = parse_place(place)
+    except ValueError as exc:
+        raise json_error(400, "bad grid reference", fields={"near": str(exc)}) from None
+    try:
+        radius_m = float(radius or "nan")
+    except ValueError:
+        radius_m = -1.0
+    if not 0 < radius_m <= MAX_NEAR_RADIUS_M:  # NaN too: no radius given
+        raise json_error(
+            400,
+            "bad radius",
+            fields={"radius_m": f"metres, more than 0 and at most {MAX_NEAR_RADIUS_M:g}"},
+        )
+    return Near(lat, lon, radius_m)
 
 
 def recording_view(entry: CatalogueEntry) -> dict[str, Any]:
@@ -72,6 +98,7 @@ def recording_view(entry: CatalogueEntry) -> dict[str, Any]:
             for s in summary["segments"]
         ],
         "trail_url": f"{base}/trail",
+        "timeline_url": f"{base}/timeline",
         "bundle_url": f"{base}/bundle",
     }
 
@@ -117,7 +144,8 @@ async def audit_extracts(
 
 @routes.get("/api/recordings")
 @documented(
-    "Search recorded sessions (incident_ref, phone, from, to, area=south,west,north,east)",
+    "Search recorded sessions (incident_ref, phone, from, to, area=south,west,north,east, "
+    "near=an OS grid reference or 'lat, lon' with radius_m)",
     response=RecordingList,
 )
 async def recordings(request: web.Request) -> web.Response:
@@ -130,6 +158,8 @@ async def recordings(request: web.Request) -> web.Response:
         incident_ref=query.incident_ref,
         phone=mask(query.phone) if query.phone else None,
         area=request.query.get("area"),
+        near=request.query.get("near"),
+        radius_m=request.query.get("radius_m"),
         results=len(found),
     )
     return web.json_response({"recordings": [recording_view(e) for e in found]})

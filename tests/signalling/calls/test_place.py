@@ -7,7 +7,13 @@ from datetime import UTC, datetime
 import pytest
 
 from signalling.calls.location import GpsFix, parse_fix
-from signalling.calls.place import format_grid, grid_reference, square_letters
+from signalling.calls.place import (
+    format_grid,
+    grid_reference,
+    parse_grid,
+    parse_place,
+    square_letters,
+)
 
 # Without OS's OSTN15 grid installed PROJ falls back to the EPSG Helmert fit, within about 5 m.
 TOLERANCE_M = 6.0
@@ -62,3 +68,47 @@ def test_an_accepted_fix_carries_its_grid_reference() -> None:
     assert record["grid_ref"] == "TQ 30269 79640" and record["grid_ref_6"] == "TQ 302 796"
     record["w3w"] = "filled.count.soap"
     assert GpsFix.from_json(record) == fix  # derived fields are not measurements
+
+
+@pytest.mark.parametrize(
+    ("text", "easting", "northing"),
+    [
+        # The centre of the square each names: 1 m, 10 m and 100 m squares.
+        ("TQ 30045 80195", 530045.5, 180195.5),
+        ("tq3004580195", 530045.5, 180195.5),
+        ("TG 5140 1317", 651405.0, 313175.0),
+        ("SU387148", 438750.0, 114850.0),
+        ("HU 400 100", 440050.0, 1110050.0),  # Shetland
+        ("NS 580 650", 258050.0, 665050.0),  # Glasgow
+    ],
+)
+def test_typed_grid_references(text: str, easting: float, northing: float) -> None:
+    assert parse_grid(text) == (easting, northing)
+    # Back to a position whose own 10-figure reference is in the same square.
+    grid = grid_reference(*parse_place(text))
+    assert grid is not None and abs(grid.easting - easting) < 1.0
+    assert abs(grid.northing - northing) < 1.0
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("TQ 30045", "not 5"),
+        ("TQ 3004580", "not 7"),
+        ("TQ 30", "not 2"),
+        ("TQ 30 8019", "as many figures"),
+        ("TI 300 801", "not a 100 km square"),  # no I in the grid's letters
+        ("AA 300 801", "not a 100 km square"),  # outside the grid
+        ("TQ 300 801 5", "two letters and 6, 8 or 10 figures"),
+        ("London", "two letters and 6, 8 or 10 figures"),
+        ("91, 0", "within ±90"),
+    ],
+)
+def test_malformed_references_say_what_is_wrong(text: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        parse_place(text)
+
+
+def test_coordinates_are_taken_as_typed() -> None:
+    assert parse_place("51.50336, -0.12762") == (51.50336, -0.12762)
+    assert parse_place("51.5 -0.1") == (51.5, -0.1)

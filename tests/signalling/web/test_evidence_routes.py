@@ -284,3 +284,38 @@ async def test_one_recording_by_id(app_client: tuple[web.Application, Client]) -
     assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/RecordingView"
     }
+
+
+async def test_search_near_a_grid_reference(app_client: tuple[web.Application, Client]) -> None:
+    app, client = app_client
+    await sign_in(client, "ivan")
+
+    async def found(**params: str) -> list[str]:
+        response = await client.get("/api/recordings", params=params)
+        assert response.status == 200, await response.text()
+        return [r["session_id"] for r in (await response.json())["recordings"]]
+
+    # The trail's first fix is in TQ 30157 79671; TQ 301 806's centre is 946 m north of
+    # its second.
+    assert await found(near="TQ 30157 79671", radius_m="20") == ["sess-1"]
+    assert await found(near="TQ3015779671", radius_m="20") == ["sess-1"]
+    assert await found(near="TQ 301 806", radius_m="900") == []
+    assert await found(near="TQ 301 806", radius_m="1000") == ["sess-1"]
+    assert await found(near="51.5010, -0.1262", radius_m="5") == ["sess-1"]
+    for params, field, words in [
+        ({"near": "TQ 3013 797", "radius_m": "20"}, "near", "not 7"),
+        ({"near": "TI 301 797", "radius_m": "20"}, "near", "not a 100 km square"),
+        ({"near": "Whitehall", "radius_m": "20"}, "near", "two letters"),
+        ({"near": "TQ 301 797"}, "radius_m", "metres"),
+        ({"near": "TQ 301 797", "radius_m": "a lot"}, "radius_m", "metres"),
+        ({"near": "TQ 301 797", "radius_m": "0"}, "radius_m", "metres"),
+        ({"radius_m": "20"}, "near", "needs a place"),
+    ]:
+        response = await client.get("/api/recordings", params=params)
+        assert response.status == 400
+        assert words in (await response.json())["fields"][field]
+    searches = await app[AUDIT].search(action="consultation.search", limit=100)
+    assert [(r["detail"].get("near"), r["detail"].get("radius_m")) for r in searches][3] == (
+        "TQ 301 806",
+        "1000",
+    )
