@@ -640,16 +640,17 @@ class SessionRecorder:
 
         return await asyncio.wrap_future(self._executor.submit(write))
 
-    async def add_derivative(self, data: bytes, of: str, of_sha256: str, role: str) -> KeptFile:
-        """Keep a JPEG made from ``of`` (an original or a part, by name and hash) as a
-        separate derivative, chained; returns its name and hash."""
+    async def add_derivative(self, data: bytes, role: str, **master: Any) -> KeptFile:
+        """Keep a JPEG made from a master (an original or a part: ``of``, its name, and
+        ``of_sha256``, with anything else that pins it down) as a separate derivative,
+        chained; returns its name and hash."""
         self._check_open()
 
         def write() -> KeptFile:
             self._refuse_while_failed()
             path = write_derivative(self.folder, data)
             digest = hashlib.sha256(data).hexdigest()
-            self.bundle.add_kept("derivative", path, digest, of=of, of_sha256=of_sha256, role=role)
+            self.bundle.add_kept("derivative", path, digest, role=role, **master)
             self._publish("open")
             return KeptFile(path.name, digest)
 

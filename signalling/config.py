@@ -42,6 +42,7 @@ class DataFolder(DataLayout):
     accounts.json      operators' accounts (argon2 hashes)
     audit/audit.jsonl  this node's audit trail
     webhooks/deliveries.jsonl  every attempt to deliver an event to the event webhook
+    uploads/           files the caller's page is still sending (never evidence; emptied at start)
     state.json         the embedded state store's sessions, links (hashes), trails, shares
                        and revocations, so that live sessions survive a restart (not with Redis)
     """
@@ -65,6 +66,10 @@ class DataFolder(DataLayout):
     @property
     def webhook_deliveries(self) -> Path:
         return self.data_dir / "webhooks" / "deliveries.jsonl"
+
+    @property
+    def upload_staging(self) -> Path:
+        return self.data_dir / "uploads"
 
 
 class OperatorAccount(BaseModel):
@@ -284,6 +289,30 @@ class Settings(BaseSettings):
     )
     place_timeout_s: float = Field(
         default=5.0, gt=0, description="Deadline for one what3words or geocoder request"
+    )
+
+    # Files from the caller's phone and stills (signalling/calls/uploads.py).
+    upload_max_mb: int = Field(
+        default=200, ge=1, description="Largest photo or video a caller may send, in MiB"
+    )
+    upload_chunk_max_kb: int = Field(
+        default=1024, ge=16, description="Largest piece of an upload in one request, in KiB"
+    )
+    upload_idle_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="An unfinished upload that gets nothing for this long is thrown away",
+    )
+    stills_interval_s: float = Field(
+        default=5.0, gt=0, description="How often the page sends a still when video cannot flow"
+    )
+    stills_bitrate_floor_kbps: float = Field(
+        default=64.0,
+        ge=0,
+        description="Received video below this for stills_floor_s: the page falls back to stills",
+    )
+    stills_floor_s: float = Field(
+        default=10.0, gt=0, description="How long video must stay below the floor to fall back"
     )
 
     tile_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"

@@ -32,6 +32,7 @@ def caller_device(user_agent: str) -> CallerDevice:
     device = f"{hardware} ({os_name})" if hardware and os_name else hardware or os_name
     return {"user_agent": user_agent, "browser": browser, "device": device}
 
+
 def families(user_agent: str) -> tuple[str | None, str | None]:
     """The browser and the OS by family and major version (``"Mobile Safari 17"``,
     ``"iOS 17"``): enough to group callers by, too coarse to single one out."""

@@ -14,6 +14,7 @@ from typing import Literal
 from typing_extensions import TypedDict  # pydantic documents it (Python < 3.12)
 
 from signalling.calls.caller_state import CallerState
+from signalling.calls.files import SessionFile
 from signalling.calls.geocoding import PlaceRecord
 from signalling.calls.location import FixRecord
 from signalling.calls.sessions import SessionMode, SessionState
@@ -103,6 +104,22 @@ class StateMessage(TypedDict):
     session: ConsoleSession
 
 
+class FileMessage(TypedDict):
+    """A photo, video or still from the caller, or a snapshot, now in the bundle."""
+
+    type: Literal["file"]
+    file: SessionFile
+
+
+class StillsMessage(TypedDict):
+    """The caller's page sends stills every ``interval_s`` instead of video (or stopped)."""
+
+    type: Literal["stills"]
+    on: bool
+    reason: str
+    interval_s: float
+
+
 class ShareEnded(TypedDict):
     """A share was withdrawn: its viewers on every node are cut off."""
 
@@ -111,7 +128,7 @@ class ShareEnded(TypedDict):
     reason: Literal["withdrawn"]
 
 
-FeedEvent = FixMessage | PlaceMessage | StateMessage | ShareEnded
+FeedEvent = FixMessage | PlaceMessage | StateMessage | FileMessage | StillsMessage | ShareEnded
 
 # -- the WebSockets ----------------------------------------------------------------------------
 

@@ -260,6 +260,17 @@ class SessionService:
             return
         self._recorder(session_id).append_event(event)
 
+    async def live_recorder(self, session_id: str) -> SessionRecorder:
+        """The recorder of a session that has not ended (``SessionEnded`` otherwise): files
+        and stills join its bundle."""
+        if (await self.store.get(session_id)).state == "ended":
+            raise SessionEnded(session_id)
+        return self._recorder(session_id)
+
+    def live_media(self, session_id: str) -> MediaSession | None:
+        """The session's media on this node, if a caller has connected here."""
+        return self._media.get(session_id)
+
     # -- caller ----------------------------------------------------------------------
 
     async def caller_session(self, token: str) -> CallSession:

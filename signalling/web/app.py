@@ -19,10 +19,12 @@ from recorder.evidence import EvidenceSettings
 from retention.wiring import open_evidence
 from signalling.audit.archive import AuditArchiver
 from signalling.audit.trail import AuditTrail
+from signalling.calls.caller_files import CallerFiles
 from signalling.calls.service import SessionService
 from signalling.calls.sharing import ShareService
 from signalling.calls.state import open_state_store
 from signalling.calls.tokens import OfficerTokens
+from signalling.calls.uploads import Uploads
 from signalling.config import OperatorAccount, Settings
 from signalling.disclosure.exports import ExportJobs
 from signalling.operators.accounts import AccountBook
@@ -36,6 +38,7 @@ from signalling.web.appkeys import (
     AUDIT_ARCHIVE,
     EVIDENCE,
     EXPORTS,
+    FILES,
     OIDC,
     OPERATOR,
     OPERATORS,
@@ -56,6 +59,7 @@ from streamserver import patches
 
 logger = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+UPLOAD_EXPIRY_CHECK_S = 60.0
 
 # Requests that change state from a cookie-authenticated console must carry this header,
 # which a cross-site form cannot set (CSRF); caller routes use bearer tokens instead.
@@ -317,5 +321,36 @@ async def calls(app: web.Application) -> AsyncIterator[None]:
     await app[EXPORTS].close()
 
 
+async def caller_files(app: web.Application) -> AsyncIterator[None]:
+    """Uploads staged outside the evidence; unfinished ones expire (checked every minute)."""
+    settings = app[SETTINGS]
+    uploads = Uploads(
+        settings.layout.upload_staging,
+        settings.upload_max_mb * 1024 * 1024,
+        settings.upload_chunk_max_kb * 1024,
+        settings.upload_idle_s,
+    )
+    await asyncio.to_thread(uploads.open)
+    app[FILES] = CallerFiles(app[SERVICE], uploads, settings.stills_interval_s)
+
+    async def expire() -> None:
+        while True:
+            await asyncio.sleep(UPLOAD_EXPIRY_CHECK_S)
+            uploads.expire()
+
+    task = asyncio.ensure_future(expire())
+    yield
+    task.cancel()
+
+
 # Made in this order at start-up, torn down in the reverse order at cleanup.
-RESOURCES = (media_plane, state_store, operators, webhooks, evidence, audit_archive, calls)
+RESOURCES = (
+    media_plane,
+    state_store,
+    operators,
+    webhooks,
+    evidence,
+    audit_archive,
+    calls,
+    caller_files,
+)

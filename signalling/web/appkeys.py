@@ -8,6 +8,7 @@ from recorder.evidence import Evidence
 from retention.book import RetentionBook
 from signalling.audit.archive import AuditArchiver
 from signalling.audit.trail import AuditTrail
+from signalling.calls.caller_files import CallerFiles
 from signalling.calls.service import SessionService
 from signalling.calls.shares import Share
 from signalling.calls.sharing import ShareService
@@ -25,6 +26,7 @@ SECRET = web.AppKey("secret", bytes)  # signs links and console cookies (see tok
 STATE = web.AppKey("state", StateStore)
 OPERATORS = web.AppKey("operators", OperatorDirectory)
 SERVICE = web.AppKey("service", SessionService)
+FILES = web.AppKey("files", CallerFiles)  # photos, videos and stills from the caller
 AUDIT = web.AppKey("audit", AuditTrail)
 AUDIT_ARCHIVE = web.AppKey("audit_archive", AuditArchiver)
 EVIDENCE = web.AppKey("evidence", Evidence[RetentionBook])

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from signalling.calls.caller_state import Camera, Location, Microphone, Network, Page
 from signalling.calls.feed import ConsoleSession, OfficerSession
+from signalling.calls.files import SessionFile
 from signalling.calls.shares import ShareJson
 
 
@@ -218,3 +219,35 @@ class OfficerShareView(ConsoleConfig, IceConfig):
     expires_at: str | None
     server_time: str
     session: OfficerSession
+
+
+# -- files from the caller's phone and stills (signalling/calls/uploads.py, caller_files.py) ---
+
+
+class UploadStart(Strict):
+    """A file the caller's page is about to send; its type is checked by its bytes."""
+
+    filename: str = Field(default="", max_length=255, description="The phone's name for it")
+    size: int = Field(gt=0, description="Bytes")
+    origin: Literal["gallery", "camera", "requested", "low_bandwidth"] = "gallery"
+
+
+class UploadStatus(BaseModel):
+    """How much of an upload the server holds: the page resumes from ``received``. ``file``
+    is set once the whole file is in and kept in the evidence."""
+
+    upload_id: str
+    size: int
+    received: int
+    chunk_max: int = Field(description="Most bytes one PUT may carry")
+    file: SessionFile | None = None
+
+
+class StillsSwitch(Strict):
+    on: bool
+    reason: str = Field(min_length=1, max_length=120)
+
+
+class FileList(BaseModel):
+    files: list[SessionFile]
+    stills_interval_s: float

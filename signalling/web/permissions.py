@@ -65,6 +65,10 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/caller/end"): "caller",
     ("POST", "/api/caller/state"): "caller",
     ("POST", "/api/caller/fixes"): "caller",
+    ("POST", "/api/caller/uploads"): "caller",
+    ("GET", "/api/caller/uploads/{upload_id}"): "caller",
+    ("PUT", "/api/caller/uploads/{upload_id}"): "caller",
+    ("POST", "/api/caller/stills"): "caller",
     # live sessions
     ("POST", "/api/sessions"): SEND,
     ("GET", "/api/sessions"): LIVE,
@@ -75,6 +79,11 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/sessions/{session_id}/ice"): LIVE,
     ("POST", "/api/sessions/{session_id}/viewers"): LIVE,
     ("GET", "/api/sessions/{session_id}/ws"): LIVE,
+    # photos, videos and stills (an officer sees those of the sessions shared with them)
+    ("GET", "/api/sessions/{session_id}/files"): LIVE,
+    ("GET", "/api/sessions/{session_id}/files/{name}"): LIVE,
+    ("POST", "/api/sessions/{session_id}/snapshot"): SEND,
+    ("POST", "/api/sessions/{session_id}/photo-request"): SEND,
     ("GET", "/api/sms/outbox"): SEND,
     # sharing with officers (an officer link's own routes check its token)
     ("POST", "/api/sessions/{session_id}/shares"): SEND,

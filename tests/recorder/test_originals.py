@@ -54,7 +54,7 @@ async def test_original_kept_chained_uploaded_and_verified(signer: Signer, tmp_p
         recorder = SessionRecorder(folder, signer=signer, spool=spool)
         recorded = await recorder.add_original(staged, "jpg", caller_file(data))
         thumb = await recorder.add_derivative(
-            b"thumbnail", recorded["name"], recorded["sha256"], "thumbnail"
+            b"thumbnail", "thumbnail", of=recorded["name"], of_sha256=recorded["sha256"]
         )
         await recorder.close()
         assert spool.wait_idle(20)
