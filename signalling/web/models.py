@@ -29,6 +29,17 @@ class OperatorView(BaseModel):
     )
 
 
+class AccountView(BaseModel):
+    username: str
+    roles: list[str]
+    disabled: bool
+    created_at: str | None = Field(description="When the account was stored (none if configured)")
+
+
+class AccountList(BaseModel):
+    accounts: list[AccountView]
+
+
 class CreateSessionRequest(Strict):
     phone: str = Field(
         min_length=3, max_length=32, description="Caller's mobile; UK forms accepted"

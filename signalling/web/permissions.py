@@ -40,6 +40,7 @@ RETENTION_REVIEW = frozenset({"investigator", "supervisor", "admin"})
 RETENTION_LINK = EVIDENCE
 RETENTION_RELEASE = frozenset({"supervisor", "admin"})
 RETENTION_SHORTEN = frozenset({"admin"})
+ADMIN = frozenset({"admin"})
 TAKEUP = frozenset({"supervisor", "admin"})
 
 RULES: dict[tuple[str, str], Rule] = {
@@ -59,6 +60,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/oidc/callback"): "public",
     ("GET", "/api/me"): ANY_OPERATOR,
     ("GET", "/api/config"): ANY_OPERATOR,
+    ("GET", "/api/accounts"): ADMIN,
     # the caller (authenticated by the link's token inside the handler)
     ("GET", "/api/caller/config"): "caller",
     ("POST", "/api/caller/offer"): "caller",

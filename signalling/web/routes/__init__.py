@@ -4,6 +4,7 @@ HTTP-free domain (``signalling.calls``, ``signalling.operators``) and answers.""
 from aiohttp import web
 
 from signalling.web.routes import (
+    accounts,
     audit,
     caller,
     docs,
@@ -20,6 +21,7 @@ from signalling.web.routes import (
 
 ROUTE_TABLES: tuple[web.RouteTableDef, ...] = (
     signin.routes,
+    accounts.routes,
     sessions.routes,
     audit.routes,
     docs.routes,

@@ -106,3 +106,25 @@ async def test_a_bad_map_area_is_refused_in_words(
     assert response.status == 400
     assert await response.json() == {"error": "bad area", "fields": {"area": message}}
     assert len(app[AUDIT].read()) == before  # nothing searched, nothing recorded
+
+
+async def test_admins_list_the_accounts_without_their_passwords(
+    app_client: tuple[web.Application, Client],
+) -> None:
+    app, client = app_client
+    await sign_in(client, "admin")
+    response = await client.get("/api/accounts")
+    assert response.status == 200
+    listed = (await response.json())["accounts"]
+    assert [(a["username"], a["roles"], a["disabled"]) for a in listed] == [
+        (r, [r], False) for r in sorted(ROLES)
+    ]
+    assert "argon2" not in await response.text()
+    made = app[AUDIT].read()[-1]
+    assert (made["actor"], made["action"], made["detail"]) == (
+        "admin",
+        "consultation.accounts",
+        {"results": 5},
+    )
+    await sign_in(client, "supervisor")
+    assert (await client.get("/api/accounts")).status == 403
