@@ -20,7 +20,8 @@ from typing import Any
 
 from .catalogue import CatalogueEntry
 from .chain import canonical
-from .manifest import JWKS_FILE, Signer, verify_jws
+from .derivatives import LOG_FILE, DerivativeLog, check_log
+from .manifest import JWKS_FILE, MANIFEST_JSON, Signer, verify_jws
 from .store import EvidenceStore
 from .verify import Report, VerifyError, verify_bundle
 
@@ -44,7 +45,10 @@ How to verify this package
 
 What is checked: the signature of export.json (export.jws); the SHA-256 of every file it
 lists; then for each session folder, the signed manifest, the hash chain over segments,
-events and location fixes, every segment's SHA-256, and that every segment decodes.
+events and location fixes, every segment's SHA-256, and that every segment decodes; then for
+each folder under derivatives/ (a redacted copy or a clip), that its files match the SHA-256
+in its derivative-log.json and that the master parts the log names are the session's own, by
+the SHA-256 in its signed manifest. The log says who made it, when, why, and what was hidden.
 Any failure is named and the command exits non-zero.
 
 Without SceneLink: every file's SHA-256 is listed in export.json (compare with
@@ -67,6 +71,7 @@ def continuity_statement(
     store_name: str,
     key_id: str,
     audit: Mapping[str, Sequence[Mapping[str, Any]]],
+    derivatives: Sequence[DerivativeLog] = (),
 ) -> str:
     lines = [
         "Continuity statement",
@@ -92,6 +97,17 @@ def continuity_statement(
             " (every access is listed in audit-extract.jsonl)",
             "",
         ]
+    for log in derivatives:
+        what = "a redacted copy" if log["kind"] == "redaction" else "a clip"
+        lines += [
+            f"Derivative {log['derivative_id']}: {what} of session {log['session_id']}, "
+            f"{log['start_s']:.1f} s to {log['end_s']:.1f} s, made by {log['made_by']} on "
+            f"{log['made_at']} because: {log['reason']}",
+            f"  {log['method']}",
+            "  it is not the original: derivative-log.json names the original parts' SHA-256 "
+            "and what was hidden",
+            "",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -103,8 +119,10 @@ def build_package(
     audit: Mapping[str, Sequence[Mapping[str, Any]]],
     out: Path,
     progress: Progress | None = None,
+    derivatives: Sequence[Path] = (),
 ) -> Path:
-    """Blocking. Writes the zip to ``out`` (via a temporary name) and returns it."""
+    """Blocking. Writes the zip to ``out`` (via a temporary name) and returns it.
+    ``derivatives`` are folders of redacted copies or clips (``recorder.derivatives``)."""
     keys = [(e, key) for e in entries for key in store.list(e.prefix + "/")]
     # Sizes come from the objects themselves as they are fetched; the manifests give a total.
     total = sum(s.bytes for e in entries for s in e.segments) or 1
@@ -126,7 +144,13 @@ def build_package(
         for entry in entries:
             extract = b"".join(canonical(dict(r)) + b"\n" for r in audit.get(entry.session_id, []))
             add(f"sessions/{entry.session_id}/audit-extract.jsonl", extract)
-        statement = continuity_statement(request, entries, store.name, signer.kid, audit)
+        logs: list[DerivativeLog] = []
+        for folder in derivatives:
+            log: DerivativeLog = json.loads((folder / LOG_FILE).read_bytes())
+            for name in [LOG_FILE] + [o["name"] for o in log["outputs"]]:
+                add(f"derivatives/{log['derivative_id']}/{name}", (folder / name).read_bytes())
+            logs.append(log)
+        statement = continuity_statement(request, entries, store.name, signer.kid, audit, logs)
         add("continuity-statement.txt", statement.encode())
         add("VERIFY.txt", VERIFY_TEXT.encode())
         add(JWKS_FILE, canonical(signer.jwks()))
@@ -140,6 +164,14 @@ def build_package(
             "signed_at": datetime.now(UTC).isoformat(),
             "sessions": [
                 {"session_id": e.session_id, "incident_ref": e.incident_ref} for e in entries
+            ],
+            "derivatives": [
+                {
+                    "derivative_id": d["derivative_id"],
+                    "session_id": d["session_id"],
+                    "kind": d["kind"],
+                }
+                for d in logs
             ],
             "files": files,
             "key_id": signer.kid,
@@ -197,4 +229,19 @@ def verify_package(
                 "key taken from the package itself: compare its key id with the published one"
             )
         reports.append(report)
+    by_session = {r.session_id: r for r in reports}
+    for derivative in index.get("derivatives", []):
+        did, sid = str(derivative["derivative_id"]), str(derivative["session_id"])
+        if sid not in by_session:
+            raise VerifyError(f"derivative {did}: its session {sid} is not in the package")
+        manifest = json.loads((folder / "sessions" / sid / MANIFEST_JSON).read_bytes())
+        masters = {str(s["name"]): str(s["sha256"]) for s in manifest.get("segments", [])}
+        try:
+            log = check_log(folder / "derivatives" / did, masters)
+        except (OSError, ValueError, KeyError) as exc:
+            raise VerifyError(f"derivative {did}: {exc}") from exc
+        by_session[sid].notes.append(
+            f"{log['kind']} {did}: {len(log['outputs'])} file(s) match its log, made from "
+            f"{len(log['masters'])} original part(s) of this session"
+        )
     return reports

@@ -4,7 +4,11 @@ the plan says and nowhere else, silences the muted audio, and the master never c
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
 import threading
+import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import av
@@ -13,7 +17,9 @@ import numpy as np
 import pytest
 
 from recorder.catalogue import CatalogueEntry
-from recorder.derivatives import Cancelled, DerivativeRequest, check_log
+from recorder.derivatives import LOG_FILE, Cancelled, DerivativeRequest, check_log
+from recorder.export import ExportRequest, build_package, verify_package
+from recorder.manifest import Signer
 from recorder.redaction import (
     OUTPUT_FILE,
     Box,
@@ -25,6 +31,7 @@ from recorder.redaction import (
     render_redaction,
 )
 from recorder.store import LocalFolderStore
+from recorder.verify import VerifyError
 from tests.recorder.facecam import face_at, face_session, parts_of
 
 __all__ = ["face_session"]  # the fixture, used by name
@@ -169,3 +176,42 @@ def test_a_cancelled_render_leaves_nothing(
     with pytest.raises(Cancelled):
         render_redaction(REQUEST, parts_of(store, entry, 0, 3), plan, tmp_path, None, cancel)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_disclosure_package_carries_and_checks_the_redaction(
+    face_session: tuple[LocalFolderStore, CatalogueEntry], signer: Signer, tmp_path: Path
+) -> None:
+    store, entry = face_session
+    made = tmp_path / "made"
+    made.mkdir()
+    plan = Plan(0.5, 1.5, (Track((Box(0.5, 0.3, 0.1, 0.2, 0.3),)),), (Mute(0.6, 0.9),))
+    log = render_redaction(REQUEST, parts_of(store, entry, 0.5, 1.5), plan, made)
+    request = ExportRequest("e-1", "ivan", "CPS", "disclosure", datetime.now(UTC))
+
+    def package(derivative: Path, name: str) -> Path:
+        out = build_package(
+            store, signer, request, [entry], {}, tmp_path / f"{name}.zip", derivatives=[derivative]
+        )
+        with zipfile.ZipFile(out) as zf:
+            zf.extractall(tmp_path / name)
+        return tmp_path / name
+
+    good = package(made, "good")
+    [report] = verify_package(good, signer.jwks())
+    assert any(n.startswith("redaction r-1: 1 file(s) match") for n in report.notes)
+    assert f"because: {REQUEST.reason}" in (good / "continuity-statement.txt").read_text()
+    assert json.loads((good / "derivatives" / "r-1" / LOG_FILE).read_bytes()) == log
+
+    copy = good / "derivatives" / "r-1" / OUTPUT_FILE
+    copy.write_bytes(copy.read_bytes()[:-1] + b"\0")
+    with pytest.raises(VerifyError, match="redacted.mp4: SHA-256 does not match export.json"):
+        verify_package(good, signer.jwks())
+
+    forged = tmp_path / "forged"
+    shutil.copytree(made, forged)
+    wrong = json.loads((forged / LOG_FILE).read_bytes())
+    wrong["masters"][0]["sha256"] = "0" * 64
+    (forged / LOG_FILE).chmod(0o600)
+    (forged / LOG_FILE).write_text(json.dumps(wrong))
+    with pytest.raises(VerifyError, match="not in the session's signed manifest"):
+        verify_package(package(forged, "forged-package"), signer.jwks())
