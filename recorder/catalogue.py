@@ -289,6 +289,10 @@ class Catalogue:
         entry = self.get(session_id)
         return read_lines(self._read(entry, FIXES_FILE)) if entry.positions else []
 
+    def events(self, session_id: str) -> list[dict[str, Any]]:
+        entry = self.get(session_id)
+        return read_lines(self._read(entry, EVENTS_FILE))
+
     def media(self, session_id: str, name: str) -> bytes:
         """One stored segment, only if the signed manifest lists it."""
         entry = self.get(session_id)

@@ -30,6 +30,7 @@ from .recording import RecordingStatus, SessionRecorder
 from .recovery import recover_all
 from .spool import LockRules, Spooler
 from .store import EvidenceStore, LockMode, open_store
+from .workingcopy import WorkingCopies
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ class Evidence(Generic[R]):
         self._fixity: FixityJob | None = None
         self._retention: R | None = None
         self._catalogue: Catalogue | None = None
+        self._working_copies: WorkingCopies | None = None
         self._recorders: weakref.WeakValueDictionary[str, SessionRecorder] = (
             weakref.WeakValueDictionary()
         )
@@ -130,6 +132,12 @@ class Evidence(Generic[R]):
         if self._catalogue is None:
             raise RuntimeError("evidence not started")
         return self._catalogue
+
+    @property
+    def working_copies(self) -> WorkingCopies:
+        if self._working_copies is None:
+            raise RuntimeError("evidence not started")
+        return self._working_copies
 
     @property
     def retention(self) -> R:
@@ -176,6 +184,7 @@ class Evidence(Generic[R]):
         )
         self._fixity.start()
         self._catalogue = Catalogue(self.store, self.signer.jwks())
+        self._working_copies = WorkingCopies(self.settings.layout.derivatives_dir, self._catalogue)
 
     def recorder(
         self, session_id: str, on_status: Callable[[RecordingStatus], None] | None = None

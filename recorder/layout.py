@@ -8,6 +8,7 @@
         evidence-signing-key.pem    the Ed25519 key manifests are signed with (unless supplied)
         fixity.jsonl                one line per fixity check
         exports/                    disclosure packages built for download
+        derivatives/                working copies for playback (``workingcopy``), per session
 
 Configuration may put the spool or the key elsewhere (``EvidenceSettings``); the rest follows
 the data folder.
@@ -24,6 +25,7 @@ STORE_DIR: Final = "evidence-store"
 SIGNING_KEY_FILE: Final = "evidence-signing-key.pem"
 FIXITY_LOG: Final = "fixity.jsonl"
 EXPORTS_DIR: Final = "exports"
+DERIVATIVES_DIR: Final = "derivatives"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +53,7 @@ class DataLayout:
     @property
     def exports_dir(self) -> Path:
         return self.data_dir / EXPORTS_DIR
+
+    @property
+    def derivatives_dir(self) -> Path:
+        return self.data_dir / DERIVATIVES_DIR

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import av
 from av.container import InputContainer
@@ -177,6 +177,12 @@ def compare(master: Sequence[Source], copy: BinaryIO | Path) -> int:
     return sum(len(p) for p in want.values())
 
 
+class Made(NamedTuple):
+    path: Path
+    record: WorkingCopyRecord
+    made: bool  # made now, rather than found
+
+
 class WorkingCopies:
     """The derivatives folder's working copies, each made once, on first request.
 
@@ -187,7 +193,7 @@ class WorkingCopies:
     def __init__(self, folder: Path, catalogue: Catalogue) -> None:
         self.folder = folder
         self.catalogue = catalogue
-        self._making: dict[tuple[str, str], asyncio.Future[tuple[Path, WorkingCopyRecord]]] = {}
+        self._making: dict[tuple[str, str], asyncio.Future[Made]] = {}
 
     def _stem(self, entry: CatalogueEntry) -> str:
         return (entry.chain_head or "unchained")[:32]
@@ -213,11 +219,11 @@ class WorkingCopies:
         record: WorkingCopyRecord = json.loads(record_path.read_bytes())
         return path, record
 
-    def make(self, entry: CatalogueEntry, made_by: str) -> tuple[Path, WorkingCopyRecord]:
+    def make(self, entry: CatalogueEntry, made_by: str) -> Made:
         """Remux, compare with the master, then keep the copy and its record (write once)."""
         found = self.find(entry)
         if found is not None:
-            return found
+            return Made(*found, made=False)
         path, record_path = self._paths(entry)
         make_folder(path.parent)
         fmt = copy_format(entry.codecs)
@@ -250,14 +256,17 @@ class WorkingCopies:
             "tool": f"PyAV {av.__version__} remux (no decoding, no encoding)",
         }
         write_new(record_path, json.dumps(record, indent=1).encode())
-        return path, record
+        return Made(path, record, made=True)
 
-    async def get(self, entry: CatalogueEntry, made_by: str) -> tuple[Path, WorkingCopyRecord]:
-        """The copy, made now if it does not exist yet (once, however many ask at once)."""
+    async def get(self, entry: CatalogueEntry, made_by: str) -> Made:
+        """The copy, made now if it does not exist yet (once, however many ask at once);
+        ``made`` is true for the one request whose asking made it."""
         key = (entry.session_id, self._stem(entry))
         making = self._making.get(key)
-        if making is None:
-            making = asyncio.ensure_future(asyncio.to_thread(self.make, entry, made_by))
-            self._making[key] = making
-            making.add_done_callback(lambda _: self._making.pop(key, None))
+        if making is not None:
+            found = await asyncio.shield(making)
+            return Made(found.path, found.record, made=False)
+        making = asyncio.ensure_future(asyncio.to_thread(self.make, entry, made_by))
+        self._making[key] = making
+        making.add_done_callback(lambda _: self._making.pop(key, None))
         return await asyncio.shield(making)

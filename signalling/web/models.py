@@ -216,6 +216,7 @@ class ShareRequest(Strict):
     @model_validator(mode="after")
     def username_for_accounts(self) -> ShareRequest:
         if self.kind == "account" and self.username is None:
+    timeline_url: str
             raise ValueError("an account share needs the officer's username")
         return self
 

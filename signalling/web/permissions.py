@@ -109,6 +109,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/audit/extract"): AUDIT,
     # retention (MoPI)
     ("GET", "/api/retention/queue"): RETENTION_REVIEW,
+    ("GET", "/api/recordings/{session_id}/timeline"): EVIDENCE,
+    ("GET", "/api/recordings/{session_id}/working-copy"): EVIDENCE,
     ("GET", "/api/retention/{session_id}"): RETENTION_LINK,
     ("POST", "/api/retention/{session_id}/links"): RETENTION_LINK,
     ("POST", "/api/retention/{session_id}/holds"): RETENTION_REVIEW,

@@ -1,4 +1,4 @@
-"""Byte ranges (RFC 9110 §14) for media held in memory: what lets a player seek.
+"""Byte ranges (RFC 9110 §14) for evidence media, in memory or in a file: what lets a player seek.
 
 The evidence store hands back a part's bytes, not a file, so ``web.FileResponse``'s own range
 support does not apply; every media route answers through ``media_response`` instead. One
@@ -11,13 +11,16 @@ an ``If-Range`` names another version. Every answer carries ``Accept-Ranges: byt
 
 from __future__ import annotations
 
+import asyncio
 import json
+from pathlib import Path
 
 from aiohttp import web
 
 from signalling.web.errors import json_error
 
 ACCEPT_RANGES = {"Accept-Ranges": "bytes"}
+CHUNK = 1 << 20
 
 
 def byte_range(request: web.Request, size: int) -> tuple[int, int] | None:
@@ -55,23 +58,50 @@ def _is_suffix(header: str) -> bool:
     return header.partition("=")[2].strip().startswith("-")
 
 
-def media_response(
-    request: web.Request, data: bytes, content_type: str, etag: str | None = None
-) -> web.Response:
-    """The whole part (200) or the range asked for (206), always with Accept-Ranges."""
-    size = len(data)
+def _answer(
+    request: web.Request, size: int, etag: str | None
+) -> tuple[int, int, int, dict[str, str]]:
+    """(status, start, stop, headers): the whole (200) or the range asked for (206)."""
     headers = dict(ACCEPT_RANGES)
     if etag:
         headers["ETag"] = f'"{etag}"'
     wanted = byte_range(request, size)
     if_range = request.headers.get("If-Range")
     if wanted is None or (if_range is not None and (not etag or if_range != f'"{etag}"')):
-        return web.Response(body=data, content_type=content_type, headers=headers)
+        return 200, 0, size, headers
     start, stop = wanted
     headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+    return 206, start, stop, headers
+
+
+def media_response(
+    request: web.Request, data: bytes, content_type: str, etag: str | None = None
+) -> web.Response:
+    """The whole part (200) or the range asked for (206), always with Accept-Ranges."""
+    status, start, stop, headers = _answer(request, len(data), etag)
     return web.Response(
-        status=206, body=data[start:stop], content_type=content_type, headers=headers
+        status=status, body=data[start:stop], content_type=content_type, headers=headers
     )
+
+
+async def file_response(
+    request: web.Request, path: Path, content_type: str, etag: str | None = None
+) -> web.StreamResponse:
+    """As ``media_response`` for a file too large to hold in memory (a session's working
+    copy): the bytes asked for are read off the event loop and streamed."""
+    size = (await asyncio.to_thread(path.stat)).st_size
+    status, start, stop, headers = _answer(request, size, etag)
+    headers |= {"Content-Type": content_type, "Content-Length": str(stop - start)}
+    response = web.StreamResponse(status=status, headers=headers)
+    await response.prepare(request)
+    with path.open("rb") as f:
+        f.seek(start)
+        left = stop - start
+        while left > 0 and (chunk := await asyncio.to_thread(f.read, min(CHUNK, left))):
+            await response.write(chunk)
+            left -= len(chunk)
+    await response.write_eof()
+    return response
 
 
 def opens_playback(request: web.Request) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -149,3 +150,29 @@ async def record_session(
     await rec.close()
     assert rec.errors == []
     return rec
+
+
+async def record_reconnected(
+    folder: Path,
+    clip: Clip,
+    signer: Signer,
+    spool: Spooler | None,
+    gap_s: float,
+    fixes: tuple[tuple[float, float, float], ...] = (),
+    incident_ref: str = "CAD-TL",
+) -> float:
+    """A closed session whose caller connected twice, ``gap_s`` apart (two parts), with
+    ``fixes`` as (seconds after the first frame, lat, lon); returns the first frame's
+    wall-clock time."""
+    rec = SessionRecorder(folder, signer=signer, spool=spool, segment_seconds=60.0)
+    rec.append_event(session_created(incident_ref, "tok-tl"))
+    t0 = time.time() - 2 * clip.duration_s - gap_s - 2
+    await stream(rec, clip, clip.duration_s, paced=False, t0=t0)
+    await stream(rec, clip, clip.duration_s, paced=False, t0=t0 + clip.duration_s + gap_s)
+    for offset, lat, lon in fixes:
+        received = datetime.fromtimestamp(t0 + offset, UTC).isoformat()
+        rec.append_fix({"lat": lat, "lon": lon, "accuracy": 5.0, "received_at": received})
+    rec.append_event({"event": "ended", "at": now_iso(), "by": "handler", "session": {}})
+    await rec.close()
+    assert rec.errors == []
+    return t0

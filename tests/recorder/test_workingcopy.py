@@ -4,38 +4,21 @@ bit for bit, at the master's times on the session's clock; made once; the bundle
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import av
 import pytest
 
 from bench.synthetic import Clip
-from recorder import SessionRecorder
 from recorder.catalogue import Catalogue
-from recorder.events import now_iso
 from recorder.manifest import Signer
 from recorder.spool import Spooler
 from recorder.store import LocalFolderStore
 from recorder.verify import verify_bundle
 from recorder.workingcopy import MP4, WEBM, CopyMismatch, WorkingCopies, compare, remux
-from tests.recorder.feed import session_created, stream
+from tests.recorder.feed import record_reconnected
 
 GAP_S = 3.0
-
-
-async def two_parts(folder: Path, clip: Clip, signer: Signer, spool: Spooler | None) -> float:
-    """A session whose caller connected twice, ``GAP_S`` apart; returns the first frame's
-    wall-clock time."""
-    rec = SessionRecorder(folder, signer=signer, spool=spool, segment_seconds=30.0)
-    rec.append_event(session_created("CAD-TL", "tok-tl"))
-    t0 = time.time() - 2 * clip.duration_s - GAP_S - 2
-    await stream(rec, clip, clip.duration_s, paced=False, t0=t0)
-    await stream(rec, clip, clip.duration_s, paced=False, t0=t0 + clip.duration_s + GAP_S)
-    rec.append_event({"event": "ended", "at": now_iso(), "by": "handler", "session": {}})
-    await rec.close()
-    assert rec.errors == []
-    return t0
 
 
 @pytest.fixture
@@ -49,7 +32,7 @@ async def stored_session(
     spool = Spooler(store)
     spool.start()
     try:
-        await two_parts(tmp_path / "ev" / "sess-two", clip, signer, spool)
+        await record_reconnected(tmp_path / "ev" / "sess-two", clip, signer, spool, GAP_S)
         assert spool.wait_idle(30)
     finally:
         spool.stop()
@@ -69,7 +52,8 @@ async def test_copy_packets_are_the_masters_and_the_bundle_still_verifies(
     entry = catalogue.get("sess-two")
     assert len(entry.segments) == 2
     copies = WorkingCopies(tmp_path / "derivatives", catalogue)
-    path, record = await copies.get(entry, "ivan")
+    path, record, made = await copies.get(entry, "ivan")
+    assert made
     assert path.suffix == f".{fmt.extension}"  # type: ignore[attr-defined]
     assert record["content_type"] == fmt.content_type  # type: ignore[attr-defined]
     assert [p["sha256"] for p in record["parts"]] == [s.sha256 for s in entry.segments]
@@ -100,11 +84,12 @@ async def test_made_once_for_concurrent_requests_and_a_changed_copy_is_caught(
     entry = catalogue.get("sess-two")
     copies = WorkingCopies(tmp_path / "derivatives", catalogue)
     made = await asyncio.gather(*(copies.get(entry, f"user-{i}") for i in range(4)))
-    assert len({str(p) for p, _ in made}) == 1 and len({r["made_by"] for _, r in made}) == 1
+    assert len({str(m.path) for m in made}) == 1 and len({m.record["made_by"] for m in made}) == 1
+    assert [m.made for m in made] == [True, False, False, False]
     files = sorted(p.name for p in (tmp_path / "derivatives" / "sess-two").iterdir())
-    assert files == sorted([made[0][0].name, made[0][0].with_suffix(".json").name])
+    assert files == sorted([made[0].path.name, made[0].path.with_suffix(".json").name])
     again = await copies.get(entry, "someone-else")
-    assert again == made[0]  # kept, not made again
+    assert again.record == made[0].record and not again.made  # kept, not made again
     # A copy whose packets differ from the master's is named as such.
     master = copies.master(entry)
     shifted = tmp_path / "shifted.mp4"
