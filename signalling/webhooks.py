@@ -72,6 +72,8 @@ class LiveHook(_SessionHook):
 
 
 class EndedHook(_SessionHook):
+    """The session ended; ``by`` is the operator who ended it (or ``caller``)."""
+
     event: Literal["ended"]
     by: str
 

@@ -35,6 +35,12 @@ class CallerState(TypedDict):
     declined: bool  # the caller pressed "No thanks"
 
 
+class CallerStateMessage(CallerState):
+    """The page's report of its whole state (data channel or ``POST /api/caller/state``)."""
+
+    type: Literal["caller_state"]
+
+
 class InvalidCallerState(ValueError):
     """Why a report was refused (the field and the problem); nothing changes."""
 

@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NotRequired
+from typing import Any, Literal, NotRequired
 
 from geopy.distance import geodesic
 from typing_extensions import TypedDict  # pydantic documents it (Python < 3.12)
@@ -46,6 +46,25 @@ class FixRecord(TypedDict):
     # Found later (calls.geocoding) and merged in by the trail: a "place" feed message.
     w3w: NotRequired[str | None]
     address: NotRequired[str | None]
+
+
+class FixReading(TypedDict):
+    """A position as a page measured it (the Geolocation API's, in its units)."""
+
+    lat: float
+    lon: float
+    accuracy: float  # metres
+    timestamp: float  # the phone's clock, milliseconds since 1970
+    altitude: NotRequired[float | None]
+    altitude_accuracy: NotRequired[float | None]
+    heading: NotRequired[float | None]  # degrees from true north
+    speed: NotRequired[float | None]  # metres a second
+
+
+class CallerFixMessage(FixReading):
+    """A fix from the caller's page (data channel or ``POST /api/caller/fixes``)."""
+
+    type: Literal["fix"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +122,8 @@ def _number(
 
 
 def parse_fix(msg: Mapping[str, Any], received_at: datetime) -> GpsFix:
-    """Build a fix from the page's message, refusing anything a phone could not have measured."""
+    """Build a fix from the page's message (a ``FixReading``, unchecked), refusing anything
+    a phone could not have measured."""
     lat = _number(msg, "lat", -90.0, 90.0, optional=False)
     lon = _number(msg, "lon", -180.0, 180.0, optional=False)
     accuracy = _number(msg, "accuracy", 0.0, MAX_ACCURACY_M, optional=False)

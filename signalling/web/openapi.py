@@ -3,13 +3,16 @@
 Each API handler carries its summary and pydantic models (``@documented``); a test fails
 when an /api route is registered without them. Who may call a route is said once, in the
 permission table (``permissions.RULES``): the document's security schemes come from it.
+Messages that are not HTTP requests (WebSockets, the caller's data channel) are described by
+``Channel``s, under the top-level ``x-channels`` and, for a WebSocket, its route's
+``x-messages``; the event webhook's payloads are the OpenAPI 3.1 ``webhooks``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args, get_type_hints
 
 from aiohttp import web
 from pydantic import BaseModel, TypeAdapter
@@ -49,19 +52,44 @@ def doc_of(handler: Any) -> ApiDoc | None:
     return getattr(handler, _DOC_ATTR, None)
 
 
-def build_openapi(app: web.Application, title: str, version: str) -> dict[str, Any]:
+# A union of message TypedDicts has no name of its own: it is given one.
+Messages = tuple[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """Messages that are not HTTP requests, each way: ``sends`` from the server to the
+    client, ``receives`` from the client; ``route`` is the WebSocket's, None for the caller's
+    data channel."""
+
+    name: str
+    summary: str
+    route: str | None
+    sends: Messages
+    receives: Messages | None
+
+
+def build_openapi(
+    app: web.Application,
+    title: str,
+    version: str,
+    channels: Sequence[Channel] = (),
+    webhooks: Sequence[type[Any]] = (),
+) -> dict[str, Any]:
+    """``webhooks``: the event webhook's payloads, each a TypedDict named by its ``event``."""
     paths: dict[str, dict[str, Any]] = {}
     schemas: dict[str, Any] = {}
 
-    def ref(model: Body) -> dict[str, str]:
+    def ref(model: Body, name: str | None = None) -> dict[str, str]:
         template = "#/components/schemas/{model}"
         if isinstance(model, type) and issubclass(model, BaseModel):
             schema = model.model_json_schema(ref_template=template)
         else:
             schema = TypeAdapter(model).json_schema(ref_template=template, mode="serialization")
         schemas.update(schema.pop("$defs", {}))
-        schemas[model.__name__] = schema
-        return {"$ref": f"#/components/schemas/{model.__name__}"}
+        name = name or model.__name__
+        schemas[name] = schema
+        return {"$ref": f"#/components/schemas/{name}"}
 
     for route in app.router.routes():
         path = route.resource.canonical if route.resource else ""
@@ -91,10 +119,44 @@ def build_openapi(app: web.Application, title: str, version: str) -> dict[str, A
         }
         paths.setdefault(path, {})[route.method.lower()] = operation
 
+    described: dict[str, Any] = {}
+    for channel in channels:
+        messages = {"server_to_client": ref(channel.sends[1], channel.sends[0])}
+        if channel.receives is not None:
+            messages["client_to_server"] = ref(channel.receives[1], channel.receives[0])
+        described[channel.name] = {"summary": channel.summary, "route": channel.route, **messages}
+        if channel.route is not None and channel.route in paths:
+            paths[channel.route]["get"]["x-messages"] = messages
+    hooks = {}
+    for payload in webhooks:
+        (event,) = get_args(get_type_hints(payload)["event"])
+        hooks[event] = {
+            "post": {
+                "summary": (payload.__doc__ or event).strip(),
+                "parameters": [
+                    {
+                        "name": "X-SceneLink-Signature",
+                        "in": "header",
+                        "required": True,
+                        "description": "sha256=<hex HMAC-SHA256 of the exact body, keyed with "
+                        "SCENELINK_WEBHOOK_SECRET>",
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": ref(payload)}},
+                },
+                "responses": {"2XX": {"description": "Received; any other answer is retried"}},
+            }
+        }
+
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},
         "paths": paths,
+        "webhooks": hooks,
+        "x-channels": described,
         "components": {
             "schemas": schemas,
             "securitySchemes": {

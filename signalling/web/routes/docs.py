@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from signalling.web.messages import CHANNELS
 from signalling.web.openapi import build_openapi, documented
+from signalling.webhooks import WEBHOOK_PAYLOADS
 
 routes = web.RouteTableDef()
 
@@ -12,4 +14,5 @@ routes = web.RouteTableDef()
 @routes.get("/api/openapi.json")
 @documented("This document")
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(build_openapi(request.app, "SceneLink API", "0.1.0"))
+    document = build_openapi(request.app, "SceneLink API", "0.1.0", CHANNELS, WEBHOOK_PAYLOADS)
+    return web.json_response(document)
