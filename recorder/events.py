@@ -335,6 +335,49 @@ EvidenceEvent = (
     | RecordingResumed
     | DiskSpaceLow
     | RecordingPartUnrecoverable
+# -- chat and silent mode (issue 14) ---------------------------------------------------------
+
+
+class ChatTranslation(TypedDict):
+    """A machine translation of a chat message (LibreTranslate), kept beside the original."""
+
+    language: str  # the translation's language, e.g. "en"
+    text: str
+
+
+class ChatMessage(TypedDict):
+    """A chat message as sent: who (``by`` names the call handler, null for the caller),
+    the text exactly as accepted, the sender's page language and any translation."""
+
+    event: Literal["chat_message"]
+    at: str
+    message_id: str
+    sender: Literal["caller", "handler"]
+    by: str | None
+    text: str
+    language: str | None
+    translation: ChatTranslation | None
+
+
+class ChatRead(TypedDict):
+    """Messages shown on the other side's page while it was visible."""
+
+    event: Literal["chat_read"]
+    at: str
+    message_ids: list[str]
+    reader: Literal["caller", "handler"]
+    by: str | None
+
+
+class SilentMode(TypedDict):
+    """Silent mode switched on or off, by the caller ("caller") or a call handler."""
+
+    event: Literal["silent_mode"]
+    at: str
+    on: bool
+    by: str
+
+
     | RecorderRecovered
     | RecordingPartSalvaged
     | CallerFile
@@ -352,3 +395,6 @@ def _names() -> frozenset[str]:
 
 
 EVENT_NAMES: frozenset[str] = _names()
+    | ChatMessage
+    | ChatRead
+    | SilentMode

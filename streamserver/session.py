@@ -8,6 +8,7 @@ caller connection becomes a new recording part.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -242,11 +243,13 @@ class MediaSession:
 
             @channel.on("message")
             def on_message(message: object) -> None:
-                if isinstance(message, str):
-                    try:
-                        self._on_message(message)
-                    except Exception:
-                        logger.exception("session %s: on_message failed", self.session_id)
+                if not isinstance(message, str):  # the page speaks JSON text only
+                    channel.send(json.dumps({"type": "error", "error": "binary data refused"}))
+                    return
+                try:
+                    self._on_message(message)
+                except Exception:
+                    logger.exception("session %s: on_message failed", self.session_id)
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:

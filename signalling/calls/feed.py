@@ -15,6 +15,7 @@ from typing_extensions import TypedDict  # pydantic documents it (Python < 3.12)
 
 from signalling.calls.caller_state import CallerState
 from signalling.calls.files import SessionFile
+from signalling.calls.chat import ChatRecord
 from signalling.calls.geocoding import PlaceRecord
 from signalling.calls.location import FixRecord
 from signalling.calls.sessions import SessionMode, SessionState
@@ -101,6 +102,8 @@ class StateMessage(TypedDict):
     """The session changed (state, SMS delivery, recording, viewers)."""
 
     type: Literal["state"]
+    silent: bool  # silent mode: the caller cannot talk (chat in front, microphone off)
+    microphone_request: str | None  # when a call handler last asked to use the microphone
     session: ConsoleSession
 
 
@@ -128,7 +131,15 @@ class ShareEnded(TypedDict):
     reason: Literal["withdrawn"]
 
 
-FeedEvent = FixMessage | PlaceMessage | StateMessage | FileMessage | StillsMessage | ShareEnded
+FeedEvent = (
+    FixMessage
+    | PlaceMessage
+    | StateMessage
+    | ChatFeedMessage
+    | FileMessage
+    | StillsMessage
+    | ShareEnded
+)
 
 # -- the WebSockets ----------------------------------------------------------------------------
 
@@ -137,6 +148,13 @@ class TrailMessage(TypedDict):
     """The first message on either WebSocket: the trail so far."""
 
     type: Literal["trail"]
+class ChatFeedMessage(TypedDict):
+    """A chat message, new or with its delivery, read state or translation changed."""
+
+    type: Literal["chat"]
+    message: ChatRecord
+
+
     fixes: list[FixRecord]
 
 
@@ -182,3 +200,4 @@ OfficerMessage = (
     | ErrorMessage
     | AccessEnded
 )
+    | ChatFeedMessage

@@ -46,25 +46,34 @@ def _record(event: dict[str, Any], thumbnails: dict[str, str]) -> SessionFile:
     }
 
 
-def session_files(folder: Path) -> list[SessionFile]:
-    """The session's files in the order they arrived."""
+class StillsState(TypedDict):
+    """The caller's page is sending stills instead of video (the last ``stills_fallback``)."""
+
+    on: bool
+    reason: str
+    at: str
+
+
+def session_files(folder: Path) -> tuple[list[SessionFile], StillsState | None]:
+    """The session's files in the order they arrived, and whether stills replace video."""
     thumbnails = {
         str(e["of"]): str(e["name"])
         for e in load_chain(folder / CHAIN_FILE)
         if e["kind"] == "derivative" and e.get("role") == "thumbnail"
     }
     path = folder / EVENTS_FILE
-    if not path.exists():
-        return []
-    files = []
-    for line in path.read_bytes().splitlines():
+    files: list[SessionFile] = []
+    stills: StillsState | None = None
+    for line in path.read_bytes().splitlines() if path.exists() else []:
         try:
             event = json.loads(line)
         except ValueError:
             continue
         if event.get("event") in ("caller_file", "snapshot"):
             files.append(_record(event, thumbnails))
-    return files
+        elif event.get("event") == "stills_fallback":
+            stills = {"on": event["on"], "reason": event["reason"], "at": event["at"]}
+    return files, stills
 
 
 def kept_names(folder: Path) -> set[str]:

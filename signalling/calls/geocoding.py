@@ -11,19 +11,16 @@ failure is logged once until it answers again.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections import OrderedDict
-from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 from geopy.adapters import URLLibAdapter
 from geopy.exc import GeopyError
 from geopy.geocoders import Nominatim
 from typing_extensions import TypedDict
 
-logger = logging.getLogger(__name__)
+from signalling.calls.webservice import JsonService, Outage
 
 CACHE_SIZE = 4096
 
@@ -38,22 +35,6 @@ class PlaceRecord(TypedDict):
     address: str | None
 
 
-class _Outage:
-    """Log a service's failure once, and its recovery once."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.down = False
-
-    def failed(self, why: str) -> None:
-        if not self.down:
-            self.down = True
-            logger.warning("%s lookup failed (%s); further failures not logged", self.name, why)
-
-    def answered(self) -> None:
-        if self.down:
-            self.down = False
-            logger.info("%s lookups answer again", self.name)
 
 
 class _Cache:
@@ -89,11 +70,9 @@ class What3Words:
     ) -> None:
         self.api_key = api_key
         self.base_url = base_url.rstrip("/")
-        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.language = language
         self._cache = _Cache(places=5)  # about a metre: a what3words square is 3 m
-        self._outage = _Outage("what3words")
-        self._session: aiohttp.ClientSession | None = None
+        self._service = JsonService("what3words", timeout_s)
 
     @property
     def enabled(self) -> bool:
@@ -106,37 +85,25 @@ class What3Words:
         found, cached = self._cache.get(key)
         if found:
             return cached
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self.timeout)
         params = {
             "coordinates": f"{key[0]:.5f},{key[1]:.5f}",
             "key": self.api_key,
             "language": self.language,
             "format": "json",
         }
-        try:
-            async with self._session.get(
-                f"{self.base_url}/v3/convert-to-3wa", params=params
-            ) as resp:
-                body: Any = await resp.json(content_type=None)
-                if resp.status != 200:
-                    error = body.get("error", {}) if isinstance(body, dict) else {}
-                    raise ValueError(f"HTTP {resp.status} {error.get('code', '')}".strip())
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            self._outage.failed(type(exc).__name__ + (f": {exc}" if str(exc) else ""))
+        body = await self._service.call("GET", f"{self.base_url}/v3/convert-to-3wa", params=params)
+        if body is None:
             return None
         words = body.get("words") if isinstance(body, dict) else None
         if not isinstance(words, str) or words.count(".") != 2:
-            self._outage.failed("no words in the answer")
+            self._service.outage.failed("no words in the answer")
             return None
-        self._outage.answered()
+        self._service.outage.answered()
         self._cache.put(key, words)
         return words
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._service.close()
 
 
 class ReverseGeocoder:
@@ -162,7 +129,7 @@ class ReverseGeocoder:
                 adapter_factory=URLLibAdapter,  # no retries: the deadline is the deadline
             )
         self._cache = _Cache(places=places)
-        self._outage = _Outage("reverse geocoding")
+        self._outage = Outage("reverse geocoding")
         self._lock = asyncio.Lock()
         self._last_request = -float("inf")  # time.monotonic() of the last request sent
 

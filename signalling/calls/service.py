@@ -4,6 +4,7 @@ a dispatch (CAD) integration drive the same code as the console."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import json
 import logging
@@ -24,6 +25,7 @@ from recorder.events import (
     MediaStateChanged,
     SessionCreated,
     iso_at,
+    SilentMode,
 )
 from recorder.evidence import Evidence
 from recorder.recording import RecordingStatus, SessionRecorder
@@ -36,6 +38,17 @@ from signalling.calls.caller_state import (
 from signalling.calls.device import caller_device
 from signalling.calls.feed import ConsoleSession
 from signalling.calls.geocoding import PlaceRecord, ReverseGeocoder, What3Words
+from signalling.calls.chat import (
+    CallerChatState,
+    CallerMessage,
+    ChatRecord,
+    ChatRefused,
+    Receipt,
+    Sender,
+    caller_view,
+    check_language,
+)
+from signalling.calls.conversation import Conversations
 from signalling.calls.links import CallerLink, link_hash, new_link_id, well_formed
 from signalling.calls.location import FixRecord, GpsFix, InvalidFix, check_plausible, parse_fix
 from signalling.calls.rejections import RejectedFixLog
@@ -62,6 +75,10 @@ class LinkNotUsable(Exception):
     """The caller's link is forged, expired, replaced or its session has ended.
 
     ``session_id`` names the session when the link was a real one (never for a forged
+# Chat and silent mode on the caller's data channel (see ``_caller_chat``).
+CALLER_CHAT_MESSAGES = frozenset({"chat", "chat_receipt", "chat_sync", "silent"})
+
+
     token): the refusal is then shown to its call handler (``link_refused``)."""
 
     def __init__(self, reason: str, session_id: str | None = None) -> None:
@@ -121,6 +138,8 @@ class SessionService:
         link_id, token_id = await self._new_link(session_id)
         now = utcnow()
         session = CallSession(
+        self.chat = Conversations(settings, store, self._record_chat)
+        self._to_caller_feeds: dict[str, asyncio.Task[None]] = {}
             id=session_id,
             incident_ref=incident_ref,
             phone=e164,
@@ -264,10 +283,13 @@ class SessionService:
         """The recorder of a session that has not ended (``SessionEnded`` otherwise): files
         and stills join its bundle."""
         if (await self.store.get(session_id)).state == "ended":
+        if (feed := self._to_caller_feeds.pop(session_id, None)) is not None:
+            feed.cancel()
             raise SessionEnded(session_id)
         return self._recorder(session_id)
 
     def live_media(self, session_id: str) -> MediaSession | None:
+        await self.chat.settle(session_id)  # messages still being translated are recorded
         """The session's media on this node, if a caller has connected here."""
         return self._media.get(session_id)
 
@@ -431,11 +453,18 @@ class SessionService:
                         "address": address,
                     }
                     await self.store.add_place(session_id, place)
+                limit = self.settings.max_message_bytes
+                await self._to_caller(
+                    session_id, {"type": "error", "error": f"message larger than {limit} bytes"}
+                )
                     recorder = self._recorders.get(session_id)
                     if recorder is not None:
                         recorder.append_fix(place)  # its own line: location.jsonl only grows
                     await self.store.publish(session_id, {"type": "place", "place": place})
                 next_record = self._place_next.pop(session_id, None)
+        if isinstance(message, dict) and message.get("type") in CALLER_CHAT_MESSAGES:
+            await self._caller_chat(session_id, message)
+            return
                 if next_record is None:
                     return
                 record = next_record
@@ -555,6 +584,117 @@ class SessionService:
         return recorder
 
     def _recording_status(self, session_id: str, status: RecordingStatus) -> None:
+    # -- chat and silent mode ----------------------------------------------------------
+
+    async def chat_send(
+        self, session_id: str, sender: Sender, text: object, by: str | None, language: str | None
+    ) -> ChatRecord:
+        """A message from either side (``ChatRefused`` with nothing stored, or
+        ``SessionEnded``); the handler's side writes in ``SCENELINK_HANDLER_LANGUAGE``."""
+        if (await self.store.get(session_id)).state == "ended":
+            raise SessionEnded(session_id)
+        if sender == "caller":
+            self.chat.caller_language(session_id, language)
+        else:
+            language = self.settings.handler_language
+        return await self.chat.send(session_id, sender, text, by, language)
+
+    async def chat_receipt(
+        self, session_id: str, reader: Sender, ids: list[str], receipt: Receipt, by: str | None
+    ) -> None:
+        if (await self.store.get(session_id)).state != "ended":
+            await self.chat.receipt(session_id, reader, ids, receipt, by)
+
+    async def set_silent(self, session_id: str, on: bool, by: str) -> CallSession:
+        """Silent mode on or off (``by`` is "caller" or a call handler): recorded, shown on
+        the consoles and told to the caller's page."""
+        session = await self.store.get(session_id)
+        if session.state == "ended":
+            raise SessionEnded(session_id)
+        if session.silent == on:
+            return session
+        event: SilentMode = {"event": "silent_mode", "at": utcnow().isoformat(), "on": on, "by": by}
+        self._recorder(session_id).append_event(event)
+        return await self._change(session_id, silent=on)
+
+    async def request_microphone(self, session_id: str) -> CallSession:
+        """A call handler asks the caller (in silent mode) to turn the microphone on."""
+        if (await self.store.get(session_id)).state == "ended":
+            raise SessionEnded(session_id)
+        return await self._change(session_id, microphone_request=utcnow())
+
+    async def caller_chat_state(self, session_id: str) -> CallerChatState:
+        """Everything the caller's page shows of the chat (also its answer to a poll)."""
+        session = await self.store.get(session_id)
+        messages = [caller_view(m) for m in await self.store.chat(session_id)]
+        state: CallerChatState = {
+            "type": "chat_state",
+            "messages": messages,
+            "silent": session.silent,
+            "microphone_request": _iso(session.microphone_request),
+            "version": "",
+        }
+        state["version"] = hashlib.sha256(json.dumps(state).encode()).hexdigest()[:16]
+        return state
+
+    async def _caller_chat(self, session_id: str, message: dict[str, Any]) -> None:
+        """A chat, receipt, sync or silent-mode message on the data channel; a refused one
+        is answered there (``chat_error``, naming the limit), and nothing is stored."""
+        kind = message.get("type")
+        try:
+            if kind == "chat":
+                language = check_language(message.get("language"))
+                await self.chat_send(session_id, "caller", message.get("text"), None, language)
+            elif kind == "chat_receipt":
+                ids, receipt = message.get("message_ids"), message.get("receipt")
+                if isinstance(ids, list) and receipt in ("delivered", "read"):
+                    wanted = [i for i in ids if isinstance(i, str)]
+                    await self.chat_receipt(session_id, "caller", wanted, receipt, None)
+            elif kind == "chat_sync":
+                self.chat.caller_language(session_id, check_language(message.get("language")))
+                await self._to_caller(session_id, await self.caller_chat_state(session_id))
+            elif kind == "silent" and isinstance(message.get("on"), bool):
+                await self.set_silent(session_id, message["on"], "caller")
+        except ChatRefused as exc:
+            await self._to_caller(
+                session_id, {"type": "chat_error", "error": exc.error, "limit": exc.limit}
+            )
+        except SessionEnded:
+            return
+
+    async def _to_caller(self, session_id: str, message: CallerMessage) -> None:
+        media = self._media.get(session_id)
+        if media is not None:
+            await media.send_to_caller(json.dumps(message))
+
+    async def _feed_caller(self, session_id: str, media: MediaSession) -> None:
+        """While this node holds the caller's connection: every chat message and silent-mode
+        change in the session's feed (from whichever node took it) down the data channel."""
+        shown: tuple[bool, str | None] | None = None
+        try:
+            async with self.store.subscribe(session_id) as events:
+                async for event in events:
+                    if media.closed:
+                        return
+                    if event["type"] == "chat":
+                        await self._to_caller(
+                            session_id, {"type": "chat", "message": caller_view(event["message"])}
+                        )
+                    elif event["type"] == "state":
+                        view = event["session"]
+                        now = (view["silent"], view["microphone_request"])
+                        if now != shown:
+                            shown = now
+                            await self._to_caller(
+                                session_id,
+                                {"type": "silent", "on": now[0], "microphone_request": now[1]},
+                            )
+        except Exception:
+            logger.exception("session %s: chat to the caller's page stopped", session_id)
+
+    def _record_chat(self, session_id: str, event: EvidenceEvent) -> None:
+        self._recorder(session_id).append_event(event)
+
         """A failed or resumed recording reaches the consoles at once."""
         self._spawn(self._publish_state(session_id))
 
@@ -602,6 +742,8 @@ class SessionService:
                 quality = await meter.sample()
                 if quality is None:
                     if self._network.pop(session_id, None) is None:
+            "silent": session.silent,
+            "microphone_request": _iso(session.microphone_request),
                         continue  # no caller connection up, and none shown
                     shown = None
                 else:
@@ -621,6 +763,10 @@ class SessionService:
             return
         match state:
             case "connecting" | "live" | "reconnecting":
+        for feed in self._to_caller_feeds.values():
+            feed.cancel()
+        self._to_caller_feeds.clear()
+        await self.chat.close()
                 event: MediaStateChanged = {"event": state, "at": utcnow().isoformat()}
                 self._recorder(session_id).append_event(event)
                 self._announce(session_id, event)
@@ -659,3 +805,6 @@ class SessionService:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+            self._to_caller_feeds[session_id] = asyncio.ensure_future(
+                self._feed_caller(session_id, media)
+            )

@@ -45,3 +45,5 @@ class CallSession(Record):
     caller_state: CallerState | None = None  # as the caller's page last reported it
     caller_stopped: bool = False  # the caller pressed Stop (caller_state.stopped_sharing)
     link_refused: str | None = None  # why a link for this session was refused (till resent)
+    silent: bool = False  # silent mode (chat.py): the caller cannot talk
+    microphone_request: datetime | None = None  # a call handler asked to use the microphone

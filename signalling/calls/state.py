@@ -1,7 +1,7 @@
 """Where session state lives: in memory by default, in Redis when REDIS_URL is set.
 
 Both stores keep the same things: session records, caller links (by hash), each session's
-location trail, shares with officers, a per-session event feed that consoles follow (Redis
+location trail and chat, shares with officers, a per-session event feed that consoles follow (Redis
 pub/sub across processes), signed-out console cookies, and the sign-in throttle's attempt
 counts.
 
@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 
 from recorder.durable import make_folder, write_atomic
+from signalling.calls.chat import ChatRecord
 from signalling.calls.feed import FeedEvent
 from signalling.calls.geocoding import PlaceRecord
 from signalling.calls.links import CallerLink
@@ -67,6 +68,15 @@ class StateStore(Protocol):
         ...
 
     async def trail(self, session_id: str) -> list[FixRecord]: ...
+    async def add_chat(self, session_id: str, message: ChatRecord) -> ChatRecord:
+        """Keep a chat message, numbered (``seq``) in the order the store took it."""
+        ...
+
+    async def save_chat(self, session_id: str, message: ChatRecord) -> None:
+        """Keep a message's new delivery or read state (or translation), by its ``seq``."""
+        ...
+
+    async def chat(self, session_id: str) -> list[ChatRecord]: ...
     async def trail_summary(self, session_id: str) -> tuple[int, FixRecord | None]: ...
     async def save_share(self, share: Share) -> None: ...
     async def get_share(self, share_id: str) -> Share: ...
@@ -99,6 +109,7 @@ class MemoryStore:
     def __init__(self, path: Path | None = None) -> None:
         self._sessions: dict[str, CallSession] = {}
         self._trails: dict[str, list[FixRecord]] = defaultdict(list)
+        self._chats: dict[str, list[ChatRecord]] = defaultdict(list)
         self._shares: dict[str, Share] = {}
         self._subscribers: dict[str, set[asyncio.Queue[FeedEvent]]] = defaultdict(set)
         self._revoked: dict[str, float] = {}
@@ -128,6 +139,8 @@ class MemoryStore:
             store._sessions[session.id] = session
         for session_id, trail in data.get("trails", {}).items():
             store._trails[session_id] = list(trail)
+        for session_id, chat in data.get("chats", {}).items():
+            store._chats[session_id] = list(chat)
         for record in data.get("shares", []):
             share = Share.from_record(record)
             store._shares[share.id] = share
@@ -145,6 +158,7 @@ class MemoryStore:
                 "format": STATE_FORMAT,
                 "sessions": [s.to_record() for s in self._sessions.values()],
                 "trails": {k: v for k, v in self._trails.items() if v},
+                "chats": {k: v for k, v in self._chats.items() if v},
                 "shares": [s.to_record() for s in self._shares.values()],
                 "revoked": self._revoked,
                 "links": {
@@ -247,6 +261,20 @@ class MemoryStore:
 
     async def trail(self, session_id: str) -> list[FixRecord]:
         return list(self._trails.get(session_id, []))
+
+    async def add_chat(self, session_id: str, message: ChatRecord) -> ChatRecord:
+        chat = self._chats[session_id]
+        kept: ChatRecord = {**message, "seq": len(chat)}
+        chat.append(kept)
+        self._changed()
+        return dict(kept)  # type: ignore[return-value]  # a copy, as Redis gives
+
+    async def save_chat(self, session_id: str, message: ChatRecord) -> None:
+        self._chats[session_id][message["seq"]] = {**message}
+        self._changed()
+
+    async def chat(self, session_id: str) -> list[ChatRecord]:
+        return [{**m} for m in self._chats.get(session_id, [])]
 
     async def trail_summary(self, session_id: str) -> tuple[int, FixRecord | None]:
         trail = self._trails.get(session_id, [])
@@ -427,6 +455,21 @@ class RedisStore:
         return [
             json.loads(x) for x in await self._redis.lrange(self._key("trail", session_id), 0, -1)
         ]
+
+    async def add_chat(self, session_id: str, message: ChatRecord) -> ChatRecord:
+        # A hash by number: nodes adding at once each take the next number and their place.
+        seq = int(await self._redis.incr(self._key("chat_seq", session_id))) - 1
+        kept: ChatRecord = {**message, "seq": seq}
+        await self._redis.hset(self._key("chat", session_id), str(seq), json.dumps(kept))
+        return kept
+
+    async def save_chat(self, session_id: str, message: ChatRecord) -> None:
+        key = self._key("chat", session_id)
+        await self._redis.hset(key, str(message["seq"]), json.dumps(message))
+
+    async def chat(self, session_id: str) -> list[ChatRecord]:
+        kept = await self._redis.hvals(self._key("chat", session_id))
+        return sorted((json.loads(x) for x in kept), key=lambda m: m["seq"])
 
     async def trail_summary(self, session_id: str) -> tuple[int, FixRecord | None]:
         key = self._key("trail", session_id)

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from signalling.calls.caller_state import Camera, Location, Microphone, Network, Page
 from signalling.calls.feed import ConsoleSession, OfficerSession
-from signalling.calls.files import SessionFile
+from signalling.calls.files import SessionFile, StillsState
 from signalling.calls.shares import ShareJson
 
 
@@ -260,6 +260,11 @@ class StillsSwitch(Strict):
     reason: str = Field(min_length=1, max_length=120)
 
 
+class StillsPace(BaseModel):
+    interval_s: float = Field(description="Send a still this often while stills replace video")
+
+
 class FileList(BaseModel):
     files: list[SessionFile]
+    stills: StillsState | None = Field(description="The caller's page sends stills, not video")
     stills_interval_s: float

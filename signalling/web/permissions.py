@@ -73,6 +73,10 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/caller/stills"): "caller",
     # live sessions
     ("POST", "/api/sessions"): SEND,
+    ("POST", "/api/caller/chat"): "caller",
+    ("GET", "/api/caller/chat"): "caller",
+    ("POST", "/api/caller/chat/receipts"): "caller",
+    ("POST", "/api/caller/silent"): "caller",
     ("GET", "/api/sessions"): LIVE,
     ("GET", "/api/sessions/{session_id}"): LIVE,
     ("POST", "/api/sessions/{session_id}/end"): SEND,
@@ -88,6 +92,12 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/sessions/{session_id}/photo-request"): SEND,
     ("GET", "/api/sms/outbox"): SEND,
     # sharing with officers (an officer link's own routes check its token)
+    # chat and silent mode: anyone watching live reads, call handlers write
+    ("GET", "/api/sessions/{session_id}/chat"): LIVE,
+    ("POST", "/api/sessions/{session_id}/chat"): SEND,
+    ("POST", "/api/sessions/{session_id}/chat/receipts"): SEND,
+    ("POST", "/api/sessions/{session_id}/silent"): SEND,
+    ("POST", "/api/sessions/{session_id}/microphone"): SEND,
     ("POST", "/api/sessions/{session_id}/shares"): SEND,
     ("GET", "/api/sessions/{session_id}/shares"): SEND,
     ("DELETE", "/api/sessions/{session_id}/shares/{share_id}"): SEND,

@@ -17,7 +17,7 @@ from signalling.calls.service import SessionEnded
 from signalling.calls.uploads import Upload, UploadRefused
 from signalling.web.appkeys import AUDIT, FILES, OPERATOR, SERVICE
 from signalling.web.errors import json_error, parse_body
-from signalling.web.models import FileList, StillsSwitch, UploadStart, UploadStatus
+from signalling.web.models import FileList, StillsPace, StillsSwitch, UploadStart, UploadStatus
 from signalling.web.openapi import documented
 from signalling.web.requests import audit, service_of, session_or_404
 from signalling.web.routes.caller import caller_session_or_gone
@@ -123,18 +123,20 @@ async def upload_piece(request: web.Request) -> web.Response:
 
 @routes.post("/api/caller/stills")
 @documented(
-    "The caller's page sends stills instead of video (or goes back to video)",
+    "The caller's page sends stills instead of video (or goes back to video); the answer "
+    "says how often to send one",
     request=StillsSwitch,
-    status=204,
+    response=StillsPace,
 )
 async def caller_stills(request: web.Request) -> web.Response:
     session_id = await caller_session_or_gone(request, request.app[SERVICE])
     body = await parse_body(request, StillsSwitch)
+    files = request.app[FILES]
     try:
-        await request.app[FILES].stills(session_id, body.on, body.reason)
+        await files.stills(session_id, body.on, body.reason)
     except SessionEnded:
         raise json_error(410, "the session has ended") from None
-    return web.Response(status=204)
+    return web.json_response({"interval_s": files.stills_interval_s})
 
 
 @routes.get("/api/sessions/{session_id}/files")
@@ -142,9 +144,11 @@ async def caller_stills(request: web.Request) -> web.Response:
 async def list_files(request: web.Request) -> web.Response:
     session = await session_or_404(request)
     files = request.app[FILES]
-    listing = await asyncio.to_thread(session_files, files.folder(session.id))
+    listing, stills = await asyncio.to_thread(session_files, files.folder(session.id))
     await audit(request, "consultation.files", session.id)
-    return web.json_response({"files": listing, "stills_interval_s": files.stills_interval_s})
+    return web.json_response(
+        {"files": listing, "stills": stills, "stills_interval_s": files.stills_interval_s}
+    )
 
 
 @routes.get("/api/sessions/{session_id}/files/{name}")

@@ -168,7 +168,7 @@ class OfficerFeed:
             self.caller = event["fix"]
             await send(self.ws, event)
             await self.send_bearing()
-        elif event["type"] == "place":
+        elif event["type"] in ("place", "chat"):  # the chat read-only
             await send(self.ws, event)
         elif event["type"] == "state":
             await send(
