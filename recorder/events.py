@@ -8,7 +8,9 @@ events can say; readers (catalogue, verification, the benchmark) use the same na
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal, TypedDict, get_args, get_type_hints
+from typing import Any, Literal, NotRequired, TypedDict, get_args, get_type_hints
+
+from typing_extensions import TypedDict as SchemaTypedDict  # pydantic documents it (< 3.12)
 
 from streamserver.session import RtcpSenderReport
 
@@ -24,14 +26,34 @@ def iso_at(epoch: float | None) -> str | None:
 # -- the call, as the signalling service records it ----------------------------------------
 
 
+class RequiredPlace(SchemaTypedDict):
+    """Where a bail or court-order check requires the person to be (also on the console)."""
+
+    given: str  # as the handler typed it: "51.5, -0.12", "TQ 30045 80195" or an address
+    lat: float
+    lon: float
+    tolerance_m: float
+    grid_ref: str | None  # 10-figure, when inside the National Grid
+    address: str | None  # the geocoder's answer, when an address was given
+
+
+class Appointment(SchemaTypedDict):
+    """A screening appointment: the link opens at ``starts_at`` and not after ``ends_at``."""
+
+    starts_at: str
+    ends_at: str
+
+
 class SessionCreated(TypedDict):
     event: Literal["session_created"]
     at: str
     by: str
     incident_ref: str
-    mode: str
+    mode: str  # the invite type (signalling.calls.invites)
     token_id: str
     phone: str  # the evidence (not the logs) keeps it: right-of-access searches need it
+    required_place: NotRequired[RequiredPlace]  # a bail or court-order check
+    appointment: NotRequired[Appointment]  # a screening appointment
 
 
 class LinkSent(TypedDict):
@@ -311,30 +333,6 @@ class StillsFallback(TypedDict):
     reason: str
 
 
-EvidenceEvent = (
-    SessionCreated
-    | LinkSent
-    | LinkNotSent
-    | LinkResent
-    | LinkOpened
-    | ConsentGiven
-    | MediaStateChanged
-    | MediaGapStarted
-    | MediaGapEnded
-    | ViewerJoined
-    | ShareCreated
-    | ShareWithdrawn
-    | CallerStateChanged
-    | LinkRefused
-    | Ended
-    | RecordingPartStarted
-    | RecordingPartFinished
-    | RecordingOverrun
-    | RecordingTotals
-    | RecordingFailed
-    | RecordingResumed
-    | DiskSpaceLow
-    | RecordingPartUnrecoverable
 # -- chat and silent mode (issue 14) ---------------------------------------------------------
 
 
@@ -378,11 +376,67 @@ class SilentMode(TypedDict):
     by: str
 
 
+# -- invite types (issue 14) ---------------------------------------------------------------
+
+
+class CheckedFix(SchemaTypedDict):
+    """The fix a bail check judged (the whole fix is in location.jsonl)."""
+
+    lat: float
+    lon: float
+    accuracy: float
+    device_time: str
+    received_at: str
+
+
+class BailCheck(SchemaTypedDict):  # also on the console (ConsoleSession.bail_check)
+    """A bail or court-order check's result: at the first fix, then whenever the verdict
+    changes. "within": the fix's accuracy circle lies inside the tolerance; "outside": wholly
+    beyond it; "uncertain": it overlaps the boundary."""
+
+    event: Literal["bail_check"]
+    at: str
+    required_place: RequiredPlace
+    tolerance_m: float
+    fix: CheckedFix
+    distance_m: float
+    accuracy_m: float
+    verdict: Literal["within", "outside", "uncertain"]
+
+
+EvidenceEvent = (
+    SessionCreated
+    | LinkSent
+    | LinkNotSent
+    | LinkResent
+    | LinkOpened
+    | ConsentGiven
+    | MediaStateChanged
+    | MediaGapStarted
+    | MediaGapEnded
+    | ViewerJoined
+    | ShareCreated
+    | ShareWithdrawn
+    | CallerStateChanged
+    | LinkRefused
+    | Ended
+    | RecordingPartStarted
+    | RecordingPartFinished
+    | RecordingOverrun
+    | RecordingTotals
+    | RecordingFailed
+    | RecordingResumed
+    | DiskSpaceLow
+    | RecordingPartUnrecoverable
     | RecorderRecovered
     | RecordingPartSalvaged
     | CallerFile
     | Snapshot
     | StillsFallback
+    | ChatMessage
+    | ChatRead
+    | SilentMode
+    | BailCheck
     | RtcpSenderReport
 )
 
@@ -395,6 +449,3 @@ def _names() -> frozenset[str]:
 
 
 EVENT_NAMES: frozenset[str] = _names()
-    | ChatMessage
-    | ChatRead
-    | SilentMode

@@ -26,6 +26,7 @@ from pydantic_settings import (
 
 from recorder import defaults
 from recorder.layout import DataLayout
+from signalling.calls.invites import INVITES, SessionMode
 from signalling.calls.links import LINK_ID_LENGTH
 from signalling.languages import language_codes
 from signalling.smstext import TYPICAL_PUBLIC_URL, septets, template_problem
@@ -155,6 +156,27 @@ class Settings(BaseSettings):
     sms_template_location: str = Field(
         default="{force}: as asked on your 999 call, tap to share your location with us: {link}",
         description="SMS for a location-only invite, with {force} and {link}",
+    )
+    sms_template_bail: str = Field(
+        default="{force}: as your bail or court order requires, tap to share your location "
+        "with us: {link}",
+        description="SMS for a bail or court-order check, with {force} and {link}",
+    )
+    sms_template_screening: str = Field(
+        default="{force}: for your appointment, at the agreed time tap to send us photos or "
+        "video: {link}",
+        description="SMS for a screening appointment, with {force} and {link}",
+    )
+    sms_template_missing: str = Field(
+        default="{force}: we want to know you are safe. Please tap to share your location "
+        "with us: {link}",
+        description="SMS for a missing person (location until the handler stops)",
+    )
+    tracking_max_days: float = Field(
+        default=30,
+        gt=0,
+        description="A missing-person link works until the handler stops it; this is when a "
+        "forgotten one stops (its hash must expire from the state store some day)",
     )
     sms_timeout_s: float = Field(default=10.0, gt=0, description="Deadline for one SMS request")
     notify_api_key: SecretStr | None = Field(default=None, description="GOV.UK Notify API key")
@@ -379,9 +401,10 @@ class Settings(BaseSettings):
             raise ValueError("missing settings: " + ", ".join(missing))
         return self
 
-    def sms_template_for(self, mode: str) -> str:
-        """The SMS wording for an invite type (``video`` or ``location``)."""
-        return self.sms_template_location if mode == "location" else self.sms_template
+    def sms_template_for(self, mode: SessionMode) -> str:
+        """The SMS wording for an invite type (its ``sms_setting``)."""
+        template: str = getattr(self, INVITES[mode].sms_setting)
+        return template
 
     @model_validator(mode="after")
     def default_language_known(self) -> Settings:
@@ -403,7 +426,7 @@ class Settings(BaseSettings):
             raise ValueError(f"SCENELINK_FORCE_NAME cannot be sent by SMS: {exc}") from None
         link_id = "x" * LINK_ID_LENGTH
         bases = [TYPICAL_PUBLIC_URL] + ([self.public_url] if self.public_url else [])
-        for name in ("sms_template", "sms_template_location"):
+        for name in sorted({kind.sms_setting for kind in INVITES.values()}):
             for base in bases:
                 link = f"{base.rstrip('/')}/c/{link_id}"
                 problem = template_problem(getattr(self, name), self.force_name, link)

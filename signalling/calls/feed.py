@@ -13,12 +13,14 @@ from typing import Literal
 
 from typing_extensions import TypedDict  # pydantic documents it (Python < 3.12)
 
+from recorder.events import Appointment, BailCheck, RequiredPlace
 from signalling.calls.caller_state import CallerState
-from signalling.calls.files import SessionFile
 from signalling.calls.chat import ChatRecord
+from signalling.calls.files import SessionFile
 from signalling.calls.geocoding import PlaceRecord
+from signalling.calls.invites import Media, SessionMode, Tracking, invite
 from signalling.calls.location import FixRecord
-from signalling.calls.sessions import SessionMode, SessionState
+from signalling.calls.sessions import CallSession, SessionState
 from streamserver.quality import NetworkQuality
 
 # -- the session, as the console and an officer link see it ----------------------------------
@@ -41,12 +43,41 @@ class CallerBrowser(TypedDict):
     device: str | None  # e.g. "iPhone (iOS 17.5)"
 
 
+class InviteView(TypedDict):
+    """The invite type's words and rules, and what its session was given."""
+
+    label: str  # "Bail or court-order check"
+    media: Media
+    tracking: Tracking
+    required_place: RequiredPlace | None
+    bail_check: BailCheck | None  # the last fix judged against the required place
+    appointment: Appointment | None
+
+
+def invite_view(session: CallSession) -> InviteView:
+    kind = invite(session.mode)
+    starts, ends = session.appointment_at, session.appointment_ends_at
+    return {
+        "label": kind.label,
+        "media": kind.media,
+        "tracking": kind.tracking,
+        "required_place": session.required_place,
+        "bail_check": session.bail_check,
+        "appointment": (
+            {"starts_at": starts.isoformat(), "ends_at": ends.isoformat()}
+            if starts is not None and ends is not None
+            else None
+        ),
+    }
+
+
 class ConsoleSession(TypedDict):
     """No full phone number, no token: what any console user may see of a session."""
 
     id: str
     incident_ref: str
-    mode: SessionMode
+    mode: SessionMode  # the invite type
+    invite: InviteView
     state: SessionState
     created_at: str
     created_by: str

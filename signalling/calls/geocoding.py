@@ -35,6 +35,8 @@ class PlaceRecord(TypedDict):
     address: str | None
 
 
+class GeocodingFailed(Exception):
+    """An address could not be looked up: no geocoder configured, or it did not answer."""
 
 
 class _Cache:
@@ -149,10 +151,7 @@ class ReverseGeocoder:
             found, cached = self._cache.get(key)  # answered while this one waited
             if found:
                 return cached
-            wait = self._last_request + self.min_interval_s - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            self._last_request = time.monotonic()
+            await self._spaced()
             try:
                 location = await asyncio.to_thread(
                     geocoder.reverse, key, exactly_one=True, zoom=18, addressdetails=False
@@ -165,3 +164,29 @@ class ReverseGeocoder:
         address = address if isinstance(address, str) and address else None
         self._cache.put(key, address)
         return address
+
+    async def _spaced(self) -> None:
+        """Wait (holding the lock) until the policy's interval since the last request."""
+        wait = self._last_request + self.min_interval_s - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._last_request = time.monotonic()
+
+    async def locate(self, query: str) -> tuple[float, float, str] | None:
+        """Where an address is (a bail check's required place, typed by the handler): its
+        position and the geocoder's wording, None when it knows no such place. Shares the
+        rate limit; ``GeocodingFailed`` when none is configured or it does not answer."""
+        geocoder = self._geocoder
+        if geocoder is None:
+            raise GeocodingFailed("no geocoder is configured (SCENELINK_GEOCODER_URL)")
+        async with self._lock:
+            await self._spaced()
+            try:
+                location = await asyncio.to_thread(geocoder.geocode, query, exactly_one=True)
+            except (GeopyError, OSError, ValueError) as exc:
+                raise GeocodingFailed(
+                    f"the geocoder did not answer ({type(exc).__name__})"
+                ) from None
+        if location is None:
+            return None
+        return float(location.latitude), float(location.longitude), str(location.address)

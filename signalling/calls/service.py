@@ -9,7 +9,6 @@ import hmac
 import json
 import logging
 import secrets
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,12 +22,15 @@ from recorder.events import (
     LinkOpened,
     MediaGapEnded,
     MediaStateChanged,
+    RequiredPlace,
     SessionCreated,
     iso_at,
     SilentMode,
 )
 from recorder.evidence import Evidence
 from recorder.recording import RecordingStatus, SessionRecorder
+from signalling.audit.trail import AuditTrail
+from signalling.calls.bail import check, worth_recording
 from signalling.calls.caller_state import (
     InvalidCallerState,
     caller_summary,
@@ -36,7 +38,7 @@ from signalling.calls.caller_state import (
     stopped_sharing,
 )
 from signalling.calls.device import caller_device
-from signalling.calls.feed import ConsoleSession
+from signalling.calls.feed import ConsoleSession, invite_view
 from signalling.calls.geocoding import PlaceRecord, ReverseGeocoder, What3Words
 from signalling.calls.chat import (
     CallerChatState,
@@ -49,11 +51,12 @@ from signalling.calls.chat import (
     check_language,
 )
 from signalling.calls.conversation import Conversations
+from signalling.calls.invites import SessionMode, invite
 from signalling.calls.links import CallerLink, link_hash, new_link_id, well_formed
 from signalling.calls.location import FixRecord, GpsFix, InvalidFix, check_plausible, parse_fix
 from signalling.calls.rejections import RejectedFixLog
 from signalling.calls.sdp import check_offer, refused_late
-from signalling.calls.sessions import CallSession, SessionMode, utcnow
+from signalling.calls.sessions import CallSession, utcnow
 from signalling.calls.state import StateStore
 from signalling.calls.turn import ice_servers_for
 from signalling.config import Settings
@@ -86,6 +89,14 @@ CALLER_CHAT_MESSAGES = frozenset({"chat", "chat_receipt", "chat_sync", "silent"}
         self.session_id = session_id
 
 
+class TooEarly(LinkNotUsable):
+    """A screening appointment's link opened before its time: the caller is told when."""
+
+    def __init__(self, opens_at: datetime, session_id: str) -> None:
+        super().__init__(f"too early: opens at {opens_at.isoformat()}", session_id)
+        self.opens_at = opens_at
+
+
 class SessionEnded(Exception):
     pass
 
@@ -101,8 +112,10 @@ class SessionService:
         store: StateStore,
         sms: SmsSender,
         evidence: Evidence,
+        audit: AuditTrail | None = None,
     ) -> None:
         self.settings = settings
+        self.audit = audit  # for what the service does on its own (a bail check's verdict)
         self.evidence = evidence
         self.store = store
         self.sms = sms
@@ -131,12 +144,23 @@ class SessionService:
     # -- call handler ------------------------------------------------------------------
 
     async def create(
-        self, phone: str, incident_ref: str, mode: SessionMode, created_by: str, base_url: str
+        self,
+        phone: str,
+        incident_ref: str,
+        mode: SessionMode,
+        created_by: str,
+        base_url: str,
+        required_place: RequiredPlace | None = None,
+        appointment: tuple[datetime, datetime] | None = None,
     ) -> CallSession:
+        """``required_place`` for a bail check, ``appointment`` (start, end) for a screening
+        appointment: the link opens only between them."""
         e164 = normalise_mobile(phone, self.settings.phone_region)
         session_id = secrets.token_hex(8)
-        link_id, token_id = await self._new_link(session_id)
         now = utcnow()
+        starts_at, ends_at = appointment or (None, None)
+        link_expires_at = self._link_expiry(ends_at)
+        link_id, token_id = await self._new_link(session_id, mode, link_expires_at)
         session = CallSession(
         self.chat = Conversations(settings, store, self._record_chat)
         self._to_caller_feeds: dict[str, asyncio.Task[None]] = {}
@@ -148,7 +172,10 @@ class SessionService:
             created_at=now,
             created_by=created_by,
             token_id=token_id,
-            link_expires_at=now + timedelta(seconds=self.settings.link_ttl_s),
+            link_expires_at=link_expires_at,
+            required_place=required_place,
+            appointment_at=starts_at,
+            appointment_ends_at=ends_at,
         )
         await self.store.create(session)
         created: SessionCreated = {
@@ -161,6 +188,13 @@ class SessionService:
             # The evidence (not the logs) keeps the number: right-of-access searches need it.
             "phone": e164,
         }
+        if required_place is not None:
+            created["required_place"] = required_place
+        if starts_at is not None and ends_at is not None:
+            created["appointment"] = {
+                "starts_at": starts_at.isoformat(),
+                "ends_at": ends_at.isoformat(),
+            }
         self._recorder(session_id).append_event(created)
         self._announce(session_id, created)
         return await self._send_link(session, link_id, base_url, created_by)
@@ -173,12 +207,13 @@ class SessionService:
             raise SessionEnded(session_id)
         if session.opened_at is not None:
             raise CallerConnected(session_id)
-        link_id, token_id = await self._new_link(session_id)
+        link_expires_at = self._link_expiry(session.appointment_ends_at)
+        link_id, token_id = await self._new_link(session_id, session.mode, link_expires_at)
         now = utcnow()
         session = await self._change(
             session_id,
             token_id=token_id,
-            link_expires_at=now + timedelta(seconds=self.settings.link_ttl_s),
+            link_expires_at=link_expires_at,
             sms_status="pending",
             sms_error=None,
             link_refused=None,
@@ -207,11 +242,24 @@ class SessionService:
         self._recorder(session.id).append_event({"event": "link_sent", "at": utcnow().isoformat()})
         return await self._change(session.id, sms_status="sent", sms_error=None)
 
-    async def _new_link(self, session_id: str) -> tuple[str, str]:
+    def _link_expiry(self, appointment_ends_at: datetime | None) -> datetime:
+        """When an unopened link stops working: the end of its appointment, if any."""
+        return appointment_ends_at or utcnow() + timedelta(seconds=self.settings.link_ttl_s)
+
+    def _link_life_s(self, mode: SessionMode) -> float:
+        """How long a link works after first use: a session's longest life, or (tracking
+        until the handler stops) the longest a forgotten one is kept."""
+        if invite(mode).tracking == "until_stopped":
+            return self.settings.tracking_max_days * 86_400
+        return self.settings.session_max_s
+
+    async def _new_link(
+        self, session_id: str, mode: SessionMode, link_expires_at: datetime
+    ) -> tuple[str, str]:
         """A fresh link id for the session, kept in the store only as its hash, and the
         link's name for the evidence. The store keeps it for as long as any link can work
         (opened at the last moment, then a whole session), so a refusal can say why."""
-        until = time.time() + self.settings.link_ttl_s + self.settings.session_max_s
+        until = link_expires_at.timestamp() + self._link_life_s(mode)
         link = CallerLink(session_id, token_id=secrets.token_urlsafe(12))
         for _ in range(3):  # 128 random bits: a clash means a broken random source
             link_id = new_link_id()
@@ -309,11 +357,13 @@ class SessionService:
             raise LinkNotUsable("replaced by a newer link", session.id)
         if session.state == "ended":
             raise LinkNotUsable("session ended", session.id)
-        session_max = timedelta(seconds=self.settings.session_max_s)
+        session_max = timedelta(seconds=self._link_life_s(session.mode))
         if session.opened_at is not None and utcnow() > session.opened_at + session_max:
             raise LinkNotUsable("expired", session.id)
         if session.opened_at is None and utcnow() > session.link_expires_at:
             raise LinkNotUsable("not opened in time", session.id)
+        if session.appointment_at is not None and utcnow() < session.appointment_at:
+            raise TooEarly(session.appointment_at, session.id)
         return session
 
     async def link_refused(self, refusal: LinkNotUsable) -> None:
@@ -332,7 +382,8 @@ class SessionService:
         self._recorder(session.id).append_event(
             {"event": "link_refused", "at": utcnow().isoformat(), "reason": reason}
         )
-        await self._change(session.id, link_refused=reason)
+        if not isinstance(refusal, TooEarly):  # the link is good: nothing to resend
+            await self._change(session.id, link_refused=reason)
 
     async def open_link(self, token: str, user_agent: str = "") -> CallSession:
         session = await self.caller_session(token)
@@ -352,7 +403,7 @@ class SessionService:
         session = await self.caller_session(token)
         # A video session takes whatever the caller can send (a refused microphone or
         # camera leaves the rest); a location-only one needs the data channel.
-        if session.mode == "video":
+        if invite(session.mode).media == "video":
             check_offer(offer.sdp, required=set(), any_of={"application", "audio", "video"})
         else:
             check_offer(offer.sdp, required={"application"})
@@ -409,7 +460,8 @@ class SessionService:
         """A fix message from the page (data channel or HTTPS): stored, or counted and
         refused with ``InvalidFix`` saying why."""
         try:
-            if (await self.store.get(session_id)).state == "ended":
+            session = await self.store.get(session_id)
+            if session.state == "ended":
                 raise InvalidFix("session ended")
             if not isinstance(message, dict) or message.get("type") != "fix":
                 raise InvalidFix("not a fix message")
@@ -426,8 +478,28 @@ class SessionService:
         await self.store.add_fix(session_id, record)
         self._recorder(session_id).append_fix(record)
         await self.store.publish(session_id, {"type": "fix", "fix": record})
+        if session.required_place is not None:
+            await self._bail_check(session, session.required_place, record)
         if self.what3words.enabled or self.geocoder.enabled:
             self._place_soon(session_id, record)
+
+    async def _bail_check(self, session: CallSession, place: RequiredPlace, fix: FixRecord) -> None:
+        """Judge the fix against the required place: shown on the console at each fix,
+        recorded and audited at the first and at each change of verdict (calls.bail)."""
+        result = check(place, fix)
+        if worth_recording(session.bail_check, result):
+            self._recorder(session.id).append_event(result)
+            if self.audit is not None:
+                await self.audit.record(
+                    "caller",
+                    "collection.bail_check",
+                    session.id,
+                    verdict=result["verdict"],
+                    distance_m=result["distance_m"],
+                    accuracy_m=result["accuracy_m"],
+                    tolerance_m=result["tolerance_m"],
+                )
+        await self._change(session.id, bail_check=result)
 
     def _place_soon(self, session_id: str, record: FixRecord) -> None:
         """Look up the fix's words in the background, one lookup per session at a time: a
@@ -483,7 +555,7 @@ class SessionService:
             return
         stopped = stopped_sharing(session.caller_state, state, session.caller_stopped)
         summary = caller_summary(
-            session.mode, session.opened_at is not None, state, stopped=stopped
+            invite(session.mode).media, session.opened_at is not None, state, stopped=stopped
         )
         event: CallerStateChanged = {
             "event": "caller_state",
@@ -506,6 +578,7 @@ class SessionService:
             "id": session.id,
             "incident_ref": session.incident_ref,
             "mode": session.mode,
+            "invite": invite_view(session),
             "state": session.state,
             "created_at": session.created_at.isoformat(),
             "created_by": session.created_by,
@@ -526,7 +599,7 @@ class SessionService:
             "sms": {"status": session.sms_status, "error": session.sms_error},
             "caller_state": session.caller_state,
             "caller_summary": caller_summary(
-                session.mode,
+                invite(session.mode).media,
                 session.opened_at is not None,
                 session.caller_state,
                 link_refused=session.link_refused is not None,

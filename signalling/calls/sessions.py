@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from recorder.events import CallerDevice
+from recorder.events import BailCheck, CallerDevice, RequiredPlace
 from signalling.calls.caller_state import CallerState
+from signalling.calls.invites import SessionMode
 from signalling.calls.records import Record
 
-SessionMode = Literal["video", "location"]
 SessionState = Literal["link_sent", "opened", "connecting", "live", "reconnecting", "ended"]
 LIVE_STATES: frozenset[str] = frozenset({"opened", "connecting", "live", "reconnecting"})
 
@@ -26,7 +26,7 @@ class CallSession(Record):
     id: str
     incident_ref: str
     phone: str
-    mode: SessionMode
+    mode: SessionMode  # the invite type (calls.invites)
     state: SessionState
     created_at: datetime
     created_by: str
@@ -47,3 +47,8 @@ class CallSession(Record):
     link_refused: str | None = None  # why a link for this session was refused (till resent)
     silent: bool = False  # silent mode (chat.py): the caller cannot talk
     microphone_request: datetime | None = None  # a call handler asked to use the microphone
+    # A bail check's place (calls.bail) and its last check; a screening appointment's window.
+    required_place: RequiredPlace | None = None
+    bail_check: BailCheck | None = None
+    appointment_at: datetime | None = None
+    appointment_ends_at: datetime | None = None

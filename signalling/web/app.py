@@ -306,6 +306,7 @@ async def calls(app: web.Application) -> AsyncIterator[None]:
         app[STATE],
         sms_sender(settings),
         evidence,
+        app[AUDIT],
     )
     if hooks is not None:
         app[SERVICE].listeners.append(hooks.session_event)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from signalling.calls.caller_state import Camera, Location, Microphone, Network, Page
 from signalling.calls.feed import ConsoleSession, OfficerSession
 from signalling.calls.files import SessionFile, StillsState
+from signalling.calls.invites import SessionMode
 from signalling.calls.shares import ShareJson
 
 
@@ -50,7 +51,23 @@ class CreateSessionRequest(Strict):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9 /_.:-]*$",
         description="CAD or incident reference",
     )
-    mode: Literal["video", "location"] = "video"
+    mode: SessionMode = Field(default="video", description="The invite type")
+    place: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Bail check: where the person must be: 'lat, lon', an OS grid reference "
+        "or (with a geocoder configured) an address",
+    )
+    tolerance_m: float | None = Field(
+        default=None, gt=0, le=10_000, description="Bail check: how far from it counts as there"
+    )
+    appointment_at: AwareDatetime | None = Field(
+        default=None, description="Screening appointment: when the link opens (with a zone)"
+    )
+    window_minutes: int = Field(
+        default=60, ge=5, le=24 * 60, description="Screening: how long it may then be opened"
+    )
 
 
 class SessionList(BaseModel):
@@ -118,7 +135,9 @@ class IceConfig(BaseModel):
 
 
 class CallerConfig(IceConfig):
-    mode: str
+    mode: str = Field(description="What the page shares: 'video' (and location) or 'location'")
+    invite: SessionMode = Field(description="The invite type")
+    uploads_first: bool = Field(description="Offer photos and video before live video")
     codec: str | None
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import html
 import logging
+from datetime import datetime
 from importlib import resources
 
 from aiohttp import web
 from aiortc import RTCSessionDescription
 
+from signalling.calls.invites import invite
 from signalling.calls.location import InvalidFix
-from signalling.calls.service import LinkNotUsable, SessionService
+from signalling.calls.service import LinkNotUsable, SessionService, TooEarly
 from signalling.config import Settings
 from signalling.languages import language_codes
 from signalling.web.appkeys import AUDIT, SERVICE, SETTINGS
@@ -54,6 +56,18 @@ def bearer_token(request: web.Request) -> str:
     return token.strip()
 
 
+def too_early_page(settings: Settings, opens_at: datetime) -> web.Response:
+    """A screening appointment's link before its time: when to come back (early.js puts the
+    time in the phone's own zone and the page's language)."""
+    page = _languages_filled(_page("early.html"), settings)
+    return web.Response(
+        text=page.replace("{{opens_at}}", opens_at.isoformat()),
+        status=403,
+        content_type="text/html",
+        headers=CALLER_HEADERS,
+    )
+
+
 async def link_refused(request: web.Request, exc: LinkNotUsable) -> None:
     """Forged, expired, replaced or after-the-end links are audited (without the token)."""
     logger.info("caller link refused: %s", exc)
@@ -72,6 +86,10 @@ async def link_refused(request: web.Request, exc: LinkNotUsable) -> None:
 async def caller_session_or_gone(request: web.Request, service: SessionService) -> str:
     try:
         session = await service.caller_session(bearer_token(request))
+    except TooEarly as exc:
+        raise json_error(
+            403, "the appointment has not started", opens_at=exc.opens_at.isoformat()
+        ) from None
     except LinkNotUsable as exc:
         await link_refused(request, exc)
         raise json_error(410, "this link no longer works", detail=str(exc)) from None
@@ -85,14 +103,18 @@ async def caller_page(request: web.Request) -> web.Response:
         session = await service.open_link(
             request.match_info["token"], request.headers.get("User-Agent", "")
         )
+    except TooEarly as exc:
+        await link_refused(request, exc)
+        return too_early_page(request.app[SETTINGS], exc.opens_at)
     except LinkNotUsable as exc:
         await link_refused(request, exc)
         return link_gone_page(request.app[SETTINGS])
     settings = request.app[SETTINGS]
     page = (
         _languages_filled(_page("caller.html"), settings)
-        .replace("{{mode}}", session.mode)
         .replace("{{language}}", "")
+        .replace("{{mode}}", invite(session.mode).media)
+        .replace("{{invite}}", session.mode)
         .replace("{{force}}", html.escape(settings.force_name))
     )
     return web.Response(text=page, content_type="text/html", headers=CALLER_HEADERS)
@@ -107,7 +129,9 @@ async def caller_config(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     return web.json_response(
         {
-            "mode": session.mode,
+            "mode": invite(session.mode).media,
+            "invite": session.mode,
+            "uploads_first": invite(session.mode).uploads_first,
             "codec": settings.preferred_codec,
             **ice_settings(request, session.id),
         }

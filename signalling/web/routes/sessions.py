@@ -4,12 +4,17 @@ system makes."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 from aiohttp import WSMsgType, web
 from aiortc import RTCSessionDescription
 
+from recorder.events import RequiredPlace
+from signalling.calls.bail import required_place
 from signalling.calls.feed import ConsoleMessage, ConsoleSession
-from signalling.calls.service import CallerConnected, SessionEnded
+from signalling.calls.invites import invite
+from signalling.calls.service import CallerConnected, SessionEnded, SessionService
+from signalling.calls.sessions import utcnow
 from signalling.calls.sharing import ending
 from signalling.sms import LogSmsSender
 from signalling.sms.phone import InvalidPhoneNumber
@@ -52,9 +57,16 @@ routes = web.RouteTableDef()
 async def create_session(request: web.Request) -> web.Response:
     body = await parse_body(request, CreateSessionRequest)
     service = service_of(request)
+    place, appointment = await invite_details(body, service)
     try:
         session = await service.create(
-            body.phone, body.incident_ref, body.mode, request[OPERATOR].username, link_base(request)
+            body.phone,
+            body.incident_ref,
+            body.mode,
+            request[OPERATOR].username,
+            link_base(request),
+            required_place=place,
+            appointment=appointment,
         )
     except InvalidPhoneNumber as exc:
         raise json_error(422, "validation failed", fields={"phone": str(exc)}) from None
@@ -66,6 +78,41 @@ async def create_session(request: web.Request) -> web.Response:
         mode=session.mode,
     )
     return web.json_response(await service.view(session), status=201)
+
+
+async def invite_details(
+    body: CreateSessionRequest, service: SessionService
+) -> tuple[RequiredPlace | None, tuple[datetime, datetime] | None]:
+    """What the invite type needs beside the number (calls.invites): a bail check's place
+    and tolerance, a screening appointment's time; 422 naming the field otherwise."""
+    kind = invite(body.mode)
+
+    def refuse(field: str, why: str) -> web.HTTPException:
+        return json_error(422, "validation failed", fields={field: why})
+
+    place = None
+    if kind.required_place:
+        if body.place is None:
+            raise refuse("place", f"a {kind.label.lower()} needs the place the person must be at")
+        if body.tolerance_m is None:
+            raise refuse("tolerance_m", f"a {kind.label.lower()} needs a tolerance in metres")
+        try:
+            place = await required_place(body.place, body.tolerance_m, service.geocoder)
+        except ValueError as exc:
+            raise refuse("place", str(exc)) from None
+    elif body.place is not None or body.tolerance_m is not None:
+        raise refuse("place", "only a bail or court-order check has a required place")
+    appointment = None
+    if kind.appointment:
+        if body.appointment_at is None:
+            raise refuse("appointment_at", "a screening appointment needs its time")
+        ends_at = body.appointment_at + timedelta(minutes=body.window_minutes)
+        if ends_at <= utcnow():
+            raise refuse("appointment_at", "the appointment's window has already passed")
+        appointment = (body.appointment_at.astimezone(UTC), ends_at.astimezone(UTC))
+    elif body.appointment_at is not None:
+        raise refuse("appointment_at", "only a screening appointment has a time")
+    return place, appointment
 
 
 @routes.get("/api/sessions")
