@@ -20,9 +20,11 @@ from pytest_aiohttp import AiohttpClient
 from bench.synthetic import Clip, SyntheticCaller
 from recorder.events import LinkSent, SessionCreated
 from signalling.config import load_settings
+from signalling.web.app import RUNNER_OPTIONS, make_app
 from signalling.webhooks import Webhooks
+from tests.client import client_of
 from tests.providers import WEBHOOK_SECRET, Receiver, webhook_check
-from tests.signalling.web.test_evidence_record import HEADERS, call, serve
+from tests.signalling.web.test_evidence_record import HEADERS, call
 
 Serve = Callable[[web.Application], Awaitable[TestServer]]
 CREATED: SessionCreated = {
@@ -149,7 +151,23 @@ async def test_a_whole_session_is_announced_in_order(
     clips: dict[str, Clip],
 ) -> None:
     server, url = receiver
-    client = await serve(aiohttp_client, tmp_path, webhook_url=url, webhook_secret=WEBHOOK_SECRET)
+    accounts = [
+        {"username": "alice", "password": "pw", "roles": ["call_handler"]},
+        {"username": "ivan", "password": "pw", "roles": ["investigator"]},
+    ]
+    app = make_app(
+        load_settings(
+            data_dir=tmp_path,
+            operators=accounts,
+            webhook_url=url,
+            webhook_secret=WEBHOOK_SECRET,
+        )
+    )
+    test_server = TestServer(app)
+    await test_server.start_server(**RUNNER_OPTIONS)
+    client = await client_of(aiohttp_client, test_server)
+    login = {"username": "alice", "password": "pw"}
+    assert (await client.post("/api/login", json=login, headers=HEADERS)).status == 200
     caller = SyntheticCaller(clips["VP8"])
     try:
         session_id = await call(client, caller)
@@ -175,3 +193,16 @@ async def test_a_whole_session_is_announced_in_order(
     recording = await client.get(ready["recording_url"])
     assert recording.status == 200  # announced once the store has it
     assert "+4477" not in json.dumps(server.accepted) and "07700" not in json.dumps(mine)
+
+    login = {"username": "ivan", "password": "pw"}
+    assert (await client.post("/api/login", json=login, headers=HEADERS)).status == 200
+    body = {"session_ids": [session_id], "recipient": "CPS", "purpose": "file for charge"}
+    started = await client.post("/api/exports", json=body, headers=HEADERS)
+    assert started.status in (200, 201, 202), await started.text()
+    export_id = (await started.json())["export_id"]
+    await until(lambda: any(h["event"] == "export_ready" for h in server.accepted))
+    [ready] = [h for h in server.accepted if h["event"] == "export_ready"]
+    assert ready["export_id"] == export_id and ready["session_ids"] == [session_id]
+    assert ready["requested_by"] == "ivan" and ready["sequence"] == 1
+    lines = attempts(tmp_path / "webhooks" / "deliveries.jsonl")
+    assert len(lines) == 6 and {x["outcome"] for x in lines} == {"delivered"}
