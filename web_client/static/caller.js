@@ -633,6 +633,8 @@
     if (msg.type === 'ended' && !stopped) {
       finish(mode === 'location' || !videoTrack() ? 'status.ended_server_location' : 'status.ended_server', 'server');
     }
+    // The call handler's other requests (a photo, stills instead of video): upload.js.
+    try { document.dispatchEvent(new CustomEvent('scenelink:server-message', { detail: msg })); } catch (e) {}
   }
 
   function watchConnection(conn, gen) {
