@@ -11,8 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
+
+from typing_extensions import TypedDict
 
 from recorder.events import CallerFile, PhotoExif, Snapshot, StillsFallback
 from recorder.originals import OriginalMismatch
@@ -22,21 +28,74 @@ from signalling.calls.files import SessionFile
 from signalling.calls.service import SessionEnded, SessionService
 from signalling.calls.sessions import utcnow
 from signalling.calls.uploads import Upload, UploadRefused, Uploads
+from streamserver.quality import NetworkQuality
 
 logger = logging.getLogger(__name__)
 
 KEYFRAME_WAIT_S = 5.0  # for the snapshot's keyframe after asking the phone for one
 
 
+class StillsAdvice(TypedDict):
+    """To the caller's page on the data channel: send stills instead of video, or stop."""
+
+    type: Literal["stills"]
+    on: bool
+    reason: str
+
+
 class NoLiveVideo(Exception):
     """A snapshot needs the caller's live video on this node."""
 
 
+@dataclass(frozen=True, slots=True)
+class StillsFloor:
+    """Received video below ``kbps`` for ``seconds``: the page is told to send stills."""
+
+    kbps: float
+    seconds: float
+
+
 class CallerFiles:
-    def __init__(self, service: SessionService, uploads: Uploads, stills_interval_s: float) -> None:
+    def __init__(
+        self,
+        service: SessionService,
+        uploads: Uploads,
+        stills_interval_s: float,
+        floor: StillsFloor,
+    ) -> None:
         self.service = service
         self.uploads = uploads
         self.stills_interval_s = stills_interval_s
+        self.floor = floor
+        self._thin_since: dict[str, float] = {}  # session -> when its bitrate fell below
+        self._advised: set[str] = set()  # sessions whose page was told to send stills
+        self._sending: set[asyncio.Task[None]] = set()
+        service.quality_listeners.append(self.on_quality)
+
+    def on_quality(self, session_id: str, quality: NetworkQuality) -> None:
+        """Each sample of a live caller's network: below the floor for long enough, the page
+        is told to send stills; above it again, to stop (it records both)."""
+        kbps = quality["bitrate_kbps"]
+        now = time.monotonic()
+        if kbps is not None and kbps < self.floor.kbps:
+            since = self._thin_since.setdefault(session_id, now)
+            if now - since >= self.floor.seconds and session_id not in self._advised:
+                self._advised.add(session_id)
+                reason = f"video below {self.floor.kbps:g} kbit/s for {self.floor.seconds:g} s"
+                self._tell(session_id, {"type": "stills", "on": True, "reason": reason})
+        else:
+            self._thin_since.pop(session_id, None)
+            if session_id in self._advised:
+                self._advised.discard(session_id)
+                self._tell(session_id, {"type": "stills", "on": False, "reason": "video recovered"})
+
+    def _tell(self, session_id: str, message: StillsAdvice) -> None:
+        media = self.service.live_media(session_id)
+        if media is not None and not media.closed:
+            logger.info("session %s: page told stills %s", session_id, message["on"])
+            task = asyncio.ensure_future(media.send_to_caller(json.dumps(message)))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
 
     async def put(self, upload: Upload, start: int, total: int, data: bytes) -> SessionFile | None:
         """One piece of an upload; the file's record once it is complete and kept."""

@@ -140,6 +140,8 @@ class SessionService:
         # Told of the session's milestones (created, opened, live, ended) once recorded: the
         # event webhook. Called on the loop; each must only queue, never wait.
         self.listeners: list[Callable[[str, EvidenceEvent], None]] = []
+        # Told each sample of a live caller's network quality (the stills fallback).
+        self.quality_listeners: list[Callable[[str, NetworkQuality], None]] = []
 
     # -- call handler ------------------------------------------------------------------
 
@@ -821,6 +823,8 @@ class SessionService:
                     shown = None
                 else:
                     self._network[session_id] = quality
+                    for listener in self.quality_listeners:
+                        listener(session_id, quality)
                     if not changed_meaningfully(shown, quality):
                         continue
                     shown = quality

@@ -19,7 +19,7 @@ from recorder.evidence import EvidenceSettings
 from retention.wiring import open_evidence
 from signalling.audit.archive import AuditArchiver
 from signalling.audit.trail import AuditTrail
-from signalling.calls.caller_files import CallerFiles
+from signalling.calls.caller_files import CallerFiles, StillsFloor
 from signalling.calls.service import SessionService
 from signalling.calls.sharing import ShareService
 from signalling.calls.state import open_state_store
@@ -332,7 +332,8 @@ async def caller_files(app: web.Application) -> AsyncIterator[None]:
         settings.upload_idle_s,
     )
     await asyncio.to_thread(uploads.open)
-    app[FILES] = CallerFiles(app[SERVICE], uploads, settings.stills_interval_s)
+    floor = StillsFloor(settings.stills_bitrate_floor_kbps, settings.stills_floor_s)
+    app[FILES] = CallerFiles(app[SERVICE], uploads, settings.stills_interval_s, floor)
 
     async def expire() -> None:
         while True:

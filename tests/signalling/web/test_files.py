@@ -37,6 +37,17 @@ def photo() -> bytes:
     return out.getvalue()
 
 
+async def told_stills(caller: SyntheticCaller) -> dict[str, Any]:
+    """What the page heard on its data channel, once it was told to send stills."""
+    for _ in range(100):
+        seen = [json.loads(m) for m in caller.received]
+        stills = [m for m in seen if m.get("type") == "stills"]
+        if stills:
+            return {"seen": seen, "stills": stills[0]}
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"never told to send stills: {caller.received}")
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -166,7 +177,10 @@ async def test_refused_uploads_keep_nothing(aiohttp_client: AiohttpClient, tmp_p
 async def test_a_snapshot_and_the_stills_fallback(
     aiohttp_client: AiohttpClient, tmp_path: Path, clips: dict[str, Clip]
 ) -> None:
-    client = await serve(aiohttp_client, tmp_path)
+    # Any real video is "too thin" here: the page is told to send stills at the first sample.
+    client = await serve(
+        aiohttp_client, tmp_path, stills_bitrate_floor_kbps=1e9, stills_floor_s=0.1
+    )
     session_id, token = await create(client)
     none_yet = await client.post(f"/api/sessions/{session_id}/snapshot", headers=HEADERS)
     assert none_yet.status == 409 and "no live video" in (await none_yet.json())["error"]
@@ -181,6 +195,9 @@ async def test_a_snapshot_and_the_stills_fallback(
         assert snap["kind"] == "snapshot" and snap["by"] == "alice"
         asked = await client.post(f"/api/sessions/{session_id}/photo-request", headers=HEADERS)
         assert asked.status == 202
+        told = await told_stills(caller)
+        assert {"type": "photo_request"} in told["seen"]
+        assert told["stills"]["on"] is True and "kbit/s" in told["stills"]["reason"]
         stills = await client.post(
             "/api/caller/stills", json={"on": True, "reason": "no WebRTC"}, headers=bearer(token)
         )
