@@ -143,6 +143,7 @@ class Webhooks:
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._sequence: defaultdict[str, int] = defaultdict(int)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Webhooks | None:
@@ -223,8 +224,13 @@ class Webhooks:
             "id": "",
             "sequence": 0,
         }
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._queue, session_id, hook)
+        loop = self._loop
+        try:
+            if loop is None:
+                raise RuntimeError("not started")
+            loop.call_soon_threadsafe(self._queue, session_id, hook)
+        except RuntimeError:  # the loop has closed: the server has stopped
+            logger.error("webhook bundle_ready (%s) not delivered: the server stopped", session_id)
 
     def export_ready(self, job: ExportJob) -> None:
         export_id = job.request.export_id
@@ -242,6 +248,14 @@ class Webhooks:
 
     def _queue(self, key: str, hook: WebhookPayload) -> None:
         hook["id"], hook["sequence"] = self._envelope(key)
+        if self._closed:
+            logger.error(
+                "webhook %s (%s #%d) not delivered: the server is stopping",
+                hook["event"],
+                key,
+                hook["sequence"],
+            )
+            return
         self._queues.setdefault(key, deque()).append(hook)
         if key not in self._workers:
             self._workers[key] = asyncio.ensure_future(self._drain(key))
@@ -317,7 +331,9 @@ class Webhooks:
 
     async def close(self, drain_s: float | None = None) -> None:
         """Give queued events until ``drain_s`` (the request deadline by default) to go out;
-        what is still queued then is abandoned, each logged at ERROR."""
+        what is still queued then is abandoned, each logged at ERROR, as is any event
+        announced from now on."""
+        self._closed = True
         workers = list(self._workers.values())
         if workers:
             await asyncio.wait(workers, timeout=self.timeout_s if drain_s is None else drain_s)

@@ -86,6 +86,7 @@ async def test_a_failed_delivery_is_retried_and_later_events_wait(
     first = server.accepted[0]
     assert first["incident_ref"] == "CAD-1" and first["created_by"] == "alice"
     assert "phone" not in first and "token_id" not in first
+    await until(lambda: len(attempts(log)) == 3)  # each line follows its answer
     lines = attempts(log)
     assert [(x["event"], x["attempt"], x["outcome"]) for x in lines] == [
         ("session_created", 1, "retry"),
@@ -137,6 +138,25 @@ async def test_a_receiver_that_times_out_is_retried_with_growing_waits(
     assert attempts(log)[0]["error"] == "the event webhook did not answer within 0.2 s"
     assert took >= 4 * 0.2 + 0.1 + 0.15 + 0.15  # four deadlines and the capped waits
     await queue.close()
+
+
+async def test_shutdown_drains_for_a_while_then_abandons_with_an_error(
+    receiver: tuple[Receiver, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server, url = receiver
+    server.delay = 1.0
+    log = tmp_path / "deliveries.jsonl"
+    queue = hooks(url, log)
+    queue.start()
+    with caplog.at_level(logging.ERROR, "signalling.webhooks"):
+        queue.session_event("s4", CREATED)
+        await queue.close(drain_s=0.2)
+        queue.session_event("s4", {"event": "live", "at": "2026-12-07T10:01:00+00:00"})
+    assert [(x["event"], x["outcome"]) for x in attempts(log)] == [("session_created", "abandoned")]
+    assert "session_created (s4 #1) not delivered: the server stopped" in caplog.text
+    assert "live (s4 #2) not delivered: the server is stopping" in caplog.text
+    await asyncio.sleep(1.0)
+    assert not server.accepted
 
 
 async def test_a_webhook_url_needs_its_secret() -> None:
@@ -204,5 +224,6 @@ async def test_a_whole_session_is_announced_in_order(
     [ready] = [h for h in server.accepted if h["event"] == "export_ready"]
     assert ready["export_id"] == export_id and ready["session_ids"] == [session_id]
     assert ready["requested_by"] == "ivan" and ready["sequence"] == 1
-    lines = attempts(tmp_path / "webhooks" / "deliveries.jsonl")
-    assert len(lines) == 6 and {x["outcome"] for x in lines} == {"delivered"}
+    log = tmp_path / "webhooks" / "deliveries.jsonl"
+    await until(lambda: len(attempts(log)) == 6)
+    assert {x["outcome"] for x in attempts(log)} == {"delivered"}
