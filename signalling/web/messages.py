@@ -13,6 +13,7 @@ from typing import Literal
 from typing_extensions import TypedDict  # pydantic documents it (Python < 3.12)
 
 from signalling.calls.caller_state import CallerStateMessage
+from signalling.calls.chat import CallerMessage, Receipt
 from signalling.calls.feed import ConsoleMessage, OfficerMessage
 from signalling.calls.location import CallerFixMessage, FixReading
 from signalling.web.openapi import Channel
@@ -43,10 +44,47 @@ class PhotoRequest(TypedDict):
     type: Literal["photo_request"]
 
 
+class ChatFromCaller(TypedDict):
+    """A chat message the caller typed (refused whole, with ``chat_error``, past a limit)."""
+
+    type: Literal["chat"]
+    text: str
+    language: str | None  # the page's language, e.g. "cy"
+
+
+class ChatReceiptFromCaller(TypedDict):
+    """The caller's page has the handler's messages (``delivered``) or showed them (``read``)."""
+
+    type: Literal["chat_receipt"]
+    message_ids: list[str]
+    receipt: Receipt
+
+
+class ChatSync(TypedDict):
+    """The page asks for the whole conversation (answered with ``chat_state``)."""
+
+    type: Literal["chat_sync"]
+    language: str | None
+
+
+class SilentFromCaller(TypedDict):
+    """The caller turns silent mode on or off (they cannot talk)."""
+
+    type: Literal["silent"]
+    on: bool
+
+
 ToOfficer = OfficerMessage
 FromOfficer = OfficerAuth | PositionMessage
-ToCaller = CallerEnded | PhotoRequest
-FromCaller = CallerFixMessage | CallerStateMessage
+ToCaller = CallerEnded | PhotoRequest | CallerMessage
+FromCaller = (
+    CallerFixMessage
+    | CallerStateMessage
+    | ChatFromCaller
+    | ChatReceiptFromCaller
+    | ChatSync
+    | SilentFromCaller
+)
 
 CHANNELS: tuple[Channel, ...] = (
     Channel(

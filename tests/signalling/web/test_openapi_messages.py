@@ -41,10 +41,13 @@ def test_every_socket_and_the_data_channel_is_described_each_way(tmp_path: Path)
     assert set(officer_in) == {"auth", "position"}
     assert {"bearing", "access_ended"} <= set(members(doc, channels["officer"]["server_to_client"]))
     caller_out = members(doc, channels["caller"]["client_to_server"])
-    assert {"fix", "caller_state"} <= set(caller_out)
+    assert set(caller_out) == {"fix", "caller_state", "chat", "chat_receipt", "chat_sync", "silent"}
     assert {"lat", "lon", "accuracy", "timestamp", "type"} == set(caller_out["fix"]["required"])
     assert "declined" in caller_out["caller_state"]["required"]
-    assert "ended" in members(doc, channels["caller"]["server_to_client"])
+    to_caller = members(doc, channels["caller"]["server_to_client"])
+    assert {"ended", "photo_request", "chat", "chat_state", "chat_error", "silent"} <= set(
+        to_caller
+    )
     for route in ("/api/sessions/{session_id}/ws", "/api/officer/ws"):
         assert doc["paths"][route]["get"]["x-messages"]["server_to_client"]["$ref"]
 
