@@ -819,6 +819,22 @@
     connect();
   }
 
+  /* A screening appointment: photos and videos from the phone first (upload.js's buttons), and
+     live video only when the caller starts it (the call handler asks them to). Until then the
+     page shares as a location-only one. */
+  function hasUploads() { return !!(document.getElementById('file-send') && window.XMLHttpRequest); }
+
+  function offerVideoLater() {
+    setMode('location');
+    show(els.videoLater, true);
+  }
+
+  function startVideoNow() {
+    show(els.videoLater, false);
+    setMode('video');
+    return retryCamera();
+  }
+
   async function retryCamera() {
     if (ended || stopped || !sharing) return;
     show(els.retryCamera, false);
@@ -845,6 +861,7 @@
       return;
     }
     if (config && validMode(config.mode)) setMode(config.mode);
+    if (config && config.uploads_first && mode === 'video' && hasUploads()) offerVideoLater();
     if (state.declined) report({ declined: false });
     await startSharing();
   }
@@ -896,7 +913,8 @@
       reconsider: $('reconsider'), nojs: $('nojs'), title: $('title'),
       step: $('step'), retryCamera: $('retry-camera'), stopConfirm: $('stop-confirm'),
       stopYes: $('stop-yes'), stopNo: $('stop-no'), stopQuestion: $('stop-question'),
-      restart: $('restart'), declinedHeading: $('declined-heading')
+      restart: $('restart'), declinedHeading: $('declined-heading'),
+      videoLater: $('video-later'), videoStart: $('video-start')
     };
     show(els.nojs, false);
     document.documentElement.className += ' js';
@@ -941,6 +959,11 @@
     els.retryCamera.addEventListener('click', function () {
       retryCamera().catch(function () { if (!ended) fatal('status.error', 'error'); });
     });
+    if (els.videoStart) {
+      els.videoStart.addEventListener('click', function () {
+        startVideoNow().catch(function () { if (!ended) fatal('status.error', 'error'); });
+      });
+    }
 
     document.addEventListener('visibilitychange', onVisibility);
     // The page lifecycle (Chromium): frozen pages run nothing until resumed.

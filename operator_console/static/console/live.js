@@ -75,6 +75,7 @@
     var live = C.live;
     if (!live || String(s.id) !== live.id) return;
     live.session = s;
+    C.renderInvite(s);
     els.liveRef.textContent = s.incident_ref || '';
     els.livePhone.textContent = s.phone_masked || '';
     els.liveState.textContent = C.stateLabel(s.state);
@@ -87,7 +88,7 @@
     C.show(els.liveCallerDevice, !!els.liveCallerDevice.textContent);
     els.liveNetwork.textContent = s.state === 'ended' ? '' : C.networkLine(s);
     C.show(els.liveNetwork, !!els.liveNetwork.textContent);
-    els.live.setAttribute('data-mode', s.mode || 'video');
+    els.live.setAttribute('data-mode', C.media(s));
     els.live.setAttribute('data-state', s.state || '');
     if (C.isNum(s.fix_count) && s.fix_count > live.fixes) {
       els.fixCount.textContent = String(s.fix_count);
@@ -99,9 +100,9 @@
       onLiveEnded();
       return;
     }
-    C.show(els.liveVideoBox, s.mode !== 'location');
-    C.show(els.unmute, s.mode !== 'location');
-    if (s.mode === 'location') return;
+    C.show(els.liveVideoBox, C.media(s) !== 'location');
+    C.show(els.unmute, C.media(s) !== 'location');
+    if (C.media(s) === 'location') return;
     if (s.state === 'live') {
       if (!live.viewer && !live.viewerTimer) C.startViewer();
       else if (live.viewer && prev && prev !== 'live' && live.viewerConnectedOnce) {
@@ -138,6 +139,7 @@
       return;
     }
     live.lastFix = C.validFix(fix) ? fix : null;
+    if (live.session) C.renderInvite(live.session);
     window.ScenePlace.render(document.getElementById('live-place'), live.lastFix);
     if (!live.lastFix) {
       els.lastFix.removeAttribute('data-lat');

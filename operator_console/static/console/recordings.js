@@ -14,7 +14,7 @@
   function searchParams() {
     var f = C.els.recordingSearch.elements;
     var q = [];
-    ['incident_ref', 'phone', 'area'].forEach(function (name) {
+    ['incident_ref', 'phone', 'area', 'near', 'radius_m'].forEach(function (name) {
       var v = f[name].value.trim();
       if (v) q.push(name + '=' + encodeURIComponent(v));
     });
@@ -101,6 +101,7 @@
       info.appendChild(mk('span', 'muted', C.fmtDate(r.started_at)));
       var dur = C.fmtDuration(r.duration_s);
       if (dur) info.appendChild(mk('span', 'muted', dur));
+      if (r.mode && r.mode !== 'video' && r.mode !== 'location') info.appendChild(mk('span', 'muted invite', r.mode.replace(/_/g, ' ')));
       if (!(r.parts || []).length) info.appendChild(mk('span', 'muted', 'location only'));
       if (r.status !== 'closed') info.appendChild(mk('span', 'muted', 'still recording'));
       var btn = mk('button', 'btn btn-small play', 'Play');

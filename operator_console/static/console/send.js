@@ -28,14 +28,16 @@
     C.show(els.sendSuccess, false);
     var phone = f.elements.phone.value.trim();
     var ref = f.elements.incident_ref.value.trim();
-    var mode = f.elements.mode.value === 'location' ? 'location' : 'video';
+    var mode = f.elements.mode.value || 'video';
+    var invite = C.inviteFields(f, mode);
     var bad = false;
     if (!phone) { fieldError('phone', 'Enter the caller\'s mobile number.'); bad = true; }
     if (!ref) { fieldError('incident_ref', 'Enter the incident reference.'); bad = true; }
+    Object.keys(invite.errors).forEach(function (k) { fieldError(k, invite.errors[k]); bad = true; });
     if (bad) return;
     btn.disabled = true;
     try {
-      var s = await C.api('POST', '/api/sessions', { phone: phone, incident_ref: ref, mode: mode });
+      var s = await C.api('POST', '/api/sessions', Object.assign({ phone: phone, incident_ref: ref, mode: mode }, invite.body));
       var msg = 'Link sent to ' + ((s && s.phone_masked) || 'the caller') + ' for ' + ((s && s.incident_ref) || ref) + '.';
       if (s && s.sms && s.sms.status === 'failed') {
         msg = 'Session created, but the SMS failed' + (s.sms.error ? ': ' + s.sms.error : '') + '.';
@@ -47,6 +49,7 @@
       C.show(els.sendSuccess, true);
       f.elements.phone.value = '';
       f.elements.incident_ref.value = '';
+      C.clearInviteFields(f);
       C.pollOnce();
     } catch (e) {
       var fields = window.SceneLink.fieldErrors(e);

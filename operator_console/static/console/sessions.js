@@ -97,7 +97,7 @@
     r.li.classList.toggle('watching', !!(C.live && C.live.id === id));
     r.ref.textContent = s.incident_ref || '(no ref)';
     r.phone.textContent = s.phone_masked || '';
-    r.mode.textContent = s.mode === 'location' ? 'Location only' : 'Video';
+    r.mode.textContent = C.inviteLabel(s);
     r.state.textContent = C.stateLabel(s.state);
     r.state.setAttribute('data-state', s.state || '');
     var vc = C.viewersCount(s.viewers);
