@@ -76,6 +76,16 @@
     return text;
   }
 
+  /* How old a fix is, and whether it is stale: the one rule for the console and the officer page
+     (older than the server's fix_stale_s). nowMs: the server's time as the page knows it
+     (default Date.now()). Null when the fix carries no usable time. */
+  function fixAge(fix, staleS, nowMs) {
+    var at = fix ? Date.parse(fix.received_at || fix.device_time) : NaN;
+    if (!isFinite(at)) return null;
+    var s = Math.max(0, Math.round(((nowMs === undefined ? Date.now() : nowMs) - at) / 1000));
+    return { seconds: s, stale: s > staleS };
+  }
+
   function backoff(attempt, maxMs) { return Math.min(maxMs || 10000, 1000 * Math.pow(2, attempt)); }
 
   function wsUrl(path) {
@@ -132,6 +142,7 @@
   SceneLink.errorText = errorText;
   SceneLink.fieldErrors = fieldErrors;
   SceneLink.backoff = backoff;
+  SceneLink.fixAge = fixAge;
   SceneLink.wsUrl = wsUrl;
   SceneLink.openSocket = openSocket;
   SceneLink.closeSocket = closeSocket;

@@ -92,13 +92,12 @@
   }
 
   function updateAge() {
-    if (!lastFix) return;
-    var at = Date.parse(lastFix.received_at || lastFix.device_time);
-    if (!isFinite(at)) return;
-    var s = Math.max(0, Math.round((Date.now() + skewMs - at) / 1000));
+    var fa = window.SceneLink.fixAge(lastFix, staleS, Date.now() + skewMs);
+    if (!fa) return;
+    var s = fa.seconds;
     els.fixAge.textContent = s < 90 ? s + ' s ago' : Math.round(s / 60) + ' min ago';
     els.fixAge.setAttribute('data-age-s', String(s));
-    els.fixAge.classList.toggle('stale', s > staleS);
+    els.fixAge.classList.toggle('stale', fa.stale);
   }
 
   function showBearing(msg) {

@@ -9,7 +9,7 @@
   if (!I18n || !status || isNaN(opensAt.getTime())) return;
 
   function when() {
-    var lang = I18n.language();
+    var lang = document.documentElement.getAttribute('lang') || I18n.language();  // en-GB, cy
     var time = opensAt.toLocaleTimeString(lang, { hour: '2-digit', minute: '2-digit' });
     var date = opensAt.toLocaleDateString(lang, { weekday: 'long', day: 'numeric', month: 'long' });
     return { time: time, date: date };

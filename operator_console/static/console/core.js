@@ -123,10 +123,9 @@
     return parts.join(' · ');
   };
 
-  // A fix older than the server's threshold (the officer page uses the same one) is stale.
-  C.fixStale = function (ageS) {
-    var limit = C.isNum(C.config.fix_stale_s) ? C.config.fix_stale_s : 30;
-    return ageS > limit;
+  // {seconds, stale} of a fix, by the server's threshold (api.js: the officer page's rule too).
+  C.fixAge = function (fix) {
+    return window.SceneLink.fixAge(fix, C.isNum(C.config.fix_stale_s) ? C.config.fix_stale_s : 30);
   };
 
   C.viewersCount = function (v) {

@@ -163,13 +163,12 @@
     if (isFinite(t)) text += ', ' + C.ago(Date.now() - t);
     C.els.lastFix.textContent = text;
     // Beside the caller's line: the last fix's age and accuracy, and whether it is stale.
-    if (!isFinite(t)) { C.show(age, false); return; }
-    var s = Math.max(0, Math.round((Date.now() - t) / 1000));
-    var stale = C.fixStale(s);
-    age.textContent = (stale ? 'Location stale: last fix ' : 'Last fix ') + C.ago(Date.now() - t) +
+    var fa = C.fixAge(f);
+    if (!fa) { C.show(age, false); return; }
+    age.textContent = (fa.stale ? 'Location stale: last fix ' : 'Last fix ') + C.ago(fa.seconds * 1000) +
       (C.isNum(f.accuracy) ? ' (±' + Math.round(f.accuracy) + ' m)' : '');
-    age.setAttribute('data-age-s', String(s));
-    age.setAttribute('data-stale', stale ? 'true' : 'false');
+    age.setAttribute('data-age-s', String(fa.seconds));
+    age.setAttribute('data-stale', fa.stale ? 'true' : 'false');
     C.show(age, true);
   };
 

@@ -12,8 +12,23 @@
       map._scenelinkTiles = L.tileLayer(config.tile_url, {
         maxZoom: 19, attribution: safeAttribution(config.tile_attribution)
       }).addTo(map);
+      map._scenelinkTiles.on('tileerror', function () { tileNotice(map, true); });
+      map._scenelinkTiles.on('tileload', function () { tileNotice(map, false); });
     } catch (e) { /* offline or bad URL: the map still shows overlays */ }
   };
+
+  /* A map whose tiles fail is plain grey: say so over it (the marker and text still work). */
+  function tileNotice(map, on) {
+    var box = map.getContainer();
+    var note = box.querySelector('.map-notice');
+    if (!note && !on) return;
+    if (!note) {
+      note = C.mk('p', 'map-notice', 'Map tiles did not load: the position is still marked and shown as text.');
+      note.setAttribute('role', 'status');
+      box.appendChild(note);
+    }
+    C.show(note, on);
+  }
 
   /* Leaflet renders attribution as HTML: reduce the server's text to plain text, then escape it. */
   function safeAttribution(html) {

@@ -109,12 +109,18 @@
       btn.addEventListener('click', function () { C.playRecording(id); });
       li.appendChild(info);
       li.appendChild(btn);
+      var ret = mk('button', 'btn btn-small btn-ghost retention', 'Retention');
+      ret.type = 'button';
+      ret.setAttribute('data-needs', 'GET /api/retention/queue');
+      ret.addEventListener('click', function () { C.openRetention(id); });
+      li.appendChild(ret);
       if (C.may('GET /api/recordings/{session_id}/bundle') && r.bundle_url) {
         var dl = mk('a', 'btn btn-small btn-ghost download', 'Download original');
         dl.href = r.bundle_url;
         dl.setAttribute('download', '');
         li.appendChild(dl);
       }
+      C.applyGates(li);
       els.recordings.appendChild(li);
     });
     els.recordingsEmpty.textContent = recQuery ? 'No recordings match.' : 'No recordings yet.';
