@@ -66,7 +66,7 @@ class _Keyed(HTMLParser):
             self._open[-1][2].append(data)
 
 
-@pytest.mark.parametrize("page", ["caller.html", "expired.html"])
+@pytest.mark.parametrize("page", ["caller.html", "expired.html", "early.html"])
 def test_the_pages_english_is_the_catalogues(page: str) -> None:
     """The HTML's own words are what shows before the catalogue arrives (or if it cannot):
     they must be the English catalogue's, so nothing drifts."""
