@@ -7,13 +7,17 @@ import hashlib
 import io
 import json
 import shutil
+import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from recorder import SessionRecorder
+from recorder.catalogue import Catalogue, SearchQuery
 from recorder.events import CallerFile, now_iso
+from recorder.export import ExportRequest, build_package, verify_package
 from recorder.fixity import check_store
 from recorder.manifest import Signer
 from recorder.originals import OriginalMismatch
@@ -104,3 +108,42 @@ async def test_original_changed_after_upload_is_not_kept(signer: Signer, tmp_pat
     assert not list(folder.glob("original-*"))
     assert json.loads((folder / "manifest.json").read_text())["originals"] == []
     verify_bundle(folder, signer.jwks())
+
+
+async def test_a_disclosure_package_carries_the_original(signer: Signer, tmp_path: Path) -> None:
+    data = jpeg_bytes()
+    staged = tmp_path / "staged"
+    staged.write_bytes(data)
+    store = LocalFolderStore(tmp_path / "store")
+    spool = Spooler(store, retention_days=7)
+    spool.start()
+    try:
+        recorder = SessionRecorder(tmp_path / "ev" / "sess-x", signer=signer, spool=spool)
+        recorder.append_event(
+            {
+                "event": "session_created",
+                "at": now_iso(),
+                "by": "alice",
+                "incident_ref": "CAD-14",
+                "mode": "video",
+                "token_id": "tok",
+                "phone": "+447700900123",
+            }
+        )
+        recorded = await recorder.add_original(staged, "jpg", caller_file(data))
+        await recorder.close()
+        assert spool.wait_idle(20)
+    finally:
+        spool.stop()
+    entries = Catalogue(store, signer.jwks()).search(SearchQuery())
+    request = ExportRequest("exp-14", "ivan", "CPS", "file", datetime.now(UTC))
+    package = build_package(store, signer, request, entries, {}, tmp_path / "p.zip")
+    fresh = tmp_path / "fresh"
+    with zipfile.ZipFile(package) as zf:
+        zf.extractall(fresh)
+    assert (fresh / "sessions" / "sess-x" / recorded["name"]).read_bytes() == data
+    [report] = verify_package(fresh, signer.jwks())
+    assert report.session_id == "sess-x"
+    (fresh / "sessions" / "sess-x" / recorded["name"]).write_bytes(data[:-1] + b"\x00")
+    with pytest.raises(VerifyError, match=recorded["name"]):
+        verify_package(fresh, signer.jwks())
