@@ -54,6 +54,7 @@ class SessionCreated(TypedDict):
     phone: str  # the evidence (not the logs) keeps it: right-of-access searches need it
     required_place: NotRequired[RequiredPlace]  # a bail or court-order check
     appointment: NotRequired[Appointment]  # a screening appointment
+    language: NotRequired[str]  # the handler's choice for the caller page and SMS ("cy")
 
 
 class LinkSent(TypedDict):
@@ -91,6 +92,7 @@ class ConsentGiven(CallerDevice):
     event: Literal["consent_given"]
     at: str
     consent_version: str
+    language: NotRequired[str]  # the language of the words the caller agreed to
 
 
 class MediaStateChanged(TypedDict):

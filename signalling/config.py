@@ -34,6 +34,19 @@ from streamserver.relay import DEFAULT_QUEUE_SIZE
 
 Role = Literal["call_handler", "officer", "investigator", "supervisor", "admin"]
 
+# The default Welsh SMS, one per invite type; each fits one GSM 7-bit SMS (no circumflex).
+WELSH_SMS: dict[SessionMode, str] = {
+    "video": "{force}: fel y gofynnwyd ar eich galwad 999, tapiwch i rannu fideo a'ch "
+    "lleoliad: {link}",
+    "location": "{force}: fel y gofynnwyd ar eich galwad 999, tapiwch i rannu eich lleoliad: "
+    "{link}",
+    "bail_check": "{force}: fel y mae'ch mechniaeth neu orchymyn llys yn gofyn, rhannwch eich "
+    "lleoliad: {link}",
+    "screening": "{force}: ar amser eich apwyntiad, tapiwch i anfon lluniau neu fideo atom: {link}",
+    "missing_person": "{force}: rydym eisiau gwybod eich bod yn ddiogel. Tapiwch i rannu'ch "
+    "lleoliad: {link}",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class DataFolder(DataLayout):
@@ -171,6 +184,15 @@ class Settings(BaseSettings):
         default="{force}: we want to know you are safe. Please tap to share your location "
         "with us: {link}",
         description="SMS for a missing person (location until the handler stops)",
+    )
+    # The SMS in the caller's language (the handler's choice, else SCENELINK_DEFAULT_LANGUAGE),
+    # by language and invite type; English, and any type a language leaves out, is the
+    # wording above. Each must be one GSM 7-bit SMS too: Welsh is written without the
+    # circumflex (ŵ, ŷ, â are not in GSM 03.38 and would make the message UCS-2, 70 characters).
+    sms_templates: dict[str, dict[SessionMode, str]] = Field(
+        default_factory=lambda: {"cy": dict(WELSH_SMS)},
+        description="SMS wording per caller-page language and invite type, with {force} and "
+        '{link}: {"cy": {"video": "...", "location": "..."}}',
     )
     tracking_max_days: float = Field(
         default=30,
@@ -401,8 +423,12 @@ class Settings(BaseSettings):
             raise ValueError("missing settings: " + ", ".join(missing))
         return self
 
-    def sms_template_for(self, mode: SessionMode) -> str:
-        """The SMS wording for an invite type (its ``sms_setting``)."""
+    def sms_template_for(self, mode: SessionMode, language: str | None = None) -> str:
+        """The SMS wording for an invite type (its ``sms_setting``) in ``language`` (None: the
+        default language); English where the language has none for that type."""
+        own = self.sms_templates.get(language or self.default_language, {}).get(mode)
+        if own is not None:
+            return own
         template: str = getattr(self, INVITES[mode].sms_setting)
         return template
 
@@ -426,12 +452,26 @@ class Settings(BaseSettings):
             raise ValueError(f"SCENELINK_FORCE_NAME cannot be sent by SMS: {exc}") from None
         link_id = "x" * LINK_ID_LENGTH
         bases = [TYPICAL_PUBLIC_URL] + ([self.public_url] if self.public_url else [])
-        for name in sorted({kind.sms_setting for kind in INVITES.values()}):
+        templates = [
+            (f"SCENELINK_{name.upper()}", getattr(self, name))
+            for name in sorted({kind.sms_setting for kind in INVITES.values()})
+        ]
+        for language, wording in sorted(self.sms_templates.items()):
+            if language not in language_codes():
+                raise ValueError(
+                    f"SCENELINK_SMS_TEMPLATES[{language!r}]: no caller-page catalogue "
+                    f"{language}.json, so the page could not be in that language"
+                )
+            templates += [
+                (f"SCENELINK_SMS_TEMPLATES[{language!r}][{mode!r}]", template)
+                for mode, template in sorted(wording.items())
+            ]
+        for name, template in templates:
             for base in bases:
                 link = f"{base.rstrip('/')}/c/{link_id}"
-                problem = template_problem(getattr(self, name), self.force_name, link)
+                problem = template_problem(template, self.force_name, link)
                 if problem is not None:
-                    raise ValueError(f"SCENELINK_{name.upper()} does not fit one SMS: {problem}")
+                    raise ValueError(f"{name} does not fit one SMS: {problem}")
         return self
 
     @classmethod

@@ -63,3 +63,12 @@ def languages() -> tuple[Language, ...]:
 
 def language_codes() -> tuple[str, ...]:
     return tuple(language.code for language in languages())
+
+
+def known_language(code: str) -> str:
+    """A language the caller page has a catalogue for (a request's ``language``)."""
+    if code not in language_codes():
+        raise ValueError(
+            f"no caller-page catalogue {code!r}; there are: {', '.join(language_codes())}"
+        )
+    return code

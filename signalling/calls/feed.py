@@ -84,6 +84,8 @@ class ConsoleSession(TypedDict):
     opened_at: str | None
     consent_at: str | None
     consent_version: str | None
+    language: str | None  # the handler's choice for the caller page and SMS
+    consent_language: str | None  # the language the caller's page showed at consent
     ended_at: str | None
     ended_by: str | None
     sms_status: str

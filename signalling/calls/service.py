@@ -17,6 +17,7 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCSessionDescription
 
 from recorder.events import (
     CallerStateChanged,
+    ConsentGiven,
     Ended,
     EvidenceEvent,
     LinkOpened,
@@ -154,9 +155,11 @@ class SessionService:
         base_url: str,
         required_place: RequiredPlace | None = None,
         appointment: tuple[datetime, datetime] | None = None,
+        language: str | None = None,
     ) -> CallSession:
         """``required_place`` for a bail check, ``appointment`` (start, end) for a screening
-        appointment: the link opens only between them."""
+        appointment: the link opens only between them. ``language``: the handler's choice of
+        the caller page's and the SMS's language (None: the caller's browser decides)."""
         e164 = normalise_mobile(phone, self.settings.phone_region)
         session_id = secrets.token_hex(8)
         now = utcnow()
@@ -178,6 +181,7 @@ class SessionService:
             required_place=required_place,
             appointment_at=starts_at,
             appointment_ends_at=ends_at,
+            language=language,
         )
         await self.store.create(session)
         created: SessionCreated = {
@@ -192,6 +196,8 @@ class SessionService:
         }
         if required_place is not None:
             created["required_place"] = required_place
+        if language is not None:
+            created["language"] = language
         if starts_at is not None and ends_at is not None:
             created["appointment"] = {
                 "starts_at": starts_at.isoformat(),
@@ -232,7 +238,8 @@ class SessionService:
         handler to see and retry; it is not an error of the request."""
         link = f"{base_url.rstrip('/')}/c/{link_id}"
         force = self.settings.force_name
-        text = render(self.settings.sms_template_for(session.mode), force, link)
+        template = self.settings.sms_template_for(session.mode, session.language)
+        text = render(template, force, link)
         try:
             await self.sms.send(SmsMessage(session.id, force, session.phone, text, link, by))
         except SmsError as exc:
@@ -400,8 +407,15 @@ class SessionService:
         return session
 
     async def caller_offer(
-        self, token: str, offer: RTCSessionDescription, consent_version: str, user_agent: str = ""
+        self,
+        token: str,
+        offer: RTCSessionDescription,
+        consent_version: str,
+        user_agent: str = "",
+        language: str | None = None,
     ) -> RTCSessionDescription:
+        """``language``: the one the caller's page showed when they agreed (the evidence
+        says which words they agreed to)."""
         session = await self.caller_session(token)
         # A video session takes whatever the caller can send (a refused microphone or
         # camera leaves the rest); a location-only one needs the data channel.
@@ -411,18 +425,22 @@ class SessionService:
             check_offer(offer.sdp, required={"application"})
         if session.consent_at is None:
             device = await asyncio.to_thread(caller_device, user_agent)
-            self._recorder(session.id).append_event(
-                {
-                    "event": "consent_given",
-                    "at": utcnow().isoformat(),
-                    "consent_version": consent_version,
-                    **device,
-                }
-            )
+            consent: ConsentGiven = {
+                "event": "consent_given",
+                "at": utcnow().isoformat(),
+                "consent_version": consent_version,
+                "user_agent": device["user_agent"],
+                "browser": device["browser"],
+                "device": device["device"],
+            }
+            if language is not None:
+                consent["language"] = language
+            self._recorder(session.id).append_event(consent)
             await self._change(
                 session.id,
                 consent_at=utcnow(),
                 consent_version=consent_version,
+                consent_language=language,
                 caller_device=device,
             )
         media = self._media_session(session.id)
@@ -587,6 +605,8 @@ class SessionService:
             "opened_at": _iso(session.opened_at),
             "consent_at": _iso(session.consent_at),
             "consent_version": session.consent_version,
+            "language": session.language,
+            "consent_language": session.consent_language,
             "ended_at": _iso(session.ended_at),
             "ended_by": session.ended_by,
             "sms_status": session.sms_status,

@@ -35,6 +35,8 @@ class CallSession(Record):
     opened_at: datetime | None = None
     consent_at: datetime | None = None
     consent_version: str | None = None
+    language: str | None = None  # the handler's choice for the caller page and SMS
+    consent_language: str | None = None  # what the caller's page showed when they agreed
     ended_at: datetime | None = None
     ended_by: str | None = None
     sms_status: str = "pending"

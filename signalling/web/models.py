@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from signalling.calls.caller_state import Camera, Location, Microphone, Network, Page
 from signalling.calls.feed import ConsoleSession, OfficerSession
 from signalling.calls.files import SessionFile, StillsState
 from signalling.calls.invites import SessionMode
 from signalling.calls.shares import ShareJson
+from signalling.languages import known_language
+
+# A caller-page language: one there is a catalogue for (GET /api/config lists them).
+LanguageCode = Annotated[str, Field(max_length=16), AfterValidator(known_language)]
 
 
 class Strict(BaseModel):
@@ -68,6 +72,10 @@ class CreateSessionRequest(Strict):
     window_minutes: int = Field(
         default=60, ge=5, le=24 * 60, description="Screening: how long it may then be opened"
     )
+    language: LanguageCode | None = Field(
+        default=None,
+        description="The caller page's and the SMS's language; none: the caller's browser's",
+    )
 
 
 class SessionList(BaseModel):
@@ -81,6 +89,9 @@ class SessionDescription(Strict):
 
 class CallerOffer(SessionDescription):
     consent_version: str = Field(default="v1", max_length=16)
+    language: LanguageCode | None = Field(
+        default=None, description="The language the page showed when the caller agreed"
+    )
 
 
 class CallerStateReport(Strict):
@@ -139,6 +150,10 @@ class CallerConfig(IceConfig):
     invite: SessionMode = Field(description="The invite type")
     uploads_first: bool = Field(description="Offer photos and video before live video")
     codec: str | None
+    language: str | None = Field(
+        description="The handler's choice of language (it wins over the browser's); none: "
+        "the caller's browser decides"
+    )
 
 
 class ConsoleConfig(BaseModel):
@@ -146,6 +161,18 @@ class ConsoleConfig(BaseModel):
     tile_attribution: str
     force_name: str
     fix_stale_s: int = Field(description="A last fix older than this many seconds is stale")
+
+
+class LanguageView(BaseModel):
+    code: str = Field(description="The catalogue's name: web_client/static/i18n/<code>.json")
+    name: str = Field(description="In its own words ('Cymraeg')")
+
+
+class ConsoleSetup(ConsoleConfig):
+    """The console's own configuration: the send form's languages too."""
+
+    languages: list[LanguageView]
+    default_language: str
 
 
 class SsoConfig(BaseModel):

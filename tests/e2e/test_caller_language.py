@@ -1,6 +1,6 @@
-"""The caller page in the caller's language (issue 14), on one phone-sized Chromium: a phone
-set to Welsh sees Welsh, the caller can switch to English on the page, a dead link's page
-is in Welsh too."""
+"""The caller page in the caller's language (issue 14), on one Chromium set to Welsh: the
+phone's Welsh is shown, the caller can switch to English on the page, the handler's choice of
+English wins over the phone's Welsh, and a dead link's page is in Welsh too."""
 
 from __future__ import annotations
 
@@ -35,10 +35,17 @@ async def link(api: Api, **body: str) -> str:
 async def test_welsh_phone_sees_welsh_and_can_switch(
     browser: Browser, server: RunningServer, handler: Api
 ) -> None:
-    context = await browser.new_context(locale="cy-GB", is_mobile=True, has_touch=True)
+    context = await browser.new_context(
+        locale="cy-GB",
+        is_mobile=True,
+        has_touch=True,
+        permissions=["camera", "microphone", "geolocation"],
+        geolocation={"latitude": 51.48, "longitude": -3.18, "accuracy": 8},
+    )
     page = await context.new_page()
 
-    await page.goto(await link(handler))
+    url = await link(handler)
+    await page.goto(url)
     await expect(page.locator("#agree")).to_have_text("Cytuno a rhannu")
     await expect(page.locator("html")).to_have_attribute("lang", "cy-GB")
     await expect(page.locator(".terms strong").first).to_have_text(
@@ -51,8 +58,24 @@ async def test_welsh_phone_sees_welsh_and_can_switch(
     await expect(page.locator("#agree")).to_have_text("Agree and share")
     await expect(page.locator("html")).to_have_attribute("lang", "en-GB")
 
-    # A link that no longer works, on a Welsh phone (the switch above was this tab's only).
-    fresh = await context.new_page()
-    await fresh.goto(server.url + "/c/not-a-real-link")
-    await expect(fresh.locator("h1")).to_have_text("Dydy'r ddolen hon ddim yn gweithio mwyach")
+    # ... and back to Welsh, and agrees: what the page then says is Welsh, and the evidence
+    # keeps the language of the words agreed to.
+    await page.select_option("#language", "cy")
+    await page.click("#agree")
+    await expect(page.locator("#status")).to_contain_text("Rydych chi'n fyw", timeout=20_000)
+    await expect(page.locator("#accuracy")).to_contain_text("Cywirdeb y lleoliad: ±8 m")
+    sessions = (await handler.call("GET", "/api/sessions"))["sessions"]
+    assert [s["consent_language"] for s in sessions] == ["cy"]
+
+    # The handler chose English for this caller: it wins over the phone's Welsh (a fresh tab:
+    # the switch above was that tab's only).
+    chosen = await context.new_page()
+    await chosen.goto(await link(handler, language="en"))
+    await expect(chosen.locator("#agree")).to_have_text("Agree and share")
+    await expect(chosen.locator("#language")).to_have_value("en")
+
+    # A link that no longer works, on a Welsh phone.
+    dead = await context.new_page()
+    await dead.goto(server.url + "/c/not-a-real-link")
+    await expect(dead.locator("h1")).to_have_text("Dydy'r ddolen hon ddim yn gweithio mwyach")
     await context.close()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 from importlib import resources
+from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from signalling.config import load_settings
+from signalling.config import WELSH_SMS, load_settings
 from signalling.languages import FALLBACK, language_codes, languages, read_catalogue
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -87,7 +89,36 @@ def test_every_key_used_by_the_page_script_exists() -> None:
     assert used and used <= set(english), sorted(used - set(english))
 
 
-def test_the_default_language_needs_a_catalogue() -> None:
-    assert load_settings(default_language="cy").default_language == "cy"
-    with pytest.raises(ValueError, match="SCENELINK_DEFAULT_LANGUAGE 'fr' has no caller-page"):
-        load_settings(default_language="fr")
+def test_the_default_language_needs_a_catalogue(tmp_path: Path) -> None:
+    assert load_settings(data_dir=tmp_path, default_language="cy").default_language == "cy"
+    with pytest.raises(ValidationError, match="SCENELINK_DEFAULT_LANGUAGE 'fr' has no caller-"):
+        load_settings(data_dir=tmp_path, default_language="fr")
+
+
+def test_each_language_has_its_sms_and_english_fills_the_gaps(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path)
+    assert settings.sms_template_for("video", "cy").startswith("{force}: fel y gofynnwyd")
+    assert settings.sms_template_for("video", "en") == settings.sms_template
+    assert settings.sms_template_for("video", None) == settings.sms_template
+    welsh_default = load_settings(data_dir=tmp_path, default_language="cy")
+    assert welsh_default.sms_template_for("location", None) == WELSH_SMS["location"]
+    only_video = load_settings(data_dir=tmp_path, sms_templates={"cy": {"video": "{force} {link}"}})
+    assert only_video.sms_template_for("video", "cy") == "{force} {link}"
+    assert only_video.sms_template_for("location", "cy") == only_video.sms_template_location
+
+
+@pytest.mark.parametrize(
+    ("templates", "problem"),
+    [
+        ({"cy": {"video": "{force}: tapiwch ŵ {link}"}}, r"\['cy'\]\['video'\] .*U\+0175"),
+        ({"cy": {"location": "{force}: " + "tapiwch " * 15 + "{link}"}}, r"'location'\] .*160"),
+        ({"cy": {"video": "{force}: tapiwch"}}, r"\['cy'\]\['video'\] .*no \{link\}"),
+        ({"fr": {"video": "{force}: {link}"}}, r"\['fr'\]: no caller-page catalogue"),
+        ({"cy": {"selfie": "{force}: {link}"}}, r"sms_templates\.cy\.selfie"),
+    ],
+)
+def test_a_language_sms_that_is_not_one_gsm_sms_stops_the_start(
+    tmp_path: Path, templates: dict[str, dict[str, str]], problem: str
+) -> None:
+    with pytest.raises(ValidationError, match=problem):
+        load_settings(data_dir=tmp_path, sms_templates=templates)

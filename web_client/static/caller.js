@@ -703,7 +703,8 @@
       var answer = await api('POST', '/api/caller/offer', {
         sdp: conn.localDescription.sdp,
         type: conn.localDescription.type,
-        consent_version: CONSENT_VERSION
+        consent_version: CONSENT_VERSION,
+        language: I18n.language()
       });
       if (gen !== generation || ended || stopped) return;
       if (!answer || !answer.sdp) throw new Error('no answer');

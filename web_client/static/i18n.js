@@ -2,10 +2,10 @@
 
    The words live in /caller/static/i18n/<lang>.json, flat "key": "text" maps with {name}
    placeholders and **bold**; a force adds a language by dropping in one file (the server lists
-   them at start-up and names them on <body data-languages>). The language is the handler's
-   choice (data-language), else the caller's own pick on this page, else the first of the
-   browser's languages that has a catalogue, else the server's default. A key missing from a
-   language falls back to English.
+   them at start-up and names them on <body data-languages>). The language is the caller's own
+   pick on this page (kept for the tab), else the handler's choice (data-language), else the
+   first of the browser's languages that has a catalogue, else the server's default. A key
+   missing from a language falls back to English.
 
    Text is put on an element by key (data-i18n, params in data-i18n-params), so switching
    language rewrites the whole page, what caller.js put there included. Until the catalogue
@@ -46,7 +46,7 @@
   }
 
   function choose() {
-    var pick = match(handlerChoice) || match(stored());
+    var pick = match(stored()) || match(handlerChoice);
     if (pick) return pick;
     var prefs = navigator.languages && navigator.languages.length ?
       navigator.languages : [navigator.language || navigator.userLanguage];

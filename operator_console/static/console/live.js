@@ -84,7 +84,7 @@
     C.show(els.liveRecording, !!els.liveRecording.textContent);
     els.liveCallerState.textContent = C.callerLine(s);
     els.liveCallerState.setAttribute('data-ok', C.callerOk(s) ? 'true' : 'false');
-    els.liveCallerDevice.textContent = C.callerDevice(s);
+    els.liveCallerDevice.textContent = [C.callerDevice(s), C.languageLine(s)].filter(Boolean).join(' · ');
     C.show(els.liveCallerDevice, !!els.liveCallerDevice.textContent);
     els.liveNetwork.textContent = s.state === 'ended' ? '' : C.networkLine(s);
     C.show(els.liveNetwork, !!els.liveNetwork.textContent);

@@ -37,7 +37,7 @@
     if (bad) return;
     btn.disabled = true;
     try {
-      var s = await C.api('POST', '/api/sessions', Object.assign({ phone: phone, incident_ref: ref, mode: mode }, invite.body));
+      var s = await C.api('POST', '/api/sessions', Object.assign({ phone: phone, incident_ref: ref, mode: mode, language: C.chosenLanguage(f) }, invite.body));
       var msg = 'Link sent to ' + ((s && s.phone_masked) || 'the caller') + ' for ' + ((s && s.incident_ref) || ref) + '.';
       if (s && s.sms && s.sms.status === 'failed') {
         msg = 'Session created, but the SMS failed' + (s.sms.error ? ': ' + s.sms.error : '') + '.';

@@ -113,7 +113,7 @@
     C.show(r.rec, !!r.rec.textContent);
     r.callerState.textContent = C.callerLine(s);
     r.callerState.setAttribute('data-ok', C.callerOk(s) ? 'true' : 'false');
-    r.callerDevice.textContent = C.callerDevice(s);
+    r.callerDevice.textContent = [C.callerDevice(s), C.languageLine(s)].filter(Boolean).join(' · ');
     C.show(r.callerDevice, !!r.callerDevice.textContent);
     var isEnded = s.state === 'ended';
     // A fresh link only while the caller has not opened theirs (the server refuses after).

@@ -93,6 +93,7 @@
     } catch (e) { /* map works without tiles */ }
     els.forceName.textContent = C.config.force_name ? '– ' + C.config.force_name : '';
     if (C.config.force_name) document.title = 'SceneLink – ' + C.config.force_name;
+    C.fillLanguages();
     if (C.liveMap) C.addTiles(C.liveMap.map);
     if (C.playbackMap) C.addTiles(C.playbackMap.map);
   }

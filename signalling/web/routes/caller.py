@@ -112,9 +112,9 @@ async def caller_page(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     page = (
         _languages_filled(_page("caller.html"), settings)
-        .replace("{{language}}", "")
         .replace("{{mode}}", invite(session.mode).media)
         .replace("{{invite}}", session.mode)
+        .replace("{{language}}", session.language or "")
         .replace("{{force}}", html.escape(settings.force_name))
     )
     return web.Response(text=page, content_type="text/html", headers=CALLER_HEADERS)
@@ -133,6 +133,7 @@ async def caller_config(request: web.Request) -> web.Response:
             "invite": session.mode,
             "uploads_first": invite(session.mode).uploads_first,
             "codec": settings.preferred_codec,
+            "language": session.language,
             **ice_settings(request, session.id),
         }
     )
@@ -155,6 +156,7 @@ async def caller_offer(request: web.Request) -> web.Response:
             RTCSessionDescription(body.sdp, body.type),
             body.consent_version,
             request.headers.get("User-Agent", ""),
+            body.language,
         )
     except LinkNotUsable as exc:
         await link_refused(request, exc)

@@ -67,6 +67,7 @@ async def create_session(request: web.Request) -> web.Response:
             link_base(request),
             required_place=place,
             appointment=appointment,
+            language=body.language,
         )
     except InvalidPhoneNumber as exc:
         raise json_error(422, "validation failed", fields={"phone": str(exc)}) from None

@@ -8,6 +8,7 @@ import logging
 from aiohttp import web
 
 from signalling.calls.location import FIX_STALE_S
+from signalling.languages import languages
 from signalling.operators.auth import COOKIE_NAME, Operator
 from signalling.operators.throttle import Throttled
 from signalling.web.appkeys import (
@@ -19,7 +20,7 @@ from signalling.web.appkeys import (
 )
 from signalling.web.errors import json_error, parse_body
 from signalling.web.models import (
-    ConsoleConfig,
+    ConsoleSetup,
     LoginRequest,
     OperatorView,
 )
@@ -98,7 +99,10 @@ def operator_view(operator: Operator) -> dict[str, object]:
 
 
 @routes.get("/api/config")
-@documented("Map tiles and force name for the console", response=ConsoleConfig)
+@documented(
+    "Map tiles, force name and the caller page's languages for the console",
+    response=ConsoleSetup,
+)
 async def console_config(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     return web.json_response(
@@ -107,5 +111,7 @@ async def console_config(request: web.Request) -> web.Response:
             "tile_attribution": settings.tile_attribution,
             "force_name": settings.force_name,
             "fix_stale_s": FIX_STALE_S,
+            "languages": [{"code": lang.code, "name": lang.name} for lang in languages()],
+            "default_language": settings.default_language,
         }
     )
