@@ -24,7 +24,7 @@ from signalling.web.app import RUNNER_OPTIONS, make_app
 from signalling.webhooks import Webhooks
 from tests.client import client_of
 from tests.providers import WEBHOOK_SECRET, Receiver, webhook_check
-from tests.signalling.web.test_evidence_record import HEADERS, call
+from tests.signalling.web.test_evidence_record import HEADERS, call, serve
 
 Serve = Callable[[web.Application], Awaitable[TestServer]]
 CREATED: SessionCreated = {
@@ -157,6 +157,22 @@ async def test_shutdown_drains_for_a_while_then_abandons_with_an_error(
     assert "live (s4 #2) not delivered: the server is stopping" in caplog.text
     await asyncio.sleep(1.0)
     assert not server.accepted
+
+
+async def test_a_slow_receiver_never_delays_the_call(
+    aiohttp_client: AiohttpClient, receiver: tuple[Receiver, str], tmp_path: Path
+) -> None:
+    server, url = receiver
+    server.delay = 3.0
+    client = await serve(aiohttp_client, tmp_path, webhook_url=url, webhook_secret=WEBHOOK_SECRET)
+    started = time.monotonic()
+    created = await client.post(
+        "/api/sessions", json={"phone": "07700 900123", "incident_ref": "CAD-2"}, headers=HEADERS
+    )
+    assert created.status == 201, await created.text()
+    assert time.monotonic() - started < 1.5  # the receiver is still answering
+    await until(lambda: len(server.accepted) == 1)
+    assert server.accepted[0]["event"] == "session_created"
 
 
 async def test_a_webhook_url_needs_its_secret() -> None:
