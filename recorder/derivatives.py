@@ -17,9 +17,10 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypedDict
+from typing import Literal
 
 import av
+from typing_extensions import TypedDict  # pydantic documents it (Python < 3.12)
 
 from .catalogue import Segment
 from .durable import create_exclusive, write_new
@@ -56,6 +57,12 @@ class MasterPart:
     @property
     def end_s(self) -> float:
         return self.offset_s + self.duration_s
+
+
+def media_end_s(segments: Sequence[Segment]) -> float:
+    """Where the session's last media ends on its timeline."""
+    offsets = part_offsets(segments)
+    return max((o + s.duration_s for o, s in zip(offsets, segments, strict=True)), default=0.0)
 
 
 def master_parts(

@@ -55,6 +55,14 @@ class PlanError(ValueError):
         self.field = field
 
 
+def check_range(start_s: float, end_s: float, media_end_s: float) -> None:
+    """A range of the session's timeline that holds media; PlanError naming the bound."""
+    if not 0 <= start_s < end_s:
+        raise PlanError("start_s", "the range must start at or after 0 and before its end")
+    if start_s >= media_end_s:
+        raise PlanError("start_s", f"the recording has {media_end_s:.1f} s of media")
+
+
 @dataclass(frozen=True, slots=True)
 class Box:
     """A region at one moment: ``t`` in seconds of the session, the rest fractions of the
@@ -132,12 +140,9 @@ class Plan:
 
     def check(self, media_end_s: float) -> None:
         """Raises PlanError naming the first problem."""
+        check_range(self.start_s, self.end_s, media_end_s)
         if not self.tracks and not self.mutes:
             raise PlanError("tracks", "nothing to hide: give at least one region or mute")
-        if not 0 <= self.start_s < self.end_s:
-            raise PlanError("start_s", "the range must start at or after 0 and before its end")
-        if self.start_s >= media_end_s:
-            raise PlanError("start_s", f"the recording has {media_end_s:.1f} s of media")
         for i, track in enumerate(self.tracks):
             if not track.keyframes:
                 raise PlanError(f"tracks.{i}.keyframes", "a region needs at least one box")

@@ -295,6 +295,13 @@ class Settings(BaseSettings):
     handler_replay_hours: float = Field(
         default=24, gt=0, description="How long after a session its call handlers may replay it"
     )
+    redaction_workers: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Redacted copies, clips and face proposals made at once (each takes about "
+        "a core); more wait their turn",
+    )
     keep_local_evidence: bool = Field(default=True, description="Keep spool copies after upload")
     evidence_low_space_mb: int = Field(
         default=defaults.LOW_SPACE_MB,

@@ -98,7 +98,9 @@ class ExportJobs:
         purpose: str,
         entries: Sequence[CatalogueEntry],
         audit: Mapping[str, Sequence[Mapping[str, Any]]],
+        derivatives: Sequence[Path] = (),
     ) -> ExportJob:
+        """``derivatives``: folders of finished redacted copies or clips to carry along."""
         self._forget_old()
         export_id = secrets.token_hex(8)
         request = ExportRequest(export_id, requested_by, recipient, purpose, utcnow())
@@ -110,7 +112,7 @@ class ExportJobs:
             total_bytes=sum(s.bytes for e in entries for s in e.segments),
         )
         self._jobs[export_id] = job
-        job.task = asyncio.ensure_future(self._run(job, entries, audit))
+        job.task = asyncio.ensure_future(self._run(job, entries, audit, derivatives))
         return job
 
     def get(self, export_id: str) -> ExportJob:
@@ -122,6 +124,7 @@ class ExportJobs:
         job: ExportJob,
         entries: Sequence[CatalogueEntry],
         audit: Mapping[str, Sequence[Mapping[str, Any]]],
+        derivatives: Sequence[Path],
     ) -> None:
         def progress(done: int, total: int) -> None:
             job.done_bytes, job.total_bytes = done, total
@@ -136,6 +139,7 @@ class ExportJobs:
                 audit,
                 job.path,
                 progress,
+                derivatives,
             )
         except Exception as exc:
             logger.exception("export %s failed", job.request.export_id)

@@ -26,6 +26,7 @@ from signalling.calls.state import open_state_store
 from signalling.calls.tokens import OfficerTokens
 from signalling.calls.uploads import Uploads
 from signalling.config import OperatorAccount, Settings
+from signalling.disclosure.derivatives import DerivativeJobs
 from signalling.disclosure.exports import ExportJobs
 from signalling.operators.accounts import AccountBook
 from signalling.operators.auth import COOKIE_NAME, OperatorDirectory
@@ -36,6 +37,7 @@ from signalling.sms import sms_sender
 from signalling.web.appkeys import (
     AUDIT,
     AUDIT_ARCHIVE,
+    DERIVATIVES,
     EVIDENCE,
     EXPORTS,
     FILES,
@@ -343,6 +345,17 @@ async def caller_files(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.ensure_future(expire())
     yield
     task.cancel()
+async def derivative_jobs(app: web.Application) -> AsyncIterator[None]:
+    """Redacted copies and clips: a bounded worker pool; jobs still running at shutdown are
+    cancelled (their partial files removed) before the evidence closes."""
+    settings, evidence = app[SETTINGS], app[EVIDENCE]
+    app[DERIVATIVES] = DerivativeJobs(
+        evidence, settings.layout.exports_dir, settings.redaction_workers
+    )
+    yield
+    await app[DERIVATIVES].close()
+
+
 
 
 # Made in this order at start-up, torn down in the reverse order at cleanup.
@@ -353,6 +366,7 @@ RESOURCES = (
     webhooks,
     evidence,
     audit_archive,
+    derivative_jobs,
     calls,
     caller_files,
 )

@@ -14,6 +14,7 @@ from signalling.calls.shares import Share
 from signalling.calls.sharing import ShareService
 from signalling.calls.state import StateStore
 from signalling.config import Settings
+from signalling.disclosure.derivatives import DerivativeJobs
 from signalling.disclosure.exports import ExportJobs
 from signalling.operators.auth import Operator, OperatorDirectory
 from signalling.operators.oidc import OidcClient
@@ -31,6 +32,7 @@ AUDIT = web.AppKey("audit", AuditTrail)
 AUDIT_ARCHIVE = web.AppKey("audit_archive", AuditArchiver)
 EVIDENCE = web.AppKey("evidence", Evidence[RetentionBook])
 EXPORTS = web.AppKey("exports", ExportJobs)
+DERIVATIVES = web.AppKey("derivatives", DerivativeJobs)  # redacted copies and clips
 THROTTLE = web.AppKey("throttle", LoginThrottle)
 OIDC = web.AppKey("oidc", OidcClient)  # only when single sign-on is configured
 SHARING = web.AppKey("sharing", ShareService)

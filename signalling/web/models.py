@@ -231,6 +231,11 @@ class ExportBody(Strict):
     purpose: str = Field(min_length=1, max_length=500)
 
     @model_validator(mode="after")
+    derivative_ids: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Finished redacted copies or clips (yours) of the exported sessions",
+    )
     def one_selection(self) -> ExportBody:
         if bool(self.session_ids) == bool(self.phone):
             raise ValueError("give either session_ids or phone")
@@ -239,6 +244,53 @@ class ExportBody(Strict):
 
 class AuditSearch(BaseModel):
     records: list[dict[str, Any]]
+class BoxBody(Strict):
+    """A region at one moment (checked by recorder.redaction.Plan: 400 naming the box)."""
+
+    t: float = Field(description="Seconds on the session's timeline")
+    x: float = Field(description="Left edge, a fraction of the picture's width (0..1)")
+    y: float = Field(description="Top edge, a fraction of the picture's height (0..1)")
+    w: float = Field(description="Width, a fraction of the picture's width")
+    h: float = Field(description="Height, a fraction of the picture's height")
+
+
+class TrackBody(Strict):
+    """A region followed over time: linear between keyframes; one keyframe holds throughout."""
+
+    label: str = Field(default="region", max_length=64)
+    keyframes: list[BoxBody] = Field(max_length=5000)
+
+
+class MuteBody(Strict):
+    start_s: float
+    end_s: float
+
+
+class RangeBody(Strict):
+    """A time range of the session's timeline; the end of the recording if no end_s."""
+
+    start_s: float = 0.0
+    end_s: float | None = None
+
+
+class FacesRequest(RangeBody):
+    every_s: float = Field(default=0.5, ge=0.1, le=10, description="Sample a frame this often")
+
+
+class FacesFound(BaseModel):
+    tracks: list[TrackBody]
+
+
+class RedactionRequest(RangeBody):
+    tracks: list[TrackBody] = Field(default_factory=list, max_length=200)
+    mutes: list[MuteBody] = Field(default_factory=list, max_length=500)
+    reason: str = Field(default="", max_length=1000, description="Why (required; in the log)")
+
+
+class ClipRequest(RangeBody):
+    reason: str = Field(default="", max_length=1000, description="Why (required; in the log)")
+
+
     chain_intact: bool
     first_broken_seq: int | None
 

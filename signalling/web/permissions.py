@@ -33,6 +33,8 @@ EVIDENCE = STORE_WIDE | {"call_handler"}
 ANY_OPERATOR = LIVE | EVIDENCE
 AUDIT = frozenset({"supervisor"})
 DISCLOSE = STORE_WIDE
+# Redacted copies and clips for disclosure: the investigators' work, and their supervisors'.
+REDACT = frozenset({"investigator", "supervisor"})
 SHARED_ONLY = frozenset({"officer"})
 # Retention: call handlers link and classify; holds are placed by investigators and above and
 # released only by supervisors and admins; shortening a lock is an admin's alone.
@@ -110,6 +112,12 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/recordings/{session_id}/media/{name}"): EVIDENCE,
     ("GET", "/api/recordings/{session_id}/trail"): EVIDENCE,
     ("GET", "/api/recordings/{session_id}/bundle"): DISCLOSE,
+    ("POST", "/api/recordings/{session_id}/faces"): REDACT,
+    ("POST", "/api/recordings/{session_id}/redactions"): REDACT,
+    ("POST", "/api/recordings/{session_id}/clips"): REDACT,
+    ("GET", "/api/derivatives/{derivative_id}"): REDACT,
+    ("POST", "/api/derivatives/{derivative_id}/cancel"): REDACT,
+    ("GET", "/api/derivatives/{derivative_id}/files/{name}"): REDACT,
     ("POST", "/api/exports"): DISCLOSE,
     ("GET", "/api/exports/{export_id}"): DISCLOSE,
     ("GET", "/api/exports/{export_id}/download"): DISCLOSE,

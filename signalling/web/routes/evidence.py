@@ -23,6 +23,7 @@ from signalling.calls.sessions import utcnow
 from signalling.disclosure.exports import ExportJob, ExportJson
 from signalling.sms.phone import InvalidPhoneNumber, mask, normalise_mobile
 from signalling.web.appkeys import AUDIT, EVIDENCE, EXPORTS, OPERATOR, SETTINGS
+from signalling.web.derivative_jobs import derivative_folders
 from signalling.web.errors import json_error, parse_body
 from signalling.web.models import ExportBody, RecordingList, RecordingView, Trail
 from signalling.web.openapi import documented
@@ -265,10 +266,11 @@ async def start_export(request: web.Request) -> web.Response:
                 ) from None
     if not entries:
         raise json_error(404, "nothing to export: no recordings match")
+    derivatives = derivative_folders(request, body.derivative_ids, {e.session_id for e in entries})
     extracts = await audit_extracts(request, entries)
     operator = request[OPERATOR]
     job = request.app[EXPORTS].start(
-        operator.username, body.recipient, body.purpose, entries, extracts
+        operator.username, body.recipient, body.purpose, entries, extracts, derivatives
     )
     for entry in entries:
         await audit(
@@ -278,6 +280,7 @@ async def start_export(request: web.Request) -> web.Response:
             export_id=job.request.export_id,
             recipient=body.recipient,
             purpose=body.purpose,
+            derivative_ids=body.derivative_ids,
         )
     return web.json_response(job.view(), status=202)
 
