@@ -140,7 +140,7 @@
   function onState(s) {
     if (!s) return;
     sessionState = s.state;
-    sessionMode = s.mode || 'video';
+    sessionMode = s.media || (s.mode === 'location' ? 'location' : 'video');  // what is shared
     els.incident.textContent = s.incident_ref || '';
     els.state.textContent = s.state || '';
     els.state.setAttribute('data-state', s.state || '');

@@ -110,6 +110,7 @@ class OfficerSession(TypedDict):
     id: str
     incident_ref: str
     mode: SessionMode
+    media: Media  # what the caller's page shares: "video" or "location"
     state: SessionState
     last_fix: FixRecord | None
 

@@ -149,7 +149,7 @@
       // (e.g. the caller reconnected and the server gave us a dead track).
       var s = l.session;
       var v = l.viewer;
-      if (n > 0 && s && s.state === 'live' && s.mode !== 'location' && v && v.pc && !l.viewerTimer &&
+      if (n > 0 && s && s.state === 'live' && C.media(s) !== 'location' && v && v.pc && !l.viewerTimer &&
           v.startedAt && now - v.startedAt > 8000 &&
           now - l.lastFrameAt > Math.min(C.MAX_BACKOFF_MS, 5000 * Math.pow(2, l.stallRestarts || 0))) {
         l.stallRestarts = (l.stallRestarts || 0) + 1;

@@ -17,6 +17,7 @@ from aiortc import RTCSessionDescription
 
 from signalling.calls.bearing import bearing_to
 from signalling.calls.feed import ConsoleSession, FeedEvent, OfficerMessage, OfficerSession
+from signalling.calls.invites import invite
 from signalling.calls.location import FIX_STALE_S, FixRecord, GpsFix, InvalidFix, parse_fix
 from signalling.calls.service import SessionEnded
 from signalling.calls.sessions import CallSession, utcnow
@@ -49,6 +50,7 @@ def session_view(
             "id": session.id,
             "incident_ref": session.incident_ref,
             "mode": session.mode,
+            "media": invite(session.mode).media,
             "state": session.state,
             "last_fix": last_fix,
         }
@@ -56,6 +58,7 @@ def session_view(
         "id": session["id"],
         "incident_ref": session["incident_ref"],
         "mode": session["mode"],
+        "media": invite(session["mode"]).media,
         "state": session["state"],
         "last_fix": last_fix,
     }

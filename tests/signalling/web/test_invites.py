@@ -96,6 +96,13 @@ async def test_bail_check_verdicts_are_shown_recorded_and_audited(
     assert invite["bail_check"] is None
     config = await (await client.get("/api/caller/config", headers=bearer(token))).json()
     assert config["mode"] == "location" and config["invite"] == "bail_check"
+    shared = await client.post(
+        f"/api/sessions/{session['id']}/shares", json={"kind": "link"}, headers=HEADERS
+    )
+    officer_token = (await shared.json())["link"].split("/o/")[1]
+    officer = await client.get("/api/officer/share", headers=bearer(officer_token))
+    officer_view = (await officer.json())["session"]
+    assert officer_view["mode"] == "bail_check" and officer_view["media"] == "location"
     place = invite["required_place"]
     await fix(client, token, place["lat"], place["lon"], 10)  # at the door
     await fix(client, token, place["lat"] + 0.0001, place["lon"], 10)  # 11 m: still within
