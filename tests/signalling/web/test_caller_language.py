@@ -66,6 +66,17 @@ async def test_the_console_is_told_the_languages(client: Client) -> None:
     assert config["default_language"] == "en"
 
 
+async def test_the_catalogues_are_served_as_json_like_the_pages_script(client: Client) -> None:
+    script = await client.get("/caller/static/i18n.js")
+    welsh = await client.get("/caller/static/i18n/cy.json")
+    assert welsh.status == 200 and welsh.content_type == "application/json"
+    assert (await welsh.json())["consent.agree"] == "Cytuno a rhannu"
+    for header in ("Cache-Control", "X-Content-Type-Options"):  # as the script's, whatever
+        assert welsh.headers.get(header) == script.headers.get(header), header
+    assert "ETag" in welsh.headers and "Last-Modified" in welsh.headers
+    assert (await client.get("/caller/static/i18n/fr.json")).status == 404
+
+
 async def test_the_handlers_welsh_reaches_page_config_and_sms(client: Client) -> None:
     session, text, path = await send(client, language="cy")
     assert session["language"] == "cy" and session["consent_language"] is None
