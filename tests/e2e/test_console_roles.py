@@ -1,7 +1,9 @@
 """The console per role, in Chromium: each role's console left open writes no access_denied and
 no consultation record; an officer sees no "Send a link" and no End; the live panel at 1366x768
-shows video, map, End and sharing without scrolling, with a notice when the map tiles fail; a
-supervisor searches the audit trail and downloads one session's extract.
+shows video, map, End and sharing without scrolling, with a notice when the map tiles fail; an
+investigator places a hold from a recording's row and a supervisor releases it, each seeing what
+was done after the refresh that follows; a supervisor searches the audit trail and downloads one
+session's extract.
 
 The poll intervals are core.js's C.POLL_MS and C.RECORDINGS_POLL_MS (the one place they are
 set); the test shortens them to 250 ms and 500 ms before signing in, so its 12 s of open consoles
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +23,11 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from bench.load import Api
+from bench.synthetic import Clip
+from recorder.manifest import KEY_FILE, Signer
 from signalling.audit.extract import check_extract
 from tests.e2e.conftest import RunningServer, start_server
+from tests.recorder.feed import record_session
 
 pytestmark = pytest.mark.e2e
 
@@ -34,16 +39,25 @@ ROLES = {
     "ada": "admin",
 }
 OPEN_S = 12.0
+KEPT = "CAD-KEPT-1"
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[RunningServer]:
+async def server(tmp_path: Path, clips: dict[str, Clip]) -> AsyncIterator[RunningServer]:
+    """Five accounts, one a role each, and one recorded session (CAD-KEPT-1) in the spool."""
+    data = tmp_path / "data"
+    signer = Signer.load_or_create(data / KEY_FILE)
+    await record_session(
+        data / "evidence" / "sess-1", clips["VP8"], signer, None, incident_ref=KEPT
+    )
     accounts = [{"username": u, "password": f"{u}-pass", "roles": [r]} for u, r in ROLES.items()]
-    yield from start_server(
+    servers = start_server(
         tmp_path,
         SCENELINK_OPERATORS=json.dumps(accounts),
         SCENELINK_TILE_URL="http://127.0.0.1:9/{z}/{x}/{y}.png",  # nothing listens: tiles fail
     )
+    yield next(servers)
+    servers.close()  # stops the server
 
 
 def trail(server: RunningServer) -> list[dict[str, Any]]:
@@ -127,6 +141,29 @@ async def test_each_roles_console(browser: Browser, server: RunningServer) -> No
         await in_view(hal, selector)
     await in_view(hal, "#share-account-form button")
     await hal.screenshot(path=str(server.data_dir.parent / "live-1366x768.png"))
+
+    # Retention from a recording's row: what was done stays after the refresh that follows.
+    ivy = pages["ivy"]
+    row = ivy.locator("#recordings li", has_text=KEPT)
+    await row.locator("button.retention").click()
+    await expect(ivy.locator("#ret-session-ref")).to_have_text(KEPT)
+    await ivy.select_option("#ret-hold-kind", "court")
+    await ivy.fill("#ret-hold-form [name=reason]", "Trial listed for March")
+    await ivy.click("#ret-hold-form [type=submit]")
+    await expect(ivy.locator("#ret-message")).to_contain_text("Hold placed: court")
+    await expect(ivy.locator("#ret-release-form")).to_be_hidden()  # investigators do not release
+    await ivy.click("#ret-refresh")
+    await asyncio.sleep(1.0)  # the queue's refresh and a recordings refresh or two
+    await expect(ivy.locator("#ret-message")).to_contain_text("Hold placed: court")
+    await sue.locator("#recordings li", has_text=KEPT).locator("button.retention").click()
+    await expect(sue.locator("#ret-release-hold option")).to_have_count(1)
+    await sue.fill("#ret-release-form [name=reason]", "Case discontinued")
+    await sue.click("#ret-release-form [type=submit]")
+    await expect(sue.locator("#ret-message")).to_contain_text("released")
+    await expect(sue.locator("#ret-state")).to_contain_text("holds: none")
+    await sue.click("#ret-refresh")
+    await asyncio.sleep(1.0)
+    await expect(sue.locator("#ret-message")).to_contain_text("released")
 
     # The supervisor's audit search, then one session's extract.
     await sue.fill("#audit-search [name=actor]", "hal")
