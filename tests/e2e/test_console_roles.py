@@ -57,7 +57,8 @@ async def server(tmp_path: Path, clips: dict[str, Clip]) -> AsyncIterator[Runnin
         SCENELINK_TILE_URL="http://127.0.0.1:9/{z}/{x}/{y}.png",  # nothing listens: tiles fail
     )
     yield next(servers)
-    servers.close()  # stops the server
+    for _ in servers:  # runs start_server on to its end: the server stops
+        pass
 
 
 def trail(server: RunningServer) -> list[dict[str, Any]]:
