@@ -53,7 +53,8 @@
     ev.preventDefault();
     var ids = Array.prototype.map.call(C.els.recordings.querySelectorAll('input.pick:checked'), function (c) { return c.value; });
     if (!ids.length) { C.els.exportError.textContent = 'Tick the recordings to export.'; return; }
-    startExport(exportBody({ session_ids: ids }));
+    // Redacted copies and clips made of these recordings (redact.js) go with them.
+    startExport(exportBody({ session_ids: ids, derivative_ids: C.derivativesFor ? C.derivativesFor(ids) : [] }));
   };
 
   C.onExportPhone = function () {
