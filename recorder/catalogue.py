@@ -112,6 +112,8 @@ class CatalogueEntry:
     participants: frozenset[str] = frozenset()  # operators the events name (replay rights)
     ended_at: datetime | None = None
     mode: str | None = None  # the invite type its session_created event names
+    # The manifest's originals and derivatives (files from the caller, thumbnails, snapshots).
+    kept: tuple[dict[str, Any], ...] = field(default=(), repr=False)
 
     def in_area(self, area: Area) -> bool:
         return any(area.contains(lat, lon) for lat, lon in self.positions)
@@ -232,6 +234,7 @@ def load_entry(store: EvidenceStore, session_id: str, jwks: dict[str, Any]) -> C
         chain_head=manifest.get("chain_head"),
         participants=frozenset(participants),
         ended_at=ended_at,
+        kept=tuple(manifest.get("originals", []) + manifest.get("derivatives", [])),
     )
 
 
@@ -292,6 +295,13 @@ class Catalogue:
     def events(self, session_id: str) -> list[dict[str, Any]]:
         entry = self.get(session_id)
         return read_lines(self._read(entry, EVENTS_FILE))
+
+    def kept_file(self, session_id: str, name: str) -> bytes:
+        """One stored original or derivative, only if the signed manifest lists it."""
+        entry = self.get(session_id)
+        if name not in {str(k["name"]) for k in entry.kept}:
+            raise KeyError(name)
+        return self._read(entry, name)
 
     def media(self, session_id: str, name: str) -> bytes:
         """One stored segment, only if the signed manifest lists it."""

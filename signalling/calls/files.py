@@ -5,6 +5,7 @@ evidence's own and survives a restart. Blocking: read in a worker thread."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,7 +32,7 @@ class SessionFile(TypedDict):
     thumbnail: str | None
 
 
-def _record(event: dict[str, Any], thumbnails: dict[str, str]) -> SessionFile:
+def _record(event: Mapping[str, Any], thumbnails: dict[str, str]) -> SessionFile:
     snapshot = event["event"] == "snapshot"
     return {
         "name": event["name"],
@@ -54,26 +55,33 @@ class StillsState(TypedDict):
     at: str
 
 
-def session_files(folder: Path) -> tuple[list[SessionFile], StillsState | None]:
-    """The session's files in the order they arrived, and whether stills replace video."""
-    thumbnails = {
-        str(e["of"]): str(e["name"])
-        for e in load_chain(folder / CHAIN_FILE)
-        if e["kind"] == "derivative" and e.get("role") == "thumbnail"
-    }
-    path = folder / EVENTS_FILE
+def list_files(
+    events: Iterable[Mapping[str, Any]], derivatives: Iterable[Mapping[str, Any]]
+) -> tuple[list[SessionFile], StillsState | None]:
+    """The files the events name, in the order they arrived, each with its thumbnail among
+    the chained ``derivatives``, and whether stills replace video."""
+    thumbnails = {str(d["of"]): str(d["name"]) for d in derivatives if d.get("role") == "thumbnail"}
     files: list[SessionFile] = []
     stills: StillsState | None = None
-    for line in path.read_bytes().splitlines() if path.exists() else []:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
+    for event in events:
         if event.get("event") in ("caller_file", "snapshot"):
             files.append(_record(event, thumbnails))
         elif event.get("event") == "stills_fallback":
             stills = {"on": event["on"], "reason": event["reason"], "at": event["at"]}
     return files, stills
+
+
+def session_files(folder: Path) -> tuple[list[SessionFile], StillsState | None]:
+    """``list_files`` of a live session's folder (its chain and events as written so far)."""
+    derivatives = [e for e in load_chain(folder / CHAIN_FILE) if e["kind"] == "derivative"]
+    path = folder / EVENTS_FILE
+    events = []
+    for line in path.read_bytes().splitlines() if path.exists() else []:
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue  # a line a crash tore: moved aside when the recorder opens the folder
+    return list_files(events, derivatives)
 
 
 def kept_names(folder: Path) -> set[str]:

@@ -12,6 +12,7 @@ from typing import Literal
 
 from typing_extensions import TypedDict  # pydantic documents it (Python < 3.12)
 
+from signalling.calls.caller_files import StillsAdvice
 from signalling.calls.caller_state import CallerStateMessage
 from signalling.calls.chat import CallerMessage, Receipt
 from signalling.calls.feed import ConsoleMessage, OfficerMessage
@@ -76,7 +77,7 @@ class SilentFromCaller(TypedDict):
 
 ToOfficer = OfficerMessage
 FromOfficer = OfficerAuth | PositionMessage
-ToCaller = CallerEnded | PhotoRequest | CallerMessage
+ToCaller = CallerEnded | PhotoRequest | StillsAdvice | CallerMessage
 FromCaller = (
     CallerFixMessage
     | CallerStateMessage

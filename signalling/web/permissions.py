@@ -111,6 +111,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/recordings/{session_id}"): EVIDENCE,
     ("GET", "/api/recordings/{session_id}/media/{name}"): EVIDENCE,
     ("GET", "/api/recordings/{session_id}/trail"): EVIDENCE,
+    ("GET", "/api/recordings/{session_id}/files"): EVIDENCE,
+    ("GET", "/api/recordings/{session_id}/files/{name}"): EVIDENCE,
     ("GET", "/api/recordings/{session_id}/bundle"): DISCLOSE,
     ("POST", "/api/recordings/{session_id}/faces"): REDACT,
     ("POST", "/api/recordings/{session_id}/redactions"): REDACT,

@@ -1,6 +1,8 @@
 """Photos, videos and stills: the caller's resumable uploads (authenticated by the link's
-token), and the console's list of a session's files, the files themselves, snapshots and
-requests for a photo. Every file served is a consultation in the audit trail."""
+token), the console's list of a live session's files (from its spool folder), the files
+themselves, snapshots and requests for a photo, and a recording's files from the evidence store
+(for investigators, under the recordings' replay rules). Every file served is a consultation in
+the audit trail."""
 
 from __future__ import annotations
 
@@ -12,15 +14,16 @@ import re
 from aiohttp import web
 
 from signalling.calls.caller_files import CallerFiles, NoLiveVideo
-from signalling.calls.files import SessionFile, kept_names, session_files
+from signalling.calls.files import SessionFile, kept_names, list_files, session_files
 from signalling.calls.service import SessionEnded
 from signalling.calls.uploads import Upload, UploadRefused
-from signalling.web.appkeys import AUDIT, FILES, OPERATOR, SERVICE
+from signalling.web.appkeys import AUDIT, EVIDENCE, FILES, OPERATOR, SERVICE
 from signalling.web.errors import json_error, parse_body
 from signalling.web.models import FileList, StillsPace, StillsSwitch, UploadStart, UploadStatus
 from signalling.web.openapi import documented
 from signalling.web.requests import audit, service_of, session_or_404
 from signalling.web.routes.caller import caller_session_or_gone
+from signalling.web.routes.evidence import entry_or_404
 
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -141,7 +144,7 @@ async def caller_stills(request: web.Request) -> web.Response:
 
 @routes.get("/api/sessions/{session_id}/files")
 @documented("The photos, videos, stills and snapshots of a session", response=FileList)
-async def list_files(request: web.Request) -> web.Response:
+async def live_files(request: web.Request) -> web.Response:
     session = await session_or_404(request)
     files = request.app[FILES]
     listing, stills = await asyncio.to_thread(session_files, files.folder(session.id))
@@ -198,3 +201,48 @@ async def request_photo(request: web.Request) -> web.Response:
         request[OPERATOR].username, "collection.photo_requested", session.id, request.remote
     )
     return web.Response(status=202)
+
+
+@routes.get("/api/recordings/{session_id}/files")
+@documented("The photos, videos, stills and snapshots of a recording, as stored", response=FileList)
+async def recording_files(request: web.Request) -> web.Response:
+    entry = await entry_or_404(request)
+    catalogue = request.app[EVIDENCE].catalogue
+    try:
+        events = await asyncio.to_thread(catalogue.events, entry.session_id)
+    except KeyError:
+        raise json_error(404, "no longer in the evidence store") from None
+    derivatives = [k for k in entry.kept if "role" in k]
+    listing, stills = list_files(events, derivatives)
+    await audit(request, "consultation.files", entry.session_id)
+    return web.json_response(
+        {
+            "files": listing,
+            "stills": stills,
+            "stills_interval_s": request.app[FILES].stills_interval_s,
+        }
+    )
+
+
+@routes.get("/api/recordings/{session_id}/files/{name}")
+@documented("One original or derivative of a recording, byte for byte as stored")
+async def recording_file(request: web.Request) -> web.Response:
+    entry = await entry_or_404(request)
+    name = request.match_info["name"]
+    try:
+        data = await asyncio.to_thread(
+            request.app[EVIDENCE].catalogue.kept_file, entry.session_id, name
+        )
+    except KeyError:
+        raise json_error(404, "no such file in this recording") from None
+    [kept] = [k for k in entry.kept if k["name"] == name]
+    await audit(request, "consultation.file", entry.session_id, name=name)
+    content_type = str(kept.get("content_type", "image/jpeg"))
+    return web.Response(
+        body=data,
+        content_type=content_type,
+        headers={
+            "Content-Disposition": f'inline; filename="{name}"',
+            "ETag": f'"{kept["sha256"]}"',
+        },
+    )

@@ -16,7 +16,7 @@ from pytest_aiohttp import AiohttpClient
 
 from bench.synthetic import Clip, SyntheticCaller
 from recorder.verify import verify_bundle
-from signalling.web.appkeys import AUDIT, SETTINGS
+from signalling.web.appkeys import AUDIT, EVIDENCE, SETTINGS
 from tests.client import Client
 from tests.signalling.web.test_caller_state import events
 from tests.signalling.web.test_evidence_record import HEADERS, create, offer, serve, wait_for
@@ -138,6 +138,19 @@ async def test_an_upload_resumes_and_is_kept_byte_for_byte(
     assert [o["name"] for o in manifest["originals"]] == [file["name"]]
     assert manifest["derivatives"][0]["of_sha256"] == file["sha256"]
     verify_bundle(folder)
+    # From the evidence store, as an investigator (or this handler, who took part) replays it.
+    evidence = client.app[EVIDENCE]
+    assert await asyncio.to_thread(evidence.spool.wait_idle, 30)
+    await asyncio.to_thread(evidence.catalogue.refresh)
+    stored = await (await client.get(f"/api/recordings/{session_id}/files")).json()
+    assert stored["files"] == [file]
+    kept = await client.get(f"/api/recordings/{session_id}/files/{file['name']}")
+    assert kept.status == 200 and await kept.read() == data
+    assert kept.headers["ETag"] == f'"{file["sha256"]}"'
+    thumb = await client.get(f"/api/recordings/{session_id}/files/{file['thumbnail']}")
+    assert thumb.status == 200 and thumb.content_type == "image/jpeg"
+    missing = await client.get(f"/api/recordings/{session_id}/files/manifest.json")
+    assert missing.status == 404
     # Once ended, nothing more is taken.
     late = await client.post("/api/caller/uploads", json={"size": 10}, headers=bearer(token))
     assert late.status == 410
