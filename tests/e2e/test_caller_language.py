@@ -1,6 +1,7 @@
 """The caller page in the caller's language (issue 14), on one Chromium set to Welsh: the
 phone's Welsh is shown, the caller can switch to English on the page, the handler's choice of
-English wins over the phone's Welsh, and a dead link's page is in Welsh too."""
+English wins over the phone's Welsh, and a dead link's page is in Welsh too, even when the
+first request for the Welsh words is lost."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Route, expect
 
 from bench.load import Api
 from tests.e2e.conftest import RunningServer, start_server
@@ -74,8 +75,23 @@ async def test_welsh_phone_sees_welsh_and_can_switch(
     await expect(chosen.locator("#agree")).to_have_text("Agree and share")
     await expect(chosen.locator("#language")).to_have_value("en")
 
-    # A link that no longer works, on a Welsh phone.
+    # A link that no longer works, on a Welsh phone whose network loses the first request for
+    # the Welsh words: the English stays until the retry brings them.
     dead = await context.new_page()
+    lost: list[str] = []
+
+    async def lose_once(route: Route) -> None:
+        if lost:
+            await route.continue_()
+        else:
+            lost.append(route.request.url)
+            await route.abort()
+
+    await dead.route("**/i18n/cy.json", lose_once)
     await dead.goto(server.url + "/c/not-a-real-link")
-    await expect(dead.locator("h1")).to_have_text("Dydy'r ddolen hon ddim yn gweithio mwyach")
+    await expect(dead.locator("h1")).to_have_text("This link no longer works")
+    await expect(dead.locator("h1")).to_have_text(
+        "Dydy'r ddolen hon ddim yn gweithio mwyach", timeout=15_000
+    )
+    assert len(lost) == 1
     await context.close()

@@ -16,12 +16,15 @@
   var BASE = '/caller/static/i18n/';
   var FALLBACK = 'en';
   var STORE_KEY = 'scenelink-language';
+  var RETRY_MS = 5000;
 
   var body = document.body || document.documentElement;
   var available = (attr('data-languages') || FALLBACK).split(/\s+/).filter(Boolean);
   var handlerChoice = attr('data-language');
   var serverDefault = attr('data-default-language') || FALLBACK;
   var catalogues = {};        // lang -> strings, as fetched
+  var requests = {};          // lang -> the pending or done request for it
+  var retryTimer = null;
   var current = choose();
   var listeners = [];
 
@@ -145,22 +148,37 @@
     listeners.forEach(function (fn) { try { fn(current); } catch (e) {} });
   }
 
+  /* One request per language at a time; a failed one is forgotten, so it can be retried. */
   function fetchCatalogue(lang) {
-    if (catalogues[lang]) return Promise.resolve(catalogues[lang]);
-    return fetch(BASE + encodeURIComponent(lang) + '.json', { credentials: 'omit' })
-      .then(function (r) {
-        if (!r.ok) throw new Error('catalogue ' + lang + ': ' + r.status);
-        return r.json();
-      })
-      .then(function (strings) { catalogues[lang] = strings; return strings; });
+    if (!requests[lang]) {
+      requests[lang] = fetch(BASE + encodeURIComponent(lang) + '.json', { credentials: 'omit' })
+        .then(function (r) {
+          if (!r.ok) throw new Error('catalogue ' + lang + ': ' + r.status);
+          return r.json();
+        })
+        .then(function (strings) { catalogues[lang] = strings; return strings; });
+      requests[lang].catch(function () { delete requests[lang]; });
+    }
+    return requests[lang];
   }
 
+  /* English and `lang`, then the page rewritten. A caller on a poor network keeps the HTML's
+     English meanwhile; what could not be fetched is tried again until it arrives. */
   function load(lang) {
     var wanted = [FALLBACK];
     if (lang !== FALLBACK) wanted.push(lang);
     return Promise.all(wanted.map(function (l) {
       return fetchCatalogue(l).catch(function () { return null; });
-    })).then(applyAll);
+    })).then(function () {
+      applyAll();
+      var missing = wanted.some(function (l) { return !catalogues[l]; });
+      if (missing && !retryTimer) {
+        retryTimer = setTimeout(function () {
+          retryTimer = null;
+          load(current);
+        }, RETRY_MS);
+      }
+    });
   }
 
   /* The caller switches language on the page (kept for this tab, over the browser's). */
