@@ -117,6 +117,7 @@ class SessionService:
     ) -> None:
         self.settings = settings
         self.audit = audit  # for what the service does on its own (a bail check's verdict)
+        self._bail_locks: dict[str, asyncio.Lock] = {}
         self.evidence = evidence
         self.store = store
         self.sms = sms
@@ -303,6 +304,7 @@ class SessionService:
         await recorder.close()
         self._recorders.pop(session_id, None)
         self._last_fix.pop(session_id, None)
+        self._bail_locks.pop(session_id, None)
         return session
 
     async def add_viewer(
@@ -499,27 +501,29 @@ class SessionService:
         self._recorder(session_id).append_fix(record)
         await self.store.publish(session_id, {"type": "fix", "fix": record})
         if session.required_place is not None:
-            await self._bail_check(session, session.required_place, record)
+            await self._bail_check(session_id, session.required_place, record)
         if self.what3words.enabled or self.geocoder.enabled:
             self._place_soon(session_id, record)
 
-    async def _bail_check(self, session: CallSession, place: RequiredPlace, fix: FixRecord) -> None:
+    async def _bail_check(self, session_id: str, place: RequiredPlace, fix: FixRecord) -> None:
         """Judge the fix against the required place: shown on the console at each fix,
-        recorded and audited at the first and at each change of verdict (calls.bail)."""
+        recorded and audited at the first and at each change of verdict (calls.bail). Fixes
+        are handled concurrently, so the last result is read and replaced under a lock."""
         result = check(place, fix)
-        if worth_recording(session.bail_check, result):
-            self._recorder(session.id).append_event(result)
-            if self.audit is not None:
-                await self.audit.record(
-                    "caller",
-                    "collection.bail_check",
-                    session.id,
-                    verdict=result["verdict"],
-                    distance_m=result["distance_m"],
-                    accuracy_m=result["accuracy_m"],
-                    tolerance_m=result["tolerance_m"],
-                )
-        await self._change(session.id, bail_check=result)
+        async with self._bail_locks.setdefault(session_id, asyncio.Lock()):
+            if worth_recording((await self.store.get(session_id)).bail_check, result):
+                self._recorder(session_id).append_event(result)
+                if self.audit is not None:
+                    await self.audit.record(
+                        "caller",
+                        "collection.bail_check",
+                        session_id,
+                        verdict=result["verdict"],
+                        distance_m=result["distance_m"],
+                        accuracy_m=result["accuracy_m"],
+                        tolerance_m=result["tolerance_m"],
+                    )
+            await self._change(session_id, bail_check=result)
 
     def _place_soon(self, session_id: str, record: FixRecord) -> None:
         """Look up the fix's words in the background, one lookup per session at a time: a

@@ -668,6 +668,10 @@
     closePc();
     if (attempt === 0) setState('connecting', 'status.connecting');
     try {
+      // Reconnecting: fresh ICE settings, as the TURN credential of a long session (a missing
+      // person tracked for days) expires after SCENELINK_TURN_TTL_S.
+      if (attempt > 0) config = (await api('GET', '/api/caller/config')) || config;
+      if (gen !== generation || ended || stopped) return;
       var conn = new RTCPeerConnection({ iceServers: (config && config.ice_servers) || [], iceTransportPolicy: (config && config.ice_transport_policy) || 'all' });
       pc = conn;
       watchConnection(conn, gen);
