@@ -15,10 +15,12 @@ from typing import Any
 
 import av
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from pillow_heif import register_heif_opener
 
 from .events import PhotoExif
 
 logger = logging.getLogger(__name__)
+register_heif_opener()  # iPhones' HEIC photos open like any other (libheif, in the wheel)
 
 THUMBNAIL_PX = 480
 JPEG_QUALITY = 82
@@ -36,7 +38,7 @@ def _jpeg(image: Image.Image, fit: int | None = None) -> bytes:
 
 def thumbnail(path: Path, content_type: str) -> bytes | None:
     """A JPEG to show ``path`` on the console (a video's first frame as its poster); None
-    where it cannot be decoded here (HEIC without a HEIF decoder, a damaged file)."""
+    where it cannot be decoded (a damaged file, a codec this build lacks)."""
     try:
         if content_type.startswith("video/"):
             with av.open(str(path)) as container:

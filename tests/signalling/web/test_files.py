@@ -156,6 +156,18 @@ async def test_an_upload_resumes_and_is_kept_byte_for_byte(
     assert late.status == 410
 
 
+async def test_an_iphone_heic_photo_gets_a_thumbnail(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
+    client = await serve(aiohttp_client, tmp_path)
+    _, token = await create(client)
+    out = io.BytesIO()
+    Image.effect_noise((320, 240), 60).convert("RGB").save(out, "HEIF")
+    data = out.getvalue()
+    kept = (await send(client, token, data, filename="IMG_0001.HEIC"))["file"]
+    assert kept["content_type"] == "image/heic" and kept["thumbnail"]
+
+
 async def test_refused_uploads_keep_nothing(aiohttp_client: AiohttpClient, tmp_path: Path) -> None:
     client = await serve(aiohttp_client, tmp_path, upload_max_mb=1)
     session_id, token = await create(client)
