@@ -56,3 +56,9 @@ INVITES: dict[SessionMode, InviteType] = {
 
 def invite(mode: SessionMode) -> InviteType:
     return INVITES[mode]
+
+
+def media_of(recorded: str) -> Media:
+    """What a recorded ``session_created``'s mode shared (a bundle read back, where the mode
+    is only a string); an unknown one is taken as video, the default invite."""
+    return next((kind.media for mode, kind in INVITES.items() if mode == recorded), "video")

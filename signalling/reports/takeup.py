@@ -26,6 +26,7 @@ from recorder.catalogue import Catalogue, CatalogueEntry, SearchQuery, read_line
 from recorder.store import StoreError
 from signalling.calls.caller_state import CallerState, summary_key
 from signalling.calls.device import families
+from signalling.calls.invites import media_of
 
 Outcome = Literal["video", "location_only", "declined", "failed"]
 VIDEO_CODECS = frozenset({"h264", "vp8", "vp9", "av1"})
@@ -101,7 +102,7 @@ def failure_reason(
         "webrtc": bool(last.get("webrtc", True)),
         "declined": False,
     }
-    return summary_key(mode, True, state, False)
+    return summary_key(media_of(mode), True, state, False)
 
 
 def first_frame_delay(entry: CatalogueEntry, events: Sequence[dict[str, Any]]) -> float | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import get_args
 
-from signalling.calls.invites import INVITES, SessionMode, invite
+from signalling.calls.invites import INVITES, SessionMode, invite, media_of
 from signalling.config import Settings, load_settings
 from signalling.smstext import SMS_LIMIT, render, septets
 
@@ -19,6 +19,12 @@ def test_every_invite_type_has_its_row_and_its_own_sms_setting() -> None:
     assert invite("missing_person").media == "location"
     assert invite("missing_person").tracking == "until_stopped"
     assert {k for k, v in INVITES.items() if v.tracking == "until_stopped"} == {"missing_person"}
+
+
+def test_a_recorded_mode_read_back() -> None:
+    assert media_of("bail_check") == "location" and media_of("missing_person") == "location"
+    assert media_of("screening") == "video" and media_of("location") == "location"
+    assert media_of("from a future version") == "video"
 
 
 def test_each_invite_sms_is_one_gsm_segment_and_says_what_it_asks() -> None:
