@@ -142,6 +142,11 @@ def _label(event: Mapping[str, Any]) -> str:
         return "Silent mode " + ("on" if event.get("on") else "off")
     if name == "stills_fallback":
         return "Stills instead of video " + ("on" if event.get("on") else "off")
+    if name == "bail_check":
+        return (
+            f"Bail check: {event.get('verdict')}, {event.get('distance_m')} m from the place "
+            f"(fix ±{event.get('accuracy_m')} m)"
+        )
     return name.replace("_", " ").capitalize()
 
 

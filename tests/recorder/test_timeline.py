@@ -110,3 +110,17 @@ def test_a_gap_between_parts_already_drawn_as_no_media_is_not_drawn_twice() -> N
     timeline = build_timeline("s", parts, [gap], [], None)
     assert [g["cause"] for g in timeline["gaps"]] == ["no_media"]
     assert timeline["gaps"][0]["end_s"] == pytest.approx(14.0)
+
+
+def test_a_bail_check_is_drawn_with_its_verdict() -> None:
+    check = {
+        "event": "bail_check",
+        "at": iso(3.0),
+        "verdict": "outside",
+        "distance_m": 412.5,
+        "accuracy_m": 9.0,
+    }
+    timeline = build_timeline("s", [part("media-001.mkv", 0.0, 10.0)], [check], [], None)
+    [drawn] = timeline["events"]
+    assert (drawn["offset_s"], drawn["kind"]) == (3.0, "caller")
+    assert drawn["label"] == "Bail check: outside, 412.5 m from the place (fix ±9.0 m)"
