@@ -1,5 +1,6 @@
 """The caller page in the caller's language (issue 14), on one Chromium set to Welsh: the
-phone's Welsh is shown, the caller can switch to English on the page, the handler's choice of
+phone's Welsh is shown, the caller can switch to English on the page, the console shows the
+language agreed in and sends a link in English from its menu, the handler's choice of
 English wins over the phone's Welsh, and a dead link's page is in Welsh too, even when the
 first request for the Welsh words is lost."""
 
@@ -13,6 +14,7 @@ from playwright.async_api import Browser, Route, expect
 
 from bench.load import Api
 from tests.e2e.conftest import RunningServer, start_server
+from tests.e2e.test_walking_skeleton import console
 
 pytestmark = pytest.mark.e2e
 
@@ -68,10 +70,33 @@ async def test_welsh_phone_sees_welsh_and_can_switch(
     sessions = (await handler.call("GET", "/api/sessions"))["sessions"]
     assert [s["consent_language"] for s in sessions] == ["cy"]
 
-    # The handler chose English for this caller: it wins over the phone's Welsh (a fresh tab:
-    # the switch above was that tab's only).
+    # On the console, the handler sees the language the caller agreed in, and chooses English
+    # for the next caller from the send form's menu of the server's languages.
+    desk = await console(browser, server, "alice", "alice-pass")
+    first = desk.locator("#sessions li[data-session-id]").first
+    await expect(first.locator(".caller-device")).to_contain_text("Page in Cymraeg")
+    await expect(desk.locator("#send-language option")).to_have_text(
+        ["As the caller's phone is set", "English", "Cymraeg"]
+    )
+    await desk.fill("#send-form [name=phone]", "07700 900124")
+    await desk.fill("#send-form [name=incident_ref]", "CAD-14-2")
+    await desk.select_option("#send-language", "en")
+    await desk.click("#send-form [type=submit]")
+    await expect(desk.locator("#sessions li[data-session-id]")).to_have_count(2)
+    sessions = (await handler.call("GET", "/api/sessions"))["sessions"]
+    english = next(s for s in sessions if s["incident_ref"] == "CAD-14-2")
+    assert english["language"] == "en"
+    await expect(
+        desk.locator(f"li[data-session-id='{english['id']}'] .caller-device")
+    ).to_have_text("Link in English")
+
+    # The handler's English wins over the phone's Welsh (a fresh tab: the switch above was
+    # that tab's only).
+    outbox = (await handler.call("GET", "/api/sms/outbox"))["messages"]
+    sms = next(m["text"] for m in outbox if m["session_id"] == english["id"])
+    assert sms.startswith("Test Constabulary: as asked on your 999 call")
     chosen = await context.new_page()
-    await chosen.goto(await link(handler, language="en"))
+    await chosen.goto(sms.split()[-1])
     await expect(chosen.locator("#agree")).to_have_text("Agree and share")
     await expect(chosen.locator("#language")).to_have_value("en")
 
