@@ -89,7 +89,8 @@ async def test_sign_in_through_the_provider(client: Client, provider: Provider) 
     assert done.status == 302 and done.headers["Location"] == "/console/"
     assert provider.problems == []
     me = await client.get("/api/me")
-    assert await me.json() == {"username": "pat.smith", "roles": ["call_handler", "supervisor"]}
+    who = await me.json()
+    assert (who["username"], who["roles"]) == ("pat.smith", ["call_handler", "supervisor"])
     assert (await client.get("/api/audit")).status == 200  # supervisor, from the provider
     [record] = audited(client, "sign_in")
     assert record["actor"] == "pat.smith" and record["detail"]["via"] == "oidc"

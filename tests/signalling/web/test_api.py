@@ -69,7 +69,8 @@ async def test_sign_in_is_required_and_checked(client: Client) -> None:
     assert (await wrong.json())["error"] == "wrong username or password"
     await sign_in(client)
     me = await (await client.get("/api/me")).json()
-    assert me == {"username": "alice", "roles": ["call_handler"]}
+    assert (me["username"], me["roles"]) == ("alice", ["call_handler"])
+    assert "POST /api/sessions" in me["allowed"] and "GET /api/audit" not in me["allowed"]
 
 
 async def test_state_change_without_csrf_header_is_refused(
