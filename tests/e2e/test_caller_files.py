@@ -2,7 +2,8 @@
 the caller's page appears on the console and is in the bundle byte for byte, covered by
 ``scenelink verify``; the call handler's snapshot of the live picture; and a page without
 WebRTC sends stills every few seconds, which the console shows as the low-bandwidth
-fallback. One server and one console for all three."""
+fallback; a photo the call handler asks for is taken by the page and sent. One server and one
+console for all of it."""
 
 from __future__ import annotations
 
@@ -76,6 +77,12 @@ async def test_photo_snapshot_and_stills_reach_the_console(
         1, timeout=10_000
     )
 
+    # "Ask for a photo": the page takes one from its camera and sends it as asked for.
+    await handler.click("#ask-photo")
+    await expect(caller.locator("#file-progress")).to_contain_text("Sent: photo.", timeout=10_000)
+    asked = handler.locator("#files li[data-kind='photo']").filter(has_text="asked for")
+    await expect(asked).to_have_count(1, timeout=10_000)
+
     # A phone without WebRTC: stills over HTTPS, shown as the low-bandwidth fallback.
     stills_id, stills_link = await send_link(handler)
     stiller = await phone(browser, stills_link, NO_WEBRTC)
@@ -98,8 +105,9 @@ async def test_photo_snapshot_and_stills_reach_the_console(
     await expect(caller.locator("#status")).to_have_attribute("data-state", "ended")
     assert (folder / name).read_bytes() == photo.read_bytes()
     manifest = json.loads((folder / "manifest.json").read_text())
-    [original] = manifest["originals"]
-    assert original["sha256"] == hashlib.sha256(photo.read_bytes()).hexdigest()
+    gallery, requested = manifest["originals"]
+    assert gallery["sha256"] == hashlib.sha256(photo.read_bytes()).hexdigest()
+    assert (gallery["origin"], requested["origin"]) == ("gallery", "requested")
     assert {d["role"] for d in manifest["derivatives"]} == {"thumbnail", "snapshot"}
     assert scenelink(["verify", str(folder)]) == 0
     stills_folder = server.data_dir / "evidence" / stills_id
