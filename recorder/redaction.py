@@ -379,6 +379,8 @@ class Renderer:
                         progress(min(1.0, (t - self.plan.start_s) / span))
                     else:
                         for chunk in resampler.resample(frame):
+                            if chunk.pts is not None and chunk.time_base is not None:
+                                t = part.offset_s + float(chunk.pts * chunk.time_base)
                             self.audio_frame(chunk, t)
 
     def flush(self) -> None:
