@@ -99,7 +99,11 @@ def _delete(book: RetentionBook, versions: list[StoredVersion]) -> None:
 
 
 def _erase_leftovers(
-    book: RetentionBook, session_id: str, now: datetime, spool_dir: Path | None
+    book: RetentionBook,
+    session_id: str,
+    now: datetime,
+    spool_dir: Path | None,
+    derivatives_dir: Path | None,
 ) -> Outcome | None:
     record = json.loads(book.store.get(erasure_key(session_id)))
     rule, class_name = str(record["rule"]), str(record["class"])
@@ -110,23 +114,34 @@ def _erase_leftovers(
         return Outcome(session_id, "skipped", class_name, None, rule, 0, "another run erasing")
     _delete(book, versions)
     _remove_spool(spool_dir, session_id)
+    _remove_spool(derivatives_dir, session_id)
     book.forget(session_id)
     return Outcome(session_id, "completed", class_name, None, rule, len(versions))
 
 
-def _remove_spool(spool_dir: Path | None, session_id: str) -> None:
-    folder = spool_dir / session_id if spool_dir else None
-    if folder is not None and folder.is_dir() and folder.parent == spool_dir:
+def _remove_spool(root: Path | None, session_id: str) -> None:
+    """The session's folder on this node: its spool, or its playback working copies
+    (``recorder.workingcopy``), which must not outlive the evidence they copy."""
+    folder = root / session_id if root else None
+    if folder is not None and folder.is_dir() and folder.parent == root:
         shutil.rmtree(folder)
 
 
 def dispose_one(
-    book: RetentionBook, session_id: str, *, execute: bool, by: str, spool_dir: Path | None
+    book: RetentionBook,
+    session_id: str,
+    *,
+    execute: bool,
+    by: str,
+    spool_dir: Path | None,
+    derivatives_dir: Path | None = None,
 ) -> Outcome | None:
     """None when the session is not due; otherwise what was (or would be) done."""
     now = book.clock()
     if book.store.list(erasure_key(session_id)):
-        return _erase_leftovers(book, session_id, now, spool_dir) if execute else None
+        if not execute:
+            return None
+        return _erase_leftovers(book, session_id, now, spool_dir, derivatives_dir)
     try:
         state = book.state(session_id)
     except UnknownSession:
@@ -172,19 +187,32 @@ def dispose_one(
         pass  # a run that claimed it earlier died after writing the record
     _delete(book, versions)
     _remove_spool(spool_dir, session_id)
+    _remove_spool(derivatives_dir, session_id)
     book.forget(session_id)
     logger.info("retention: disposed of session %s (%s)", session_id, g.rule)
     return Outcome(session_id, "disposed", g.class_name, state.disposal_at, g.rule, len(versions))
 
 
 def run(
-    book: RetentionBook, *, execute: bool, by: str, spool_dir: Path | None = None
+    book: RetentionBook,
+    *,
+    execute: bool,
+    by: str,
+    spool_dir: Path | None = None,
+    derivatives_dir: Path | None = None,
 ) -> list[Outcome]:
     """Every due session: disposed of with ``execute``, else listed (a dry run)."""
     outcomes = []
     for session_id in book.sessions():
         try:
-            outcome = dispose_one(book, session_id, execute=execute, by=by, spool_dir=spool_dir)
+            outcome = dispose_one(
+                book,
+                session_id,
+                execute=execute,
+                by=by,
+                spool_dir=spool_dir,
+                derivatives_dir=derivatives_dir,
+            )
         except (StoreError, LedgerError, ScheduleError) as exc:
             # One session the run cannot settle must not stop every other disposal.
             logger.error("retention: session %s skipped: %s", session_id, exc)

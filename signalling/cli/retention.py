@@ -51,7 +51,13 @@ def run_command(args: argparse.Namespace) -> int:
         )
         return 2
     book = _book(settings, args)
-    outcomes = run(book, execute=args.execute, by=args.by, spool_dir=settings.evidence_dir)
+    outcomes = run(
+        book,
+        execute=args.execute,
+        by=args.by,
+        spool_dir=settings.evidence_dir,
+        derivatives_dir=settings.layout.derivatives_dir,
+    )
     trail = AuditTrail(settings.layout.audit_trail)
     for o in outcomes:
         when = o.disposal_at.date().isoformat() if o.disposal_at else "-"

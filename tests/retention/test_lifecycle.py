@@ -283,8 +283,13 @@ def test_second_run_is_a_no_op_and_the_erasure_record_holds_no_content(
     dry = run(book, execute=False, by="rm")
     assert [(o.action, o.session_id) for o in dry] == [("would dispose", sid)]
     assert (tmp_path / "evidence" / sid).is_dir() and book.store.list(ledger_prefix(sid))
-    done = run(book, execute=True, by="rm", spool_dir=tmp_path / "evidence")
+    copies = tmp_path / "derivatives"
+    (copies / sid).mkdir(parents=True)  # a playback working copy made on this node
+    (copies / sid / "copy.mp4").write_bytes(b"copy")
+    (copies / "sess-other").mkdir()
+    done = run(book, execute=True, by="rm", spool_dir=tmp_path / "evidence", derivatives_dir=copies)
     assert [(o.action, o.class_name) for o in done] == [("disposed", "unassessed")]
+    assert not (copies / sid).exists() and (copies / "sess-other").is_dir()
     assert done[0].objects >= 6
     assert run(book, execute=True, by="rm", spool_dir=tmp_path / "evidence") == []
     assert not (tmp_path / "evidence" / sid).exists()
