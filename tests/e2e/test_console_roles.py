@@ -141,7 +141,6 @@ async def test_each_roles_console(browser: Browser, server: RunningServer) -> No
     ):
         await in_view(hal, selector)
     await in_view(hal, "#share-account-form button")
-    await hal.screenshot(path=str(server.data_dir.parent / "live-1366x768.png"))
 
     # Retention from a recording's row: what was done stays after the refresh that follows.
     ivy = pages["ivy"]
