@@ -29,6 +29,7 @@
   var queue = [];
   var busy = false;
   var stills = { on: false, reason: '', intervalMs: 5000, timer: null, sending: false, stream: null };
+  var cameraRefused = false;  // asked once for stills and refused: never asked again
   var failingSince = 0;
 
   function $(id) { return document.getElementById(id); }
@@ -194,12 +195,15 @@
 
   /* ---------------- stills when video cannot flow ---------------- */
 
-  async function ownCamera() {
+  /* The camera caller.js already shows; only a page that never asked for it (no WebRTC) asks
+     here, and only once. */
+  async function ownCamera(mayAsk) {
     if (liveTrack()) return true;
-    if (!(navigator.mediaDevices && navigator.mediaDevices.getUserMedia)) return false;
+    if (!mayAsk || cameraRefused || !(navigator.mediaDevices && navigator.mediaDevices.getUserMedia)) return false;
     try {
       stills.stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: 'environment' } });
     } catch (e) {
+      cameraRefused = true;
       return false;
     }
     var v = els.preview;
@@ -224,11 +228,11 @@
     }
   }
 
-  async function startStills(reason) {
+  async function startStills(reason, mayAsk) {
     if (stills.on) return;
     stills.on = true;
     stills.reason = reason;
-    if (!(await ownCamera())) { stills.on = false; return; }
+    if (!(await ownCamera(mayAsk))) { stills.on = false; return; }
     try {
       var answer = await request('POST', STILLS, { on: true, reason: reason });
       if (answer.status === 200 && answer.body.interval_s > 0) stills.intervalMs = answer.body.interval_s * 1000;
@@ -253,13 +257,13 @@
   /* Watch what caller.js shows: sharing (not ended), and how the video connection fares. */
   function watch() {
     var st = els.status ? els.status.getAttribute('data-state') : '';
-    var sharing = !els.sharing.hasAttribute('hidden') && st && st !== 'ended';
+    var sharing = !els.sharing.hasAttribute('hidden') && st && st !== 'ended' && st !== 'stopped';
     if (!sharing) { failingSince = 0; stopStills('', true); return; }
     if (document.body.getAttribute('data-mode') !== 'video') return;
-    if (typeof window.RTCPeerConnection !== 'function') { startStills('no WebRTC in this browser'); return; }
+    if (typeof window.RTCPeerConnection !== 'function') { startStills('no WebRTC in this browser', true); return; }
     if (st === 'reconnecting') {
       if (!failingSince) failingSince = Date.now();
-      if (Date.now() - failingSince > FAILING_S * 1000) startStills('the video connection is failing');
+      if (Date.now() - failingSince > FAILING_S * 1000) startStills('the video connection is failing', false);
     } else {
       failingSince = 0;
       if (st === 'live' && stills.on && stills.reason === 'the video connection is failing') stopStills('video flowing again');
@@ -269,7 +273,7 @@
   function onServerMessage(ev) {
     var msg = ev.detail || {};
     if (msg.type === 'photo_request') onPhotoRequest();
-    else if (msg.type === 'stills' && msg.on) startStills(String(msg.reason || 'low bandwidth'));
+    else if (msg.type === 'stills' && msg.on) startStills(String(msg.reason || 'low bandwidth'), false);
     else if (msg.type === 'stills') stopStills(String(msg.reason || 'video flowing again'));
   }
 
