@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import math
 import os
 import secrets
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ from typing_extensions import TypedDict  # pydantic documents it (Python < 3.12)
 
 from .catalogue import Catalogue, CatalogueEntry
 from .chain import sha256_file
+from .derivatives import master_parts
 from .durable import create_exclusive, fsync_dir, fsync_file, make_folder, write_new
 from .timeline import part_offsets
 
@@ -205,12 +207,12 @@ class WorkingCopies:
         return folder / f"{stem}.{fmt.extension}", folder / f"{stem}.json"
 
     def master(self, entry: CatalogueEntry) -> list[Source]:
-        """The master's parts from the evidence store, each with its offset."""
-        offsets = part_offsets(entry.segments)
-        return [
-            (io.BytesIO(self.catalogue.media(entry.session_id, s.name)), offset)
-            for s, offset in zip(entry.segments, offsets, strict=True)
-        ]
+        """The master's parts from the evidence store, each checked against the signed
+        manifest's hash (``MasterChanged`` if not), with its offset."""
+        parts = master_parts(
+            entry.segments, 0.0, math.inf, lambda name: self.catalogue.media(entry.session_id, name)
+        )
+        return [(io.BytesIO(p.data), p.offset_s) for p in parts]
 
     def find(self, entry: CatalogueEntry) -> tuple[Path, WorkingCopyRecord] | None:
         path, record_path = self._paths(entry)

@@ -17,6 +17,7 @@ import av
 from aiohttp import web
 
 from recorder.catalogue import CatalogueEntry
+from recorder.derivatives import MasterChanged
 from recorder.timeline import Timeline, WorkingCopyLink, build_timeline
 from recorder.workingcopy import CopyMismatch, copy_format
 from signalling.web.appkeys import EVIDENCE, OPERATOR
@@ -74,7 +75,7 @@ async def working_copy(request: web.Request) -> web.StreamResponse:
         path, record, made = await request.app[EVIDENCE].working_copies.get(entry, operator)
     except KeyError:
         raise json_error(404, "no longer in the evidence store") from None
-    except (CopyMismatch, av.FFmpegError) as exc:
+    except (CopyMismatch, MasterChanged, av.FFmpegError) as exc:
         logger.error("working copy of %s not made: %s", entry.session_id, exc)
         raise json_error(500, "the working copy could not be made", detail=str(exc)) from None
     if made:
