@@ -56,9 +56,11 @@
     return { body: body, errors: errors };
   };
 
+  // After a link is sent: the fields as the page first had them (the tolerance's 50 m).
   C.clearInviteFields = function (form) {
-    ['place', 'tolerance_m', 'appointment_at'].forEach(function (name) {
-      if (form.elements[name]) form.elements[name].value = '';
+    ['place', 'tolerance_m', 'appointment_at', 'window_minutes'].forEach(function (name) {
+      var field = form.elements[name];
+      if (field) field.value = field.defaultValue;
     });
   };
 
