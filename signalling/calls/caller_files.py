@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -33,6 +34,7 @@ from streamserver.quality import NetworkQuality
 logger = logging.getLogger(__name__)
 
 KEYFRAME_WAIT_S = 5.0  # for the snapshot's keyframe after asking the phone for one
+KEPT_REMEMBERED = 1000  # completed uploads whose answer can be given again
 
 
 class StillsAdvice(TypedDict):
@@ -70,6 +72,7 @@ class CallerFiles:
         self._thin_since: dict[str, float] = {}  # session -> when its bitrate fell below
         self._advised: set[str] = set()  # sessions whose page was told to send stills
         self._sending: set[asyncio.Task[None]] = set()
+        self._kept: OrderedDict[str, tuple[str, SessionFile]] = OrderedDict()
         service.quality_listeners.append(self.on_quality)
 
     def on_quality(self, session_id: str, quality: NetworkQuality) -> None:
@@ -96,6 +99,11 @@ class CallerFiles:
             task = asyncio.ensure_future(media.send_to_caller(json.dumps(message)))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
+
+    def kept(self, session_id: str, upload_id: str) -> SessionFile | None:
+        """The file a completed upload became (its last answer may never have arrived)."""
+        found = self._kept.get(upload_id)
+        return found[1] if found is not None and found[0] == session_id else None
 
     async def put(self, upload: Upload, start: int, total: int, data: bytes) -> SessionFile | None:
         """One piece of an upload; the file's record once it is complete and kept."""
@@ -150,6 +158,9 @@ class CallerFiles:
             "by": None,
             "thumbnail": thumb,
         }
+        self._kept[upload.id] = (upload.session_id, file)
+        while len(self._kept) > KEPT_REMEMBERED:
+            self._kept.popitem(last=False)
         await self.service.store.publish(upload.session_id, {"type": "file", "file": file})
         return file
 

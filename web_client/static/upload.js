@@ -110,6 +110,7 @@
         await wait(BACKOFF_MS[Math.min(tries - 1, BACKOFF_MS.length - 1)]);
         try {  // how much arrived before the signal went
           var asked = await request('GET', UPLOADS + '/' + id);
+          if (asked.status === 201) return asked.body.file;  // it was all in: the answer was lost
           if (asked.status === 200) received = asked.body.received;
           else throw new Refused(asked.status);
         } catch (e2) {

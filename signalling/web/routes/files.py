@@ -52,10 +52,18 @@ def _refused(session_id: str, filename: str, exc: UploadRefused) -> web.HTTPExce
 
 
 async def _upload(request: web.Request) -> tuple[CallerFiles, Upload]:
+    """The upload a route names; one already kept answers 201 with its file again (the page
+    lost the answer to its last piece and asks, or sends it again)."""
     session_id = await caller_session_or_gone(request, request.app[SERVICE])
     files = request.app[FILES]
+    upload_id = request.match_info["upload_id"]
+    kept = files.kept(session_id, upload_id)
+    if kept is not None:
+        status = {"upload_id": upload_id, "size": kept["size"], "received": kept["size"]}
+        body = status | {"chunk_max": files.uploads.chunk_max, "file": kept}
+        raise web.HTTPCreated(text=json.dumps(body), content_type="application/json")
     try:
-        return files, files.uploads.get(session_id, request.match_info["upload_id"])
+        return files, files.uploads.get(session_id, upload_id)
     except UploadRefused as exc:
         raise _refused(session_id, "", exc) from None
 

@@ -107,6 +107,12 @@ async def test_an_upload_resumes_and_is_kept_byte_for_byte(
         first += CHUNK
     assert answer.status == 201
     file = (await answer.json())["file"]
+    # The last answer never reached the phone: asking, or sending the piece again, gives it.
+    status_url = f"/api/caller/uploads/{upload_id}"
+    asked = await client.get(status_url, headers=bearer(token))
+    assert asked.status == 201 and (await asked.json())["file"] == file
+    resent = await piece(client, token, upload_id, data, first - CHUNK)
+    assert resent.status == 201 and (await resent.json())["received"] == len(data)
     assert file["sha256"] == hashlib.sha256(data).hexdigest() and file["size"] == len(data)
     assert file["kind"] == "photo" and file["origin"] == "camera" and file["thumbnail"]
 
