@@ -179,6 +179,25 @@ def compare(master: Sequence[Source], copy: BinaryIO | Path) -> int:
     return sum(len(p) for p in want.values())
 
 
+def check_copy(copy: Path, bundle: Path) -> int:
+    """A kept working copy against a bundle folder (``scenelink verify --working-copy``): its
+    record (``<copy>.json`` beside it), its own SHA-256, and every packet against the master
+    parts the record names, each found by its hash. Returns the packets compared."""
+    record_path = copy.with_suffix(".json")
+    if not record_path.exists():
+        raise CopyMismatch(f"{record_path.name}: missing (the copy's record)")
+    record: WorkingCopyRecord = json.loads(record_path.read_bytes())
+    if sha256_file(copy) != record["sha256"]:
+        raise CopyMismatch(f"{copy.name}: SHA-256 differs from its record")
+    master: list[Source] = []
+    for part in record["parts"]:
+        path = bundle / part["name"]
+        if not path.exists() or sha256_file(path) != part["sha256"]:
+            raise CopyMismatch(f"{part['name']}: not in the bundle as the copy's record names it")
+        master.append((path, part["offset_s"]))
+    return compare(master, copy)
+
+
 class Made(NamedTuple):
     path: Path
     record: WorkingCopyRecord

@@ -14,7 +14,8 @@ from recorder.evidence import EvidenceSettings
 from recorder.export import is_package, verify_package
 from recorder.fixity import check_store
 from recorder.manifest import Signer
-from recorder.verify import Report, VerifyError, verify_target
+from recorder.verify import Report, VerifyError, download_session, verify_target
+from recorder.workingcopy import CopyMismatch, check_copy
 from signalling.config import load_settings
 
 
@@ -39,11 +40,22 @@ def _verify(target: Path, jwks: dict[str, Any] | None, decode: bool) -> list[Rep
     return [verify_target(str(target), store, jwks, decode)]
 
 
+def _check_copy(target: Path, copy: Path) -> int:
+    """A playback working copy against the bundle folder, or the session fetched from the store."""
+    if target.is_dir():
+        return check_copy(copy, target)
+    if target.is_file():
+        raise VerifyError("--working-copy: give the bundle folder or the session id")
+    with tempfile.TemporaryDirectory(prefix="scenelink-verify-") as tmp:
+        return check_copy(copy, download_session(_evidence().open_store(), str(target), Path(tmp)))
+
+
 def verify_command(args: argparse.Namespace) -> int:
     jwks = json.loads(Path(args.jwks).read_text()) if args.jwks else None
     try:
         reports = _verify(Path(args.target), jwks, decode=not args.no_decode)
-    except VerifyError as exc:
+        packets = _check_copy(Path(args.target), args.working_copy) if args.working_copy else 0
+    except (VerifyError, CopyMismatch) as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1
     for report in reports:
@@ -53,6 +65,8 @@ def verify_command(args: argparse.Namespace) -> int:
             f"OK: session {report.session_id} ({report.status}), {report.segments} segments, "
             f"{report.media_seconds:.1f} s of media, signed by key {report.key_id}"
         )
+    if args.working_copy:
+        print(f"OK: working copy {args.working_copy.name}: {packets} packets, the master's")
     return 0
 
 
@@ -72,6 +86,12 @@ def add_commands(commands: Any) -> None:
     )
     verify.add_argument("--jwks", type=Path, help="the published key set (JWKS JSON file)")
     verify.add_argument("--no-decode", action="store_true", help="skip decoding the segments")
+    verify.add_argument(
+        "--working-copy",
+        type=Path,
+        help="also check a playback working copy (<data dir>/derivatives/<session>/*.mp4|.webm, "
+        "its .json beside it): every packet the master's",
+    )
     verify.set_defaults(run=verify_command)
     fixity = commands.add_parser("fixity", help="re-hash every stored object against manifests")
     fixity.add_argument("--jwks", type=Path, help="key set (default: this server's key)")

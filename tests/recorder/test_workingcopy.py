@@ -4,6 +4,8 @@ bit for bit, at the master's times on the session's clock; made once; the bundle
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
 from pathlib import Path
 
 import av
@@ -16,6 +18,7 @@ from recorder.spool import Spooler
 from recorder.store import LocalFolderStore
 from recorder.verify import verify_bundle
 from recorder.workingcopy import MP4, WEBM, CopyMismatch, WorkingCopies, compare, remux
+from signalling.cli.main import main as scenelink
 from tests.recorder.feed import record_reconnected
 
 GAP_S = 3.0
@@ -73,8 +76,20 @@ async def test_copy_packets_are_the_masters_and_the_bundle_still_verifies(
         ]
     jump = max(b - a for a, b in zip(times, times[1:], strict=False))
     assert jump == pytest.approx(GAP_S, abs=0.1)  # the gap is on the copy's timeline
-    # The master and its bundle are untouched.
-    assert verify_bundle(tmp_path / "ev" / "sess-two", signer.jwks()).segments == 2
+    # The master and its bundle are untouched; scenelink verify checks the copy against it.
+    bundle = tmp_path / "ev" / "sess-two"
+    assert verify_bundle(bundle, signer.jwks()).segments == 2
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps(signer.jwks()))
+    verify = ["verify", str(bundle), "--jwks", str(jwks), "--working-copy"]
+    assert scenelink([*verify, str(path)]) == 0
+    changed = tmp_path / "changed" / path.name
+    changed.parent.mkdir()
+    shutil.copy(path.with_suffix(".json"), changed.with_suffix(".json"))
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    changed.write_bytes(bytes(data))
+    assert scenelink([*verify, str(changed)]) == 1
 
 
 async def test_made_once_for_concurrent_requests_and_a_changed_copy_is_caught(
