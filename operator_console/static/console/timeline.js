@@ -66,7 +66,14 @@
       go.type = 'button';
       go.addEventListener('click', function () { seek(at); });
       li.appendChild(go);
-      li.appendChild(C.mk('span', 'moment-text', e.label + (e.name ? ' (' + e.name + ')' : '')));
+      li.appendChild(C.mk('span', 'moment-text', e.label));
+      if (e.name) {  // the photo or snapshot as kept in the bundle (opening it is audited)
+        var a = C.mk('a', 'moment-file', e.name);
+        a.href = '/api/recordings/' + encodeURIComponent(timeline.session_id) + '/files/' + encodeURIComponent(e.name);
+        a.target = '_blank';
+        a.rel = 'noopener';
+        li.appendChild(a);
+      }
       li.setAttribute('data-offset', String(e.offset_s));
       list.appendChild(li);
       shown.moments.push({ offset: e.offset_s, el: li });
