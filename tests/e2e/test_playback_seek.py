@@ -1,7 +1,7 @@
 """Chromium seeks into the middle of a two-part recording: the console plays the whole session
 as one working copy (H.264 in fragmented MP4), the timeline shows both parts and the gap
-between them, and after a click on the timeline the video's time and the map marker show
-that moment."""
+between them, and after a click on the timeline the video's time, the map marker and the chat
+list show that moment."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ FIXES = (
     (7.5, 51.5030, -0.1248),
     (9.5, 51.5040, -0.1241),
 )
+CHAT = ((1.0, "I'm by the bus stop"), (9.0, "He ran towards the park"))
 
 
 @pytest.fixture
@@ -34,7 +35,7 @@ async def recorded(tmp_path: Path, clips: dict[str, Clip]) -> Clip:
     signer = Signer.load_or_create(data / KEY_FILE)
     clip = clips["H264"]
     await record_reconnected(
-        data / "evidence" / "sess-seek", clip, signer, None, GAP_S, FIXES, "CAD-SEEK"
+        data / "evidence" / "sess-seek", clip, signer, None, GAP_S, FIXES, "CAD-SEEK", CHAT
     )
     return clip
 
@@ -104,3 +105,10 @@ async def test_seek_to_the_middle_of_a_two_part_recording(
     await expect(position).to_have_attribute("data-index", "2")
     assert float(await position.get_attribute("data-lat") or "nan") == FIXES[2][1]
     assert float(await timeline.get_attribute("data-time") or "nan") == pytest.approx(at, abs=0.01)
+    # The chat is listed, and highlighted up to that moment: the first message, not the second.
+    await expect(timeline.locator(".tl-m-chat")).to_have_count(2)
+    moments = page.locator("#playback-moments li")
+    await expect(moments).to_have_count(2)
+    await expect(moments.nth(0)).to_contain_text(CHAT[0][1])
+    await expect(moments.nth(0)).to_have_class("moment moment-chat moment-past")
+    await expect(moments.nth(1)).to_have_class("moment moment-chat")

@@ -160,10 +160,11 @@ async def record_reconnected(
     gap_s: float,
     fixes: tuple[tuple[float, float, float], ...] = (),
     incident_ref: str = "CAD-TL",
+    chat: tuple[tuple[float, str], ...] = (),
 ) -> float:
     """A closed session whose caller connected twice, ``gap_s`` apart (two parts), with
-    ``fixes`` as (seconds after the first frame, lat, lon); returns the first frame's
-    wall-clock time."""
+    ``fixes`` as (seconds after the first frame, lat, lon) and the caller's ``chat`` messages
+    as (seconds after the first frame, text); returns the first frame's wall-clock time."""
     rec = SessionRecorder(folder, signer=signer, spool=spool, segment_seconds=60.0)
     rec.append_event(session_created(incident_ref, "tok-tl"))
     t0 = time.time() - 2 * clip.duration_s - gap_s - 2
@@ -172,6 +173,19 @@ async def record_reconnected(
     for offset, lat, lon in fixes:
         received = datetime.fromtimestamp(t0 + offset, UTC).isoformat()
         rec.append_fix({"lat": lat, "lon": lon, "accuracy": 5.0, "received_at": received})
+    for i, (offset, text) in enumerate(chat):
+        rec.append_event(
+            {
+                "event": "chat_message",
+                "at": datetime.fromtimestamp(t0 + offset, UTC).isoformat(),
+                "message_id": f"m{i}",
+                "sender": "caller",
+                "by": None,
+                "text": text,
+                "language": "en",
+                "translation": None,
+            }
+        )
     rec.append_event({"event": "ended", "at": now_iso(), "by": "handler", "session": {}})
     await rec.close()
     assert rec.errors == []
