@@ -313,7 +313,8 @@ class Snapshot(TypedDict):
     """A handler's still of the live picture: the keyframe after the request, decoded to a
     JPEG derivative (``name``) linked to the part and frame it came from. ``part_sha256`` is
     the part's hash when it was already closed, else null (the part is chained when it
-    closes); ``frame_sha256`` is the hash of the encoded keyframe as the part holds it."""
+    closes); ``frame_sha256`` is the hash of the encoded keyframe as the phone sent it (the
+    relay's frame, before muxing), with ``frame_pts`` its place in the track."""
 
     event: Literal["snapshot"]
     at: str
