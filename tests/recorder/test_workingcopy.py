@@ -17,7 +17,15 @@ from recorder.manifest import Signer
 from recorder.spool import Spooler
 from recorder.store import LocalFolderStore
 from recorder.verify import verify_bundle
-from recorder.workingcopy import MP4, WEBM, CopyMismatch, WorkingCopies, compare, remux
+from recorder.workingcopy import (
+    MP4,
+    WEBM,
+    CopyFormat,
+    CopyMismatch,
+    WorkingCopies,
+    compare,
+    remux,
+)
 from signalling.cli.main import main as scenelink
 from tests.recorder.feed import record_reconnected
 
@@ -116,3 +124,30 @@ async def test_made_once_for_concurrent_requests_and_a_changed_copy_is_caught(
     remux(master[:1], one_part, MP4)
     with pytest.raises(CopyMismatch, match="packets, the master has"):
         compare(master, one_part)
+
+
+@pytest.mark.parametrize("fmt", [MP4, WEBM])
+async def test_a_track_that_starts_later_keeps_its_place(
+    tmp_path: Path, clips: dict[str, Clip], signer: Signer, store: LocalFolderStore, fmt: CopyFormat
+) -> None:
+    """A part whose video starts 0.3 s after its audio (audio held from before the first
+    keyframe): the copy keeps the video 0.3 s in, as the master has it."""
+    catalogue = await stored_session(
+        tmp_path, clips["H264" if fmt is MP4 else "VP8"], signer, store
+    )
+    [(first, _), *_] = WorkingCopies(tmp_path / "derivatives", catalogue).master(
+        catalogue.get("sess-two")
+    )
+    late = tmp_path / "late.mkv"
+    with av.open(first, "r") as source, av.open(str(late), "w", format="matroska") as out:
+        streams = {s.type: out.add_stream_from_template(s) for s in source.streams}
+        for packet in source.demux():
+            if packet.size and packet.pts is not None and packet.dts is not None:
+                if packet.stream.type == "video":
+                    packet.pts += 300
+                    packet.dts += 300
+                packet.stream = streams[packet.stream.type]
+                out.mux(packet)
+    copy = tmp_path / f"late.{fmt.extension}"
+    remux([(late, 0.0)], copy, fmt)
+    assert compare([(late, 0.0)], copy) > 0
