@@ -21,7 +21,7 @@ from typing import Literal
 
 from typing_extensions import TypedDict
 
-from recorder.events import CallerFile, PhotoExif, Snapshot, StillsFallback
+from recorder.events import CallerFile, EvidenceEvent, PhotoExif, Snapshot, StillsFallback
 from recorder.originals import OriginalMismatch
 from recorder.recording import SessionRecorder
 from recorder.stills import keyframe_jpeg, photo_exif, thumbnail
@@ -74,6 +74,14 @@ class CallerFiles:
         self._sending: set[asyncio.Task[None]] = set()
         self._kept: OrderedDict[str, tuple[str, SessionFile]] = OrderedDict()
         service.quality_listeners.append(self.on_quality)
+        service.listeners.append(self.on_event)
+
+    def on_event(self, session_id: str, event: EvidenceEvent) -> None:
+        """A session that ends takes its unfinished uploads (staged bytes) with it."""
+        if event["event"] == "ended":
+            self.uploads.end_session(session_id)
+            self._thin_since.pop(session_id, None)
+            self._advised.discard(session_id)
 
     def on_quality(self, session_id: str, quality: NetworkQuality) -> None:
         """Each sample of a live caller's network: below the floor for long enough, the page

@@ -200,7 +200,9 @@ async def test_refused_uploads_keep_nothing(aiohttp_client: AiohttpClient, tmp_p
     assert [e for e in await events(client, session_id) if e["event"] == "caller_file"] == []
     assert not list(folder.glob("original-*"))
     staged = client.app[SETTINGS].layout.upload_staging
-    assert len(list(staged.iterdir())) == 1  # the half upload, until it expires
+    assert len(list(staged.iterdir())) == 1  # the half upload, until it expires or the end
+    assert (await client.post(f"/api/sessions/{session_id}/end", headers=HEADERS)).status == 200
+    assert list(staged.iterdir()) == []
     forged = await client.post("/api/caller/uploads", json={"size": 10}, headers=bearer("x" * 22))
     assert forged.status == 410
 
