@@ -193,6 +193,14 @@ async def test_refused_uploads_keep_nothing(aiohttp_client: AiohttpClient, tmp_p
     data = photo()
     half = (await start(client, token, data))["upload_id"]
     assert (await piece(client, token, half, data, 0)).status == 200  # then the phone gives up
+    short = await client.put(
+        f"/api/caller/uploads/{half}",
+        data=data[CHUNK : CHUNK + 100],
+        headers=bearer(token) | {"Content-Range": f"bytes {CHUNK}-{CHUNK + 199}/{len(data)}"},
+    )
+    assert short.status == 400 and "Content-Range" in (await short.json())["error"]
+    status = await client.get(f"/api/caller/uploads/{half}", headers=bearer(token))
+    assert (await status.json())["received"] == CHUNK  # the cut piece changed nothing
     assert (await client.get("/api/caller/uploads/nope", headers=bearer(token))).status == 404
     assert (await client.get(f"/api/sessions/{session_id}/files")).status == 200
     assert client.app is not None
