@@ -55,6 +55,22 @@ async def test_an_investigator_redacts_the_face(browser: Browser, server: Runnin
     )
     await page.locator("#playback-video").evaluate("v => { v.pause(); v.currentTime = 1; }")
     await expect(page.locator(".redact-overlay .redact-box")).to_have_count(1)
+    # A box drawn by hand over the paused picture: a second region, shown over the video.
+    await panel.get_by_role("button", name="New region").click()
+    await panel.get_by_role("button", name="Draw a box at this moment").click()
+    await page.locator(".redact-overlay").scroll_into_view_if_needed()
+    frame = await page.locator(".redact-overlay").bounding_box()
+    assert frame is not None
+    x, y = frame["x"] + frame["width"] * 0.1, frame["y"] + frame["height"] * 0.6
+    await page.mouse.move(x, y)
+    await page.mouse.down()
+    await page.mouse.move(x + 80, y + 60, steps=4)
+    await page.mouse.up()
+    await panel.get_by_role("button", name="Stop drawing").click()
+    regions = panel.get_by_role("list", name="Regions to blur").locator("li")
+    await expect(regions).to_have_count(2)
+    await expect(regions.nth(1)).to_contain_text("region 2")
+    await expect(page.locator(".redact-overlay .redact-box")).to_have_count(2)
     await panel.locator("textarea").fill("witness identity")
     await panel.get_by_role("button", name="Make redacted copy").click()
     link = panel.locator(".redact-files a", has_text="redacted.mp4")
