@@ -342,6 +342,37 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="Deadline for one what3words or geocoder request"
     )
 
+    # Chat between the caller's page and the console (signalling/calls/chat.py).
+    chat_max_chars: int = Field(
+        default=500, ge=1, le=1000, description="Longest chat message, in characters"
+    )
+    chat_rate_messages: int = Field(
+        default=5, ge=1, description="Chat messages one side may send within chat_rate_window_s"
+    )
+    chat_rate_window_s: float = Field(
+        default=10.0, gt=0, description="The window of the chat rate limit (per side)"
+    )
+    chat_poll_s: float = Field(
+        default=20.0, gt=0, description="Longest wait of a caller page's chat poll (no channel)"
+    )
+    chat_phrases: list[str] = Field(
+        default=["Are you safe to talk?", "Stay where you are", "Help is on the way"],
+        description="Canned phrases offered to the call handler",
+    )
+    # Machine translation of chat (signalling/calls/translate.py): off unless a URL is set.
+    translate_url: str | None = Field(
+        default=None, description="A (self-hosted) LibreTranslate server; none when unset"
+    )
+    translate_api_key: SecretStr | None = Field(
+        default=None, description="LibreTranslate API key, where the server asks for one"
+    )
+    translate_timeout_s: float = Field(
+        default=3.0, gt=0, description="Deadline for one translation; then the original only"
+    )
+    handler_language: str = Field(
+        default="en", description="The call handlers' language, for chat translation"
+    )
+
     # Files from the caller's phone and stills (signalling/calls/uploads.py).
     upload_max_mb: int = Field(
         default=200, ge=1, description="Largest photo or video a caller may send, in MiB"
@@ -393,37 +424,6 @@ class Settings(BaseSettings):
         if self.turn_urls:
             needed += ("turn_secret",)
         if self.webhook_url is not None:
-    # Chat between the caller's page and the console (signalling/calls/chat.py).
-    chat_max_chars: int = Field(
-        default=500, ge=1, le=1000, description="Longest chat message, in characters"
-    )
-    chat_rate_messages: int = Field(
-        default=5, ge=1, description="Chat messages one side may send within chat_rate_window_s"
-    )
-    chat_rate_window_s: float = Field(
-        default=10.0, gt=0, description="The window of the chat rate limit (per side)"
-    )
-    chat_poll_s: float = Field(
-        default=20.0, gt=0, description="Longest wait of a caller page's chat poll (no channel)"
-    )
-    chat_phrases: list[str] = Field(
-        default=["Are you safe to talk?", "Stay where you are", "Help is on the way"],
-        description="Canned phrases offered to the call handler",
-    )
-    # Machine translation of chat (signalling/calls/translate.py): off unless a URL is set.
-    translate_url: str | None = Field(
-        default=None, description="A (self-hosted) LibreTranslate server; none when unset"
-    )
-    translate_api_key: SecretStr | None = Field(
-        default=None, description="LibreTranslate API key, where the server asks for one"
-    )
-    translate_timeout_s: float = Field(
-        default=3.0, gt=0, description="Deadline for one translation; then the original only"
-    )
-    handler_language: str = Field(
-        default="en", description="The call handlers' language, for chat translation"
-    )
-
             needed += ("webhook_secret",)
         missing = [name for name in needed if getattr(self, name) is None]
         if missing:

@@ -102,6 +102,8 @@ class ConsoleSession(TypedDict):
     caller_summary: str  # the one line the call handler acts on (caller_state.LINES)
     caller_device: CallerBrowser | None  # from the page's user agent, once the link is opened
     network: NetworkQuality | None  # the caller's connection as this node receives it
+    silent: bool  # silent mode: the caller cannot talk (chat in front, microphone off)
+    microphone_request: str | None  # when a call handler last asked to use the microphone
 
 
 class OfficerSession(TypedDict):
@@ -136,9 +138,14 @@ class StateMessage(TypedDict):
     """The session changed (state, SMS delivery, recording, viewers)."""
 
     type: Literal["state"]
-    silent: bool  # silent mode: the caller cannot talk (chat in front, microphone off)
-    microphone_request: str | None  # when a call handler last asked to use the microphone
     session: ConsoleSession
+
+
+class ChatFeedMessage(TypedDict):
+    """A chat message, new or with its delivery, read state or translation changed."""
+
+    type: Literal["chat"]
+    message: ChatRecord
 
 
 class FileMessage(TypedDict):
@@ -182,13 +189,6 @@ class TrailMessage(TypedDict):
     """The first message on either WebSocket: the trail so far."""
 
     type: Literal["trail"]
-class ChatFeedMessage(TypedDict):
-    """A chat message, new or with its delivery, read state or translation changed."""
-
-    type: Literal["chat"]
-    message: ChatRecord
-
-
     fixes: list[FixRecord]
 
 
@@ -229,9 +229,9 @@ OfficerMessage = (
     TrailMessage
     | FixMessage
     | PlaceMessage
+    | ChatFeedMessage
     | OfficerState
     | BearingMessage
     | ErrorMessage
     | AccessEnded
 )
-    | ChatFeedMessage

@@ -25,8 +25,8 @@ from recorder.events import (
     MediaStateChanged,
     RequiredPlace,
     SessionCreated,
-    iso_at,
     SilentMode,
+    iso_at,
 )
 from recorder.evidence import Evidence
 from recorder.recording import RecordingStatus, SessionRecorder
@@ -38,9 +38,6 @@ from signalling.calls.caller_state import (
     parse_caller_state,
     stopped_sharing,
 )
-from signalling.calls.device import caller_device
-from signalling.calls.feed import ConsoleSession, invite_view
-from signalling.calls.geocoding import PlaceRecord, ReverseGeocoder, What3Words
 from signalling.calls.chat import (
     CallerChatState,
     CallerMessage,
@@ -52,6 +49,9 @@ from signalling.calls.chat import (
     check_language,
 )
 from signalling.calls.conversation import Conversations
+from signalling.calls.device import caller_device
+from signalling.calls.feed import ConsoleSession, invite_view
+from signalling.calls.geocoding import PlaceRecord, ReverseGeocoder, What3Words
 from signalling.calls.invites import SessionMode, invite
 from signalling.calls.links import CallerLink, link_hash, new_link_id, well_formed
 from signalling.calls.location import FixRecord, GpsFix, InvalidFix, check_plausible, parse_fix
@@ -75,14 +75,14 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
-class LinkNotUsable(Exception):
-    """The caller's link is forged, expired, replaced or its session has ended.
-
-    ``session_id`` names the session when the link was a real one (never for a forged
 # Chat and silent mode on the caller's data channel (see ``_caller_chat``).
 CALLER_CHAT_MESSAGES = frozenset({"chat", "chat_receipt", "chat_sync", "silent"})
 
 
+class LinkNotUsable(Exception):
+    """The caller's link is forged, expired, replaced or its session has ended.
+
+    ``session_id`` names the session when the link was a real one (never for a forged
     token): the refusal is then shown to its call handler (``link_refused``)."""
 
     def __init__(self, reason: str, session_id: str | None = None) -> None:
@@ -139,6 +139,8 @@ class SessionService:
         )
         self._place_busy: set[str] = set()
         self._place_next: dict[str, FixRecord] = {}
+        self.chat = Conversations(settings, store, self._record_chat)
+        self._to_caller_feeds: dict[str, asyncio.Task[None]] = {}
         # Told of the session's milestones (created, opened, live, ended) once recorded: the
         # event webhook. Called on the loop; each must only queue, never wait.
         self.listeners: list[Callable[[str, EvidenceEvent], None]] = []
@@ -168,8 +170,6 @@ class SessionService:
         link_expires_at = self._link_expiry(ends_at)
         link_id, token_id = await self._new_link(session_id, mode, link_expires_at)
         session = CallSession(
-        self.chat = Conversations(settings, store, self._record_chat)
-        self._to_caller_feeds: dict[str, asyncio.Task[None]] = {}
             id=session_id,
             incident_ref=incident_ref,
             phone=e164,
@@ -286,10 +286,13 @@ class SessionService:
         media = self._media.pop(session_id, None)
         if (meter := self._meters.pop(session_id, None)) is not None:
             meter.cancel()
+        if (feed := self._to_caller_feeds.pop(session_id, None)) is not None:
+            feed.cancel()
         self._network.pop(session_id, None)
         if media is not None:
             await media.send_to_caller(json.dumps({"type": "ended"}))
             await media.close()  # ends the media; the recorder stays open for the record
+        await self.chat.settle(session_id)  # messages still being translated are recorded
         recorder = self._recorder(session_id)
         ended: Ended = {
             "event": "ended",
@@ -342,13 +345,10 @@ class SessionService:
         """The recorder of a session that has not ended (``SessionEnded`` otherwise): files
         and stills join its bundle."""
         if (await self.store.get(session_id)).state == "ended":
-        if (feed := self._to_caller_feeds.pop(session_id, None)) is not None:
-            feed.cancel()
             raise SessionEnded(session_id)
         return self._recorder(session_id)
 
     def live_media(self, session_id: str) -> MediaSession | None:
-        await self.chat.settle(session_id)  # messages still being translated are recorded
         """The session's media on this node, if a caller has connected here."""
         return self._media.get(session_id)
 
@@ -457,10 +457,17 @@ class SessionService:
         dropped, never stored; a malformed state report is logged and changes nothing."""
         try:
             if len(text.encode()) > self.settings.max_message_bytes:
+                limit = self.settings.max_message_bytes
+                await self._to_caller(
+                    session_id, {"type": "error", "error": f"message larger than {limit} bytes"}
+                )
                 raise InvalidFix("message too large")
             message = parse_json(text)
         except (InvalidFix, ValueError) as exc:
             await self.fix_refused(session_id, str(exc))
+            return
+        if isinstance(message, dict) and message.get("type") in CALLER_CHAT_MESSAGES:
+            await self._caller_chat(session_id, message)
             return
         if isinstance(message, dict) and message.get("type") == "caller_state":
             try:
@@ -549,18 +556,11 @@ class SessionService:
                         "address": address,
                     }
                     await self.store.add_place(session_id, place)
-                limit = self.settings.max_message_bytes
-                await self._to_caller(
-                    session_id, {"type": "error", "error": f"message larger than {limit} bytes"}
-                )
                     recorder = self._recorders.get(session_id)
                     if recorder is not None:
                         recorder.append_fix(place)  # its own line: location.jsonl only grows
                     await self.store.publish(session_id, {"type": "place", "place": place})
                 next_record = self._place_next.pop(session_id, None)
-        if isinstance(message, dict) and message.get("type") in CALLER_CHAT_MESSAGES:
-            await self._caller_chat(session_id, message)
-            return
                 if next_record is None:
                     return
                 record = next_record
@@ -590,99 +590,6 @@ class SessionService:
         self._recorder(session_id).append_event(event)
         await self._change(session_id, caller_state=state, caller_stopped=stopped)
 
-    # -- shared ----------------------------------------------------------------------
-
-    async def view(self, session: CallSession) -> ConsoleSession:
-        """The session as the API shows it: no full phone number, no token."""
-        fix_count, last_fix = await self.store.trail_summary(session.id)
-        media = self._media.get(session.id)
-        recorder = self._recorders.get(session.id)
-        recording = recorder.status if recorder is not None else RecordingStatus()
-        return {
-            "id": session.id,
-            "incident_ref": session.incident_ref,
-            "mode": session.mode,
-            "invite": invite_view(session),
-            "state": session.state,
-            "created_at": session.created_at.isoformat(),
-            "created_by": session.created_by,
-            "opened_at": _iso(session.opened_at),
-            "consent_at": _iso(session.consent_at),
-            "consent_version": session.consent_version,
-            "language": session.language,
-            "consent_language": session.consent_language,
-            "ended_at": _iso(session.ended_at),
-            "ended_by": session.ended_by,
-            "sms_status": session.sms_status,
-            "sms_error": session.sms_error,
-            "codec": session.codec,
-            "rejected_fixes": session.rejected_fixes,
-            "recording": {"state": recording.state, "cause": recording.cause},
-            "phone_masked": mask(session.phone),
-            "fix_count": fix_count,
-            "last_fix": last_fix,
-            "viewers": media.viewer_count if media else 0,
-            "sms": {"status": session.sms_status, "error": session.sms_error},
-            "caller_state": session.caller_state,
-            "caller_summary": caller_summary(
-                invite(session.mode).media,
-                session.opened_at is not None,
-                session.caller_state,
-                link_refused=session.link_refused is not None,
-                stopped=session.caller_stopped,
-            ),
-            "caller_device": (
-                {"browser": device["browser"], "device": device["device"]}
-                if (device := session.caller_device) is not None
-                else None
-            ),
-            "network": self._network.get(session.id),
-        }
-
-    async def close(self) -> None:
-        """Shut down this process's part of the calls without ending them: the callers'
-        connections are hung up and each recorder signs what it has, but the sessions stay
-        open in the state store, so a caller's page (which offers again) resumes the same
-        session on the next process, whose recorder continues the same folder."""
-        for session_id, media in list(self._media.items()):
-            await media.close()
-            try:
-                session = await self.store.get(session_id)
-            except KeyError:
-                continue
-            if session.state in ("connecting", "live"):
-                self._recorders[session_id].append_event(
-                    {"event": "reconnecting", "at": utcnow().isoformat()}
-                )
-                await self._change(session_id, state="reconnecting")
-        self._media.clear()
-        await self.what3words.close()
-        for recorder in self._recorders.values():
-            await recorder.close()
-        self._recorders.clear()
-
-    async def _change(self, session_id: str, **changes: Any) -> CallSession:
-        session = await self.store.update(session_id, **changes)
-        await self._publish_view(session)
-        return session
-
-    async def _publish_view(self, session: CallSession) -> None:
-        await self.store.publish(session.id, {"type": "state", "session": await self.view(session)})
-
-    def _announce(self, session_id: str, event: EvidenceEvent) -> None:
-        for listener in self.listeners:
-            listener(session_id, event)
-
-    def _recorder(self, session_id: str) -> SessionRecorder:
-        recorder = self._recorders.get(session_id)
-        if recorder is None:
-            recorder = self.evidence.recorder(
-                session_id, on_status=lambda status: self._recording_status(session_id, status)
-            )
-            self._recorders[session_id] = recorder
-        return recorder
-
-    def _recording_status(self, session_id: str, status: RecordingStatus) -> None:
     # -- chat and silent mode ----------------------------------------------------------
 
     async def chat_send(
@@ -794,6 +701,105 @@ class SessionService:
     def _record_chat(self, session_id: str, event: EvidenceEvent) -> None:
         self._recorder(session_id).append_event(event)
 
+    # -- shared ----------------------------------------------------------------------
+
+    async def view(self, session: CallSession) -> ConsoleSession:
+        """The session as the API shows it: no full phone number, no token."""
+        fix_count, last_fix = await self.store.trail_summary(session.id)
+        media = self._media.get(session.id)
+        recorder = self._recorders.get(session.id)
+        recording = recorder.status if recorder is not None else RecordingStatus()
+        return {
+            "id": session.id,
+            "incident_ref": session.incident_ref,
+            "mode": session.mode,
+            "invite": invite_view(session),
+            "state": session.state,
+            "created_at": session.created_at.isoformat(),
+            "created_by": session.created_by,
+            "opened_at": _iso(session.opened_at),
+            "consent_at": _iso(session.consent_at),
+            "consent_version": session.consent_version,
+            "language": session.language,
+            "consent_language": session.consent_language,
+            "ended_at": _iso(session.ended_at),
+            "ended_by": session.ended_by,
+            "sms_status": session.sms_status,
+            "sms_error": session.sms_error,
+            "codec": session.codec,
+            "rejected_fixes": session.rejected_fixes,
+            "recording": {"state": recording.state, "cause": recording.cause},
+            "phone_masked": mask(session.phone),
+            "fix_count": fix_count,
+            "last_fix": last_fix,
+            "viewers": media.viewer_count if media else 0,
+            "sms": {"status": session.sms_status, "error": session.sms_error},
+            "caller_state": session.caller_state,
+            "caller_summary": caller_summary(
+                invite(session.mode).media,
+                session.opened_at is not None,
+                session.caller_state,
+                link_refused=session.link_refused is not None,
+                stopped=session.caller_stopped,
+            ),
+            "caller_device": (
+                {"browser": device["browser"], "device": device["device"]}
+                if (device := session.caller_device) is not None
+                else None
+            ),
+            "network": self._network.get(session.id),
+            "silent": session.silent,
+            "microphone_request": _iso(session.microphone_request),
+        }
+
+    async def close(self) -> None:
+        """Shut down this process's part of the calls without ending them: the callers'
+        connections are hung up and each recorder signs what it has, but the sessions stay
+        open in the state store, so a caller's page (which offers again) resumes the same
+        session on the next process, whose recorder continues the same folder."""
+        for session_id, media in list(self._media.items()):
+            await media.close()
+            try:
+                session = await self.store.get(session_id)
+            except KeyError:
+                continue
+            if session.state in ("connecting", "live"):
+                self._recorders[session_id].append_event(
+                    {"event": "reconnecting", "at": utcnow().isoformat()}
+                )
+                await self._change(session_id, state="reconnecting")
+        self._media.clear()
+        for feed in self._to_caller_feeds.values():
+            feed.cancel()
+        self._to_caller_feeds.clear()
+        await self.chat.close()
+        await self.what3words.close()
+        for recorder in self._recorders.values():
+            await recorder.close()
+        self._recorders.clear()
+
+    async def _change(self, session_id: str, **changes: Any) -> CallSession:
+        session = await self.store.update(session_id, **changes)
+        await self._publish_view(session)
+        return session
+
+    async def _publish_view(self, session: CallSession) -> None:
+        await self.store.publish(session.id, {"type": "state", "session": await self.view(session)})
+
+    def _announce(self, session_id: str, event: EvidenceEvent) -> None:
+        for listener in self.listeners:
+            listener(session_id, event)
+
+    def _recorder(self, session_id: str) -> SessionRecorder:
+        recorder = self._recorders.get(session_id)
+        if recorder is None:
+            recorder = self.evidence.recorder(
+                session_id, on_status=lambda status: self._recording_status(session_id, status)
+            )
+            self._recorders[session_id] = recorder
+        return recorder
+
+    def _recording_status(self, session_id: str, status: RecordingStatus) -> None:
         """A failed or resumed recording reaches the consoles at once."""
         self._spawn(self._publish_state(session_id))
 
@@ -824,6 +830,9 @@ class SessionService:
             )
             self._media[session_id] = media
             self._meters[session_id] = asyncio.ensure_future(self._measure(session_id, media))
+            self._to_caller_feeds[session_id] = asyncio.ensure_future(
+                self._feed_caller(session_id, media)
+            )
         return media
 
     async def _measure(self, session_id: str, media: MediaSession) -> None:
@@ -841,8 +850,6 @@ class SessionService:
                 quality = await meter.sample()
                 if quality is None:
                     if self._network.pop(session_id, None) is None:
-            "silent": session.silent,
-            "microphone_request": _iso(session.microphone_request),
                         continue  # no caller connection up, and none shown
                     shown = None
                 else:
@@ -864,10 +871,6 @@ class SessionService:
             return
         match state:
             case "connecting" | "live" | "reconnecting":
-        for feed in self._to_caller_feeds.values():
-            feed.cancel()
-        self._to_caller_feeds.clear()
-        await self.chat.close()
                 event: MediaStateChanged = {"event": state, "at": utcnow().isoformat()}
                 self._recorder(session_id).append_event(event)
                 self._announce(session_id, event)
@@ -906,6 +909,3 @@ class SessionService:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-            self._to_caller_feeds[session_id] = asyncio.ensure_future(
-                self._feed_caller(session_id, media)
-            )

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from signalling.calls.caller_state import Camera, Location, Microphone, Network, Page
+from signalling.calls.chat import ChatRecord
 from signalling.calls.feed import ConsoleSession, OfficerSession
 from signalling.calls.files import SessionFile, StillsState
 from signalling.calls.invites import SessionMode
@@ -215,6 +216,7 @@ class RecordingView(BaseModel):
     segments: list[dict[str, Any]]
     parts: list[RecordingPart]
     trail_url: str
+    timeline_url: str
     bundle_url: str
 
 
@@ -229,21 +231,19 @@ class ExportBody(Strict):
     phone: str | None = None
     recipient: str = Field(min_length=1, max_length=200)
     purpose: str = Field(min_length=1, max_length=500)
-
-    @model_validator(mode="after")
     derivative_ids: list[str] = Field(
         default_factory=list,
         max_length=100,
         description="Finished redacted copies or clips (yours) of the exported sessions",
     )
+
+    @model_validator(mode="after")
     def one_selection(self) -> ExportBody:
         if bool(self.session_ids) == bool(self.phone):
             raise ValueError("give either session_ids or phone")
         return self
 
 
-class AuditSearch(BaseModel):
-    records: list[dict[str, Any]]
 class BoxBody(Strict):
     """A region at one moment (checked by recorder.redaction.Plan: 400 naming the box)."""
 
@@ -291,6 +291,8 @@ class ClipRequest(RangeBody):
     reason: str = Field(default="", max_length=1000, description="Why (required; in the log)")
 
 
+class AuditSearch(BaseModel):
+    records: list[dict[str, Any]]
     chain_intact: bool
     first_broken_seq: int | None
 
@@ -314,7 +316,6 @@ class ShareRequest(Strict):
     @model_validator(mode="after")
     def username_for_accounts(self) -> ShareRequest:
         if self.kind == "account" and self.username is None:
-    timeline_url: str
             raise ValueError("an account share needs the officer's username")
         return self
 
@@ -329,6 +330,34 @@ class OfficerShareView(ConsoleConfig, IceConfig):
     expires_at: str | None
     server_time: str
     session: OfficerSession
+
+
+# -- chat and silent mode (signalling/calls/chat.py) --------------------------------------------
+
+
+class ChatSend(Strict):
+    """A chat message; its limits (length, control characters, rate) are checked by the chat
+    domain, whose refusal names the limit (``limit``)."""
+
+    text: str = Field(max_length=20_000)
+    language: str | None = Field(
+        default=None, max_length=35, description="The sender page's language (the caller's)"
+    )
+
+
+class ChatReceipts(Strict):
+    message_ids: list[str] = Field(min_length=1, max_length=100)
+    receipt: Literal["delivered", "read"]
+
+
+class SilentSwitch(Strict):
+    on: bool
+
+
+class ChatList(BaseModel):
+    messages: list[ChatRecord]
+    phrases: list[str] = Field(description="Canned phrases for the call handler")
+    max_chars: int
 
 
 # -- files from the caller's phone and stills (signalling/calls/uploads.py, caller_files.py) ---
