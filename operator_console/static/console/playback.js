@@ -15,6 +15,7 @@
     var t = C.els.playbackVideo.currentTime || 0;
     return playback && !playback.whole && playback.part ? playback.part.offset_s + t : t;
   }
+  C.playbackTime = sessionTime;  // redact.js marks boxes and mutes at this time
 
   /* The marker follows the video: each fix sits on the session's clock by its receive time, so
      the fix shown is the last one received by the moment shown. */

@@ -3,7 +3,8 @@
    region at that moment; boxes move linearly between a region's keyframes), can ask the server
    to propose face regions, marks audio ranges to mute, gives a reason, and asks for a redacted
    copy or a clip of the range; progress is followed until the files can be downloaded. Times
-   are the video's time: the working copy plays on the session's clock. */
+   are on the session's clock (the working copy's time; a part's offset added when the parts
+   play one by one). */
 (function () {
   'use strict';
 
@@ -14,7 +15,9 @@
   var made = {};     // derivative id -> session id, finished copies (offered to the export)
 
   function round3(n) { return Math.round(n * 1000) / 1000; }
-  function now() { return round3(C.els.playbackVideo.currentTime || 0); }
+  /* The moment shown, on the session's clock (playback.js knows where a part starts). */
+  function sessionTime() { return C.playbackTime ? C.playbackTime() : (C.els.playbackVideo.currentTime || 0); }
+  function now() { return round3(sessionTime()); }
 
   /* A region's box at t: linear between keyframes, none outside them; one keyframe holds. */
   function boxAt(track, t) {
@@ -46,7 +49,7 @@
     if (!state || !ui) return;
     C.clear(ui.overlay);
     var r = pictureRect();
-    var t = C.els.playbackVideo.currentTime || 0;
+    var t = sessionTime();
     state.tracks.forEach(function (track, i) {
       var b = boxAt(track, t);
       if (!b) return;
