@@ -17,17 +17,17 @@ once its chain head has moved on.
 from __future__ import annotations
 
 import asyncio
-import io
+import hashlib
 import json
-import math
 import os
 import secrets
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import NamedTuple
 
 import av
 from av.container import InputContainer
@@ -36,7 +36,7 @@ from typing_extensions import TypedDict  # pydantic documents it (Python < 3.12)
 
 from .catalogue import Catalogue, CatalogueEntry
 from .chain import sha256_file
-from .derivatives import master_parts
+from .derivatives import MasterChanged
 from .durable import create_exclusive, fsync_dir, fsync_file, make_folder, write_new
 from .timeline import part_offsets
 
@@ -93,14 +93,11 @@ class CopyMismatch(Exception):
     """The copy's packets are not the master's (names the first difference)."""
 
 
-Source = tuple[BinaryIO | Path, float]  # a master part and its offset on the session's clock
+Source = tuple[Path, float]  # a master part and its offset on the session's clock
 
 
-def _open(source: BinaryIO | Path) -> InputContainer:
-    if isinstance(source, Path):
-        return av.open(str(source), "r")
-    source.seek(0)
-    return av.open(source, "r")
+def _open(source: Path) -> InputContainer:
+    return av.open(str(source), "r")
 
 
 def _stream(container: InputContainer, kind: str) -> Stream | None:
@@ -142,7 +139,7 @@ def remux(parts: Sequence[Source], out: Path, fmt: CopyFormat) -> None:
 Packets = dict[str, list[tuple[Fraction, bytes, bool]]]
 
 
-def _packets(source: BinaryIO | Path, offset: float) -> Packets:
+def _packets(source: Path, offset: float) -> Packets:
     """Each kind's packets: (time on the session's clock, bytes, keyframe)."""
     shift = Fraction(offset).limit_denominator(1000)
     out: Packets = {kind: [] for kind in KINDS}
@@ -154,7 +151,7 @@ def _packets(source: BinaryIO | Path, offset: float) -> Packets:
     return out
 
 
-def compare(master: Sequence[Source], copy: BinaryIO | Path) -> int:
+def compare(master: Sequence[Source], copy: Path) -> int:
     """The number of packets compared; CopyMismatch names the first that is not the master's
     (its bytes, its time on the session's clock, its keyframe flag)."""
     want: Packets = {kind: [] for kind in KINDS}
@@ -225,13 +222,19 @@ class WorkingCopies:
         stem = self._stem(entry)
         return folder / f"{stem}.{fmt.extension}", folder / f"{stem}.json"
 
-    def master(self, entry: CatalogueEntry) -> list[Source]:
-        """The master's parts from the evidence store, each checked against the signed
-        manifest's hash (``MasterChanged`` if not), with its offset."""
-        parts = master_parts(
-            entry.segments, 0.0, math.inf, lambda name: self.catalogue.media(entry.session_id, name)
-        )
-        return [(io.BytesIO(p.data), p.offset_s) for p in parts]
+    def master(self, entry: CatalogueEntry, folder: Path) -> list[Source]:
+        """The master's parts fetched from the store into ``folder`` one at a time (a long
+        session would not fit in memory), each checked against the signed manifest's hash
+        (``MasterChanged`` if not), with its offset."""
+        sources: list[Source] = []
+        for segment, offset in zip(entry.segments, part_offsets(entry.segments), strict=True):
+            data = self.catalogue.media(entry.session_id, segment.name)
+            if hashlib.sha256(data).hexdigest() != segment.sha256:
+                raise MasterChanged(f"{segment.name}: SHA-256 differs from the manifest")
+            path = folder / segment.name
+            path.write_bytes(data)
+            sources.append((path, offset))
+        return sources
 
     def find(self, entry: CatalogueEntry) -> tuple[Path, WorkingCopyRecord] | None:
         path, record_path = self._paths(entry)
@@ -248,13 +251,14 @@ class WorkingCopies:
         path, record_path = self._paths(entry)
         make_folder(path.parent)
         fmt = copy_format(entry.codecs)
-        master = self.master(entry)
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
         try:
-            create_exclusive(tmp).close()  # a fresh name of our own for the muxer
-            remux(master, tmp, fmt)
-            fsync_file(tmp)
-            packets = compare(master, tmp)
+            with tempfile.TemporaryDirectory(prefix=".master-", dir=path.parent) as parts:
+                master = self.master(entry, Path(parts))
+                create_exclusive(tmp).close()  # a fresh name of our own for the muxer
+                remux(master, tmp, fmt)
+                fsync_file(tmp)
+                packets = compare(master, tmp)
             os.link(tmp, path)  # exclusive: a copy, once made, is never written over
             fsync_dir(path.parent)
         finally:

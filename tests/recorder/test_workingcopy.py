@@ -70,7 +70,7 @@ async def test_copy_packets_are_the_masters_and_the_bundle_still_verifies(
     assert [p["sha256"] for p in record["parts"]] == [s.sha256 for s in entry.segments]
     assert record["master_chain_head"] == entry.chain_head and record["made_by"] == "ivan"
     # Every packet: same bytes, same keyframe flag, same time (the second part GAP_S later).
-    master = copies.master(entry)
+    master = copies.master(entry, tmp_path)
     assert compare(master, path) == record["packets"] > 0
     assert record["parts"][1]["offset_s"] == pytest.approx(
         clips[codec].duration_s + GAP_S, abs=0.05
@@ -114,7 +114,7 @@ async def test_made_once_for_concurrent_requests_and_a_changed_copy_is_caught(
     again = await copies.get(entry, "someone-else")
     assert again.record == made[0].record and not again.made  # kept, not made again
     # A copy whose packets differ from the master's is named as such.
-    master = copies.master(entry)
+    master = copies.master(entry, tmp_path)
     shifted = tmp_path / "shifted.mp4"
     moved = [(source, offset + 0.5) for source, offset in master]
     remux(moved, shifted, MP4)
@@ -136,10 +136,10 @@ async def test_a_track_that_starts_later_keeps_its_place(
         tmp_path, clips["H264" if fmt is MP4 else "VP8"], signer, store
     )
     [(first, _), *_] = WorkingCopies(tmp_path / "derivatives", catalogue).master(
-        catalogue.get("sess-two")
+        catalogue.get("sess-two"), tmp_path
     )
     late = tmp_path / "late.mkv"
-    with av.open(first, "r") as source, av.open(str(late), "w", format="matroska") as out:
+    with av.open(str(first), "r") as source, av.open(str(late), "w", format="matroska") as out:
         streams = {s.type: out.add_stream_from_template(s) for s in source.streams}
         for packet in source.demux():
             if packet.size and packet.pts is not None and packet.dts is not None:

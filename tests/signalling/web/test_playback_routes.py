@@ -114,7 +114,7 @@ async def test_working_copy_made_once_served_in_ranges_and_equal_to_the_master(
 
     # The copy served is the master's packets, at the master's times, gap kept.
     entry = app[EVIDENCE].catalogue.get("sess-2p")
-    master = app[EVIDENCE].working_copies.master(entry)
+    master = app[EVIDENCE].working_copies.master(entry, tmp_path)
     served = tmp_path / "served.mp4"
     served.write_bytes(whole)
     assert compare(master, served) > 0
