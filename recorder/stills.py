@@ -45,6 +45,7 @@ def thumbnail(path: Path, content_type: str) -> bytes | None:
                 frame = next(container.decode(video=0))
                 return _jpeg(frame.to_image(), THUMBNAIL_PX)  # type: ignore[no-untyped-call]
         with Image.open(path) as image:
+            image.draft("RGB", (THUMBNAIL_PX, THUMBNAIL_PX))  # JPEG: decode at 1/2..1/8 scale
             return _jpeg(image, THUMBNAIL_PX)
     except (UnidentifiedImageError, av.FFmpegError, StopIteration, OSError, ValueError) as exc:
         logger.info("no thumbnail for %s (%s): %s", path.name, content_type, exc)
