@@ -696,6 +696,7 @@
         if (sendRaw(state)) sentState = JSON.stringify(state);
         flushQueue();
         startRepeat();
+        try { document.dispatchEvent(new CustomEvent('scenelink:channel-open')); } catch (e) {}
       };
       channel.onmessage = function (ev) { if (gen === generation) onServerMessage(ev); };
 
@@ -990,6 +991,13 @@
       show(els.nojs, true);
     }
   });
+
+  /* For chat.js: the data channel (when open) and the microphone's tracks (silent mode). */
+  window.SceneLinkCaller = {
+    send: function (obj) { return !!channelOpen() && sendRaw(obj); },
+    channelOpen: function () { return !!channelOpen(); },
+    audioTracks: function () { return stream ? stream.getAudioTracks() : []; }
+  };
 
   if (document.readyState === 'loading') {
     document.addEventListener('DOMContentLoaded', init);

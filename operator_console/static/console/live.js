@@ -225,6 +225,8 @@
 
   function onWsMessage(l, msg) {
     if (C.live !== l) return;
+    // Every message to the panels that follow the watched session (chat.js).
+    try { document.dispatchEvent(new CustomEvent('scenelink:live-message', { detail: { id: l.id, msg: msg } })); } catch (e) {}
     if (msg.type === 'trail') {
       l.fixes = 0;
       resetLiveMap();
