@@ -168,6 +168,7 @@
         else if (msg.type === 'state') onState(msg.session);
         else if (msg.type === 'bearing') showBearing(msg);
         else if (msg.type === 'access_ended') endAccess(msg.reason);
+        try { document.dispatchEvent(new CustomEvent('scenelink:officer-message', { detail: msg })); } catch (e) {}
       },
       close: function () {
         if (ws !== socket || ended) return;

@@ -115,6 +115,7 @@ class OfficerSession(TypedDict):
     media: Media  # what the caller's page shares: "video" or "location"
     state: SessionState
     last_fix: FixRecord | None
+    silent: bool  # silent mode: the caller cannot talk
 
 
 # -- the events the state store carries --------------------------------------------------------

@@ -53,6 +53,7 @@ def session_view(
             "media": invite(session.mode).media,
             "state": session.state,
             "last_fix": last_fix,
+            "silent": session.silent,
         }
     return {
         "id": session["id"],
@@ -61,6 +62,7 @@ def session_view(
         "media": invite(session["mode"]).media,
         "state": session["state"],
         "last_fix": last_fix,
+        "silent": session["silent"],
     }
 
 
@@ -271,6 +273,8 @@ async def officer_feed(request: web.Request) -> web.WebSocketResponse:
         feed = OfficerFeed(ws, trail[-1] if trail else None)
         await send(ws, {"type": "trail", "fixes": trail})
         await send(ws, {"type": "state", "session": session_view(session, feed.caller)})
+        for said in await store.chat(session.id):  # the chat so far, read-only
+            await send(ws, {"type": "chat", "message": said})
 
         async def follow() -> None:
             await end_feed(ws, await sharing.follow(share, events, feed.on_event))

@@ -301,3 +301,29 @@ async def test_translation_keeps_both_and_a_slow_translator_delays_nothing(
 async def _translated(client: Client, session_id: str, seq: int) -> Any:
     messages = await chat(client, session_id)
     return messages[seq]["translation"] if len(messages) > seq else None
+
+
+async def test_an_officer_link_reads_the_chat_and_silent_mode(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
+    client = await serve(aiohttp_client, tmp_path)
+    session_id, token = await link(client)
+    await client.post("/api/caller/chat", json={"text": "first"}, headers=bearer(token))
+    shared = await client.post(
+        f"/api/sessions/{session_id}/shares", json={"kind": "link"}, headers=HEADERS
+    )
+    officer = (await shared.json())["link"].split("/o/")[1]
+    async with client.ws_connect("/api/officer/ws") as ws:
+        await ws.send_json({"type": "auth", "token": officer})
+        kinds = [(await ws.receive_json(timeout=5)) for _ in range(3)]
+        assert [k["type"] for k in kinds] == ["trail", "state", "chat"]
+        assert kinds[1]["session"]["silent"] is False
+        assert kinds[2]["message"]["text"] == "first"
+        await client.post(
+            f"/api/sessions/{session_id}/chat", json={"text": "second"}, headers=HEADERS
+        )
+        await client.post(f"/api/sessions/{session_id}/silent", json={"on": True}, headers=HEADERS)
+        seen: list[dict[str, Any]] = []
+        while not any(m["type"] == "state" and m["session"]["silent"] for m in seen):
+            seen.append(await ws.receive_json(timeout=5))
+        assert [m["message"]["text"] for m in seen if m["type"] == "chat"] == ["second"]
