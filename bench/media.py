@@ -7,7 +7,9 @@ Server CPU comes from /proc/<pid>/stat (utime+stime) between the load's steady-s
 as % of one core; memory is the server's RSS. The same load runs against aiortc's stock path
 (bench.stock: decode, MediaRelay, one encoder per viewer, MediaRecorder) for comparison, and
 once with no server at all (bench.load.run_direct: the caller straight to a viewer), so that
-latency through the server minus latency without it is what the server adds.
+latency through the server minus latency without it is what the server adds. With
+``--peer janus`` (the default where Janus is installed) each SceneLink scenario is followed by
+the same one against Janus (bench.janus), interleaved, and the ratios are printed.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import uvloop
 
+from . import janus
 from .load import DEFAULT_CACHE, load_clip, run_direct, run_load
 from .losses import recorded_frames
 from .report import LoadReport
@@ -69,6 +73,9 @@ def server(kind: str, data: Path, codec: str) -> Iterator[tuple[str, subprocess.
     env.pop("REDIS_URL", None)
     if kind == "scenelink":
         command = [sys.executable, "-m", "signalling.cli.main", "--log-level", "WARNING", "serve"]
+    elif kind == "janus":
+        data.mkdir(parents=True)
+        command = janus.janus_command(janus.write_config(data, port, janus.module_folder()))
     else:
         command = [sys.executable, "-m", "bench.stock", "--port", str(port)]
         command += ["--data-dir", str(data), "--codec", codec]
@@ -159,10 +166,16 @@ def scenario(
                 rss.append(rss_mb(process.pid))
 
             plan = Plan(url, "bench", "bench-pass", callers, viewers, seconds, codec, cache, 2.0)
-            report = spread_load(run_load, plan, processes, on_steady)
+            runner = (
+                partial(janus.run_janus_load, rec_dir=str(data)) if kind == "janus" else run_load
+            )
+            report = spread_load(runner, plan, processes, on_steady)
             time.sleep(1.0)
-        # aiortc's stock MediaRecorder transcodes: its frames cannot be matched by bytes.
-        recorded = recorded_frames(data / "evidence", report, load_clip(codec, cache))
+        if kind == "janus":  # frames in its .mjr files, counted (not matched by bytes)
+            rooms = janus.recorded_frames(data).values()
+            recorded = {k: sum(room[k] for room in rooms) for k in ("video", "audio")}
+        else:  # aiortc's stock MediaRecorder transcodes: its frames cannot be matched by bytes.
+            recorded = recorded_frames(data / "evidence", report, load_clip(codec, cache))
     if report.errors:
         raise RuntimeError(f"{kind} {callers}x{viewers}: {report.errors}")
     if kind != "scenelink":
@@ -280,6 +293,52 @@ def print_table(rows: list[Row], codec: str, seconds: float) -> dict[str, Any]:
     return derived
 
 
+def figures(rows: list[Row], path: str) -> dict[str, float | None]:
+    """One path's comparable figures: CPU per caller (1x0), per extra viewer, per session at
+    the big scenario, server-added p95 latency (minus 'direct') and RSS."""
+    got = {(r.callers, r.viewers): r for r in rows if r.path == path}
+    base, one, three = (got.get((1, v)) for v in (0, 1, 3))
+    big = got[max(got)] if got else None
+    direct = next((r for r in rows if r.path == "direct"), None)
+
+    def cpu(r: Row | None) -> float | None:
+        return None if r is None else r.cpu_pct
+
+    def added(r: Row | None) -> float | None:
+        if r is None or direct is None or r.p95 is None or direct.p95 is None:
+            return None
+        return r.p95 - direct.p95
+
+    b, t, g = cpu(base), cpu(three), cpu(big)
+    return {
+        "per caller (1x0)": b,
+        "per extra viewer": None if b is None or t is None else (t - b) / 3,
+        "per session, big": None if g is None or big is None else g / big.callers,
+        "added p95 ms, 1x1": added(one),
+        "added p95 ms, big": added(big),
+        "RSS MB idle": None if big is None else big.rss_idle_mb,
+        "RSS MB per session, big": None
+        if big is None or big.rss_mb is None or big.rss_idle_mb is None
+        else (big.rss_mb - big.rss_idle_mb) / big.callers,
+    }
+
+
+def print_peer(rows: list[Row], peer: str) -> dict[str, tuple[float | None, ...]]:
+    """SceneLink beside the peer, measured in the same run, with the ratio."""
+    ours, theirs = figures(rows, "scenelink"), figures(rows, peer)
+    big = max((r.callers for r in rows if r.path == peer), default=0)
+    print()
+    print(f"SceneLink / {peer}, same clients, interleaved (CPU in % of one core; big = {big}x2):")
+    print(f"{'':26} {'SceneLink':>10} {peer:>10} {'ratio':>7}")
+    out: dict[str, tuple[float | None, ...]] = {}
+    for name, a in ours.items():
+        b = theirs[name]
+        ratio = None if a is None or b is None or b <= 0 else a / b
+        out[name] = (a, b, ratio)
+        print(f"{name:26} {fmt(a, '.2f'):>10} {fmt(b, '.2f'):>10} {fmt(ratio, '.2f'):>7}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.media", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="short run, small scenarios")
@@ -288,6 +347,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--callers", type=int, help="callers in the big scenario (2 viewers each)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--no-stock", action="store_true", help="skip aiortc's stock path")
+    parser.add_argument(
+        "--peer",
+        choices=["janus", "none"],
+        default="janus",
+        help="a peer SFU run after each SceneLink scenario (default janus, if installed)",
+    )
     parser.add_argument(
         "--processes", type=int, default=0, help="load processes (default: one per core)"
     )
@@ -299,12 +364,23 @@ def main(argv: list[str] | None = None) -> int:
     plan = [("scenelink", 1, 0), ("scenelink", 1, 1), ("scenelink", 1, 3), ("scenelink", big, 2)]
     if not args.no_stock:
         plan += [("stock", 1, 0), ("stock", 1, 3)]
+    peer = args.peer == "janus" and janus.janus_binary() is not None
+    if args.peer == "janus" and not peer:
+        print(f"janus not installed, its column is skipped: {janus.INSTALL_HINT}", flush=True)
+    if peer:  # A/B/A/B: each SceneLink scenario, then the same against Janus
+        steps, plan = plan, []
+        for kind, callers, viewers in steps:
+            plan.append((kind, callers, viewers))
+            if kind == "scenelink":
+                plan.append(("janus", callers, viewers))
     print("running direct 1x1 ...", file=sys.stderr, flush=True)
     rows = [direct(seconds, args.codec, args.cache)]
     for kind, callers, viewers in plan:
         print(f"running {kind} {callers}x{viewers} ...", file=sys.stderr, flush=True)
         rows.append(scenario(kind, callers, viewers, seconds, args.codec, args.cache, processes))
     print_table(rows, args.codec, seconds)
+    if peer:
+        print_peer(rows, "janus")
     return 0
 
 
