@@ -120,6 +120,42 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, validation_alias=AliasChoices("REDIS_URL", "SCENELINK_REDIS_URL")
     )
+    # Workers and nodes (signalling/cluster): with Redis, each process is a worker that owns
+    # whole sessions; requests for a session reach its owner through any worker.
+    internal_url: str | None = Field(
+        default=None,
+        description="This worker's address for requests forwarded inside the cluster "
+        "(e.g. http://10.0.0.5:8081); unset: http://127.0.0.1:<internal port>",
+    )
+    internal_port: int = Field(
+        default=0,
+        ge=0,
+        description="Port of the internal listener for forwarded requests (0: the public port "
+        "serves them; `serve --workers` gives each worker its own)",
+    )
+    cluster_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC key that authenticates requests forwarded between workers (the "
+        "token secret if unset)",
+    )
+    cluster_lease_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long a worker's registration and its sessions' ownership last "
+        "without a heartbeat (renewed every third of it); a dead worker's sessions move then",
+    )
+    drain_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="On SIGTERM: how long live sessions may go on before they are handed to "
+        "another worker (no new sessions meanwhile)",
+    )
+    workers: int | None = Field(
+        default=None,
+        ge=1,
+        description="Worker processes for `scenelink serve` (unset: one per core with Redis, "
+        "one on embedded defaults)",
+    )
 
     token_secret: SecretStr | None = Field(
         default=None,

@@ -60,6 +60,7 @@ from signalling.calls.sdp import check_offer, refused_late
 from signalling.calls.sessions import CallSession, utcnow
 from signalling.calls.state import StateStore
 from signalling.calls.turn import ice_servers_for
+from signalling.cluster.registry import LocalRegistry, Registry
 from signalling.config import Settings
 from signalling.safejson import parse_json
 from signalling.sms import SmsError, SmsMessage, SmsSender
@@ -106,6 +107,10 @@ class CallerConnected(Exception):
     """The caller has opened the link: a new one would only cut them off."""
 
 
+class NotOwner(Exception):
+    """Another worker owns the session: only the owner touches its media and evidence."""
+
+
 class SessionService:
     def __init__(
         self,
@@ -114,8 +119,11 @@ class SessionService:
         sms: SmsSender,
         evidence: Evidence,
         audit: AuditTrail | None = None,
+        registry: Registry | None = None,
     ) -> None:
         self.settings = settings
+        # Which sessions this worker owns (signalling.cluster); alone, all of them.
+        self.cluster = registry or LocalRegistry(settings.node_name, "")
         self.audit = audit  # for what the service does on its own (a bail check's verdict)
         self._bail_locks: dict[str, asyncio.Lock] = {}
         self.evidence = evidence
@@ -184,6 +192,7 @@ class SessionService:
             appointment_ends_at=ends_at,
             language=language,
         )
+        await self.cluster.claim(session_id)  # a new id: nobody else can hold it
         await self.store.create(session)
         created: SessionCreated = {
             "event": "session_created",
@@ -308,6 +317,7 @@ class SessionService:
         self._recorders.pop(session_id, None)
         self._last_fix.pop(session_id, None)
         self._bail_locks.pop(session_id, None)
+        await self.cluster.release(session_id)
         return session
 
     async def add_viewer(
@@ -759,15 +769,7 @@ class SessionService:
         session on the next process, whose recorder continues the same folder."""
         for session_id, media in list(self._media.items()):
             await media.close()
-            try:
-                session = await self.store.get(session_id)
-            except KeyError:
-                continue
-            if session.state in ("connecting", "live"):
-                self._recorders[session_id].append_event(
-                    {"event": "reconnecting", "at": utcnow().isoformat()}
-                )
-                await self._change(session_id, state="reconnecting")
+            await self._reconnecting(session_id)
         self._media.clear()
         for feed in self._to_caller_feeds.values():
             feed.cancel()
@@ -777,6 +779,52 @@ class SessionService:
         for recorder in self._recorders.values():
             await recorder.close()
         self._recorders.clear()
+
+    async def _reconnecting(self, session_id: str) -> None:
+        """A live session whose caller connection this worker no longer holds: recorded,
+        and shown, as reconnecting until the caller's page offers again."""
+        try:
+            session = await self.store.get(session_id)
+        except KeyError:
+            return
+        if session.state in ("connecting", "live"):
+            event: MediaStateChanged = {"event": "reconnecting", "at": utcnow().isoformat()}
+            self._recorder(session_id).append_event(event)
+            self._announce(session_id, event)
+            await self._change(session_id, state="reconnecting")
+
+    # -- cluster (signalling.cluster) ----------------------------------------------------
+
+    @property
+    def sessions_here(self) -> list[str]:
+        """Sessions with media or a recorder on this worker."""
+        return sorted(set(self._media) | set(self._recorders))
+
+    async def hand_over(self, session_id: str) -> None:
+        """Give a session up to another worker (this one drains): the caller's connection
+        is closed (the page offers again and reaches the new owner through any worker), the
+        recorder signs its part, and the lease goes to whichever worker meets it next."""
+        if (meter := self._meters.pop(session_id, None)) is not None:
+            meter.cancel()
+        if (feed := self._to_caller_feeds.pop(session_id, None)) is not None:
+            feed.cancel()
+        self._network.pop(session_id, None)
+        if (media := self._media.pop(session_id, None)) is not None:
+            await media.close()
+            await self._reconnecting(session_id)
+        if (recorder := self._recorders.pop(session_id, None)) is not None:
+            await recorder.close()
+        await self.cluster.release(session_id)
+
+    async def adopt(self, session_id: str) -> bool:
+        """Take over a live session whose worker has gone (its lease expired): False if
+        another worker claimed it first. The new owner records it as reconnecting (the gap
+        until the caller's page offers again)."""
+        if not await self.cluster.claim(session_id):
+            return False
+        logger.warning("session %s: taken over by %s", session_id, self.cluster.worker_id)
+        await self._reconnecting(session_id)
+        return True
 
     async def _change(self, session_id: str, **changes: Any) -> CallSession:
         session = await self.store.update(session_id, **changes)
@@ -793,6 +841,8 @@ class SessionService:
     def _recorder(self, session_id: str) -> SessionRecorder:
         recorder = self._recorders.get(session_id)
         if recorder is None:
+            if not self.cluster.holds(session_id):
+                raise NotOwner(session_id)  # its owner records it: never a second bundle
             recorder = self.evidence.recorder(
                 session_id, on_status=lambda status: self._recording_status(session_id, status)
             )

@@ -12,14 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import uvloop
-from aiohttp import web
 
 from signalling.cli.evidence import add_commands as add_evidence_commands
 from signalling.cli.retention import add_commands as add_retention_commands
 from signalling.cli.tls import write_dev_certificate
 from signalling.cli.users import register as register_users
+from signalling.cli.workers import default_workers, run_worker, supervise, worker_command
 from signalling.config import load_settings
-from signalling.web.app import RUNNER_OPTIONS, make_app
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -40,15 +39,14 @@ def serve(args: argparse.Namespace) -> int:
             "SCENELINK_PUBLIC_URL is not set: caller and officer links are refused unless the "
             "console is opened on localhost (development only)"
         )
-    web.run_app(
-        make_app(settings),
-        loop=uvloop.new_event_loop(),
-        host=settings.host,
-        port=settings.port,
-        ssl_context=ssl_context,
-        **RUNNER_OPTIONS,
-        print=lambda text: logging.getLogger("scenelink").info(text.strip()),
-    )
+    count = args.workers or default_workers(settings)
+    if count > 1 and not settings.redis_url:
+        refusal = "--workers above 1 needs Redis (REDIS_URL): workers find each other there"
+        logging.getLogger("scenelink").error(refusal)
+        return 2
+    if count > 1:
+        return supervise(settings, count, worker_command(args.config))
+    uvloop.run(run_worker(settings, ssl_context, reuse_port=args.reuse_port))
     return 0
 
 
@@ -75,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     serve_cmd = commands.add_parser("serve", help="run the server")
     serve_cmd.add_argument("--config", type=Path, help="TOML configuration file")
+    serve_cmd.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes (default SCENELINK_WORKERS, else one per core with Redis)",
+    )
+    serve_cmd.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     serve_cmd.set_defaults(run=serve)
     cert_cmd = commands.add_parser(
         "dev-cert", help="make a self-signed certificate for a phone on this network"

@@ -37,6 +37,7 @@ from signalling.sms import sms_sender
 from signalling.web.appkeys import (
     AUDIT,
     AUDIT_ARCHIVE,
+    CLUSTER,
     DERIVATIVES,
     EVIDENCE,
     EXPORTS,
@@ -56,6 +57,7 @@ from signalling.web.appkeys import (
 from signalling.web.errors import LINK_PREFIXES, error_middleware, json_error, loggable_path
 from signalling.web.permissions import rule_for
 from signalling.web.routes import ROUTE_TABLES
+from signalling.web.routing import cluster, heartbeat, routing_middleware
 from signalling.webhooks import Webhooks
 from streamserver import patches
 
@@ -211,7 +213,7 @@ def make_app(settings: Settings) -> web.Application:
     no connection, no patch): every resource is made at start-up by ``RESOURCES``, in order,
     and torn down at cleanup in reverse order (aiohttp's ``cleanup_ctx``)."""
     app = web.Application(
-        middlewares=[security_headers, error_middleware, access_middleware],
+        middlewares=[security_headers, error_middleware, routing_middleware, access_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
@@ -309,6 +311,7 @@ async def calls(app: web.Application) -> AsyncIterator[None]:
         sms_sender(settings),
         evidence,
         app[AUDIT],
+        registry=app[CLUSTER],
     )
     if hooks is not None:
         app[SERVICE].listeners.append(hooks.session_event)
@@ -367,6 +370,8 @@ RESOURCES = (
     evidence,
     audit_archive,
     derivative_jobs,
+    cluster,
     calls,
+    heartbeat,
     caller_files,
 )

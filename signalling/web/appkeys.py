@@ -13,6 +13,9 @@ from signalling.calls.service import SessionService
 from signalling.calls.shares import Share
 from signalling.calls.sharing import ShareService
 from signalling.calls.state import StateStore
+from signalling.cluster.forward import Forwarder
+from signalling.cluster.node import Node
+from signalling.cluster.registry import Registry
 from signalling.config import Settings
 from signalling.disclosure.derivatives import DerivativeJobs
 from signalling.disclosure.exports import ExportJobs
@@ -38,5 +41,8 @@ OIDC = web.AppKey("oidc", OidcClient)  # only when single sign-on is configured
 SHARING = web.AppKey("sharing", ShareService)
 WEBHOOKS = web.AppKey("webhooks", Webhooks)  # only when an event webhook is configured
 TAKEUP = web.AppKey("takeup", TakeupFigures)
+CLUSTER = web.AppKey("cluster", Registry)  # which worker owns which session
+FORWARDER = web.AppKey("forwarder", Forwarder)  # requests passed on to a session's owner
+NODE = web.AppKey("node", Node)  # this worker's heartbeat, take-overs and drain
 OPERATOR = web.RequestKey("operator", Operator)
 SHARE = web.RequestKey("share", Share)  # the share an officer-only operator watches through
