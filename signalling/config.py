@@ -349,6 +349,17 @@ class Settings(BaseSettings):
     node_name: str = Field(
         default_factory=socket.gethostname, description="This server in a cluster (audit keys)"
     )
+    # Operations (signalling/ops/): probes, metrics, logs.
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="'json': one JSON object per log line, for a log shipper"
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token that GET /metrics requires; metrics are off when unset",
+    )
+    ready_timeout_s: float = Field(
+        default=2.0, gt=0, description="Deadline for each of /readyz's checks (Redis, store)"
+    )
     audit_retention_days: int = Field(
         default=6 * 366, gt=0, description="How long archived audit records stay locked"
     )

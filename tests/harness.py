@@ -54,11 +54,12 @@ def running(
 
 
 @contextmanager
-def redis_server(folder: Path) -> Iterator[str]:
+def redis_server(folder: Path, port: int | None = None) -> Iterator[str]:
+    """``port``: a stopped one's again (a test that takes Redis away and brings it back)."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is not installed (the README's test command installs it)")
-    port = free_port()
+    port = port or free_port()
     command = [
         binary,
         "--port",

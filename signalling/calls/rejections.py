@@ -33,8 +33,10 @@ class RejectedFixLog:
         self._clock = clock
         self._held: dict[str, _Held] = {}
         self._summarised_at = clock()
+        self.total = 0  # every rejection on this node (metrics)
 
     def rejected(self, session_id: str, reason: str) -> None:
+        self.total += 1
         now = self._clock()
         if now - self._summarised_at >= self._interval_s:
             self._summarise(now)

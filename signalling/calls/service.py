@@ -362,6 +362,15 @@ class SessionService:
         """The session's media on this node, if a caller has connected here."""
         return self._media.get(session_id)
 
+    def media_sessions(self) -> list[MediaSession]:
+        """Every session's media on this node (metrics read their counters)."""
+        return list(self._media.values())
+
+    @property
+    def fixes_rejected(self) -> int:
+        """Fixes refused on this node since it started (the store counts per session)."""
+        return self._rejected_fixes.total
+
     # -- caller ----------------------------------------------------------------------
 
     async def caller_session(self, token: str) -> CallSession:

@@ -97,6 +97,10 @@ class StateStore(Protocol):
     def subscribe(
         self, session_id: str
     ) -> AbstractAsyncContextManager[AsyncIterator[FeedEvent]]: ...
+    async def ping(self) -> None:
+        """Raise if the store cannot be reached now (``/readyz``)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -348,6 +352,9 @@ class MemoryStore:
         finally:
             self._subscribers[session_id].discard(queue)
 
+    async def ping(self) -> None:
+        """In this process: always reachable."""
+
     async def close(self) -> None:
         await self.flush()
 
@@ -545,6 +552,9 @@ class RedisStore:
         finally:
             await pubsub.unsubscribe()
             await pubsub.aclose()
+
+    async def ping(self) -> None:
+        await self._redis.ping()
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -32,6 +32,8 @@ from signalling.operators.accounts import AccountBook
 from signalling.operators.auth import COOKIE_NAME, OperatorDirectory
 from signalling.operators.oidc import OidcClient
 from signalling.operators.throttle import LoginThrottle
+from signalling.ops.metrics import LiveCounters, Metrics
+from signalling.ops.readiness import Readiness
 from signalling.reports.takeup import TakeupFigures
 from signalling.sms import sms_sender
 from signalling.web.appkeys import (
@@ -42,9 +44,11 @@ from signalling.web.appkeys import (
     EVIDENCE,
     EXPORTS,
     FILES,
+    METRICS,
     OIDC,
     OPERATOR,
     OPERATORS,
+    READINESS,
     SECRET,
     SERVICE,
     SETTINGS,
@@ -359,6 +363,19 @@ async def derivative_jobs(app: web.Application) -> AsyncIterator[None]:
     await app[DERIVATIVES].close()
 
 
+async def operations(app: web.Application) -> AsyncIterator[None]:
+    """Readiness and metrics read everything above, so they come last."""
+    settings, evidence = app[SETTINGS], app[EVIDENCE]
+    readiness = Readiness(
+        app[STATE], evidence, settings.redis_url is not None, settings.ready_timeout_s
+    )
+    app[READINESS] = readiness
+    app[METRICS] = Metrics(LiveCounters(app[SERVICE], evidence, readiness))
+    app[METRICS].start()
+    yield
+    await app[METRICS].stop()
+
+
 
 
 # Made in this order at start-up, torn down in the reverse order at cleanup.
@@ -374,4 +391,5 @@ RESOURCES = (
     calls,
     heartbeat,
     caller_files,
+    operations,
 )

@@ -22,6 +22,8 @@ from signalling.disclosure.exports import ExportJobs
 from signalling.operators.auth import Operator, OperatorDirectory
 from signalling.operators.oidc import OidcClient
 from signalling.operators.throttle import LoginThrottle
+from signalling.ops.metrics import Metrics
+from signalling.ops.readiness import Readiness
 from signalling.reports.takeup import TakeupFigures
 from signalling.webhooks import Webhooks
 
@@ -41,6 +43,8 @@ OIDC = web.AppKey("oidc", OidcClient)  # only when single sign-on is configured
 SHARING = web.AppKey("sharing", ShareService)
 WEBHOOKS = web.AppKey("webhooks", Webhooks)  # only when an event webhook is configured
 TAKEUP = web.AppKey("takeup", TakeupFigures)
+READINESS = web.AppKey("readiness", Readiness)  # /readyz; drain() marks the node as draining
+METRICS = web.AppKey("metrics", Metrics)
 CLUSTER = web.AppKey("cluster", Registry)  # which worker owns which session
 FORWARDER = web.AppKey("forwarder", Forwarder)  # requests passed on to a session's owner
 NODE = web.AppKey("node", Node)  # this worker's heartbeat, take-overs and drain

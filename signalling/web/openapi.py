@@ -32,6 +32,7 @@ class ApiDoc:
     request: type[BaseModel] | None
     response: Body | None
     status: int
+    media_type: str  # of the answer: JSON unless said (the metrics are Prometheus text)
 
 
 def documented(
@@ -40,9 +41,10 @@ def documented(
     request: type[BaseModel] | None = None,
     response: Body | None = None,
     status: int = 200,
+    media_type: str = "application/json",
 ) -> Callable[[Handler], Handler]:
     def mark(handler: Handler) -> Handler:
-        setattr(handler, _DOC_ATTR, ApiDoc(summary, request, response, status))
+        setattr(handler, _DOC_ATTR, ApiDoc(summary, request, response, status, media_type))
         return handler
 
     return mark
@@ -94,7 +96,7 @@ def build_openapi(
     for route in app.router.routes():
         path = route.resource.canonical if route.resource else ""
         doc = doc_of(route.handler)
-        if not path.startswith("/api/") or doc is None or route.method == "HEAD":
+        if doc is None or route.method == "HEAD":  # every /api route has one (a test)
             continue
         operation: dict[str, Any] = {"summary": doc.summary, "responses": {}}
         operation["security"] = security(rule_for(route.method, path))
@@ -111,7 +113,9 @@ def build_openapi(
             }
         ok: dict[str, Any] = {"description": "OK"}
         if doc.response is not None:
-            ok["content"] = {"application/json": {"schema": ref(doc.response)}}
+            ok["content"] = {doc.media_type: {"schema": ref(doc.response)}}
+        elif doc.media_type != "application/json":
+            ok["content"] = {doc.media_type: {"schema": {"type": "string"}}}
         operation["responses"][str(doc.status)] = ok
         operation["responses"]["4XX"] = {
             "description": "The request was refused; the body names the problem",
@@ -163,6 +167,11 @@ def build_openapi(
                 "consoleCookie": {"type": "apiKey", "in": "cookie", "name": "scenelink_session"},
                 "callerToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
                 "officerLinkToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "metricsToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "SCENELINK_METRICS_TOKEN",
+                },
             },
         },
     }
@@ -174,6 +183,8 @@ def security(rule: Rule | None) -> list[dict[str, list[str]]]:
         return [{"callerToken": []}]
     if rule == "officer_link":
         return [{"officerLinkToken": []}]
+    if rule == "metrics":
+        return [{"metricsToken": []}]
     if isinstance(rule, frozenset):
         return [{"consoleCookie": []}]
     return []

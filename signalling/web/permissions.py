@@ -23,8 +23,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal
 
-# "caller" and "officer_link" routes authenticate a link's bearer token in the handler.
-Rule = frozenset[str] | Literal["public", "caller", "officer_link"]
+# "caller" and "officer_link" routes authenticate a link's bearer token in the handler;
+# "metrics" the bearer token SCENELINK_METRICS_TOKEN (Prometheus has no console account).
+Rule = frozenset[str] | Literal["public", "caller", "officer_link", "metrics"]
 
 LIVE = frozenset({"call_handler", "officer", "supervisor", "admin"})
 SEND = frozenset({"call_handler", "supervisor", "admin"})
@@ -54,6 +55,10 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/c/{token}"): "caller",
     ("GET", "/o/{token}"): "officer_link",
     ("GET", "/api/openapi.json"): "public",
+    # operations: the orchestrator's probes (cheap, nothing personal) and Prometheus
+    ("GET", "/healthz"): "public",
+    ("GET", "/readyz"): "public",
+    ("GET", "/metrics"): "metrics",
     # sign-in
     ("POST", "/api/login"): "public",
     ("POST", "/api/logout"): "public",

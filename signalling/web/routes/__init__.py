@@ -12,6 +12,7 @@ from signalling.web.routes import (
     evidence,
     files,
     officer,
+    ops,
     redactions,
     reports,
     playback,
@@ -39,4 +40,5 @@ ROUTE_TABLES: tuple[web.RouteTableDef, ...] = (
     retention.routes,
     reports.routes,
     sso.routes,
+    ops.routes,
 )

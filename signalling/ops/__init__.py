@@ -1,0 +1,1 @@
+"""Running SceneLink: health and readiness probes, Prometheus metrics and log format."""

@@ -1,0 +1,77 @@
+"""/healthz and /readyz: public, cheap, and 503 naming the check that fails."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pytest_aiohttp import AiohttpClient
+
+from signalling.web.appkeys import READINESS
+from tests.client import Client
+from tests.harness import free_port, redis_server
+from tests.signalling.web.test_evidence_record import serve
+
+CHECKS = {"accepting", "evidence_spool", "evidence_store", "disk"}
+
+
+async def ready(client: Client, status: int) -> dict[str, Any]:
+    client.session.cookie_jar.clear()  # no sign-in needed
+    answer = await client.get("/readyz")
+    body: dict[str, Any] = await answer.json()
+    assert answer.status == status, body
+    assert body["ready"] is (status == 200)
+    return body
+
+
+async def test_healthz_and_readyz_answer_without_sign_in(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
+    client = await serve(aiohttp_client, tmp_path)
+    client.session.cookie_jar.clear()
+    health = await client.get("/healthz")
+    assert health.status == 200 and await health.json() == {"status": "ok"}
+    before = sorted(p.name for p in tmp_path.iterdir())
+    body = await ready(client, 200)
+    assert set(body["checks"]) == CHECKS  # no Redis configured: not checked
+    assert all(check["ok"] for check in body["checks"].values())
+    assert body["checks"]["evidence_store"]["detail"] == "local store reachable"
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # the write probe leaves nothing
+
+
+async def test_redis_down_is_503_naming_redis(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
+    folder, port = tmp_path / "redis", free_port()
+    folder.mkdir()
+    with redis_server(folder, port) as url:
+        client = await serve(aiohttp_client, tmp_path / "data", redis_url=url)
+        body = await ready(client, 200)
+        assert body["checks"]["redis"] == {"ok": True, "detail": "reachable"}
+    body = await ready(client, 503)  # redis-server has stopped
+    failing = {name for name, check in body["checks"].items() if not check["ok"]}
+    assert failing == {"redis"}
+    # The cause (an address, an error) is in the log, not in a public answer.
+    assert body["checks"]["redis"]["detail"] in ("unreachable", "no answer within 2 s")
+    with redis_server(folder, port):  # back: ready again, and the node stops cleanly
+        await ready(client, 200)
+        await client.close()
+
+
+async def test_low_disk_is_503_naming_disk(aiohttp_client: AiohttpClient, tmp_path: Path) -> None:
+    client = await serve(aiohttp_client, tmp_path, evidence_low_space_mb=10**12)
+    body = await ready(client, 503)
+    assert [name for name, check in body["checks"].items() if not check["ok"]] == ["disk"]
+    assert "MiB free, below 1000000000000 MiB" in body["checks"]["disk"]["detail"]
+
+
+async def test_draining_is_503_naming_accepting(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
+    client = await serve(aiohttp_client, tmp_path)
+    assert client.app is not None
+    client.app[READINESS].drain()
+    body = await ready(client, 503)
+    assert body["checks"]["accepting"] == {"ok": False, "detail": "draining: no new sessions"}
+    assert all(check["ok"] for name, check in body["checks"].items() if name != "accepting")
+    assert (await client.get("/healthz")).status == 200  # alive all the same
