@@ -19,12 +19,14 @@ from signalling.cli.tls import write_dev_certificate
 from signalling.cli.users import register as register_users
 from signalling.cli.workers import default_workers, run_worker, supervise, worker_command
 from signalling.config import load_settings
+from signalling.ops.logs import configure_logging
 
 
 def serve(args: argparse.Namespace) -> int:
     if args.config:
         os.environ["SCENELINK_CONFIG"] = str(args.config)
     settings = load_settings()
+    configure_logging(args.log_level, settings.log_format)  # the format is a setting
     ssl_context = None
     if settings.tls_cert and settings.tls_key:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -106,9 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     if rest and not getattr(args, "takes_rest", False):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     args.rest = rest
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(args.log_level)
     result: int = args.run(args)
     return result
 

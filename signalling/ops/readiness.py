@@ -38,20 +38,27 @@ class NotReady(Exception):
 
 
 class Readiness:
-    """The node's checks. ``accepting`` turns False when the node drains (SIGTERM): the load
-    balancer stops sending it new sessions while its live ones go on."""
+    """The node's checks. ``accepting`` reads the cluster's own flag, which ``Node.drain``
+    turns off at SIGTERM: the load balancer stops sending this node new sessions while its
+    live ones go on."""
 
     def __init__(
-        self, state: StateStore, evidence: Evidence[Any], redis: bool, timeout_s: float
+        self,
+        state: StateStore,
+        evidence: Evidence[Any],
+        redis: bool,
+        timeout_s: float,
+        accepting: Callable[[], bool],
     ) -> None:
         self._state = state
         self._evidence = evidence
         self._redis = redis
         self._timeout_s = timeout_s
-        self.accepting = True
+        self._accepting_now = accepting
 
-    def drain(self) -> None:
-        self.accepting = False
+    @property
+    def accepting(self) -> bool:
+        return self._accepting_now()
 
     async def check(self) -> ReadyReport:
         """Every check at once, each within the deadline."""

@@ -45,6 +45,7 @@ from signalling.web.appkeys import (
     EXPORTS,
     FILES,
     METRICS,
+    NODE,
     OIDC,
     OPERATOR,
     OPERATORS,
@@ -366,8 +367,13 @@ async def derivative_jobs(app: web.Application) -> AsyncIterator[None]:
 async def operations(app: web.Application) -> AsyncIterator[None]:
     """Readiness and metrics read everything above, so they come last."""
     settings, evidence = app[SETTINGS], app[EVIDENCE]
+    registry = app[NODE].registry  # its accepting flag: off while the node drains
     readiness = Readiness(
-        app[STATE], evidence, settings.redis_url is not None, settings.ready_timeout_s
+        app[STATE],
+        evidence,
+        settings.redis_url is not None,
+        settings.ready_timeout_s,
+        lambda: registry.accepting,
     )
     app[READINESS] = readiness
     app[METRICS] = Metrics(LiveCounters(app[SERVICE], evidence, readiness))

@@ -7,7 +7,7 @@ from typing import Any
 
 from pytest_aiohttp import AiohttpClient
 
-from signalling.web.appkeys import READINESS
+from signalling.web.appkeys import NODE
 from tests.client import Client
 from tests.harness import free_port, redis_server
 from tests.signalling.web.test_evidence_record import serve
@@ -70,7 +70,7 @@ async def test_draining_is_503_naming_accepting(
 ) -> None:
     client = await serve(aiohttp_client, tmp_path)
     assert client.app is not None
-    client.app[READINESS].drain()
+    client.app[NODE].registry.accepting = False  # what Node.drain does first (SIGTERM)
     body = await ready(client, 503)
     assert body["checks"]["accepting"] == {"ok": False, "detail": "draining: no new sessions"}
     assert all(check["ok"] for name, check in body["checks"].items() if name != "accepting")
