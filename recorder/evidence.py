@@ -26,6 +26,7 @@ from .defaults import FIXITY_INTERVAL_S, LOW_SPACE_MB, RETENTION_DAYS, SEGMENT_S
 from .fixity import FixityJob
 from .layout import DataLayout
 from .manifest import Signer
+from .nodes import check_node_id, load_or_create_node_id, publish_key, trusted_jwks
 from .recording import RecordingStatus, SessionRecorder
 from .recovery import recover_all
 from .spool import LockRules, Spooler
@@ -53,6 +54,10 @@ class EvidenceSettings:
     fixity_interval_s: float = FIXITY_INTERVAL_S
     retention_schedule: Path | None = None  # read by retention.wiring, not here
     low_space_bytes: int = LOW_SPACE_MB * 1024 * 1024
+    node_id: str | None = None  # this node in a cluster; None: made once, kept in the data dir
+    # Several nodes share the store (Redis configured): every part name carries the node id,
+    # so no two nodes' parts of a session can share a name, whoever records first.
+    clustered: bool = False
 
     @classmethod
     def from_settings(cls, settings: Any) -> EvidenceSettings:
@@ -71,6 +76,8 @@ class EvidenceSettings:
             fixity_interval_s=settings.fixity_interval_s,
             retention_schedule=settings.retention_schedule,
             low_space_bytes=settings.evidence_low_space_mb * 1024 * 1024,
+            node_id=settings.node_id,
+            clustered=settings.redis_url is not None,
         )
 
     @property
@@ -80,6 +87,12 @@ class EvidenceSettings:
     @property
     def key_path(self) -> Path:
         return self.signing_key_path or self.layout.signing_key
+
+    def resolve_node_id(self) -> str:
+        """The configured node id, else the one made once and kept in the data folder."""
+        if self.node_id is not None:
+            return check_node_id(self.node_id)
+        return load_or_create_node_id(self.layout.node_id_file)
 
     def open_store(self) -> EvidenceStore:
         return open_store(
@@ -105,6 +118,7 @@ class Evidence(Generic[R]):
         self.settings = settings
         self._make_retention = retention
         self._signer: Signer | None = None
+        self._node_id: str | None = None
         self._store: EvidenceStore | None = None
         self._spool: Spooler | None = None
         self._fixity: FixityJob | None = None
@@ -120,6 +134,17 @@ class Evidence(Generic[R]):
         if self._signer is None:
             raise RuntimeError("evidence not started")
         return self._signer
+
+    @property
+    def node_id(self) -> str:
+        if self._node_id is None:
+            raise RuntimeError("evidence not started")
+        return self._node_id
+
+    def trusted_jwks(self) -> dict[str, Any]:
+        """This node's key and every key the nodes published in the store (blocking): the
+        key set served at ``/.well-known/jwks.json`` and trusted when reading bundles."""
+        return trusted_jwks(self.signer.jwks(), self.store)
 
     @property
     def store(self) -> EvidenceStore:
@@ -156,8 +181,10 @@ class Evidence(Generic[R]):
     def _open(self) -> int:
         s = self.settings
         self._signer = Signer.load_or_create(s.key_path)
+        self._node_id = s.resolve_node_id()
         self._store = s.open_store()
-        for recovered in recover_all(s.evidence_dir, self._signer):
+        publish_key(self._store, self._signer, self._node_id)
+        for recovered in recover_all(s.evidence_dir, self._signer, self._node_id):
             logger.warning("recovered session %s after an unclean stop", recovered.session_id)
         if self._make_retention is not None:
             self._retention = self._make_retention(self._store)
@@ -166,6 +193,7 @@ class Evidence(Generic[R]):
             retention_days=s.retention_days,
             keep_local=s.keep_local,
             lock_for=None if self._retention is None else self._retention.lock_for,
+            node_id=self._node_id,
         )
         self._spool.start()
         return self._spool.enqueue_all(s.evidence_dir)
@@ -187,8 +215,15 @@ class Evidence(Generic[R]):
         self._working_copies = WorkingCopies(self.settings.layout.derivatives_dir, self._catalogue)
 
     def recorder(
-        self, session_id: str, on_status: Callable[[RecordingStatus], None] | None = None
+        self,
+        session_id: str,
+        on_status: Callable[[RecordingStatus], None] | None = None,
+        *,
+        continued: bool = False,
     ) -> SessionRecorder:
+        """The recorder of this node's contribution to a session (only the session's owner
+        records). Its part names carry the node id in a cluster, or when ``continued`` (the
+        session began on another node: ``continue_recording`` says so in the evidence)."""
         recorder = SessionRecorder(
             self.settings.evidence_dir / session_id,
             signer=self.signer,
@@ -196,8 +231,27 @@ class Evidence(Generic[R]):
             segment_seconds=self.settings.segment_seconds,
             low_space_bytes=self.settings.low_space_bytes,
             on_status=on_status,
+            node_id=self.node_id,
+            tag_parts=continued or self.settings.clustered,
         )
         self._recorders[session_id] = recorder
+        return recorder
+
+    def continue_recording(
+        self,
+        session_id: str,
+        *,
+        from_node: str | None,
+        reason: str,
+        last_seen_wall_clock: float | None = None,
+        on_status: Callable[[RecordingStatus], None] | None = None,
+    ) -> SessionRecorder:
+        """For a session's new owner: continue the session's bundle on this node (no second
+        ``session_created``), its first event ``recording_moved`` with the gap since
+        ``last_seen_wall_clock`` (the old owner's last known media, Unix seconds). Then use
+        it as any recorder (``attach`` the caller's media, ``append_event``, ``close``)."""
+        recorder = self.recorder(session_id, on_status, continued=True)
+        recorder.record_move(from_node, reason, last_seen_wall_clock)
         return recorder
 
     def recording_failures(self) -> list[dict[str, Any]]:

@@ -1,0 +1,319 @@
+"""One bundle per session whichever nodes recorded it (issue 15): node A records, node B
+continues after a failover; both nodes' parts are one session in the store, in the catalogue,
+on the timeline and in ``scenelink verify``; and what a crash left on A joins it later."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.synthetic import Clip
+from recorder.catalogue import Catalogue, SearchQuery
+from recorder.contributions import load_contributions, session_index
+from recorder.evidence import Evidence, EvidenceSettings
+from recorder.manifest import MANIFEST_JWS, Signer
+from recorder.nodes import publish_key, published_keys
+from recorder.recording import SessionRecorder
+from recorder.recovery import recover_all
+from recorder.spool import Spooler
+from recorder.store import EvidenceStore, LocalFolderStore, find_session, index_key
+from recorder.timeline import build_timeline
+from recorder.verify import VerifyError, download_session, verify_bundle, verify_target
+from recorder.workingcopy import WorkingCopies, check_copy
+from tests.conftest import s3_bucket
+from tests.recorder.feed import session_created, stream
+
+SESSION = "sess-moved"
+GAP_S = 3.0
+
+
+class Node:
+    """One node's evidence side: its own folder, key, node id and spool."""
+
+    def __init__(self, root: Path, node_id: str, store: EvidenceStore) -> None:
+        self.node_id = node_id
+        self.evidence = root / node_id / "evidence"
+        self.signer = Signer.load_or_create(root / node_id / "key.pem")
+        self.spool = Spooler(store, node_id=node_id)
+        publish_key(store, self.signer, node_id)
+
+    def recorder(self, continued: bool) -> SessionRecorder:
+        return SessionRecorder(
+            self.evidence / SESSION,
+            signer=self.signer,
+            spool=self.spool,
+            segment_seconds=60.0,
+            node_id=self.node_id,
+            tag_parts=continued,
+        )
+
+    def upload(self) -> None:
+        self.spool.start()
+        try:
+            self.spool.enqueue_all(self.evidence)
+            assert self.spool.wait_idle(30)
+        finally:
+            self.spool.stop()
+
+
+async def failover(tmp_path: Path, store: EvidenceStore, clip: Clip) -> tuple[Node, Node]:
+    """A records the start of the call; B takes it over GAP_S after A's last frame."""
+    a, b = Node(tmp_path, "node-a", store), Node(tmp_path, "node-b", store)
+    t0 = time.time() - 2 * clip.duration_s - GAP_S - 2
+    rec_a = a.recorder(continued=False)
+    rec_a.append_event(session_created("CAD-15", "tok-15"))
+    rec_a.append_fix({"lat": 51.5, "lon": -0.1, "accuracy": 5.0, "received_at": "2026-12-07"})
+    await stream(rec_a, clip, clip.duration_s, paced=False, t0=t0)
+    await rec_a.close()
+    a.upload()
+    rec_b = b.recorder(continued=True)
+    rec_b.record_move("node-a", "failover", t0 + clip.duration_s)
+    await stream(rec_b, clip, clip.duration_s, paced=False, t0=t0 + clip.duration_s + GAP_S)
+    rec_b.append_event(
+        {"event": "ended", "at": "2026-12-07T15:00:00+00:00", "by": "h", "session": {}}
+    )
+    await rec_b.close()
+    b.upload()
+    assert rec_a.errors == rec_b.errors == []
+    return a, b
+
+
+async def test_two_nodes_parts_are_one_session_in_the_store_catalogue_and_verify(
+    tmp_path: Path, store: EvidenceStore, clips: dict[str, Clip]
+) -> None:
+    a, b = await failover(tmp_path, store, clips["H264"])
+    prefix = find_session(store, SESSION)
+    keys = store.list(prefix + "/")
+    assert f"{prefix}/media-001.mkv" in keys  # the first node's, as a single node names it
+    assert f"{prefix}/nodes/node-b/media-node-b-001.mkv" in keys
+    assert f"{prefix}/nodes/node-b/{MANIFEST_JWS}" in keys
+    assert [v.key for v in store.versions(index_key(SESSION))] == [index_key(SESSION)]
+
+    # The session index: both nodes' parts in order, the move's gap before B's first.
+    found = load_contributions(store, SESSION, {"keys": published_keys(store)})
+    assert [c.node_id for c in found] == ["node-a", "node-b"]
+    parts = session_index(found)
+    assert [(p.name, p.node_id) for p in parts] == [
+        ("media-001.mkv", "node-a"),
+        ("media-node-b-001.mkv", "node-b"),
+    ]
+    assert parts[0].gap_before_s is None
+    assert parts[1].gap_before_s == pytest.approx(GAP_S, abs=0.2)
+
+    # Search by incident reference: ONE session, both nodes' parts, events merged.
+    catalogue = Catalogue(store, a.signer.jwks())  # B's key comes from the store
+    [entry] = catalogue.search(SearchQuery(incident_ref="CAD-15"))
+    assert entry.session_id == SESSION and entry.status == "closed"
+    assert [s.name for s in entry.segments] == [p.name for p in parts]
+    assert catalogue.media(SESSION, "media-node-b-001.mkv") == store.get(parts[1].key)
+    events = [e["event"] for e in catalogue.events(SESSION)]
+    assert events.count("session_created") == 1 and events.count("recording_moved") == 1
+    assert events.index("session_created") < events.index("recording_moved") < events.index("ended")
+    assert len(catalogue.trail(SESSION)) == 1
+
+    # The playback timeline covers both nodes' parts, the gap between them.
+    timeline = build_timeline(SESSION, entry.segments, catalogue.events(SESSION), [], None)
+    assert [p["name"] for p in timeline["parts"]] == [p.name for p in parts]
+    assert [g["cause"] for g in timeline["gaps"]] == ["between_parts"]
+    assert timeline["gaps"][0]["end_s"] - timeline["gaps"][0]["start_s"] == pytest.approx(
+        GAP_S, abs=0.2
+    )
+
+    # scenelink verify <session>: every node's contribution, with the published keys.
+    report = verify_target(SESSION, store, None)
+    assert report.nodes == ["node-a", "node-b"] and report.segments == 2
+    assert report.key_ids == sorted([a.signer.kid, b.signer.kid])
+    assert [p.name for p in report.gaps] == ["media-node-b-001.mkv"]
+    assert not any("taken from the bundle itself" in n for n in report.notes)
+
+
+async def test_verify_fails_when_a_nodes_part_or_manifest_changes_or_its_key_is_unknown(
+    tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    store = LocalFolderStore(tmp_path / "store")
+    a, b = await failover(tmp_path, store, clips["VP8"])
+    keys = {"keys": published_keys(store)}
+    folder = download_session(store, SESSION, tmp_path / "fetched")
+    verify_bundle(folder, keys, decode=False)
+    # The playback working copy is made from both nodes' parts and checks against them.
+    catalogue = Catalogue(store, a.signer.jwks())
+    copy, record, _ = await WorkingCopies(tmp_path / "derivatives", catalogue).get(
+        catalogue.get(SESSION), "ivan"
+    )
+    assert [p["name"] for p in record["parts"]] == ["media-001.mkv", "media-node-b-001.mkv"]
+    assert record["parts"][1]["offset_s"] == pytest.approx(clips["VP8"].duration_s + GAP_S, abs=0.2)
+    assert check_copy(copy, folder) == record["packets"] > 0
+
+    with pytest.raises(VerifyError, match="node node-b: .*signature does not verify"):
+        verify_bundle(folder, a.signer.jwks(), decode=False)  # B's key unknown
+
+    def tampered(path: str, change: bytes) -> Path:
+        copy = tmp_path / f"copy-{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(folder, copy)
+        target = copy / path
+        target.chmod(0o644)
+        data = bytearray(target.read_bytes())
+        data[-len(change) :] = change
+        target.write_bytes(bytes(data))
+        return copy
+
+    part = tampered("nodes/node-b/media-node-b-001.mkv", b"\x00\x01")
+    with pytest.raises(VerifyError, match="node node-b: segment media-node-b-001.mkv: SHA-256"):
+        verify_bundle(part, keys, decode=False)
+    jws = tampered(f"nodes/node-b/{MANIFEST_JWS}", b"AA")
+    with pytest.raises(VerifyError, match="node node-b: manifest.jws: signature does not"):
+        verify_bundle(jws, keys, decode=False)
+    first = tampered("media-001.mkv", b"\x00\x01")
+    with pytest.raises(VerifyError, match="^segment media-001.mkv: SHA-256"):
+        verify_bundle(first, keys, decode=False)
+    # A contribution moved under another node's name is caught too.
+    moved = tmp_path / "moved"
+    shutil.copytree(folder, moved)
+    (moved / "nodes" / "node-b").rename(moved / "nodes" / "node-c")
+    with pytest.raises(VerifyError, match="node node-c: its manifest names node node-b"):
+        verify_bundle(moved, keys, decode=False)
+
+
+async def test_a_bundle_from_before_clusters_verifies_and_a_new_node_continues_it(
+    tmp_path: Path, clips: dict[str, Clip], signer: Signer
+) -> None:
+    """No node ids anywhere (as every bundle was before): same layout, verifies as before;
+    a node that continues such a session adds its own contribution beside it."""
+    store = LocalFolderStore(tmp_path / "store")
+    old = SessionRecorder(tmp_path / "old" / SESSION, signer=signer, spool=Spooler(store))
+    old.append_event(session_created("CAD-OLD", "tok"))
+    await stream(old, clips["H264"], clips["H264"].duration_s, paced=False)
+    await old.close()
+    assert old.spool is not None
+    old.spool.start()
+    assert old.spool.wait_idle(30)
+    old.spool.stop()
+    before = verify_target(SESSION, store, None)
+    assert before.nodes == [None] and before.segments == 1
+    assert any("taken from the bundle itself" in n for n in before.notes)  # no keys published
+
+    b = Node(tmp_path, "node-b", store)
+    rec = b.recorder(continued=True)
+    rec.record_move(None, "failover", None)
+    await stream(rec, clips["H264"], clips["H264"].duration_s, paced=False)
+    await rec.close()
+    b.upload()
+    report = verify_target(
+        SESSION, store, {"keys": [*signer.jwks()["keys"], *published_keys(store)]}
+    )
+    assert report.nodes == [None, "node-b"] and report.segments == 2
+    [entry] = Catalogue(store, signer.jwks()).search(SearchQuery(incident_ref="CAD-OLD"))
+    assert [s.node_id for s in entry.segments] == [None, "node-b"]
+
+
+async def test_a_dead_nodes_open_part_joins_the_bundle_when_it_comes_back(
+    tmp_path: Path, clips: dict[str, Clip]
+) -> None:
+    """A dies before uploading anything and mid-part; B continues (and claims the index);
+    A restarts: recovery salvages the open part and the spool puts A's contribution beside
+    B's. Search finds one session with both, and it verifies."""
+    store = LocalFolderStore(tmp_path / "store")
+    clip = clips["H264"]
+    a, b = Node(tmp_path, "node-a", store), Node(tmp_path, "node-b", store)
+    t0 = time.time() - 3 * clip.duration_s - GAP_S - 2
+    rec_a = a.recorder(continued=False)
+    rec_a.append_event(session_created("CAD-DEAD", "tok"))
+    await stream(rec_a, clip, clip.duration_s, paced=False, t0=t0)
+    # The crash: A's next part was being written when the process died (started, never
+    # chained): here a copy of the first, begun where the first ended.
+    rec_a.append_event(
+        {
+            "event": "recording_part_started",
+            "at": "2026-12-07T15:00:00+00:00",
+            "part": "media-002.mkv",
+            "first_frame_wall_clock": t0 + clip.duration_s,
+            "video_codec": "h264",
+            "width": 320,
+            "height": 240,
+        }
+    )
+    await rec_a.flush()
+    folder_a = a.evidence / SESSION
+    shutil.copyfile(folder_a / "media-001.mkv", folder_a / "media-002.mkv")
+
+    rec_b = b.recorder(continued=True)
+    rec_b.record_move("node-a", "failover", None)
+    await stream(rec_b, clip, clip.duration_s, paced=False, t0=t0 + 2 * clip.duration_s + GAP_S)
+    await rec_b.close()
+    b.upload()
+    assert find_session(store, SESSION).endswith("no-incident/" + SESSION)  # B claimed it
+
+    [recovered] = recover_all(a.evidence, a.signer, a.node_id)
+    assert recovered.segments == ["media-002-whole.mkv"]
+    a.upload()
+    report = verify_target(SESSION, store, None)
+    assert report.nodes == ["node-b", "node-a"] and report.segments == 3
+    [entry] = Catalogue(store, b.signer.jwks()).search(SearchQuery(incident_ref="CAD-DEAD"))
+    assert [(s.name, s.node_id) for s in entry.segments] == [
+        ("media-001.mkv", "node-a"),
+        ("media-002-whole.mkv", "node-a"),
+        ("media-node-b-001.mkv", "node-b"),
+    ]
+    assert entry.status == "interrupted"  # A's contribution ended in a crash
+
+
+async def test_a_new_owner_continues_the_session_through_evidence(
+    tmp_path: Path, clips: dict[str, Clip], s3_server: str
+) -> None:
+    """Two clustered nodes on one S3 bucket, as the server wires them: each makes its node
+    id once and publishes its key; the new owner's ``continue_recording`` continues the
+    session (no second ``session_created``, a ``recording_moved`` with the gap), and every
+    part name carries its node's id."""
+    bucket = s3_bucket(s3_server)
+    nodes = []
+    for name in ("a", "b"):
+        settings = EvidenceSettings(
+            data_dir=tmp_path / name,
+            evidence_dir=tmp_path / name / "evidence",
+            s3_bucket=bucket.bucket,
+            s3_endpoint_url=s3_server,
+            segment_seconds=60.0,
+            clustered=True,
+        )
+        evidence: Evidence = Evidence(settings)
+        await evidence.start()
+        nodes.append(evidence)
+    a, b = nodes
+    try:
+        assert (tmp_path / "a" / "node-id").read_text().strip() == a.node_id != b.node_id
+        kids = {k["kid"] for k in (await asyncio.to_thread(a.trusted_jwks))["keys"]}
+        assert kids == {a.signer.kid, b.signer.kid}
+        clip = clips["VP8"]
+        t0 = time.time() - 2 * clip.duration_s - GAP_S - 2
+        rec_a = a.recorder(SESSION)
+        rec_a.append_event(session_created("CAD-EV", "tok"))
+        await stream(rec_a, clip, clip.duration_s, paced=False, t0=t0)
+        await rec_a.close()
+        last_seen = t0 + clip.duration_s
+        rec_b = b.continue_recording(
+            SESSION, from_node=a.node_id, reason="failover", last_seen_wall_clock=last_seen
+        )
+        await stream(rec_b, clip, clip.duration_s, paced=False, t0=last_seen + GAP_S)
+        await rec_b.close()
+    finally:
+        for evidence in nodes:
+            await evidence.stop()
+    catalogue = Catalogue(bucket, a.signer.jwks())
+    [entry] = catalogue.search(SearchQuery(incident_ref="CAD-EV"))
+    assert [s.name for s in entry.segments] == [
+        f"media-{a.node_id}-001.mkv",
+        f"media-{b.node_id}-001.mkv",
+    ]
+    [moved] = [e for e in catalogue.events(SESSION) if e["event"] == "recording_moved"]
+    assert (moved["node_id"], moved["from_node"], moved["reason"]) == (
+        b.node_id,
+        a.node_id,
+        "failover",
+    )
+    assert moved["gap_s"] >= GAP_S
+    assert [e["event"] for e in catalogue.events(SESSION)].count("session_created") == 1
+    assert verify_target(SESSION, bucket, None).nodes == [a.node_id, b.node_id]
