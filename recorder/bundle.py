@@ -43,10 +43,14 @@ def read_manifest_json(folder: Path) -> dict[str, Any] | None:
 
 
 class Bundle:
-    def __init__(self, folder: Path, signer: Signer | None) -> None:
+    """One node's contribution to a session's evidence; ``node_id`` (in a cluster) names the
+    node in the manifest, so a session's index can say which node recorded which part."""
+
+    def __init__(self, folder: Path, signer: Signer | None, node_id: str | None = None) -> None:
         self.folder = folder
         make_folder(folder)
         self.signer = signer
+        self.node_id = node_id
         self.chain = HashChain(folder)
         for name in (EVENTS_FILE, FIXES_FILE):
             recover_tail(folder / name)
@@ -149,10 +153,12 @@ class Bundle:
                 size = self.chain.covered(name) if name != CHAIN_FILE else path.stat().st_size
                 files[name] = {"bytes": size, "sha256": sha256_range(path, 0, size)}
         started = self.chain.entries[0]["at"] if self.chain.entries else time.time()
+        node = {"node_id": self.node_id} if self.node_id else {}
         return {
             "format": FORMAT,
             "status": status,
             "session_id": self.folder.name,
+            **node,
             "incident_ref": self.meta.get("incident_ref"),
             "token_id": self.meta.get("token_id"),
             "caller": {

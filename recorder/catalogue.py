@@ -20,7 +20,8 @@ from typing import Any
 from geopy.distance import geodesic
 
 from .bundle import EVENTS_FILE, FIXES_FILE
-from .manifest import MANIFEST_JWS, verify_jws
+from .contributions import Contribution, load_contributions, session_index
+from .nodes import trusted_jwks
 from .store import INDEX_PREFIX, EvidenceStore, StoreError
 
 logger = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class Segment:
     bytes: int
     duration_s: float
     first_frame_wall_clock: float | None
+    node_id: str | None = None  # the node that recorded it, in a cluster
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +116,10 @@ class CatalogueEntry:
     mode: str | None = None  # the invite type its session_created event names
     # The manifest's originals and derivatives (files from the caller, thumbnails, snapshots).
     kept: tuple[dict[str, Any], ...] = field(default=(), repr=False)
+    # Which contribution (object prefix) holds each part and kept file, when several nodes
+    # recorded the session; every contribution's prefix, first node first.
+    sources: dict[str, str] = field(default_factory=dict, repr=False)
+    contributions: tuple[str, ...] = ()
 
     def in_area(self, area: Area) -> bool:
         return any(area.contains(lat, lon) for lat, lon in self.positions)
@@ -142,6 +148,7 @@ class CatalogueEntry:
                     "bytes": s.bytes,
                     "duration_s": s.duration_s,
                     "first_frame_wall_clock": s.first_frame_wall_clock,
+                    "node_id": s.node_id,
                 }
                 for s in self.segments
             ],
@@ -183,58 +190,89 @@ def read_lines(data: bytes) -> list[dict[str, Any]]:
     return out
 
 
+def _merged(lists: Iterable[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Several nodes' lines in one order: by their time stamp (an event's ISO ``at``, a
+    fix's ``received_at``), stable within each node."""
+    rows = [r for lines in lists for r in lines]
+    if sum(1 for lines in lists if lines) < 2:
+        return rows
+    return sorted(rows, key=lambda r: str(r.get("at") or r.get("received_at") or ""))
+
+
+def _status(found: list[Contribution]) -> str:
+    """Closed once every node's contribution is; else the first one's that is not."""
+    statuses = [str(c.manifest.get("status")) for c in found]
+    return next((s for s in statuses if s != "closed"), "closed")
+
+
 def load_entry(store: EvidenceStore, session_id: str, jwks: dict[str, Any]) -> CatalogueEntry:
-    """Build one entry from the store; raises StoreError or ValueError if unusable."""
-    prefix = str(json.loads(store.get(f"{INDEX_PREFIX}{session_id}.json"))["prefix"])
-    manifest = verify_jws(store.get(f"{prefix}/{MANIFEST_JWS}").decode(), jwks)
-    files = manifest.get("files", {})
+    """Build one entry from the store, from every node's contribution (``contributions``):
+    raises StoreError or ValueError if unusable."""
+    found = load_contributions(store, session_id, jwks)
+    first = found[0].manifest
+    events = _merged(
+        [
+            read_lines(store.get(c.key(EVENTS_FILE)))
+            for c in found
+            if EVENTS_FILE in c.manifest.get("files", {})
+        ]
+    )
     phone = None
     mode = None
     participants: set[str] = set()
     ended_at = None
-    if EVENTS_FILE in files:
-        for event in read_lines(store.get(f"{prefix}/{EVENTS_FILE}")):
-            kind, by = event.get("event"), event.get("by")
-            if kind == "session_created":
-                phone = event.get("phone")
-                mode = event.get("mode")
-            if kind in PARTICIPATION and isinstance(by, str):
-                participants.add(by)
-            if kind == "ended" and event.get("at"):
-                ended_at = datetime.fromisoformat(event["at"])
-    positions: list[tuple[float, float]] = []
-    if FIXES_FILE in files:
-        positions = [
-            (float(f["lat"]), float(f["lon"]))
-            for f in read_lines(store.get(f"{prefix}/{FIXES_FILE}"))
-            if "lat" in f and "lon" in f
-        ]
-    started = manifest.get("started_at")
+    for event in events:
+        kind, by = event.get("event"), event.get("by")
+        if kind == "session_created":
+            phone = event.get("phone")
+            mode = event.get("mode")
+        if kind in PARTICIPATION and isinstance(by, str):
+            participants.add(by)
+        if kind == "ended" and event.get("at"):
+            ended_at = datetime.fromisoformat(event["at"])
+    positions = [
+        (float(f["lat"]), float(f["lon"]))
+        for c in found
+        if FIXES_FILE in c.manifest.get("files", {})
+        for f in read_lines(store.get(c.key(FIXES_FILE)))
+        if "lat" in f and "lon" in f
+    ]
+    starts = [str(c.manifest["started_at"]) for c in found if c.manifest.get("started_at")]
+    kept = [
+        k
+        for c in found
+        for k in c.manifest.get("originals", []) + c.manifest.get("derivatives", [])
+    ]
+    sources = {
+        str(item["name"]): c.prefix
+        for c in found
+        for item in c.manifest.get("segments", [])
+        + c.manifest.get("originals", [])
+        + c.manifest.get("derivatives", [])
+    }
     return CatalogueEntry(
-        session_id=str(manifest["session_id"]),
-        prefix=prefix,
-        status=str(manifest.get("status")),
-        incident_ref=manifest.get("incident_ref"),
+        session_id=session_id,
+        prefix=found[0].prefix,
+        status=_status(found),
+        incident_ref=next((c.incident_ref for c in found if c.incident_ref), None),
         phone=phone,
         mode=mode if isinstance(mode, str) else None,
-        started_at=datetime.fromisoformat(started) if started else datetime.fromtimestamp(0, UTC),
-        media_seconds=float(manifest.get("media_seconds") or 0.0),
-        codecs=list(manifest.get("codecs", [])),
+        started_at=datetime.fromisoformat(min(starts))
+        if starts
+        else datetime.fromtimestamp(0, UTC),
+        media_seconds=round(sum(float(c.manifest.get("media_seconds") or 0.0) for c in found), 3),
+        codecs=sorted({str(x) for c in found for x in c.manifest.get("codecs", [])}),
         segments=[
-            Segment(
-                s["name"],
-                s["sha256"],
-                int(s["bytes"]),
-                float(s.get("duration_s") or 0.0),
-                s.get("first_frame_wall_clock"),
-            )
-            for s in manifest.get("segments", [])
+            Segment(p.name, p.sha256, p.bytes, p.duration_s, p.first_frame_wall_clock, p.node_id)
+            for p in session_index(found)
         ],
         positions=positions,
-        chain_head=manifest.get("chain_head"),
+        chain_head=first.get("chain_head"),
         participants=frozenset(participants),
         ended_at=ended_at,
-        kept=tuple(manifest.get("originals", []) + manifest.get("derivatives", [])),
+        kept=tuple(kept),
+        sources=sources,
+        contributions=tuple(c.prefix for c in found),
     )
 
 
@@ -243,20 +281,22 @@ class Catalogue:
 
     def __init__(self, store: EvidenceStore, jwks: dict[str, Any]) -> None:
         self.store = store
-        self.jwks = jwks
+        self.jwks = jwks  # trusted with every key the nodes published in the store (nodes)
         self._entries: dict[str, CatalogueEntry] = {}
         self._lock = threading.Lock()
 
     def refresh(self) -> None:
         ids = [k[len(INDEX_PREFIX) : -len(".json")] for k in self.store.list(INDEX_PREFIX)]
         fresh: dict[str, CatalogueEntry] = {}
+        trusted: dict[str, Any] | None = None
         for session_id in ids:
             known = self._entries.get(session_id)
             if known is not None and known.status == "closed":
                 fresh[session_id] = known
                 continue
             try:
-                fresh[session_id] = load_entry(self.store, session_id, self.jwks)
+                trusted = trusted or trusted_jwks(self.jwks, self.store)
+                fresh[session_id] = load_entry(self.store, session_id, trusted)
             except (StoreError, ValueError, KeyError) as exc:
                 logger.warning("catalogue: bundle %s unusable: %s", session_id, exc)
         with self._lock:
@@ -280,21 +320,34 @@ class Catalogue:
         return sorted(found, key=lambda e: e.started_at, reverse=True)
 
     def _read(self, entry: CatalogueEntry, name: str) -> bytes:
-        """An object of a listed bundle; KeyError (and forgotten) if it was disposed of."""
+        """An object of a listed bundle (of the node's contribution that holds it); KeyError
+        (and forgotten) if it was disposed of."""
+        where = entry.sources.get(name, entry.prefix)
         try:
-            return self.store.get(f"{entry.prefix}/{name}")
+            return self.store.get(f"{where}/{name}")
         except StoreError:
             with self._lock:
                 self._entries.pop(entry.session_id, None)
             raise KeyError(f"{entry.session_id}/{name}") from None
 
+    def _lines(self, entry: CatalogueEntry, name: str) -> list[dict[str, Any]]:
+        """One JSON-lines file of every node's contribution, merged in time order."""
+        if len(entry.contributions) < 2:
+            return read_lines(self._read(entry, name))
+        lists = []
+        for prefix in entry.contributions:
+            try:
+                lists.append(read_lines(self.store.get(f"{prefix}/{name}")))
+            except StoreError:
+                lists.append([])  # this node recorded no such lines (no fixes, say)
+        return _merged(lists)
+
     def trail(self, session_id: str) -> list[dict[str, Any]]:
         entry = self.get(session_id)
-        return read_lines(self._read(entry, FIXES_FILE)) if entry.positions else []
+        return self._lines(entry, FIXES_FILE) if entry.positions else []
 
     def events(self, session_id: str) -> list[dict[str, Any]]:
-        entry = self.get(session_id)
-        return read_lines(self._read(entry, EVENTS_FILE))
+        return self._lines(self.get(session_id), EVENTS_FILE)
 
     def kept_file(self, session_id: str, name: str) -> bytes:
         """One stored original or derivative, only if the signed manifest lists it."""

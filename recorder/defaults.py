@@ -12,3 +12,6 @@ SEGMENT_SECONDS: Final = 10.0
 FIXITY_INTERVAL_S: Final = 24 * 3600.0
 # Warn below this much free space for evidence; a failed recording resumes only above it.
 LOW_SPACE_MB: Final = 500
+# How long a node's published public key (``nodes.publish_key``) is locked in the store: as
+# long as any evidence it signed may be kept (MoPI's longest reviews run to decades).
+KEY_RETENTION_DAYS: Final = 100 * 366

@@ -271,6 +271,21 @@ class RecorderRecovered(TypedDict):
     last_frame_wall_clock: float | None
 
 
+class RecordingMoved(TypedDict):
+    """This node took the session over (its owner died or was drained) and continues the
+    same session's evidence: the first event of this node's contribution to the bundle."""
+
+    event: Literal["recording_moved"]
+    at: str
+    node_id: str  # this node, whose parts follow
+    from_node: str | None  # the node that recorded before, when known
+    reason: str  # "failover", "drain"...: the cluster's word for why
+    # Wall clock (Unix seconds) of the last media the previous owner is known to have had,
+    # and the seconds from then to this event: the gap the move left (None if unknown).
+    last_seen_wall_clock: float | None
+    gap_s: float | None
+
+
 class RecordingPartSalvaged(TypedDict):
     """An incomplete part (a crash or a failed write) copied up to its last whole frame."""
 
@@ -432,6 +447,7 @@ EvidenceEvent = (
     | DiskSpaceLow
     | RecordingPartUnrecoverable
     | RecorderRecovered
+    | RecordingMoved
     | RecordingPartSalvaged
     | CallerFile
     | Snapshot

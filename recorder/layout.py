@@ -6,6 +6,7 @@
         evidence/                   the spool: one folder per session (``SessionRecorder``)
         evidence-store/             the local evidence store, when no S3 bucket is configured
         evidence-signing-key.pem    the Ed25519 key manifests are signed with (unless supplied)
+        node-id                     this node's id in a cluster, made once (unless configured)
         fixity.jsonl                one line per fixity check
         exports/                    disclosure packages built for download
         derivatives/                working copies for playback (``workingcopy``), per session
@@ -23,6 +24,7 @@ from typing import Final
 EVIDENCE_DIR: Final = "evidence"
 STORE_DIR: Final = "evidence-store"
 SIGNING_KEY_FILE: Final = "evidence-signing-key.pem"
+NODE_ID_FILE: Final = "node-id"
 FIXITY_LOG: Final = "fixity.jsonl"
 EXPORTS_DIR: Final = "exports"
 DERIVATIVES_DIR: Final = "derivatives"
@@ -45,6 +47,10 @@ class DataLayout:
     @property
     def signing_key(self) -> Path:
         return self.data_dir / SIGNING_KEY_FILE
+
+    @property
+    def node_id_file(self) -> Path:
+        return self.data_dir / NODE_ID_FILE
 
     @property
     def fixity_log(self) -> Path:

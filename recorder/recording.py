@@ -41,7 +41,15 @@ from streamserver.relay import Subscription
 from .bundle import EVENTS_FILE, FIXES_FILE, Bundle
 from .defaults import SEGMENT_SECONDS
 from .durable import FILE_MODE, make_folder
-from .events import CallerFile, EvidenceEvent, KindTotals, MediaGapEnded, iso_at, now_iso
+from .events import (
+    CallerFile,
+    EvidenceEvent,
+    KindTotals,
+    MediaGapEnded,
+    RecordingMoved,
+    iso_at,
+    now_iso,
+)
 from .manifest import Signer
 from .mux import PartWriter
 from .originals import KeptFile, copy_original, write_derivative
@@ -100,8 +108,14 @@ class SessionRecorder:
         segment_seconds: float = SEGMENT_SECONDS,
         low_space_bytes: int = 0,
         on_status: Callable[[RecordingStatus], None] | None = None,
+        node_id: str | None = None,
+        tag_parts: bool = False,
     ) -> None:
         self.folder = folder
+        # In a cluster: the node whose contribution this is (named in its manifest), and
+        # whether its parts carry the node id (a session continued from another node).
+        self.node_id = node_id
+        self.tag_parts = tag_parts and node_id is not None
         make_folder(folder)
         self._lock_fd = _lock_folder(folder)
         self.signer = signer
@@ -135,9 +149,11 @@ class SessionRecorder:
 
     def _load(self) -> None:
         try:
-            self._bundle = Bundle(self.folder, self.signer)
+            self._bundle = Bundle(self.folder, self.signer, self.node_id)
             self._names = PartNames(
-                self.folder, (e["name"] for e in self._bundle.chain.entries if "name" in e)
+                self.folder,
+                (e["name"] for e in self._bundle.chain.entries if "name" in e),
+                self.node_id if self.tag_parts else None,
             )
         except Exception as exc:  # e.g. no room to set a torn line aside
             logger.exception("recorder %s: cannot open the folder", self.folder.name)
@@ -570,6 +586,25 @@ class SessionRecorder:
 
     def _write_fix(self, fix: Mapping[str, Any]) -> None:
         self._durably(lambda: self.bundle.append_line(FIXES_FILE, fix))
+
+    def record_move(
+        self, from_node: str | None, reason: str, last_seen_wall_clock: float | None
+    ) -> None:
+        """This node continues the session another node recorded (``Evidence.continue_
+        recording``): the event that opens this node's contribution, with the gap the move
+        left since the previous owner's last known media."""
+        self._check_open()
+        gap = None if last_seen_wall_clock is None else time.time() - last_seen_wall_clock
+        event: RecordingMoved = {
+            "event": "recording_moved",
+            "at": now_iso(),
+            "node_id": self.node_id or "",
+            "from_node": from_node,
+            "reason": reason,
+            "last_seen_wall_clock": last_seen_wall_clock,
+            "gap_s": None if gap is None else round(gap, 3),
+        }
+        self._executor.submit(self._write_event, event)
 
     def _check_open(self) -> None:
         if self._closed:

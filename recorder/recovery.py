@@ -215,11 +215,13 @@ def salvage_part(
     return copied
 
 
-def recover_folder(folder: Path, signer: Signer | None) -> Recovered | None:
+def recover_folder(
+    folder: Path, signer: Signer | None, node_id: str | None = None
+) -> Recovered | None:
     manifest = signed_manifest(folder)
     if manifest is not None and manifest.get("status") == "closed":
         return None
-    bundle = Bundle(folder, signer)
+    bundle = Bundle(folder, signer, node_id)
     chained = {e.get("name") for e in bundle.chain.entries}
     open_parts = sorted(p for p in folder.iterdir() if is_part(p.name) and p.name not in chained)
     if not open_parts and _nothing_new(bundle, manifest):
@@ -257,14 +259,18 @@ def recover_folder(folder: Path, signer: Signer | None) -> Recovered | None:
     return Recovered(folder.name, recovered, gap)
 
 
-def recover_all(evidence_dir: Path, signer: Signer | None) -> list[Recovered]:
-    """Run once at start-up, before any recorder or the spool starts (blocking)."""
+def recover_all(
+    evidence_dir: Path, signer: Signer | None, node_id: str | None = None
+) -> list[Recovered]:
+    """Run once at start-up, before any recorder or the spool starts (blocking). What it
+    recovers is this node's contribution (``node_id``): the spool uploads it into the
+    session's bundle beside the other nodes' (``contributions``)."""
     out: list[Recovered] = []
     if not evidence_dir.is_dir():
         return out
     for folder in sorted(p for p in evidence_dir.iterdir() if p.is_dir()):
         try:
-            result = recover_folder(folder, signer)
+            result = recover_folder(folder, signer, node_id)
         except Exception:
             logger.exception("recovery of %s failed", folder)
             continue

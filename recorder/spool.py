@@ -24,10 +24,12 @@ import jwt
 
 from .bundle import read_manifest_json
 from .chain import canonical
+from .contributions import IndexRecord, contribution_prefix, read_index
 from .defaults import RETENTION_DAYS
 from .durable import append_line, write_new
 from .manifest import JWKS_FILE, MANIFEST_JSON, MANIFEST_JWS
 from .store import (
+    AlreadyStored,
     EvidenceStore,
     ObjectLock,
     Receipt,
@@ -89,8 +91,12 @@ class Spooler:
         backoff_max_s: float = 30.0,
         keep_local: bool = True,
         lock_for: Callable[[str, datetime], ObjectLock] | None = None,
+        node_id: str | None = None,
     ) -> None:
         self.store = store
+        # This node in a cluster: where its contribution to a session another node began
+        # goes (``contributions``). None: a single node, whose folders are whole sessions.
+        self.node_id = node_id
         self.retention_days = retention_days
         # The retention rules' lock for a session's new objects (session id, start); without
         # rules, ``retention_days`` from now.
@@ -231,14 +237,46 @@ class Spooler:
         started = manifest.get("started_at")
         return datetime.fromisoformat(started) if started else datetime.now(UTC)
 
-    def _prefix(self, folder: Path, manifest: dict[str, Any]) -> str:
+    def _prefix(self, folder: Path, manifest: dict[str, Any], lock: ObjectLock) -> str:
+        """Where this folder's objects go, decided once (kept in ``store-prefix``): the
+        session's prefix if this node claims the session's index first, else its own place
+        under the prefix another node claimed (``contributions``); never a second index."""
         path = folder / PREFIX_FILE
         if path.exists():
             return path.read_text().strip()
         when = self._started(manifest)
-        prefix = session_prefix(when, manifest.get("incident_ref"), folder.name)
+        own = session_prefix(when, manifest.get("incident_ref"), folder.name)
+        claim = IndexRecord(folder.name, own, self.node_id)
+        try:
+            receipt = self.store.create(index_key(folder.name), claim.encode(), lock.retain_until)
+        except AlreadyStored:
+            found = read_index(self.store, folder.name)
+            mine = found.node_id == self.node_id or self.node_id is None
+            prefix = contribution_prefix(found.prefix, None if mine else self.node_id)
+        else:
+            if lock.legal_hold:
+                self.store.set_legal_hold(
+                    StoredVersion(receipt.key, receipt.version_id, None, False), True
+                )
+            self._receipt(folder, "index", receipt)
+            prefix = own
         write_new(path, (prefix + "\n").encode())
         return prefix
+
+    def _receipt(self, folder: Path, name: str, receipt: Receipt) -> None:
+        record = {
+            "name": name,
+            "key": receipt.key,
+            "sha256": receipt.sha256,
+            "bytes": receipt.size,
+            "version_id": receipt.version_id,
+            "retain_until": receipt.retain_until,
+            "store": self.store.name,
+            "verified_at": datetime.now(UTC).isoformat(),
+        }
+        append_line(folder / RECEIPTS_FILE, canonical(record) + b"\n")
+        self.uploaded_objects += 1
+        self.uploaded_bytes += receipt.size
 
     def sync(self, folder: Path) -> int:
         """Upload what this folder's manifest lists and the store lacks; returns the count."""
@@ -247,42 +285,25 @@ class Spooler:
             return 0
         json_copy = read_manifest_json(folder)
         receipts = read_receipts(folder)
-        prefix = self._prefix(folder, manifest)
+        lock = self._lock(folder, manifest)
+        locked_at = time.monotonic()
+        prefix = self._prefix(folder, manifest, lock)
         todo = [
             i for i in self._items(folder, manifest, receipts) if (i.name, i.sha256) not in receipts
         ]
         # manifest.json is the readable copy: only upload it when it matches the signed one.
         todo = [i for i in todo if i.name != MANIFEST_JSON or json_copy == manifest]
-        index = canonical({"session_id": folder.name, "prefix": prefix})
-        index_sha = hashlib.sha256(index).hexdigest()
-        if ("index", index_sha) not in receipts:
-            todo.append(_Item("index", index, index_sha))
         with self._cond:
             self._pending[folder] = (len(todo), sum(len(i.data) for i in todo))
-        lock = self._lock(folder, manifest)
-        locked_at = time.monotonic()
         uploaded: list[Receipt] = []
         for item in todo:
             if hashlib.sha256(item.data).hexdigest() != item.sha256:
                 raise RuntimeError(f"{item.name}: local copy does not match the manifest")
-            key = index_key(folder.name) if item.name == "index" else f"{prefix}/{item.name}"
             receipt = self.store.put(
-                key, item.data, item.sha256, lock.retain_until, lock.legal_hold
+                f"{prefix}/{item.name}", item.data, item.sha256, lock.retain_until, lock.legal_hold
             )
-            record = {
-                "name": item.name,
-                "key": receipt.key,
-                "sha256": receipt.sha256,
-                "bytes": receipt.size,
-                "version_id": receipt.version_id,
-                "retain_until": receipt.retain_until,
-                "store": self.store.name,
-                "verified_at": datetime.now(UTC).isoformat(),
-            }
-            append_line(folder / RECEIPTS_FILE, canonical(record) + b"\n")
+            self._receipt(folder, item.name, receipt)
             uploaded.append(receipt)
-            self.uploaded_objects += 1
-            self.uploaded_bytes += receipt.size
             with self._cond:
                 n, b = self._pending[folder]
                 self._pending[folder] = (n - 1, b - receipt.size)

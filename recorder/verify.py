@@ -21,7 +21,9 @@ import av
 
 from .bundle import EVENTS_FILE, FIXES_FILE
 from .chain import CHAIN_FILE, ChainError, check_links, load_chain, sha256_file, sha256_range
+from .contributions import NODES_DIR, Contribution, IndexedPart, session_index
 from .manifest import JWKS_FILE, MANIFEST_JSON, MANIFEST_JWS, verify_jws
+from .nodes import trusted_jwks
 from .originals import KEPT_FILE
 from .store import EvidenceStore, find_session
 
@@ -40,6 +42,16 @@ class Report:
     media_seconds: float = 0.0
     status: str | None = None
     notes: list[str] = field(default_factory=list)
+    # A session several nodes recorded: every signing key, every node (None: the first
+    # node's contribution before clusters), and all parts in order with the gaps between.
+    key_ids: list[str] = field(default_factory=list)
+    nodes: list[str | None] = field(default_factory=list)
+    parts: list[IndexedPart] = field(default_factory=list)
+
+    @property
+    def gaps(self) -> list[IndexedPart]:
+        """The parts that follow a gap (of more than a second)."""
+        return [p for p in self.parts if p.gap_before_s is not None and p.gap_before_s > 1.0]
 
 
 def _decode(path: Path) -> tuple[int, int]:
@@ -59,7 +71,49 @@ def _decode(path: Path) -> tuple[int, int]:
 
 
 def verify_bundle(folder: Path, jwks: dict[str, Any] | None = None, decode: bool = True) -> Report:
-    """Raises VerifyError naming the first failure; returns a summary otherwise."""
+    """A session's bundle: the first node's contribution in ``folder``, every other node's
+    in ``folder/nodes/<node id>/`` (``contributions``), each checked whole on its own, then
+    together: one session, each node where its manifest says. Raises VerifyError naming the
+    first failure; returns a summary (with the session's parts in order and the gaps)."""
+    nodes = folder / NODES_DIR
+    places = sorted(p for p in nodes.iterdir() if p.is_dir()) if nodes.is_dir() else []
+    if (folder / MANIFEST_JWS).exists() or not places:
+        places.insert(0, folder)
+    found: list[tuple[Report, Contribution]] = []
+    for place in places:
+        label = "" if place == folder else f"node {place.name}: "
+        try:
+            report, manifest = _verify_one(place, jwks, decode)
+        except VerifyError as exc:
+            raise VerifyError(f"{label}{exc}") from exc
+        if place != folder and manifest.get("node_id") != place.name:
+            raise VerifyError(f"{label}its manifest names node {manifest.get('node_id')}")
+        report.notes = [f"{label}{note}" for note in report.notes]
+        found.append((report, Contribution(str(place), manifest.get("node_id"), manifest)))
+    sessions = {r.session_id for r, _ in found}
+    if len(sessions) != 1:
+        raise VerifyError(
+            f"the nodes' manifests name different sessions: {sorted(map(str, sessions))}"
+        )
+    first = found[0][0]
+    parts = session_index([c for _, c in found])
+    return Report(
+        session_id=first.session_id,
+        key_id=first.key_id,
+        segments=sum(r.segments for r, _ in found),
+        media_seconds=round(sum(r.media_seconds for r, _ in found), 3),
+        status=next((r.status for r, _ in found if r.status != "closed"), first.status),
+        notes=[n for r, _ in found for n in r.notes],
+        key_ids=sorted({str(r.key_id) for r, _ in found}),
+        nodes=[c.node_id for _, c in found],
+        parts=parts,
+    )
+
+
+def _verify_one(
+    folder: Path, jwks: dict[str, Any] | None, decode: bool
+) -> tuple[Report, dict[str, Any]]:
+    """One node's contribution (a whole bundle): its summary and its signed manifest."""
     report = Report()
     jws = folder / MANIFEST_JWS
     if not jws.exists():
@@ -186,16 +240,18 @@ def verify_bundle(folder: Path, jwks: dict[str, Any] | None = None, decode: bool
                 )
     report.segments = len(listed)
     report.media_seconds = float(manifest.get("media_seconds") or 0.0)
-    return report
+    return report, manifest
 
 
 def download_session(store: EvidenceStore, session_id: str, into: Path) -> Path:
-    """Fetch a session's objects (latest versions) into ``into/<session>``."""
+    """Fetch a session's objects (latest versions), every node's, into ``into/<session>``."""
     prefix = find_session(store, session_id)
     folder = into / session_id
     folder.mkdir(parents=True, exist_ok=True)
     for key in store.list(prefix + "/"):
-        (folder / key[len(prefix) + 1 :]).write_bytes(store.get(key))
+        path = folder / key[len(prefix) + 1 :]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(store.get(key))
     return folder
 
 
@@ -205,12 +261,17 @@ def verify_target(
     jwks: dict[str, Any] | None,
     decode: bool = True,
 ) -> Report:
-    """A folder path, or else a session id looked up in the store."""
+    """A folder path, or else a session id looked up in the store. For a session from the
+    store, without ``jwks`` the keys the nodes published there are the trusted ones (a key
+    not among them fails); a store with none falls back to each bundle's own ``jwks.json``."""
     path = Path(target)
     if path.is_dir():
         return verify_bundle(path, jwks, decode)
     if store is None:
         raise VerifyError(f"{target}: no such folder and no store configured")
+    if jwks is None:
+        published = trusted_jwks({"keys": []}, store)
+        jwks = published if published["keys"] else None
     with tempfile.TemporaryDirectory(prefix="scenelink-verify-") as tmp:
         try:
             folder = download_session(store, target, Path(tmp))

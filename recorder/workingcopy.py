@@ -36,6 +36,7 @@ from typing_extensions import TypedDict  # pydantic documents it (Python < 3.12)
 
 from .catalogue import Catalogue, CatalogueEntry
 from .chain import sha256_file
+from .contributions import local_file
 from .derivatives import MasterChanged
 from .durable import create_exclusive, fsync_dir, fsync_file, make_folder, write_new
 from .timeline import part_offsets
@@ -188,7 +189,7 @@ def check_copy(copy: Path, bundle: Path) -> int:
         raise CopyMismatch(f"{copy.name}: SHA-256 differs from its record")
     master: list[Source] = []
     for part in record["parts"]:
-        path = bundle / part["name"]
+        path = local_file(bundle, part["name"])
         if not path.exists() or sha256_file(path) != part["sha256"]:
             raise CopyMismatch(f"{part['name']}: not in the bundle as the copy's record names it")
         master.append((path, part["offset_s"]))

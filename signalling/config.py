@@ -349,6 +349,12 @@ class Settings(BaseSettings):
     node_name: str = Field(
         default_factory=socket.gethostname, description="This server in a cluster (audit keys)"
     )
+    node_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$",
+        description="This node in the evidence (its manifests, a continued session's part "
+        "names, the store's <session>/nodes/<id>/); unset: made once, kept in <data dir>/node-id",
+    )
     # Operations (signalling/ops/): probes, metrics, logs.
     log_format: Literal["text", "json"] = Field(
         default="text", description="'json': one JSON object per log line, for a log shipper"

@@ -65,6 +65,11 @@ def verify_command(args: argparse.Namespace) -> int:
             f"OK: session {report.session_id} ({report.status}), {report.segments} segments, "
             f"{report.media_seconds:.1f} s of media, signed by key {report.key_id}"
         )
+        if len(report.nodes) > 1:  # recorded by several nodes: each one's part and the gaps
+            print(f"  nodes: {', '.join(n or '(first)' for n in report.nodes)}; keys: ", end="")
+            print(", ".join(report.key_ids))
+            for part in report.gaps:
+                print(f"  gap: {part.gap_before_s:.1f} s before {part.name} (node {part.node_id})")
     if args.working_copy:
         print(f"OK: working copy {args.working_copy.name}: {packets} packets, the master's")
     return 0

@@ -321,11 +321,13 @@ async def export_download(request: web.Request) -> web.FileResponse:
 
 
 @routes.get("/.well-known/jwks.json")
-@documented("The public keys that sign evidence manifests (JWKS), for offline verification")
+@documented(
+    "The public keys that sign evidence manifests (JWKS), for offline verification: this "
+    "node's and every node's published in the evidence store"
+)
 async def jwks(request: web.Request) -> web.Response:
-    return web.json_response(
-        request.app[EVIDENCE].signer.jwks(), headers={"Cache-Control": "public, max-age=3600"}
-    )
+    keys = await asyncio.to_thread(request.app[EVIDENCE].trusted_jwks)
+    return web.json_response(keys, headers={"Cache-Control": "public, max-age=3600"})
 
 
 @routes.get("/api/evidence/status")
