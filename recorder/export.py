@@ -21,8 +21,7 @@ from typing import Any
 from .catalogue import CatalogueEntry
 from .chain import canonical
 from .derivatives import LOG_FILE, DerivativeLog, check_log
-from .manifest import JWKS_FILE, Signer, verify_jws
-from .nodes import trusted_jwks
+from .manifest import JWKS_FILE, MANIFEST_JSON, Signer, verify_jws
 from .store import EvidenceStore
 from .verify import Report, VerifyError, verify_bundle
 
@@ -154,7 +153,7 @@ def build_package(
         statement = continuity_statement(request, entries, store.name, signer.kid, audit, logs)
         add("continuity-statement.txt", statement.encode())
         add("VERIFY.txt", VERIFY_TEXT.encode())
-        add(JWKS_FILE, canonical(trusted_jwks(signer.jwks(), store)))  # every node's key
+        add(JWKS_FILE, canonical(signer.jwks()))
         index = {
             "format": FORMAT,
             "export_id": request.export_id,
@@ -235,7 +234,8 @@ def verify_package(
         did, sid = str(derivative["derivative_id"]), str(derivative["session_id"])
         if sid not in by_session:
             raise VerifyError(f"derivative {did}: its session {sid} is not in the package")
-        masters = {p.name: p.sha256 for p in by_session[sid].parts}  # every node's parts
+        manifest = json.loads((folder / "sessions" / sid / MANIFEST_JSON).read_bytes())
+        masters = {str(s["name"]): str(s["sha256"]) for s in manifest.get("segments", [])}
         try:
             log = check_log(folder / "derivatives" / did, masters)
         except (OSError, ValueError, KeyError) as exc:

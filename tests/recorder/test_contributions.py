@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
-import zipfile
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,6 @@ from bench.synthetic import Clip
 from recorder.catalogue import Catalogue, SearchQuery
 from recorder.contributions import load_contributions, session_index
 from recorder.evidence import Evidence, EvidenceSettings
-from recorder.export import ExportRequest, build_package, verify_package
 from recorder.manifest import MANIFEST_JWS, Signer
 from recorder.nodes import publish_key, published_keys
 from recorder.recording import SessionRecorder
@@ -150,16 +147,6 @@ async def test_verify_fails_when_a_nodes_part_or_manifest_changes_or_its_key_is_
     assert [p["name"] for p in record["parts"]] == ["media-001.mkv", "media-node-b-001.mkv"]
     assert record["parts"][1]["offset_s"] == pytest.approx(clips["VP8"].duration_s + GAP_S, abs=0.2)
     assert check_copy(copy, folder) == record["packets"] > 0
-    # A disclosure package carries both nodes' shares and keys, and verifies on its own.
-    request = ExportRequest("exp-15", "ivan", "CPS", "file", datetime.now(UTC))
-    package = build_package(
-        store, a.signer, request, [catalogue.get(SESSION)], {}, tmp_path / "p.zip"
-    )
-    unpacked = tmp_path / "unpacked"
-    with zipfile.ZipFile(package) as zf:
-        zf.extractall(unpacked)
-    [report] = verify_package(unpacked, None, decode=False)
-    assert report.nodes == ["node-a", "node-b"] and report.segments == 2
 
     with pytest.raises(VerifyError, match="node node-b: .*signature does not verify"):
         verify_bundle(folder, a.signer.jwks(), decode=False)  # B's key unknown
