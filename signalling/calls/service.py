@@ -789,14 +789,16 @@ class SessionService:
             await recorder.close()
         self._recorders.clear()
 
-    async def _reconnecting(self, session_id: str) -> None:
-        """A live session whose caller connection this worker no longer holds: recorded,
-        and shown, as reconnecting until the caller's page offers again."""
+    async def _reconnecting(
+        self, session_id: str, states: tuple[str, ...] = ("connecting", "live")
+    ) -> None:
+        """A session in one of ``states`` whose caller connection this worker does not
+        hold: recorded, and shown, as reconnecting until the caller's page offers again."""
         try:
             session = await self.store.get(session_id)
         except KeyError:
             return
-        if session.state in ("connecting", "live"):
+        if session.state in states:
             event: MediaStateChanged = {"event": "reconnecting", "at": utcnow().isoformat()}
             self._recorder(session_id).append_event(event)
             self._announce(session_id, event)
@@ -832,7 +834,9 @@ class SessionService:
         if not await self.cluster.claim(session_id):
             return False
         logger.warning("session %s: taken over by %s", session_id, self.cluster.worker_id)
-        await self._reconnecting(session_id)
+        # The new owner's record starts with the gap (reconnecting already, when the old
+        # owner said so before it went).
+        await self._reconnecting(session_id, ("connecting", "live", "reconnecting"))
         return True
 
     async def _change(self, session_id: str, **changes: Any) -> CallSession:

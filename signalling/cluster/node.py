@@ -71,6 +71,11 @@ class Node:
         go on until they end or ``deadline_s`` passes, then are handed to another worker."""
         self.registry.accepting = False
         await self.registry.heartbeat()
+        if await self.registry.place() is None:
+            # Nobody to hand over to: stop as a lone server does (the sessions stay open in
+            # the store; callers resume on whichever worker starts next).
+            logger.warning("draining %s: no other worker takes sessions", self.registry.worker_id)
+            return
         logger.info("draining %s: up to %.0f s", self.registry.worker_id, deadline_s)
         until = time.monotonic() + deadline_s
         ended = asyncio.Event()

@@ -128,12 +128,12 @@ async def _route(
         return await handler(request)
     owner = await registry.owner(session_id)
     if owner == me:
-        if not registry.holds(session_id):
-            await registry.claim(session_id)  # this worker's name, held by its previous run
+        if not registry.holds(session_id):  # held under this name by its previous run
+            await request.app[SERVICE].adopt(session_id)
         return await handler(request)
     if forwarded:
-        # One hop only: sent here as the owner or the chosen one; claim it if still free.
-        if owner is None and await registry.claim(session_id):
+        # One hop only: sent here as the owner or the chosen one; take it if still free.
+        if owner is None and await request.app[SERVICE].adopt(session_id):
             return await handler(request)
         raise NotOwner(session_id)
     workers = {w.id: w for w in await registry.workers()}
@@ -141,7 +141,7 @@ async def _route(
         return await request.app[FORWARDER].forward(request, workers[owner].url)
     chosen = await registry.place()
     if chosen is None or chosen.id == me:
-        if await registry.claim(session_id):
+        if await request.app[SERVICE].adopt(session_id):
             return await handler(request)
         raise NotOwner(session_id)
     return await request.app[FORWARDER].forward(request, chosen.url)

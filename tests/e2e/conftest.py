@@ -42,6 +42,7 @@ class RunningServer:
     data_dir: Path
     log: Path
     codec: str | None = None  # the video codec the caller page is told to prefer
+    pid: int = 0  # the server process (a test that kills it)
 
 
 def start_server(tmp_path: Path, **env: str) -> Iterator[RunningServer]:
@@ -62,9 +63,13 @@ def start_server(tmp_path: Path, **env: str) -> Iterator[RunningServer]:
         environment.pop("REDIS_URL", None)
     log = tmp_path / "server.log"
     command = [sys.executable, "-m", "signalling.cli.main", "serve"]
-    with running(command, port, log, env=environment):
+    with running(command, port, log, env=environment) as process:
         yield RunningServer(
-            f"http://127.0.0.1:{port}", data_dir, log, env.get("SCENELINK_PREFERRED_CODEC")
+            f"http://127.0.0.1:{port}",
+            data_dir,
+            log,
+            env.get("SCENELINK_PREFERRED_CODEC"),
+            process.pid,
         )
 
 
