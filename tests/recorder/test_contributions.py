@@ -5,8 +5,11 @@ on the timeline and in ``scenelink verify``; and what a crash left on A joins it
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import time
+import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,8 @@ from bench.synthetic import Clip
 from recorder.catalogue import Catalogue, SearchQuery
 from recorder.contributions import load_contributions, session_index
 from recorder.evidence import Evidence, EvidenceSettings
+from recorder.export import ExportRequest, build_package, verify_package
+from recorder.fixity import check_store
 from recorder.manifest import MANIFEST_JWS, Signer
 from recorder.nodes import publish_key, published_keys
 from recorder.recording import SessionRecorder
@@ -24,6 +29,7 @@ from recorder.store import EvidenceStore, LocalFolderStore, find_session, index_
 from recorder.timeline import build_timeline
 from recorder.verify import VerifyError, download_session, verify_bundle, verify_target
 from recorder.workingcopy import WorkingCopies, check_copy
+from signalling.cli.main import main as scenelink
 from tests.conftest import s3_bucket
 from tests.recorder.feed import session_created, stream
 
@@ -132,13 +138,19 @@ async def test_two_nodes_parts_are_one_session_in_the_store_catalogue_and_verify
 
 
 async def test_verify_fails_when_a_nodes_part_or_manifest_changes_or_its_key_is_unknown(
-    tmp_path: Path, clips: dict[str, Clip]
+    tmp_path: Path, clips: dict[str, Clip], capsys: pytest.CaptureFixture[str]
 ) -> None:
     store = LocalFolderStore(tmp_path / "store")
     a, b = await failover(tmp_path, store, clips["VP8"])
     keys = {"keys": published_keys(store)}
     folder = download_session(store, SESSION, tmp_path / "fetched")
     verify_bundle(folder, keys, decode=False)
+    published = tmp_path / "published.json"
+    published.write_text(json.dumps(keys))
+    assert scenelink(["verify", str(folder), "--jwks", str(published), "--no-decode"]) == 0
+    printed = capsys.readouterr().out
+    assert "nodes: node-a, node-b" in printed
+    assert f"gap: {GAP_S:.1f} s before media-node-b-001.mkv (node node-b)" in printed
     # The playback working copy is made from both nodes' parts and checks against them.
     catalogue = Catalogue(store, a.signer.jwks())
     copy, record, _ = await WorkingCopies(tmp_path / "derivatives", catalogue).get(
@@ -147,6 +159,16 @@ async def test_verify_fails_when_a_nodes_part_or_manifest_changes_or_its_key_is_
     assert [p["name"] for p in record["parts"]] == ["media-001.mkv", "media-node-b-001.mkv"]
     assert record["parts"][1]["offset_s"] == pytest.approx(clips["VP8"].duration_s + GAP_S, abs=0.2)
     assert check_copy(copy, folder) == record["packets"] > 0
+    # A disclosure package carries both nodes' shares and keys, and verifies on its own.
+    request = ExportRequest("exp-15", "ivan", "CPS", "file", datetime.now(UTC))
+    package = build_package(
+        store, a.signer, request, [catalogue.get(SESSION)], {}, tmp_path / "p.zip"
+    )
+    unpacked = tmp_path / "unpacked"
+    with zipfile.ZipFile(package) as zf:
+        zf.extractall(unpacked)
+    [report] = verify_package(unpacked, None, decode=False)
+    assert report.nodes == ["node-a", "node-b"] and report.segments == 2
 
     with pytest.raises(VerifyError, match="node node-b: .*signature does not verify"):
         verify_bundle(folder, a.signer.jwks(), decode=False)  # B's key unknown
@@ -176,6 +198,17 @@ async def test_verify_fails_when_a_nodes_part_or_manifest_changes_or_its_key_is_
     (moved / "nodes" / "node-b").rename(moved / "nodes" / "node-c")
     with pytest.raises(VerifyError, match="node node-c: its manifest names node node-b"):
         verify_bundle(moved, keys, decode=False)
+
+    # Fixity re-hashes every node's share (B's key from the store); a changed part is named.
+    assert check_store(store, a.signer.jwks())["mismatches"] == []
+    stored = tmp_path / "store" / find_session(store, SESSION) / "nodes" / "node-b"
+    (stored / "media-node-b-001.mkv").chmod(0o644)
+    (stored / "media-node-b-001.mkv").write_bytes(b"changed")
+    [problem] = check_store(store, a.signer.jwks())["mismatches"]
+    assert problem == {
+        "key": f"{find_session(store, SESSION)}/nodes/node-b/media-node-b-001.mkv",
+        "problem": "SHA-256 mismatch",
+    }
 
 
 async def test_a_bundle_from_before_clusters_verifies_and_a_new_node_continues_it(
