@@ -21,7 +21,8 @@ from typing import Any
 from .catalogue import CatalogueEntry
 from .chain import canonical
 from .derivatives import LOG_FILE, DerivativeLog, check_log
-from .manifest import JWKS_FILE, MANIFEST_JSON, Signer, verify_jws
+from .manifest import JWKS_FILE, Signer, verify_jws
+from .nodes import trusted_jwks
 from .store import EvidenceStore
 from .verify import Report, VerifyError, verify_bundle
 
@@ -153,7 +154,7 @@ def build_package(
         statement = continuity_statement(request, entries, store.name, signer.kid, audit, logs)
         add("continuity-statement.txt", statement.encode())
         add("VERIFY.txt", VERIFY_TEXT.encode())
-        add(JWKS_FILE, canonical(signer.jwks()))
+        add(JWKS_FILE, canonical(trusted_jwks(signer.jwks(), store)))  # every node's key
         index = {
             "format": FORMAT,
             "export_id": request.export_id,
@@ -234,8 +235,7 @@ def verify_package(
         did, sid = str(derivative["derivative_id"]), str(derivative["session_id"])
         if sid not in by_session:
             raise VerifyError(f"derivative {did}: its session {sid} is not in the package")
-        manifest = json.loads((folder / "sessions" / sid / MANIFEST_JSON).read_bytes())
-        masters = {str(s["name"]): str(s["sha256"]) for s in manifest.get("segments", [])}
+        masters = {p.name: p.sha256 for p in by_session[sid].parts}  # every node's parts
         try:
             log = check_log(folder / "derivatives" / did, masters)
         except (OSError, ValueError, KeyError) as exc:
