@@ -68,7 +68,7 @@ async def run_worker(
             await site.start()
         logger.info("serving on %s (pid %d)", ", ".join(s.name for s in sites), os.getpid())
         await stop.wait()
-        if received[0] == signal.SIGTERM and app[NODE].registry.clustered:
+        if received[0] == signal.SIGTERM:
             await app[NODE].drain(settings.drain_s)
     finally:
         await runner.cleanup()

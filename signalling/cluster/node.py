@@ -69,7 +69,9 @@ class Node:
     async def drain(self, deadline_s: float) -> None:
         """No new sessions here (placement skips this worker; readiness says so); live ones
         go on until they end or ``deadline_s`` passes, then are handed to another worker."""
-        self.registry.accepting = False
+        self.registry.accepting = False  # also what /readyz reports (signalling.ops)
+        if not self.registry.clustered:
+            return  # alone: stop as before (sessions stay open; callers resume on restart)
         await self.registry.heartbeat()
         if await self.registry.place() is None:
             # Nobody to hand over to: stop as a lone server does (the sessions stay open in
