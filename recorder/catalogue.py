@@ -21,7 +21,7 @@ from geopy.distance import geodesic
 
 from .bundle import EVENTS_FILE, FIXES_FILE
 from .contributions import Contribution, load_contributions, session_index
-from .nodes import trusted_jwks
+from .nodes import KeySet
 from .store import INDEX_PREFIX, EvidenceStore, StoreError
 
 logger = logging.getLogger(__name__)
@@ -281,7 +281,8 @@ class Catalogue:
 
     def __init__(self, store: EvidenceStore, jwks: dict[str, Any]) -> None:
         self.store = store
-        self.jwks = jwks  # trusted with every key the nodes published in the store (nodes)
+        self.jwks = jwks
+        self.keys = KeySet(jwks, store)  # and every key the nodes published in the store
         self._entries: dict[str, CatalogueEntry] = {}
         self._lock = threading.Lock()
 
@@ -295,7 +296,7 @@ class Catalogue:
                 fresh[session_id] = known
                 continue
             try:
-                trusted = trusted or trusted_jwks(self.jwks, self.store)
+                trusted = trusted or self.keys.jwks()
                 fresh[session_id] = load_entry(self.store, session_id, trusted)
             except (StoreError, ValueError, KeyError) as exc:
                 logger.warning("catalogue: bundle %s unusable: %s", session_id, exc)

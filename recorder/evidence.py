@@ -26,7 +26,7 @@ from .defaults import FIXITY_INTERVAL_S, LOW_SPACE_MB, RETENTION_DAYS, SEGMENT_S
 from .fixity import FixityJob
 from .layout import DataLayout
 from .manifest import Signer
-from .nodes import check_node_id, load_or_create_node_id, publish_key, trusted_jwks
+from .nodes import check_node_id, load_or_create_node_id, publish_key
 from .recording import RecordingStatus, SessionRecorder
 from .recovery import recover_all
 from .spool import LockRules, Spooler
@@ -144,7 +144,7 @@ class Evidence(Generic[R]):
     def trusted_jwks(self) -> dict[str, Any]:
         """This node's key and every key the nodes published in the store (blocking): the
         key set served at ``/.well-known/jwks.json`` and trusted when reading bundles."""
-        return trusted_jwks(self.signer.jwks(), self.store)
+        return self.catalogue.keys.jwks()
 
     @property
     def store(self) -> EvidenceStore:

@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import secrets
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -63,28 +64,55 @@ def publish_key(store: EvidenceStore, signer: Signer, node_id: str) -> None:
         pass
 
 
+def _read_key(store: EvidenceStore, name: str) -> dict[str, Any] | None:
+    """The key in ``keys/<kid>.json`` if the object holds the key its name says, else None
+    (logged)."""
+    try:
+        jwk: dict[str, Any] = json.loads(store.get(name))
+        kid = thumbprint(jwk)
+    except (StoreError, ValueError, KeyError, TypeError) as exc:
+        logger.warning("keys: %s unusable: %s", name, exc)
+        return None
+    if name != key_object(kid) or jwk.get("kid") != kid:
+        logger.warning("keys: %s does not hold the key its name says", name)
+        return None
+    return jwk
+
+
+class KeySet:
+    """Keys given (this node's, or ``--jwks``) and every key published in the store. Each
+    key object is read once: its name is its key's thumbprint, so what it holds never
+    changes. Blocking; thread-safe."""
+
+    def __init__(self, local: JWKS, store: EvidenceStore | None) -> None:
+        self.local = local
+        self.store = store
+        self._read: dict[str, dict[str, Any] | None] = {}
+        self._lock = threading.Lock()
+
+    def published(self) -> list[dict[str, Any]]:
+        if self.store is None:
+            return []
+        names = self.store.list(KEYS_PREFIX)
+        with self._lock:
+            new = [n for n in names if n not in self._read]
+        found = {name: _read_key(self.store, name) for name in new}
+        with self._lock:
+            self._read.update(found)
+            return [k for k in self._read.values() if k is not None]
+
+    def jwks(self) -> JWKS:
+        """``local``'s keys, then the published ones it lacks."""
+        keys = list(self.local.get("keys", []))
+        known = {k.get("kid") for k in keys}
+        return {"keys": keys + [k for k in self.published() if k["kid"] not in known]}
+
+
 def published_keys(store: EvidenceStore) -> list[dict[str, Any]]:
-    """Every key in the store whose object name is its own RFC 7638 thumbprint (blocking);
-    anything else under ``keys/`` is logged and ignored."""
-    keys = []
-    for name in store.list(KEYS_PREFIX):
-        try:
-            jwk = json.loads(store.get(name))
-            kid = thumbprint(jwk)
-        except (StoreError, ValueError, KeyError, TypeError) as exc:
-            logger.warning("keys: %s unusable: %s", name, exc)
-            continue
-        if name != key_object(kid) or jwk.get("kid") != kid:
-            logger.warning("keys: %s does not hold the key its name says", name)
-            continue
-        keys.append(jwk)
-    return keys
+    """Every key published in the store (blocking)."""
+    return KeySet({}, store).published()
 
 
 def trusted_jwks(local: JWKS, store: EvidenceStore | None) -> JWKS:
-    """``local``'s keys, then every key published in the store (blocking)."""
-    keys = list(local.get("keys", []))
-    if store is not None:
-        known = {k.get("kid") for k in keys}
-        keys += [k for k in published_keys(store) if k["kid"] not in known]
-    return {"keys": keys}
+    """``local``'s keys, then every key published in the store (blocking, read afresh)."""
+    return KeySet(local, store).jwks()

@@ -21,9 +21,7 @@ from typing import Any, Literal
 
 from typing_extensions import TypedDict  # pydantic documents it (Python < 3.12)
 
-from recorder.bundle import EVENTS_FILE
-from recorder.catalogue import Catalogue, CatalogueEntry, SearchQuery, read_lines
-from recorder.store import StoreError
+from recorder.catalogue import Catalogue, CatalogueEntry, SearchQuery
 from signalling.calls.caller_state import CallerState, summary_key
 from signalling.calls.device import families
 from signalling.calls.invites import media_of
@@ -226,8 +224,8 @@ class TakeupFigures:
         if known is not None:
             return known
         try:
-            events = read_lines(self.catalogue.store.get(f"{entry.prefix}/{EVENTS_FILE}"))
-        except StoreError:  # disposed of since it was listed, or no events written yet
+            events = self.catalogue.events(entry.session_id)  # every node's, in time order
+        except KeyError:  # disposed of since it was listed, or no events written yet
             events = []
         counted = session_takeup(entry, events)
         if entry.status == "closed":
