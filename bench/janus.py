@@ -1,13 +1,16 @@
 """Janus as the benchmark's peer: a C SFU measured in the same run as SceneLink.
 
-Janus 1.1.2 from Debian's ``janus`` package, configured here in a temporary folder: the HTTP
-API on a loopback port (no admin API, no other transport or plugin), ICE on ``lo`` only with
-no STUN or NAT settings, and the VideoRoom plugin with each caller in a room of its own that
-records (``record: true``, ``rec_dir``) to Janus's .mjr files. The same synthetic callers and
-viewers as SceneLink's runs (bench.load's Caller and Viewer) drive it: the caller publishes
-(``joinandconfigure`` with its offer, Janus answers), each viewer subscribes (``join``, Janus
-offers, the viewer answers with ``start``). ``run_janus_load`` is called like
-bench.load.run_load, so bench.spread spreads it over processes the same way.
+Janus 1.1.2 from Debian's ``janus`` package, configured here in a temporary folder: the HTTP API
+on a loopback port (no admin API, no other transport or plugin), ICE on the one local IPv4
+address that the aiortc peers use, with no STUN or NAT settings (aiortc never gathers 127.0.0.1,
+and Janus given ``ice_enforce_list = "lo"`` offered every other address instead; packets between
+the host's own addresses go through the kernel's loopback all the same, never onto a network),
+and the VideoRoom plugin with each caller in a room of its own that records (``record: true``,
+``rec_dir``) to Janus's .mjr files. The same synthetic callers and viewers as SceneLink's runs
+(bench.load's Caller and Viewer) drive it: the caller publishes (``joinandconfigure`` with its
+offer, Janus answers), each viewer subscribes (``join``, Janus offers, the viewer answers with
+``start``). ``run_janus_load`` is called like bench.load.run_load, so bench.spread spreads it
+over processes the same way.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aioice.ice import get_host_addresses
 from aiortc import RTCSessionDescription
 
 from streamserver import patches
@@ -65,12 +69,20 @@ def jcfg(sections: dict[str, dict[str, str | int | bool]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_config(folder: Path, port: int, modules: Path, event_loops: int = 0) -> Path:
+def host_address() -> str:
+    """The address the benchmark's aiortc peers use: the first IPv4 one aioice gathers."""
+    addresses = get_host_addresses(use_ipv4=True, use_ipv6=False)
+    if not addresses:
+        raise RuntimeError("no IPv4 address besides 127.0.0.1: aiortc's peers cannot connect")
+    return addresses[0]
+
+
+def write_config(folder: Path, port: int, modules: Path, address: str) -> Path:
     """Janus's configuration for the benchmark in ``folder``; returns janus.jcfg's path.
 
     Only the VideoRoom plugin and the HTTP transport are loaded (links in folder/plugins and
-    folder/transports), so nothing else listens or costs CPU. ``event_loops`` 0 is Janus's
-    default (a thread per handle).
+    folder/transports), so nothing else listens or costs CPU. Threading is Janus's default
+    (a thread per handle), the configuration the issue's targets compare with.
     """
     for kind, name in (("plugins", PLUGIN), ("transports", TRANSPORT)):
         (folder / kind).mkdir(parents=True, exist_ok=True)
@@ -88,14 +100,12 @@ def write_config(folder: Path, port: int, modules: Path, event_loops: int = 0) -
         "server_name": "scenelink-bench",
         "session_timeout": 60,
     }
-    if event_loops:
-        general["event_loops"] = event_loops
     (folder / "janus.jcfg").write_text(
         jcfg(
             {
                 "general": general,
                 "media": {},
-                "nat": {"nice_debug": False, "ice_enforce_list": "lo", "ignore_mdns": True},
+                "nat": {"nice_debug": False, "ice_enforce_list": address, "ignore_mdns": True},
                 "events": {"broadcast": False},
             }
         )

@@ -75,7 +75,8 @@ def server(kind: str, data: Path, codec: str) -> Iterator[tuple[str, subprocess.
         command = [sys.executable, "-m", "signalling.cli.main", "--log-level", "WARNING", "serve"]
     elif kind == "janus":
         data.mkdir(parents=True)
-        command = janus.janus_command(janus.write_config(data, port, janus.module_folder()))
+        config = janus.write_config(data, port, janus.module_folder(), janus.host_address())
+        command = janus.janus_command(config)
     else:
         command = [sys.executable, "-m", "bench.stock", "--port", str(port)]
         command += ["--data-dir", str(data), "--codec", codec]
@@ -323,19 +324,38 @@ def figures(rows: list[Row], path: str) -> dict[str, float | None]:
     }
 
 
-def print_peer(rows: list[Row], peer: str) -> dict[str, tuple[float | None, ...]]:
-    """SceneLink beside the peer, measured in the same run, with the ratio."""
-    ours, theirs = figures(rows, "scenelink"), figures(rows, peer)
-    big = max((r.callers for r in rows if r.path == peer), default=0)
+def span(values: list[float | None]) -> str:
+    """One figure, or the range over the rounds ("-" where one is missing)."""
+    if not values or any(v is None for v in values):
+        return "-"
+    low, high = min(v for v in values if v is not None), max(v for v in values if v is not None)
+    return f"{low:.2f}" if len(values) == 1 else f"{low:.2f}-{high:.2f}"
+
+
+def print_peer(
+    rows: list[Row], peer: str, rounds: int = 1
+) -> dict[str, list[tuple[float | None, float | None, float | None]]]:
+    """SceneLink beside the peer with the ratio, each round's figures from that round's rows
+    (the rows come in rounds, each round SceneLink and the peer interleaved)."""
+    direct = [r for r in rows if r.path == "direct"]
+    body = [r for r in rows if r.path in ("scenelink", peer)]
+    per = len(body) // rounds
+    out: dict[str, list[tuple[float | None, float | None, float | None]]] = {}
+    for i in range(rounds):
+        chunk = direct + body[i * per : (i + 1) * per]
+        ours, theirs = figures(chunk, "scenelink"), figures(chunk, peer)
+        for name, a in ours.items():
+            b = theirs[name]
+            ratio = None if a is None or b is None or b <= 0 else a / b
+            out.setdefault(name, []).append((a, b, ratio))
+    big = max((r.callers for r in body), default=0)
     print()
-    print(f"SceneLink / {peer}, same clients, interleaved (CPU in % of one core; big = {big}x2):")
-    print(f"{'':26} {'SceneLink':>10} {peer:>10} {'ratio':>7}")
-    out: dict[str, tuple[float | None, ...]] = {}
-    for name, a in ours.items():
-        b = theirs[name]
-        ratio = None if a is None or b is None or b <= 0 else a / b
-        out[name] = (a, b, ratio)
-        print(f"{name:26} {fmt(a, '.2f'):>10} {fmt(b, '.2f'):>10} {fmt(ratio, '.2f'):>7}")
+    print(f"SceneLink / {peer}, same clients, interleaved, {rounds} round(s) (CPU in % of one")
+    print(f"core; big = {big}x2; a range is the lowest-highest over the rounds):")
+    print(f"{'':26} {'SceneLink':>12} {peer:>12} {'ratio':>12}")
+    for name, figs in out.items():
+        columns = (span([f[k] for f in figs]) for k in range(3))
+        print(f"{name:26} " + " ".join(f"{c:>12}" for c in columns))
     return out
 
 
@@ -352,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
         choices=["janus", "none"],
         default="janus",
         help="a peer SFU run after each SceneLink scenario (default janus, if installed)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="run the scenarios this many times (A/B/A/B...)"
     )
     parser.add_argument(
         "--processes", type=int, default=0, help="load processes (default: one per core)"
@@ -375,12 +398,12 @@ def main(argv: list[str] | None = None) -> int:
                 plan.append(("janus", callers, viewers))
     print("running direct 1x1 ...", file=sys.stderr, flush=True)
     rows = [direct(seconds, args.codec, args.cache)]
-    for kind, callers, viewers in plan:
+    for kind, callers, viewers in plan * args.rounds:
         print(f"running {kind} {callers}x{viewers} ...", file=sys.stderr, flush=True)
         rows.append(scenario(kind, callers, viewers, seconds, args.codec, args.cache, processes))
     print_table(rows, args.codec, seconds)
     if peer:
-        print_peer(rows, "janus")
+        print_peer(rows, "janus", args.rounds)
     return 0
 
 

@@ -12,7 +12,7 @@ import pytest
 from aiortc import RTCSessionDescription
 
 from bench import janus
-from bench.media import server
+from bench.media import Row, print_peer, server
 from bench.spread import Plan, spread_load
 
 INSTALLED = janus.janus_binary() is not None
@@ -30,18 +30,17 @@ def test_config_loads_only_the_videoroom_and_http_on_loopback(tmp_path: Path) ->
         (modules / kind).mkdir(parents=True)
         (modules / kind / name).write_bytes(b"")
     folder = tmp_path / "conf"
-    main = janus.write_config(folder, 18088, modules)
+    main = janus.write_config(folder, 18088, modules, "192.0.2.7")
     assert main == folder / "janus.jcfg"
     assert [p.name for p in (folder / "plugins").iterdir()] == [janus.PLUGIN]
     assert [p.name for p in (folder / "transports").iterdir()] == [janus.TRANSPORT]
     assert (folder / "plugins" / janus.PLUGIN).resolve() == modules / "plugins" / janus.PLUGIN
     text = main.read_text()
     assert f'plugins_folder = "{folder / "plugins"}"' in text
-    assert 'ice_enforce_list = "lo"' in text and "stun" not in text and "event_loops" not in text
+    assert 'ice_enforce_list = "192.0.2.7"' in text and "stun" not in text and "nat_1_1" not in text
     http = (folder / "janus.transport.http.jcfg").read_text()
     assert "port = 18088" in http and 'ip = "127.0.0.1"' in http
     assert "admin_http = false" in http and "https = false" in http
-    assert "event_loops = 2" in janus.write_config(tmp_path / "b", 1, modules, 2).read_text()
 
 
 @pytest.mark.skipif(not INSTALLED, reason=NOT_INSTALLED)
@@ -118,6 +117,30 @@ def test_mjr_frames_are_distinct_rtp_timestamps(tmp_path: Path) -> None:
     (tmp_path / "bad.mjr").write_bytes(b"MEETECHO")
     with pytest.raises(ValueError, match="not a Janus MJR00002"):
         janus.read_mjr(tmp_path / "bad.mjr")
+
+
+def row(path: str, callers: int, viewers: int, cpu: float, p95: float, rss: float) -> Row:
+    lost = dict.fromkeys(("caller_to_server", "server_to_viewers", "server_to_recording"), 0)
+    return Row(path, callers, viewers, cpu, 20.0, rss, 1.0, p95, 0, 0, None, lost, None)
+
+
+def test_the_ratio_is_taken_per_round_from_that_rounds_rows(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rows = [row("direct", 1, 1, 0, 3.0, 0)]
+    for scale in (1.0, 2.0):  # two rounds, A/B/A/B
+        for callers, viewers, cpu in ((1, 0, 4.0), (1, 1, 5.0), (1, 3, 7.0), (10, 2, 40.0)):
+            rows.append(row("scenelink", callers, viewers, cpu * scale, 8.0, 50.0))
+            rows.append(row("janus", callers, viewers, cpu / 2, 4.0, 30.0))
+    out = print_peer(rows, "janus", rounds=2)
+    assert out["per caller (1x0)"] == [(4.0, 2.0, 2.0), (8.0, 2.0, 4.0)]
+    assert out["per extra viewer"] == [(1.0, 0.5, 2.0), (2.0, 0.5, 4.0)]
+    assert out["per session, big"] == [(4.0, 2.0, 2.0), (8.0, 2.0, 4.0)]
+    assert out["added p95 ms, big"] == [(5.0, 1.0, 5.0)] * 2
+    assert out["RSS MB per session, big"] == [(3.0, 1.0, 3.0)] * 2
+    text = capsys.readouterr().out
+    assert "2 round(s)" in text and "big = 10x2" in text
+    assert "per caller (1x0)" in text and "4.00-8.00" in text and "2.00-4.00" in text
 
 
 @pytest.mark.skipif(not INSTALLED, reason=NOT_INSTALLED)
