@@ -26,7 +26,7 @@ def serve(args: argparse.Namespace) -> int:
     if args.config:
         os.environ["SCENELINK_CONFIG"] = str(args.config)
     settings = load_settings()
-    configure_logging(args.log_level, settings.log_format)  # the format is a setting
+    configure_logging(args.log_level, settings.log_format, replace=True)  # a setting
     ssl_context = None
     if settings.tls_cert and settings.tls_key:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -26,8 +26,11 @@ def formatter(log_format: LogFormat) -> logging.Formatter:
     return logging.Formatter(TEXT_FORMAT)
 
 
-def configure_logging(level: str | int, log_format: LogFormat = "text") -> None:
-    """Replace the root logger's handlers with one on stderr in ``log_format``."""
+def configure_logging(
+    level: str | int, log_format: LogFormat = "text", *, replace: bool = False
+) -> None:
+    """One handler on stderr in ``log_format``, unless the root logger has one already;
+    ``replace`` drops those (``serve``, once its settings name the format)."""
     handler = logging.StreamHandler()
     handler.setFormatter(formatter(log_format))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
+    logging.basicConfig(level=level, handlers=[handler], force=replace)
