@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +9,8 @@ import pytest
 
 from bench.synthetic import Clip, build_clip
 from recorder.store import EvidenceStore, LocalFolderStore, LockMode, S3ObjectLockStore
-from tests.harness import free_port, redis_server, running, small_tmpfs
+from tests.harness import moto_server as moto
+from tests.harness import redis_server, small_tmpfs
 
 
 @pytest.fixture(scope="session")
@@ -35,11 +35,8 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """moto's server of the tests' own, on a free port: every AWS API it mocks (S3, SNS)."""
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    port = free_port()
-    binary = str(Path(sys.executable).parent / "moto_server")
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with running([binary, "-p", str(port)], port, log):
-        yield f"http://127.0.0.1:{port}"
+    with moto(tmp_path_factory.mktemp("moto")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -75,6 +76,15 @@ def redis_server(folder: Path, port: int | None = None) -> Iterator[str]:
     ]
     with running(command, port, folder / "redis.log"):
         yield f"redis://127.0.0.1:{port}/0"
+
+
+@contextmanager
+def moto_server(folder: Path, port: int | None = None) -> Iterator[str]:
+    """moto's server: every AWS API it mocks (S3 with Object Lock, SNS)."""
+    port = port or free_port()
+    binary = str(Path(sys.executable).parent / "moto_server")
+    with running([binary, "-p", str(port)], port, folder / "moto.log"):
+        yield f"http://127.0.0.1:{port}"
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pytest_aiohttp import AiohttpClient
 
 from signalling.web.appkeys import NODE
 from tests.client import Client
-from tests.harness import free_port, redis_server
+from tests.conftest import s3_bucket
+from tests.harness import free_port, moto_server, redis_server
 from tests.signalling.web.test_evidence_record import serve
 
 CHECKS = {"accepting", "evidence_spool", "evidence_store", "disk"}
@@ -75,3 +77,27 @@ async def test_draining_is_503_naming_accepting(
     assert body["checks"]["accepting"] == {"ok": False, "detail": "draining: no new sessions"}
     assert all(check["ok"] for name, check in body["checks"].items() if name != "accepting")
     assert (await client.get("/healthz")).status == 200  # alive all the same
+
+
+async def test_an_s3_store_is_checked_by_listing_it(
+    aiohttp_client: AiohttpClient, tmp_path: Path, s3_server: str
+) -> None:
+    bucket = s3_bucket(s3_server).bucket
+    client = await serve(aiohttp_client, tmp_path, s3_bucket=bucket, s3_endpoint_url=s3_server)
+    body = await ready(client, 200)
+    assert body["checks"]["evidence_store"] == {"ok": True, "detail": "s3 store reachable"}
+
+
+async def test_an_unreachable_s3_store_is_503_naming_it(
+    aiohttp_client: AiohttpClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with moto_server(tmp_path) as url:
+        client = await serve(
+            aiohttp_client, tmp_path / "data", s3_bucket="evidence", s3_endpoint_url=url
+        )
+        await ready(client, 200)
+    body = await ready(client, 503)  # the S3 server has stopped
+    failing = {name for name, check in body["checks"].items() if not check["ok"]}
+    assert failing == {"evidence_store"}
