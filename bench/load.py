@@ -84,7 +84,7 @@ class Api:
         """A new session and its caller token (read back from the development SMS outbox)."""
         view = await self.call("POST", "/api/sessions", {"phone": phone, "incident_ref": ref})
         session_id = str(view["id"])
-        outbox = await self.call("GET", "/api/sms/outbox")
+        outbox = await self.call("GET", f"/api/sms/outbox?session_id={session_id}")
         for message in outbox["messages"]:
             if message["session_id"] == session_id:
                 link = str(message["text"]).split()[-1]

@@ -2,6 +2,7 @@
 
     python -m bench.media            # full run (a few minutes)
     python -m bench.media --quick    # short run
+    python -m bench.media --workers 2    # SceneLink as 2 worker processes (and a Redis)
 
 Server CPU comes from /proc/<pid>/stat (utime+stime) between the load's steady-state marks,
 as % of one core; memory is the server's RSS. The same load runs against aiortc's stock path
@@ -24,8 +25,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from typing import Any
 import uvloop
 
 from . import janus
+from .cluster import merged_evidence, redis, wait_for_workers, worker_sessions
 from .load import DEFAULT_CACHE, load_clip, run_direct, run_load
 from .losses import recorded_frames
 from .report import LoadReport
@@ -61,7 +63,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(kind: str, data: Path, codec: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def server(
+    kind: str, data: Path, codec: str, cluster: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
     env = os.environ | {
         "SCENELINK_HOST": "127.0.0.1",
@@ -71,6 +75,7 @@ def server(kind: str, data: Path, codec: str) -> Iterator[tuple[str, subprocess.
         "SCENELINK_LOG_LEVEL": "WARNING",
     }
     env.pop("REDIS_URL", None)
+    env.update(cluster or {})  # --workers: their Redis and count
     if kind == "scenelink":
         command = [sys.executable, "-m", "signalling.cli.main", "--log-level", "WARNING", "serve"]
     elif kind == "janus":
@@ -123,6 +128,7 @@ class Row:
     recorded: int | None
     lost: dict[str, int]
     first_key_s: float | None
+    per_worker: list[tuple[float, int]] = field(default_factory=list)  # % core, sessions
 
 
 def to_row(
@@ -151,20 +157,42 @@ def to_row(
 
 
 def scenario(
-    kind: str, callers: int, viewers: int, seconds: float, codec: str, cache: Path, processes: int
+    kind: str,
+    callers: int,
+    viewers: int,
+    seconds: float,
+    codec: str,
+    cache: Path,
+    processes: int,
+    workers: int = 1,
 ) -> Row:
+    many = kind == "scenelink" and workers > 1
     with tempfile.TemporaryDirectory(prefix="scenelink-bench-") as tmp:
         data = Path(tmp) / "data"
-        with server(kind, data, codec) as (url, process):
+        with (
+            redis(Path(tmp) / "redis") if many else nullcontext("") as redis_url,
+            server(
+                kind,
+                data,
+                codec,
+                {"REDIS_URL": redis_url, "SCENELINK_WORKERS": str(workers)} if many else None,
+            ) as (url, process),
+        ):
+            # The server's processes: a supervisor and its workers, or the one process.
+            port = int(url.rsplit(":", 1)[1])
+            pids = [process.pid, *wait_for_workers(process.pid, port, workers)] if many else []
+            pids = pids or [process.pid]
             time.sleep(0.5)
-            idle = rss_mb(process.pid)
+            idle = sum(rss_mb(pid) for pid in pids)
             marks: dict[str, float] = {}
             rss: list[float] = []
+            each: dict[str, list[float]] = {}
 
             def on_steady(mark: str) -> None:
-                marks[mark] = cpu_seconds(process.pid)
+                each[mark] = [cpu_seconds(pid) for pid in pids]
+                marks[mark] = sum(each[mark])
                 marks[mark + "_t"] = time.monotonic()
-                rss.append(rss_mb(process.pid))
+                rss.append(sum(rss_mb(pid) for pid in pids))
 
             plan = Plan(url, "bench", "bench-pass", callers, viewers, seconds, codec, cache, 2.0)
             runner = (
@@ -173,17 +201,23 @@ def scenario(
             report = spread_load(runner, plan, processes, on_steady)
             time.sleep(1.0)
         if kind == "janus":  # frames in its .mjr files, counted (not matched by bytes)
-            rooms = janus.recorded_frames(data).values()
-            recorded = {k: sum(room[k] for room in rooms) for k in ("video", "audio")}
+            recorded = janus.count_recorded(report, data)
         else:  # aiortc's stock MediaRecorder transcodes: its frames cannot be matched by bytes.
-            recorded = recorded_frames(data / "evidence", report, load_clip(codec, cache))
+            placed = worker_sessions(data) if many else []
+            evidence = merged_evidence(data) if many else data / "evidence"
+            recorded = recorded_frames(evidence, report, load_clip(codec, cache))
     if report.errors:
         raise RuntimeError(f"{kind} {callers}x{viewers}: {report.errors}")
     if kind != "scenelink":
         for caller in report.callers:
             caller.recorded = None
-    cpu = 100 * (marks["stop"] - marks["start"]) / (marks["stop_t"] - marks["start_t"])
-    return to_row(kind, report, recorded["video"] + recorded["audio"], cpu, (idle, max(rss)))
+    steady_s = marks["stop_t"] - marks["start_t"]
+    cpu = 100 * (marks["stop"] - marks["start"]) / steady_s
+    row = to_row(kind, report, recorded["video"] + recorded["audio"], cpu, (idle, max(rss)))
+    if many:  # each worker's CPU and the sessions placed on it (pids[0] is the supervisor)
+        spent = [100 * (b - a) / steady_s for a, b in zip(*each.values(), strict=True)][1:]
+        row.per_worker = list(zip(spent, placed, strict=True))
+    return row
 
 
 def direct(seconds: float, codec: str, cache: Path) -> Row:
@@ -227,7 +261,9 @@ def print_table(rows: list[Row], codec: str, seconds: float) -> dict[str, Any]:
     )
     print(f"SceneLink media benchmark: {codec} 720p ~1.5 Mbit/s + Opus, {seconds:g} s steady")
     print(f"machine: {machine()}")
-    print("cpu: server process only. p50/p95: video latency, caller send -> viewer receive, both")
+    print(
+        "cpu: the server's processes. p50/p95: video latency, caller send -> viewer receive, both"
+    )
     print("in one load process (packetizing, loopback, reassembly; through the server, twice).")
     print("'direct' is the same caller and viewer with no server between them. lost: video frames")
     print("missing per stage (caller->server, server->viewers, server->recording).")
@@ -290,6 +326,10 @@ def print_table(rows: list[Row], codec: str, seconds: float) -> dict[str, Any]:
     )
     lost = ", ".join(f"{LOST[k]} {v}" for k, v in big.lost.items())
     print(f"video frames lost at {big.callers}x{big.viewers}: {lost}")
+    for r in rows:
+        if r.per_worker:  # --workers: the supervisor and its workers are the server's CPU
+            loads = ", ".join(f"{c:.1f}% ({n} sessions)" for c, n in r.per_worker)
+            print(f"per worker at {r.callers}x{r.viewers}: {loads}")
     print("The load processes run on the same machine as the server and compete for its cores.")
     return derived
 
@@ -379,6 +419,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--processes", type=int, default=0, help="load processes (default: one per core)"
     )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="SceneLink worker processes (above 1: Redis too)"
+    )
     args = parser.parse_args(argv)
     seconds = args.seconds or (5.0 if args.quick else 15.0)
     big = args.callers or (3 if args.quick else 20)
@@ -400,7 +443,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = [direct(seconds, args.codec, args.cache)]
     for kind, callers, viewers in plan * args.rounds:
         print(f"running {kind} {callers}x{viewers} ...", file=sys.stderr, flush=True)
-        rows.append(scenario(kind, callers, viewers, seconds, args.codec, args.cache, processes))
+        rows.append(
+            scenario(
+                kind, callers, viewers, seconds, args.codec, args.cache, processes, args.workers
+            )
+        )
     print_table(rows, args.codec, seconds)
     if peer:
         print_peer(rows, "janus", args.rounds)

@@ -131,6 +131,9 @@ class RedisRegistry:
                 if not await self.claim(session_id):
                     logger.warning("session %s: ownership lost to another worker", session_id)
                     self.owned.discard(session_id)
+        await self._register()
+
+    async def _register(self) -> None:
         me = Worker(self.worker_id, self.url, len(self.owned), self.accepting)
         await self._redis.set(_worker(self.worker_id), json.dumps(asdict(me)), px=self.lease_ms)
 
@@ -151,6 +154,7 @@ class RedisRegistry:
         key = _owner(session_id)
         if await self._redis.set(key, self.worker_id, nx=True, px=self.lease_ms):
             self.owned.add(session_id)
+            await self._register()  # its load at once: sessions made together spread out
             return True
         if await self._renew(keys=[key], args=[self.worker_id, self.lease_ms]):
             self.owned.add(session_id)
@@ -160,6 +164,7 @@ class RedisRegistry:
     async def release(self, session_id: str) -> None:
         self.owned.discard(session_id)
         await self._release(keys=[_owner(session_id)], args=[self.worker_id])
+        await self._register()
 
     async def place(self) -> Worker | None:
         candidates = [w for w in await self.workers() if w.accepting]

@@ -41,6 +41,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SESSION_ROUTES = "/api/sessions/{session_id}"
 CALLER_PREFIXES = ("/api/caller/", "/c/")
 OFFICER_MEDIA = "/api/officer/viewers"  # the officer link's live view
+DEV_OUTBOX = "/api/sms/outbox"  # the development SMS provider's, in each worker's memory
 
 
 def cluster_secret(app: web.Application) -> bytes:
@@ -74,6 +75,8 @@ async def session_of(request: web.Request) -> str | None:
                 return None
         link = await request.app[STATE].find_link(link_hash(token)) if well_formed(token) else None
         return link.session_id if link is not None else None
+    if canonical == DEV_OUTBOX:  # kept by the worker that sent the session's SMS
+        return request.query.get("session_id")
     if canonical == OFFICER_MEDIA:
         try:
             share, _ = await request.app[SHARING].by_link(bearer_token(request))

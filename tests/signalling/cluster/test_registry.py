@@ -18,8 +18,7 @@ async def test_workers_register_and_the_least_loaded_is_placed(cluster_redis: st
     await a.heartbeat()
     await b.heartbeat()
     assert [w.id for w in await a.workers()] == ["a", "b"]
-    assert await a.claim("s1") and await a.claim("s2")
-    await a.heartbeat()  # load is published with the heartbeat
+    assert await a.claim("s1") and await a.claim("s2")  # its load is published at once
     placed = await b.place()
     assert placed is not None and (placed.id, placed.url) == ("b", "http://b.internal")
     b.accepting = False  # draining: never placed, however idle
