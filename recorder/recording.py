@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import fcntl
 import hashlib
 import logging
 import os
@@ -40,7 +39,7 @@ from streamserver.relay import Subscription
 
 from .bundle import EVENTS_FILE, FIXES_FILE, Bundle
 from .defaults import SEGMENT_SECONDS
-from .durable import FILE_MODE, make_folder
+from .durable import make_folder
 from .events import (
     CallerFile,
     EvidenceEvent,
@@ -50,6 +49,7 @@ from .events import (
     iso_at,
     now_iso,
 )
+from .folderlock import lock_folder
 from .manifest import Signer
 from .mux import PartWriter
 from .originals import KeptFile, copy_original, write_derivative
@@ -64,16 +64,11 @@ BATCH_QUEUE = 256
 RETRY_S = 1.0  # how often a failed recorder tries the disk again
 SPACE_CHECK_S = 1.0  # how often free space is compared with the warning threshold
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
-LOCK_FILE = ".recorder.lock"
 
 
 class RecorderClosed(RuntimeError):
     """Something was given to a recorder after close(): a bug in the caller, never dropped
     silently."""
-
-
-class RecorderBusy(RuntimeError):
-    """Another recorder (in this process or another) is writing this session's folder."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +112,7 @@ class SessionRecorder:
         self.node_id = node_id
         self.tag_parts = tag_parts and node_id is not None
         make_folder(folder)
-        self._lock_fd = _lock_folder(folder)
+        self._lock_fd = lock_folder(folder)
         self.signer = signer
         self.spool = spool
         self.segment_seconds = segment_seconds
@@ -785,14 +780,3 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
-
-
-def _lock_folder(folder: Path) -> int:
-    """One recorder per folder: held until the recorder is done (or the process dies)."""
-    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, FILE_MODE)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise RecorderBusy(f"another recorder is writing {folder}") from None
-    return fd

@@ -33,6 +33,7 @@ from .bundle import EVENTS_FILE, FIXES_FILE, Bundle
 from .chain import sha256_file
 from .durable import create_exclusive, fsync_dir, fsync_file
 from .events import TornInfo, now_iso
+from .folderlock import RecorderBusy, lock_folder
 from .manifest import Signer
 from .parts import is_part
 from .spool import signed_manifest
@@ -270,10 +271,16 @@ def recover_all(
         return out
     for folder in sorted(p for p in evidence_dir.iterdir() if p.is_dir()):
         try:
+            lock = lock_folder(folder)
+        except RecorderBusy:  # being recorded (a shared spool: by its own node, alive)
+            continue
+        try:
             result = recover_folder(folder, signer, node_id)
         except Exception:
             logger.exception("recovery of %s failed", folder)
             continue
+        finally:
+            os.close(lock)
         if result is not None:
             out.append(result)
     return out

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import signal
+import sys
 import time
 import zipfile
 from datetime import UTC, datetime
@@ -244,53 +246,52 @@ async def test_a_bundle_from_before_clusters_verifies_and_a_new_node_continues_i
 
 
 async def test_a_dead_nodes_open_part_joins_the_bundle_when_it_comes_back(
-    tmp_path: Path, clips: dict[str, Clip]
+    tmp_path: Path, clips: dict[str, Clip], rec_clip_dir: Path
 ) -> None:
-    """A dies before uploading anything and mid-part; B continues (and claims the index);
-    A restarts: recovery salvages the open part and the spool puts A's contribution beside
-    B's. Search finds one session with both, and it verifies."""
+    """A (a recording process) is killed mid-part before uploading anything; B continues
+    (and claims the index); A restarts: recovery salvages the open part and the spool puts
+    A's contribution beside B's. Search finds one session with both, and it verifies."""
     store = LocalFolderStore(tmp_path / "store")
-    clip = clips["H264"]
     a, b = Node(tmp_path, "node-a", store), Node(tmp_path, "node-b", store)
-    t0 = time.time() - 3 * clip.duration_s - GAP_S - 2
-    rec_a = a.recorder(continued=False)
-    rec_a.append_event(session_created("CAD-DEAD", "tok"))
-    await stream(rec_a, clip, clip.duration_s, paced=False, t0=t0)
-    # The crash: A's next part was being written when the process died (started, never
-    # chained): here a copy of the first, begun where the first ended.
-    rec_a.append_event(
-        {
-            "event": "recording_part_started",
-            "at": "2026-12-07T15:00:00+00:00",
-            "part": "media-002.mkv",
-            "first_frame_wall_clock": t0 + clip.duration_s,
-            "video_codec": "h264",
-            "width": 320,
-            "height": 240,
-        }
-    )
-    await rec_a.flush()
     folder_a = a.evidence / SESSION
-    shutil.copyfile(folder_a / "media-001.mkv", folder_a / "media-002.mkv")
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.recorder.crash_child",
+        str(folder_a),
+        str(rec_clip_dir),
+        str(tmp_path / "node-a" / "key.pem"),  # A's key
+        str(tmp_path / "sent.log"),
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            chain = folder_a / "chain.jsonl"
+            if chain.exists() and '"kind":"segment"' in chain.read_text():
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)  # mid-way through its second 2 s part
+    finally:
+        child.send_signal(signal.SIGKILL)
+        await child.wait()
 
     rec_b = b.recorder(continued=True)
     rec_b.record_move("node-a", "failover", None)
-    await stream(rec_b, clip, clip.duration_s, paced=False, t0=t0 + 2 * clip.duration_s + GAP_S)
+    await stream(rec_b, clips["H264"], clips["H264"].duration_s, paced=False, t0=time.time())
     await rec_b.close()
     b.upload()
     assert find_session(store, SESSION).endswith("no-incident/" + SESSION)  # B claimed it
 
-    [recovered] = recover_all(a.evidence, a.signer, a.node_id)
-    assert recovered.segments == ["media-002-whole.mkv"]
+    [recovered] = recover_all(a.evidence, a.signer, a.node_id)  # A is back
+    assert recovered.segments  # the whole frames of the part it was writing
     a.upload()
     report = verify_target(SESSION, store, None)
-    assert report.nodes == ["node-b", "node-a"] and report.segments == 3
-    [entry] = Catalogue(store, b.signer.jwks()).search(SearchQuery(incident_ref="CAD-DEAD"))
-    assert [(s.name, s.node_id) for s in entry.segments] == [
-        ("media-001.mkv", "node-a"),
-        ("media-002-whole.mkv", "node-a"),
-        ("media-node-b-001.mkv", "node-b"),
-    ]
+    assert report.nodes == ["node-b", "node-a"]
+    [entry] = Catalogue(store, b.signer.jwks()).search(SearchQuery(incident_ref="INC-K"))
+    nodes = [s.node_id for s in entry.segments]
+    assert nodes == ["node-a"] * (len(nodes) - 1) + ["node-b"]  # in recording order
+    assert recovered.segments[-1] in [s.name for s in entry.segments]
     assert entry.status == "interrupted"  # A's contribution ended in a crash
 
 

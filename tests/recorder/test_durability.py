@@ -19,9 +19,10 @@ import pytest
 from bench.synthetic import Clip
 from recorder import durable, recovery
 from recorder.chain import CHAIN_FILE, HashChain, check_links, load_chain
+from recorder.folderlock import RecorderBusy
 from recorder.manifest import Signer
 from recorder.parts import PartNames
-from recorder.recording import RecorderBusy, RecordingStatus, SessionRecorder
+from recorder.recording import RecordingStatus, SessionRecorder
 from recorder.recovery import recover_folder
 from recorder.verify import VerifyError, verify_bundle
 from streamserver.relay import TrackRelay
