@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import weakref
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from typing_extensions import TypeVar
 from .catalogue import Catalogue
 from .defaults import FIXITY_INTERVAL_S, LOW_SPACE_MB, RETENTION_DAYS, SEGMENT_SECONDS
 from .fixity import FixityJob
+from .folderlock import RecorderBusy, lock_folder
 from .layout import DataLayout
 from .manifest import Signer
 from .nodes import check_node_id, load_or_create_node_id, publish_key
@@ -58,6 +60,9 @@ class EvidenceSettings:
     # Several nodes share the store (Redis configured): every part name carries the node id,
     # so no two nodes' parts of a session can share a name, whoever records first.
     clustered: bool = False
+    # A folder every node mounts, holding each node's spool as <it>/<node id>/ (then that is
+    # ``evidence_dir``): another node can ``rescue`` a dead node's unfinished evidence.
+    shared_spool: Path | None = None
 
     @classmethod
     def from_settings(cls, settings: Any) -> EvidenceSettings:
@@ -78,6 +83,7 @@ class EvidenceSettings:
             low_space_bytes=settings.evidence_low_space_mb * 1024 * 1024,
             node_id=settings.node_id,
             clustered=settings.redis_url is not None,
+            shared_spool=settings.shared_spool,
         )
 
     @property
@@ -188,15 +194,48 @@ class Evidence(Generic[R]):
             logger.warning("recovered session %s after an unclean stop", recovered.session_id)
         if self._make_retention is not None:
             self._retention = self._make_retention(self._store)
-        self._spool = Spooler(
-            self._store,
-            retention_days=s.retention_days,
-            keep_local=s.keep_local,
-            lock_for=None if self._retention is None else self._retention.lock_for,
-            node_id=self._node_id,
-        )
+        self._spool = self._spooler(self._node_id)
         self._spool.start()
         return self._spool.enqueue_all(s.evidence_dir)
+
+    def _spooler(self, node_id: str) -> Spooler:
+        """A spool that uploads ``node_id``'s contributions (this node's, or a dead one's)."""
+        return Spooler(
+            self.store,
+            retention_days=self.settings.retention_days,
+            keep_local=self.settings.keep_local,
+            lock_for=None if self._retention is None else self._retention.lock_for,
+            node_id=node_id,
+        )
+
+    async def rescue(self, node_id: str) -> list[str]:
+        """With a shared spool, after ``node_id`` died (its lease expired): recover its
+        unfinished sessions there (open parts salvaged, each manifest signed by this node's
+        key and naming ``node_id``) and upload whatever of its evidence the store lacks, to
+        where that node's own upload would have put it. Folders still locked (being recorded)
+        are left alone. Returns the sessions recovered."""
+        return await asyncio.to_thread(self._rescue, check_node_id(node_id))
+
+    def _rescue(self, node_id: str) -> list[str]:
+        shared = self.settings.shared_spool
+        if shared is None or node_id == self.node_id or not (shared / node_id).is_dir():
+            return []
+        recovered = recover_all(shared / node_id, self.signer, node_id)
+        spool = self._spooler(node_id)
+        for folder in sorted(p for p in (shared / node_id).iterdir() if p.is_dir()):
+            try:
+                lock = lock_folder(folder)
+            except RecorderBusy:
+                continue  # its node is alive after all, or another node is rescuing it
+            try:
+                spool.sync(folder)
+            except Exception:  # its node uploads it on its return; the others go on
+                logger.exception("rescue: upload of %s from node %s failed", folder.name, node_id)
+            finally:
+                os.close(lock)
+        for r in recovered:
+            logger.warning("rescued session %s left open by node %s", r.session_id, node_id)
+        return [r.session_id for r in recovered]
 
     async def start(self) -> None:
         queued = await asyncio.to_thread(self._open)

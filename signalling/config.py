@@ -26,6 +26,7 @@ from pydantic_settings import (
 
 from recorder import defaults
 from recorder.layout import DataLayout
+from recorder.nodes import load_or_create_node_id
 from signalling.calls.invites import INVITES, SessionMode
 from signalling.calls.links import LINK_ID_LENGTH
 from signalling.languages import language_codes
@@ -355,6 +356,11 @@ class Settings(BaseSettings):
         description="This node in the evidence (its manifests, a continued session's part "
         "names, the store's <session>/nodes/<id>/); unset: made once, kept in <data dir>/node-id",
     )
+    shared_spool: Path | None = Field(
+        default=None,
+        description="A folder every node mounts: each node's evidence spool is <it>/<node id>/, "
+        "so another node can recover and upload a dead node's unfinished evidence",
+    )
     # Operations (signalling/ops/): probes, metrics, logs.
     log_format: Literal["text", "json"] = Field(
         default="text", description="'json': one JSON object per log line, for a log shipper"
@@ -462,7 +468,12 @@ class Settings(BaseSettings):
 
     @property
     def evidence_dir(self) -> Path:
-        return self.layout.evidence_dir
+        """The evidence spool: in the data folder, or this node's in the shared spool."""
+        if self.shared_spool is None:
+            return self.layout.evidence_dir
+        return self.shared_spool / (
+            self.node_id or load_or_create_node_id(self.layout.node_id_file)
+        )
 
     @model_validator(mode="after")
     def providers_complete(self) -> Settings:

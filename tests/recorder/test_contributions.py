@@ -254,27 +254,7 @@ async def test_a_dead_nodes_open_part_joins_the_bundle_when_it_comes_back(
     store = LocalFolderStore(tmp_path / "store")
     a, b = Node(tmp_path, "node-a", store), Node(tmp_path, "node-b", store)
     folder_a = a.evidence / SESSION
-    child = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tests.recorder.crash_child",
-        str(folder_a),
-        str(rec_clip_dir),
-        str(tmp_path / "node-a" / "key.pem"),  # A's key
-        str(tmp_path / "sent.log"),
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            chain = folder_a / "chain.jsonl"
-            if chain.exists() and '"kind":"segment"' in chain.read_text():
-                break
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(1.0)  # mid-way through its second 2 s part
-    finally:
-        child.send_signal(signal.SIGKILL)
-        await child.wait()
+    await kill_mid_part(folder_a, rec_clip_dir, tmp_path / "node-a" / "key.pem", tmp_path / "log")
 
     rec_b = b.recorder(continued=True)
     rec_b.record_move("node-a", "failover", None)
@@ -351,3 +331,62 @@ async def test_a_new_owner_continues_the_session_through_evidence(
     assert moved["gap_s"] >= GAP_S
     assert [e["event"] for e in catalogue.events(SESSION)].count("session_created") == 1
     assert verify_target(SESSION, bucket, None).nodes == [a.node_id, b.node_id]
+
+
+async def kill_mid_part(folder: Path, rec_clip_dir: Path, key: Path, log: Path) -> None:
+    """A recording process (tests.recorder.crash_child) writing ``folder``, SIGKILLed in its
+    second part."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.recorder.crash_child",
+        str(folder),
+        str(rec_clip_dir),
+        str(key),
+        str(log),
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            chain = folder / "chain.jsonl"
+            if chain.exists() and '"kind":"segment"' in chain.read_text():
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)  # mid-way through its second 2 s part
+    finally:
+        child.send_signal(signal.SIGKILL)
+        await child.wait()
+
+
+async def test_a_node_rescues_a_dead_nodes_spool_from_the_shared_folder(
+    tmp_path: Path, rec_clip_dir: Path
+) -> None:
+    """SCENELINK_SHARED_SPOOL: node A's recording process dies mid-part and A never comes
+    back; B recovers A's folder from the shared spool and uploads it as A's contribution
+    (signed by B, naming A). A folder still being recorded is left alone."""
+    shared = tmp_path / "shared"
+    await kill_mid_part(
+        shared / "node-a" / SESSION, rec_clip_dir, tmp_path / "a-key.pem", tmp_path / "sent"
+    )
+    busy = SessionRecorder(shared / "node-c" / "sess-live", signer=None)  # C is alive
+    settings = EvidenceSettings(
+        data_dir=tmp_path / "b",
+        evidence_dir=shared / "node-b",
+        node_id="node-b",
+        shared_spool=shared,
+    )
+    b: Evidence = Evidence(settings)
+    await b.start()
+    try:
+        assert await b.rescue("node-b") == []  # itself: never
+        assert await b.rescue("node-c") == []  # alive: its folder is locked
+        assert await b.rescue("node-a") == [SESSION]
+    finally:
+        await b.stop()
+        await busy.close()
+    assert "sess-live" not in [k.split("/")[1] for k in b.store.list("index/")]
+    report = verify_target(SESSION, b.store, None)
+    assert report.nodes == ["node-a"] and report.key_ids == [b.signer.kid]
+    [entry] = Catalogue(b.store, b.signer.jwks()).search(SearchQuery(incident_ref="INC-K"))
+    assert entry.status == "interrupted" and len(entry.segments) >= 2
