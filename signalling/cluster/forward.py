@@ -8,6 +8,7 @@ or followed (a redirect goes back to the browser as it is).
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -18,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
 CONNECT_TIMEOUT_S = 5.0
+ASK_TIMEOUT_S = 10.0  # a worker's part of a cluster-wide answer
 # Hop-by-hop headers (RFC 9110 7.6.1) stay with their own connection; hop headers are
 # the forwarding worker's to set.
 NOT_FORWARDED = frozenset(
@@ -52,11 +54,32 @@ class Forwarder:
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S),
         )
 
-    async def forward(self, request: web.Request, base_url: str) -> web.StreamResponse:
+    def _headers(self, request: web.Request) -> dict[str, str]:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED}
         headers.setdefault("X-Forwarded-Proto", request.scheme)
         remote = request.remote or ""
-        headers |= hop.sign(self.secret, request.method, request.raw_path, self.worker_id, remote)
+        return headers | hop.sign(
+            self.secret, request.method, request.raw_path, self.worker_id, remote
+        )
+
+    async def ask(self, request: web.Request, base_url: str) -> Any:
+        """The same GET answered by another worker (its own part of a cluster-wide answer,
+        e.g. its audit trail): the JSON body of a 200; ``Unreachable`` otherwise."""
+        try:
+            async with self._http.get(
+                base_url.rstrip("/") + request.raw_path,
+                headers=self._headers(request),
+                timeout=aiohttp.ClientTimeout(total=ASK_TIMEOUT_S),
+                allow_redirects=False,
+            ) as answer:
+                if answer.status != 200:
+                    raise Unreachable(f"{base_url}: {answer.status}")
+                return await answer.json()
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise Unreachable(f"{base_url}: {exc}") from exc
+
+    async def forward(self, request: web.Request, base_url: str) -> web.StreamResponse:
+        headers = self._headers(request)
         body = request.content.iter_chunked(CHUNK) if request.body_exists else None
         response = web.StreamResponse()
         try:

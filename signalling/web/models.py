@@ -291,10 +291,20 @@ class ClipRequest(RangeBody):
     reason: str = Field(default="", max_length=1000, description="Why (required; in the log)")
 
 
-class AuditSearch(BaseModel):
-    records: list[dict[str, Any]]
-    chain_intact: bool
+class AuditNode(BaseModel):
+    """One worker's trail in a search: each worker chains its own (signalling.cluster)."""
+
+    node: str
+    answered: bool  # False: the worker did not answer (its records are missing)
+    chain_intact: bool | None
     first_broken_seq: int | None
+
+
+class AuditSearch(BaseModel):
+    records: list[dict[str, Any]]  # from every worker, oldest first, each naming its ``node``
+    chain_intact: bool  # every trail that answered
+    first_broken_seq: int | None  # in this worker's trail
+    nodes: list[AuditNode]
 
 
 class ShareRequest(Strict):

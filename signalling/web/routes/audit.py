@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiohttp import web
 
 from signalling.audit.extract import AuditExtract, extract_csv, make_extract
 from signalling.audit.trail import first_broken
 from signalling.calls.sessions import utcnow
-from signalling.web.appkeys import AUDIT, OPERATOR
+from signalling.web.appkeys import AUDIT, CLUSTER, OPERATOR
 from signalling.web.errors import json_error
+from signalling.web.fanout import forwarded_by, from_other_workers
 from signalling.web.models import AuditSearch
 from signalling.web.openapi import documented
 from signalling.web.requests import audit, query_date
 
 routes = web.RouteTableDef()
+SEARCH_LIMIT = 500  # records in one answer, the latest (each trail gives as many)
 
 
 @routes.get("/api/audit")
@@ -38,17 +41,35 @@ async def audit_search(request: web.Request) -> web.Response:
         until=until,
     )
     broken = first_broken(await asyncio.to_thread(trail.read))
-    await audit(
-        request,
-        "consultation.audit_search",
-        query.get("session_id") or None,
-        person=query.get("actor") or None,
-        what=query.get("action") or None,
-        since=query.get("from") or None,
-        until=query.get("to") or None,
-    )
+    # Each worker chains its own trail: a search reads every live worker's (one hop).
+    node = request.app[CLUSTER].worker_id
+    nodes: list[dict[str, Any]] = [
+        {"node": node, "answered": True, "chain_intact": broken is None, "first_broken_seq": broken}
+    ]
+    for record in records:
+        record["node"] = node
+    for worker, answer in await from_other_workers(request):
+        if answer is None:
+            nodes.append(
+                {"node": worker, "answered": False, "chain_intact": None, "first_broken_seq": None}
+            )
+        else:
+            records += answer["records"]
+            nodes += answer["nodes"]
+    records = sorted(records, key=lambda r: str(r["at"]))[-SEARCH_LIMIT:]
+    if forwarded_by(request) is None:  # one consultation, where it was asked
+        await audit(
+            request,
+            "consultation.audit_search",
+            query.get("session_id") or None,
+            person=query.get("actor") or None,
+            what=query.get("action") or None,
+            since=query.get("from") or None,
+            until=query.get("to") or None,
+        )
+    intact = all(n["chain_intact"] for n in nodes if n["answered"])
     return web.json_response(
-        {"records": records, "chain_intact": broken is None, "first_broken_seq": broken}
+        {"records": records, "chain_intact": intact, "first_broken_seq": broken, "nodes": nodes}
     )
 
 

@@ -23,7 +23,10 @@ from tests.client import Client, client_of
 from tests.harness import free_port
 
 HEADERS = {"X-Requested-With": "scenelink"}
-OPERATORS = [{"username": "alice", "password": "pw-alice", "roles": ["call_handler"]}]
+OPERATORS = [
+    {"username": "alice", "password": "pw-alice", "roles": ["call_handler"]},
+    {"username": "sam", "password": "pw-sam", "roles": ["supervisor"]},
+]
 LEASE_S = 0.6
 
 
@@ -135,3 +138,20 @@ async def test_a_dead_nodes_live_session_is_taken_over(nodes: tuple[Node, Node])
     assert (await b.app[STATE].get(session["id"])).state == "reconnecting"
     events = (b.data_dir / "evidence" / session["id"] / "events.jsonl").read_text()
     assert "reconnecting" in [json.loads(line)["event"] for line in events.splitlines()]
+
+
+async def test_an_audit_search_reads_every_nodes_trail(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes  # alice signed in on each: a sign_in record in each node's own trail
+    signed_in = await b.client.post(
+        "/api/login", json={"username": "sam", "password": "pw-sam"}, headers=HEADERS
+    )
+    assert signed_in.status == 200
+    found = await (await b.client.get("/api/audit?action=sign_in&actor=alice")).json()
+    assert sorted(r["node"] for r in found["records"]) == ["a", "b"]
+    assert found["chain_intact"] is True
+    assert [(n["node"], n["answered"], n["chain_intact"]) for n in found["nodes"]] == [
+        ("b", True, True),
+        ("a", True, True),
+    ]
+    searches = await (await b.client.get("/api/audit?action=consultation.audit_search")).json()
+    assert [r["node"] for r in searches["records"]] == ["b"]  # recorded once, where asked
