@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .chain import canonical
 from .manifest import MANIFEST_JWS, verify_jws
 from .store import EvidenceStore, StoreError, find_session, index_key
 
@@ -41,11 +42,7 @@ class IndexRecord:
 
     def encode(self) -> bytes:
         node = {"node_id": self.node_id} if self.node_id else {}
-        return json.dumps(
-            {"session_id": self.session_id, "prefix": self.prefix, **node},
-            separators=(",", ":"),
-            sort_keys=True,
-        ).encode()
+        return canonical({"session_id": self.session_id, "prefix": self.prefix, **node})
 
 
 def read_index(store: EvidenceStore, session_id: str) -> IndexRecord:

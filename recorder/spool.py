@@ -4,6 +4,8 @@ The evidence folder is the spool: segments are written and closed there first, t
 by one thread; every object is checked against the store's own checksum before its receipt is
 written to ``uploads.jsonl``. Nothing local is deleted before that (and, with ``keep_local``, the
 default, nothing is deleted at all). ``enqueue_all`` on start-up uploads whatever is left.
+Where a folder's objects go is decided once (``store-prefix``): the session's prefix if this
+node claims its index first, else this node's place under it (``contributions``).
 """
 
 from __future__ import annotations
