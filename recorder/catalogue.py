@@ -20,7 +20,13 @@ from typing import Any
 from geopy.distance import geodesic
 
 from .bundle import EVENTS_FILE, FIXES_FILE
-from .contributions import Contribution, load_contributions, session_index
+from .contributions import (
+    Contribution,
+    listed_members,
+    load_contributions,
+    node_of,
+    session_index,
+)
 from .nodes import KeySet
 from .store import INDEX_PREFIX, EvidenceStore, StoreError
 
@@ -120,6 +126,11 @@ class CatalogueEntry:
     # recorded the session; every contribution's prefix, first node first.
     sources: dict[str, str] = field(default_factory=dict, repr=False)
     contributions: tuple[str, ...] = ()
+
+    @property
+    def other_nodes(self) -> set[str]:
+        """The nodes whose contributions are under ``nodes/`` (beside the first one)."""
+        return {node for prefix in self.contributions if (node := node_of(prefix))}
 
     def in_area(self, area: Area) -> bool:
         return any(area.contains(lat, lon) for lat, lon in self.positions)
@@ -290,9 +301,11 @@ class Catalogue:
         ids = [k[len(INDEX_PREFIX) : -len(".json")] for k in self.store.list(INDEX_PREFIX)]
         fresh: dict[str, CatalogueEntry] = {}
         trusted: dict[str, Any] | None = None
+        members = listed_members(self.store)  # a node's contribution may land after "closed"
         for session_id in ids:
             known = self._entries.get(session_id)
-            if known is not None and known.status == "closed":
+            grown = members.get(session_id, set()) - (known.other_nodes if known else set())
+            if known is not None and known.status == "closed" and not grown:
                 fresh[session_id] = known
                 continue
             try:

@@ -21,9 +21,12 @@ from typing import Any
 
 from .chain import canonical
 from .manifest import MANIFEST_JWS, verify_jws
-from .store import EvidenceStore, StoreError, find_session, index_key
+from .store import EvidenceStore, StoreError, find_session, index_key, safe_part
 
 NODES_DIR = "nodes"
+# ``contributions/<session>/<node id>.json``: written once by each node whose contribution is
+# not at the session's prefix, so that one listing tells a reader a session has grown.
+MEMBERS_PREFIX = "contributions/"
 
 
 def contribution_prefix(session_prefix: str, node_id: str | None) -> str:
@@ -43,6 +46,23 @@ class IndexRecord:
     def encode(self) -> bytes:
         node = {"node_id": self.node_id} if self.node_id else {}
         return canonical({"session_id": self.session_id, "prefix": self.prefix, **node})
+
+
+def member_key(session_id: str, node_id: str) -> str:
+    return f"{members_prefix(session_id)}{node_id}.json"
+
+
+def members_prefix(session_id: str) -> str:
+    return f"{MEMBERS_PREFIX}{safe_part(session_id)}/"
+
+
+def listed_members(store: EvidenceStore) -> dict[str, set[str]]:
+    """Every session's other nodes, as their member records name them (one listing)."""
+    found: dict[str, set[str]] = {}
+    for key in store.list(MEMBERS_PREFIX):
+        session_id, _, name = key[len(MEMBERS_PREFIX) :].partition("/")
+        found.setdefault(session_id, set()).add(name.removesuffix(".json"))
+    return found
 
 
 def read_index(store: EvidenceStore, session_id: str) -> IndexRecord:
@@ -101,6 +121,12 @@ def node_prefixes(store: EvidenceStore, session_prefix: str) -> list[str]:
         for key in store.list(base)
         if key.endswith(f"/{MANIFEST_JWS}") and "/" not in key[len(base) : -len(MANIFEST_JWS) - 1]
     )
+
+
+def node_of(prefix: str) -> str | None:
+    """The node whose contribution is at ``prefix`` by where it is (None: the first)."""
+    head, _, node = prefix.rpartition(f"/{NODES_DIR}/")
+    return node if head and "/" not in node else None
 
 
 def load_contributions(

@@ -26,7 +26,7 @@ import jwt
 
 from .bundle import read_manifest_json
 from .chain import canonical
-from .contributions import IndexRecord, contribution_prefix, read_index
+from .contributions import IndexRecord, contribution_prefix, member_key, read_index
 from .defaults import RETENTION_DAYS
 from .durable import append_line, write_new
 from .manifest import JWKS_FILE, MANIFEST_JSON, MANIFEST_JWS
@@ -242,28 +242,40 @@ class Spooler:
     def _prefix(self, folder: Path, manifest: dict[str, Any], lock: ObjectLock) -> str:
         """Where this folder's objects go, decided once (kept in ``store-prefix``): the
         session's prefix if this node claims the session's index first, else its own place
-        under the prefix another node claimed (``contributions``); never a second index."""
+        under the prefix another node claimed, announced by a member record (both in
+        ``contributions``); never a second index."""
         path = folder / PREFIX_FILE
         if path.exists():
             return path.read_text().strip()
         when = self._started(manifest)
         own = session_prefix(when, manifest.get("incident_ref"), folder.name)
         claim = IndexRecord(folder.name, own, self.node_id)
-        try:
-            receipt = self.store.create(index_key(folder.name), claim.encode(), lock.retain_until)
-        except AlreadyStored:
+        receipt = self._create(index_key(folder.name), claim.encode(), lock)
+        if receipt is not None:
+            self._receipt(folder, "index", receipt)
+            prefix = own
+        else:
             found = read_index(self.store, folder.name)
             mine = found.node_id == self.node_id or self.node_id is None
             prefix = contribution_prefix(found.prefix, None if mine else self.node_id)
-        else:
-            if lock.legal_hold:
-                self.store.set_legal_hold(
-                    StoredVersion(receipt.key, receipt.version_id, None, False), True
-                )
-            self._receipt(folder, "index", receipt)
-            prefix = own
+            if not mine:
+                assert self.node_id is not None
+                member = IndexRecord(folder.name, prefix, self.node_id)
+                self._create(member_key(folder.name, self.node_id), member.encode(), lock)
         write_new(path, (prefix + "\n").encode())
         return prefix
+
+    def _create(self, key: str, data: bytes, lock: ObjectLock) -> Receipt | None:
+        """A write-once object under the session's lock; None if it was there already."""
+        try:
+            receipt = self.store.create(key, data, lock.retain_until)
+        except AlreadyStored:
+            return None
+        if lock.legal_hold:
+            self.store.set_legal_hold(
+                StoredVersion(receipt.key, receipt.version_id, None, False), True
+            )
+        return receipt
 
     def _receipt(self, folder: Path, name: str, receipt: Receipt) -> None:
         record = {

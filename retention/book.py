@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from recorder.contributions import members_prefix
 from recorder.manifest import MANIFEST_JSON
 from recorder.store import (
     INDEX_PREFIX,
@@ -114,7 +115,8 @@ class RetentionBook:
         return review_queue(self.states(), self.schedule, self.clock())
 
     def versions(self, session_id: str) -> list[StoredVersion]:
-        """Every stored version that belongs to the session: bundle, index and ledger."""
+        """Every stored version that belongs to the session: bundle (every node's), index,
+        the other nodes' member records and ledger."""
         found: list[StoredVersion] = []
         try:
             found += self.store.versions(find_session(self.store, session_id) + "/")
@@ -122,6 +124,7 @@ class RetentionBook:
             pass  # nothing of the bundle uploaded yet
         key = index_key(session_id)
         found += [v for v in self.store.versions(key) if v.key == key]
+        found += self.store.versions(members_prefix(session_id))
         found += self.store.versions(ledger_prefix(session_id))
         return found
 

@@ -31,6 +31,8 @@ from recorder.store import EvidenceStore, LocalFolderStore, find_session, index_
 from recorder.timeline import build_timeline
 from recorder.verify import VerifyError, download_session, verify_bundle, verify_target
 from recorder.workingcopy import WorkingCopies, check_copy
+from retention.book import RetentionBook
+from retention.schedule import load_schedule
 from signalling.cli.main import main as scenelink
 from tests.conftest import s3_bucket
 from tests.recorder.feed import session_created, stream
@@ -262,17 +264,26 @@ async def test_a_dead_nodes_open_part_joins_the_bundle_when_it_comes_back(
     await rec_b.close()
     b.upload()
     assert find_session(store, SESSION).endswith("no-incident/" + SESSION)  # B claimed it
+    catalogue = Catalogue(store, b.signer.jwks())
+    [only_b] = catalogue.search(SearchQuery())
+    assert only_b.status == "closed" and only_b.incident_ref is None  # cached as it is
 
     [recovered] = recover_all(a.evidence, a.signer, a.node_id)  # A is back
     assert recovered.segments  # the whole frames of the part it was writing
     a.upload()
     report = verify_target(SESSION, store, None)
     assert report.nodes == ["node-b", "node-a"]
-    [entry] = Catalogue(store, b.signer.jwks()).search(SearchQuery(incident_ref="INC-K"))
+    # The same catalogue sees A's late contribution (its member record says the session grew).
+    [entry] = catalogue.search(SearchQuery(incident_ref="INC-K"))
     nodes = [s.node_id for s in entry.segments]
     assert nodes == ["node-a"] * (len(nodes) - 1) + ["node-b"]  # in recording order
     assert recovered.segments[-1] in [s.name for s in entry.segments]
     assert entry.status == "interrupted"  # A's contribution ended in a crash
+    # Disposal takes every node's objects, A's member record included.
+    book = RetentionBook(store, load_schedule())
+    keys = {v.key for v in book.versions(SESSION)}
+    assert f"contributions/{SESSION}/node-a.json" in keys
+    assert any("/nodes/node-a/" in k for k in keys) and index_key(SESSION) in keys
 
 
 async def test_a_new_owner_continues_the_session_through_evidence(
