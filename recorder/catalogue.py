@@ -21,11 +21,11 @@ from geopy.distance import geodesic
 
 from .bundle import EVENTS_FILE, FIXES_FILE
 from .contributions import (
-    Contribution,
     listed_members,
     load_contributions,
     node_of,
     session_index,
+    session_status,
 )
 from .nodes import KeySet
 from .store import INDEX_PREFIX, EvidenceStore, StoreError
@@ -210,12 +210,6 @@ def _merged(lists: Iterable[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: str(r.get("at") or r.get("received_at") or ""))
 
 
-def _status(found: list[Contribution]) -> str:
-    """Closed once every node's contribution is; else the first one's that is not."""
-    statuses = [str(c.manifest.get("status")) for c in found]
-    return next((s for s in statuses if s != "closed"), "closed")
-
-
 def load_entry(store: EvidenceStore, session_id: str, jwks: dict[str, Any]) -> CatalogueEntry:
     """Build one entry from the store, from every node's contribution (``contributions``):
     raises StoreError or ValueError if unusable."""
@@ -264,7 +258,7 @@ def load_entry(store: EvidenceStore, session_id: str, jwks: dict[str, Any]) -> C
     return CatalogueEntry(
         session_id=session_id,
         prefix=found[0].prefix,
-        status=_status(found),
+        status=session_status(found),
         incident_ref=next((c.incident_ref for c in found if c.incident_ref), None),
         phone=phone,
         mode=mode if isinstance(mode, str) else None,

@@ -154,6 +154,20 @@ def load_contributions(
     return found
 
 
+def session_status(contributions: Sequence[Contribution]) -> str:
+    """The session's status: "open" while any node's share is; else that of the share whose
+    media ends last (a failover always leaves the dead node's share "interrupted": the
+    session is "closed" if the node that recorded last closed it)."""
+    statuses = [str(c.manifest.get("status")) for c in contributions]
+    if "open" in statuses:
+        return "open"
+
+    def ends(c: Contribution) -> str:
+        return str(c.manifest.get("last_frame_wall_clock") or c.manifest.get("started_at") or "")
+
+    return str(max(contributions, key=ends).manifest.get("status"))
+
+
 def session_index(contributions: Sequence[Contribution]) -> list[IndexedPart]:
     """Every node's parts in the order they were recorded (first frame's wall clock; one
     node's in its manifest's order), each with the gap since the part before it ended."""

@@ -21,7 +21,13 @@ import av
 
 from .bundle import EVENTS_FILE, FIXES_FILE
 from .chain import CHAIN_FILE, ChainError, check_links, load_chain, sha256_file, sha256_range
-from .contributions import NODES_DIR, Contribution, IndexedPart, session_index
+from .contributions import (
+    NODES_DIR,
+    Contribution,
+    IndexedPart,
+    session_index,
+    session_status,
+)
 from .manifest import JWKS_FILE, MANIFEST_JSON, MANIFEST_JWS, verify_jws
 from .nodes import trusted_jwks
 from .originals import KEPT_FILE
@@ -102,7 +108,7 @@ def verify_bundle(folder: Path, jwks: dict[str, Any] | None = None, decode: bool
         key_id=first.key_id,
         segments=sum(r.segments for r, _ in found),
         media_seconds=round(sum(r.media_seconds for r, _ in found), 3),
-        status=next((r.status for r, _ in found if r.status != "closed"), first.status),
+        status=session_status([c for _, c in found]),
         notes=[n for r, _ in found for n in r.notes],
         key_ids=sorted({str(r.key_id) for r, _ in found}),
         nodes=[c.node_id for _, c in found],
