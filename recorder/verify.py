@@ -33,6 +33,7 @@ from .nodes import trusted_jwks
 from .originals import KEPT_FILE
 from .store import EvidenceStore, find_session
 
+GAP_S = 1.0  # a longer pause between one node's parts is listed as a gap
 MEDIA_FILE = re.compile(r"media-.*\.mkv$")  # parts, and whole copies of cut parts
 
 
@@ -56,8 +57,14 @@ class Report:
 
     @property
     def gaps(self) -> list[IndexedPart]:
-        """The parts that follow a gap (of more than a second)."""
-        return [p for p in self.parts if p.gap_before_s is not None and p.gap_before_s > 1.0]
+        """The parts that follow a move to another node (whatever the gap), or a gap of more
+        than a second on one node (parts cut for length follow on at once)."""
+        return [
+            p
+            for before, p in zip(self.parts, self.parts[1:], strict=False)
+            if p.gap_before_s is not None
+            and (p.node_id != before.node_id or p.gap_before_s > GAP_S)
+        ]
 
 
 def _decode(path: Path) -> tuple[int, int]:

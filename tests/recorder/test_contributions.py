@@ -18,7 +18,7 @@ import pytest
 
 from bench.synthetic import Clip
 from recorder.catalogue import Catalogue, SearchQuery
-from recorder.contributions import load_contributions, session_index
+from recorder.contributions import IndexedPart, load_contributions, session_index
 from recorder.evidence import Evidence, EvidenceSettings
 from recorder.export import ExportRequest, build_package, verify_package
 from recorder.fixity import check_store
@@ -29,7 +29,7 @@ from recorder.recovery import recover_all
 from recorder.spool import Spooler
 from recorder.store import EvidenceStore, LocalFolderStore, find_session, index_key
 from recorder.timeline import build_timeline
-from recorder.verify import VerifyError, download_session, verify_bundle, verify_target
+from recorder.verify import Report, VerifyError, download_session, verify_bundle, verify_target
 from recorder.workingcopy import WorkingCopies, check_copy
 from retention.book import RetentionBook
 from retention.schedule import load_schedule
@@ -402,3 +402,19 @@ async def test_a_node_rescues_a_dead_nodes_spool_from_the_shared_folder(
     assert report.nodes == ["node-a"] and report.key_ids == [b.signer.kid]
     [entry] = Catalogue(b.store, b.signer.jwks()).search(SearchQuery(incident_ref="INC-K"))
     assert entry.status == "interrupted" and len(entry.segments) >= 2
+
+
+def test_a_move_to_another_node_is_a_gap_however_short() -> None:
+    """What verify lists as gaps: every move between nodes, and a pause over a second on
+    one node; parts cut for length follow on at once and are not gaps."""
+
+    def part(name: str, node: str, first: float, gap: float | None) -> IndexedPart:
+        return IndexedPart(name, f"k/{name}", node, "0" * 64, 1, 1.0, first, first + 1.0, gap)
+
+    parts = [
+        part("a1", "a", 0.0, None),
+        part("a2", "a", 1.02, 0.02),
+        part("b1", "b", 2.32, 0.3),
+        part("b2", "b", 4.82, 1.5),
+    ]
+    assert [p.name for p in Report(parts=parts).gaps] == ["b1", "b2"]
