@@ -88,7 +88,7 @@ def server(
     log = (data.parent / f"{kind}.log").open("wb")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + (60 if cluster else 20)  # N workers start together
         while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()

@@ -825,15 +825,37 @@ class SessionService:
             await self._reconnecting(session_id)
         if (recorder := self._recorders.pop(session_id, None)) is not None:
             await recorder.close()
-        await self.cluster.release(session_id)
+        await self.cluster.release(session_id, reason="drain")
+
+    async def _continue_recording(self, session_id: str, from_node: str, reason: str) -> None:
+        """This worker's part of a session another worker recorded: the same bundle, its
+        first event ``recording_moved`` (recorder.evidence.continue_recording)."""
+        if session_id in self._recorders:
+            return
+        try:
+            if (await self.store.get(session_id)).state == "ended":
+                return
+        except KeyError:
+            return
+        self._recorders[session_id] = self.evidence.continue_recording(
+            session_id,
+            from_node=from_node,
+            reason=reason,
+            on_status=lambda status: self._recording_status(session_id, status),
+        )
 
     async def adopt(self, session_id: str) -> bool:
         """Take over a live session whose worker has gone (its lease expired): False if
         another worker claimed it first. The new owner records it as reconnecting (the gap
         until the caller's page offers again)."""
+        previous = await self.cluster.previous(session_id)
         if not await self.cluster.claim(session_id):
             return False
         logger.warning("session %s: taken over by %s", session_id, self.cluster.worker_id)
+        if previous is not None and previous[0] != self.cluster.worker_id:
+            await self._continue_recording(session_id, *previous)
+            if previous[1] == "failover":  # its open parts, from the shared spool if any
+                self._spawn(self.evidence.rescue(previous[0]))
         # The new owner's record starts with the gap (reconnecting already, when the old
         # owner said so before it went).
         await self._reconnecting(session_id, ("connecting", "live", "reconnecting"))

@@ -75,15 +75,22 @@ async def run_worker(
 
 
 def worker_environment(settings: Settings, index: int, base: dict[str, str]) -> dict[str, str]:
-    """Worker ``index``'s settings: its name, data folder and internal port."""
+    """Worker ``index``'s settings: its names, data folder and internal port. Its node id
+    (its name in the registry and in its evidence) is its data folder's own, or the
+    configured one with ``-<index>``."""
     internal_base = settings.internal_port or settings.port + 1
-    return base | {
-        "SCENELINK_WORKERS": "1",
-        "SCENELINK_NODE_NAME": f"{settings.node_name}-{index}",
-        "SCENELINK_DATA_DIR": str(Path(settings.data_dir) / "workers" / str(index)),
-        "SCENELINK_INTERNAL_PORT": str(internal_base + index),
-        "SCENELINK_TOKEN_SECRET": token_secret(settings).decode(),
-    }
+    named = {"SCENELINK_NODE_ID": f"{settings.node_id}-{index}"} if settings.node_id else {}
+    return (
+        base
+        | named
+        | {
+            "SCENELINK_WORKERS": "1",
+            "SCENELINK_NODE_NAME": f"{settings.node_name}-{index}",
+            "SCENELINK_DATA_DIR": str(Path(settings.data_dir) / "workers" / str(index)),
+            "SCENELINK_INTERNAL_PORT": str(internal_base + index),
+            "SCENELINK_TOKEN_SECRET": token_secret(settings).decode(),
+        }
+    )
 
 
 def supervise(settings: Settings, count: int, argv: list[str]) -> int:

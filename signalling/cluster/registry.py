@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 logger = logging.getLogger(__name__)
 
 PREFIX = "scenelink:"
+LAST_S = 40 * 86_400  # who owned a session last is kept past any session's life
 
 # Renew or release a lease only while it is still ours (another worker may hold it now).
 RENEW = """
@@ -59,8 +60,13 @@ class Registry(Protocol):
     async def heartbeat(self) -> None: ...
     async def workers(self) -> list[Worker]: ...
     async def owner(self, session_id: str) -> str | None: ...
+    async def previous(self, session_id: str) -> tuple[str, str] | None:
+        """Who owned the session last, and why it left: "drain" (released by a draining
+        worker) or "failover" (its lease lapsed). None: nobody before."""
+        ...
+
     async def claim(self, session_id: str) -> bool: ...
-    async def release(self, session_id: str) -> None: ...
+    async def release(self, session_id: str, reason: str | None = None) -> None: ...
     async def place(self) -> Worker | None:
         """The least-loaded live worker that takes new sessions (None: none does)."""
         ...
@@ -90,10 +96,13 @@ class LocalRegistry:
     async def owner(self, session_id: str) -> str | None:
         return self.worker_id
 
+    async def previous(self, session_id: str) -> tuple[str, str] | None:
+        return None
+
     async def claim(self, session_id: str) -> bool:
         return True
 
-    async def release(self, session_id: str) -> None:
+    async def release(self, session_id: str, reason: str | None = None) -> None:
         return None
 
     async def place(self) -> Worker | None:
@@ -149,11 +158,21 @@ class RedisRegistry:
         owner = await self._redis.get(_owner(session_id))
         return str(owner) if owner is not None else None
 
+    async def previous(self, session_id: str) -> tuple[str, str] | None:
+        last = await self._redis.get(_last(session_id))
+        if last is None:
+            return None
+        kept = json.loads(last)
+        return str(kept["worker"]), str(kept.get("left") or "failover")
+
     async def claim(self, session_id: str) -> bool:
         """Own the session unless a live lease says another worker does."""
         key = _owner(session_id)
         if await self._redis.set(key, self.worker_id, nx=True, px=self.lease_ms):
             self.owned.add(session_id)
+            await self._redis.set(
+                _last(session_id), json.dumps({"worker": self.worker_id}), ex=LAST_S
+            )
             await self._register()  # its load at once: sessions made together spread out
             return True
         if await self._renew(keys=[key], args=[self.worker_id, self.lease_ms]):
@@ -161,8 +180,12 @@ class RedisRegistry:
             return True
         return False
 
-    async def release(self, session_id: str) -> None:
+    async def release(self, session_id: str, reason: str | None = None) -> None:
+        """Let the session go; ``reason`` (e.g. "drain") is told to its next owner."""
         self.owned.discard(session_id)
+        if reason is not None:
+            left = json.dumps({"worker": self.worker_id, "left": reason})
+            await self._redis.set(_last(session_id), left, ex=LAST_S)
         await self._release(keys=[_owner(session_id)], args=[self.worker_id])
         await self._register()
 
@@ -182,3 +205,7 @@ def _worker(worker_id: str) -> str:
 
 def _owner(session_id: str) -> str:
     return f"{PREFIX}owner:{session_id}"
+
+
+def _last(session_id: str) -> str:
+    return f"{PREFIX}last_owner:{session_id}"

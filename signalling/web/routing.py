@@ -24,6 +24,7 @@ from signalling.cluster.node import Node
 from signalling.cluster.registry import LocalRegistry, RedisRegistry, Registry
 from signalling.web.appkeys import (
     CLUSTER,
+    EVIDENCE,
     FORWARDER,
     NODE,
     SECRET,
@@ -155,16 +156,15 @@ async def cluster(app: web.Application) -> AsyncIterator[None]:
     forwards requests; registered before serving, gone after the calls have closed."""
     settings = app[SETTINGS]
     url = internal_url(app)
+    worker = app[EVIDENCE].node_id  # one name for a worker: in the registry and its parts
     registry: Registry
     if settings.redis_url is None:
-        registry = LocalRegistry(settings.node_name, url)
+        registry = LocalRegistry(worker, url)
     else:
-        registry = RedisRegistry(
-            settings.redis_url, settings.node_name, url, settings.cluster_lease_s
-        )
+        registry = RedisRegistry(settings.redis_url, worker, url, settings.cluster_lease_s)
         await registry.heartbeat()
     app[CLUSTER] = registry
-    app[FORWARDER] = Forwarder(cluster_secret(app), settings.node_name)
+    app[FORWARDER] = Forwarder(cluster_secret(app), worker)
     yield
     await app[FORWARDER].close()
     if isinstance(registry, RedisRegistry):

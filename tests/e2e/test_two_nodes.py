@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiortc import RTCSessionDescription
@@ -38,7 +39,8 @@ RESUME_S = 10.0  # the issue's limit for a caller to resume on another node
 @contextmanager
 def node(folder: Path, name: str, common: dict[str, str]) -> Iterator[RunningServer]:
     (folder / name).mkdir()
-    yield from start_server(folder / name, **({"SCENELINK_NODE_NAME": name} | common))
+    names = {"SCENELINK_NODE_ID": name, "SCENELINK_NODE_NAME": name}
+    yield from start_server(folder / name, **(names | common))
 
 
 async def signed_in(http: aiohttp.ClientSession, server: RunningServer) -> Api:
@@ -89,9 +91,22 @@ async def caller_through(
             await asyncio.sleep(0.5)
 
 
-def events_of(data_dir: Path, session_id: str) -> list[str]:
-    path = data_dir / "evidence" / session_id / "events.jsonl"
-    return [json.loads(line)["event"] for line in path.read_text().splitlines()]
+def recorded(spool: Path, session_id: str) -> list[dict[str, Any]]:
+    path = spool / session_id / "events.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def events_of(spool: Path, session_id: str) -> list[str]:
+    return [e["event"] for e in recorded(spool, session_id)]
+
+
+def moves(spool: Path, session_id: str) -> list[tuple[str, str]]:
+    """Where this node continued another's recording: (from node, reason)."""
+    return [
+        (e["from_node"], e["reason"])
+        for e in recorded(spool, session_id)
+        if e["event"] == "recording_moved"
+    ]
 
 
 async def test_two_nodes_serve_drain_and_survive_a_death(
@@ -101,6 +116,7 @@ async def test_two_nodes_serve_drain_and_survive_a_death(
     patches.install()  # the test's viewers keep encoded frames
     with ExitStack() as stack:
         redis = stack.enter_context(redis_server(tmp_path))
+        spool = tmp_path / "spool"
         common = {
             "REDIS_URL": redis,
             "SCENELINK_WORKERS": "1",  # a node here is one process
@@ -109,6 +125,9 @@ async def test_two_nodes_serve_drain_and_survive_a_death(
             "SCENELINK_DRAIN_S": "1",
             "SCENELINK_S3_BUCKET": s3_bucket(s3_server).bucket,
             "SCENELINK_S3_ENDPOINT_URL": s3_server,
+            # Every node's evidence spool in one folder they all mount: a survivor uploads
+            # what a dead node had not (Evidence.rescue).
+            "SCENELINK_SHARED_SPOOL": str(spool),
         }
         a = stack.enter_context(node(tmp_path, "a", common))
         a_dir = a.data_dir
@@ -125,12 +144,12 @@ async def test_two_nodes_serve_drain_and_survive_a_death(
             share = await at_b.call("POST", f"/api/sessions/{first}/shares", {"kind": "link"})
             officer_token = share["link"].rsplit("/o/", 1)[1]
             officer = await frames_through(officer_answerer(other, b.url, officer_token))
-            assert not (b.data_dir / "evidence" / first).exists()  # B recorded nothing
+            assert not (spool / "b" / first).exists()  # B recorded nothing
             # ... and ended through B, it ends on A.
             ended = await at_b.call("POST", f"/api/sessions/{first}/end")
             assert ended["state"] == "ended"
             assert (await at_a.call("GET", f"/api/sessions/{first}"))["state"] == "ended"
-            assert "ended" in events_of(a.data_dir, first)
+            assert "ended" in events_of(spool / "a", first)
             for closing in (viewer, officer, caller):
                 await closing.close()
 
@@ -149,12 +168,17 @@ async def test_two_nodes_serve_drain_and_survive_a_death(
             caller, took = await caller_through(other, b.url, token, clip)
             print(f"drain: caller resumed on B in {took:.1f} s")
             viewer = await frames_through(viewer_answerer(at_b, second))
-            assert "reconnecting" in events_of(a.data_dir, second)  # A signed its part, let go
-            assert "reconnecting" in events_of(b.data_dir, second)  # B took it over, gap recorded
+            assert "reconnecting" in events_of(spool / "a", second)  # A signed its part, let go
+            assert "reconnecting" in events_of(spool / "b", second)  # B took it over, gap recorded
+            assert moves(spool / "b", second) == [("a", "drain")]  # the same bundle, continued
             await viewer.close()
 
             # 3. A back; B dies (SIGKILL) mid-session: the caller resumes on A within 10 s.
-            again = common | {"SCENELINK_NODE_NAME": "a", "SCENELINK_DATA_DIR": str(a.data_dir)}
+            again = common | {
+                "SCENELINK_NODE_ID": "a",
+                "SCENELINK_NODE_NAME": "a",
+                "SCENELINK_DATA_DIR": str(a.data_dir),
+            }
             a = stack.enter_context(node(tmp_path, "a-again", again))
             at_a = await signed_in(http, a)
             viewer = await frames_through(viewer_answerer(at_a, second))  # through A, to B
@@ -164,20 +188,34 @@ async def test_two_nodes_serve_drain_and_survive_a_death(
             print(f"SIGKILL: caller resumed on A in {took:.1f} s")
             await viewer.close()
             viewer = await frames_through(viewer_answerer(at_a, second))
-            assert events_of(a_dir, second).count("reconnecting") == 2  # drained, then taken over
+            assert (
+                events_of(spool / "a", second).count("reconnecting") == 2
+            )  # drained, then taken over
+            assert moves(spool / "a", second) == [("b", "failover")]
             ended = await at_a.call("POST", f"/api/sessions/{second}/end")
             assert ended["state"] == "ended"
             await viewer.close()
             await caller.close()
-            verified = await asyncio.to_thread(
-                subprocess.run,
-                [sys.executable, "-m", "signalling.cli.main", "verify", second],
-                env=os.environ | common | {"SCENELINK_DATA_DIR": str(a_dir)},
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-            print(verified.stdout[-2000:], verified.stderr[-2000:])
+            # One session in the store: A's part, B's (B was killed: A rescued it from the
+            # shared spool, 'interrupted'), A's again, once A's spool has uploaded the end.
+            deadline = time.monotonic() + 30
+            while True:
+                verified = await asyncio.to_thread(
+                    subprocess.run,
+                    [sys.executable, "-m", "signalling.cli.main", "verify", second],
+                    env=os.environ | common | {"SCENELINK_DATA_DIR": str(a_dir)},
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                )
+                if "(open)" not in verified.stdout or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(2)
+            print(verified.stdout[-3000:], verified.stderr[-2000:])
+            assert verified.returncode == 0, verified.stderr[-2000:]
+            status = verified.stdout.split("(", 1)[1].split(")", 1)[0]
+            assert status in ("closed", "interrupted") and "nodes: a, b" in verified.stdout
+            assert "before media-a-002.mkv (node a)" in verified.stdout  # the failover's gap
         finally:
             await http.close()
             await other.close()

@@ -51,6 +51,19 @@ async def test_a_session_has_one_owner_until_its_lease_lapses(cluster_redis: str
     await b.close()
 
 
+async def test_the_next_owner_hears_who_had_the_session_and_why(cluster_redis: str) -> None:
+    a, b = worker(cluster_redis, "a"), worker(cluster_redis, "b")
+    assert await b.previous("drained") is None
+    assert await a.claim("drained") and await a.claim("lost")
+    await a.release("drained", reason="drain")
+    assert await b.previous("drained") == ("a", "drain")
+    await asyncio.sleep(LEASE_S * 1.5)  # a dies holding "lost"
+    assert await b.claim("lost")
+    assert await b.previous("lost") == ("b", "failover")  # b's now
+    await a.close()
+    await b.close()
+
+
 async def test_a_dead_worker_leaves_the_registry_after_its_lease(cluster_redis: str) -> None:
     a, b = worker(cluster_redis, "a"), worker(cluster_redis, "b")
     await a.heartbeat()

@@ -50,7 +50,7 @@ async def start(aiohttp_client: AiohttpClient, tmp_path: Path, name: str, redis:
             force_name="Test Force",
             redis_url=redis,
             token_secret="one secret for the whole cluster",
-            node_name=name,
+            node_id=name,
             internal_url=f"http://127.0.0.1:{port}",
             cluster_lease_s=LEASE_S,
         )
@@ -137,7 +137,14 @@ async def test_a_dead_nodes_live_session_is_taken_over(nodes: tuple[Node, Node])
     assert await b.app[CLUSTER].owner(session["id"]) == "b"
     assert (await b.app[STATE].get(session["id"])).state == "reconnecting"
     events = (b.data_dir / "evidence" / session["id"] / "events.jsonl").read_text()
-    assert "reconnecting" in [json.loads(line)["event"] for line in events.splitlines()]
+    recorded = [json.loads(line) for line in events.splitlines()]
+    moved = recorded[0]  # b continues a's bundle: no second session_created
+    assert (moved["event"], moved["from_node"], moved["reason"]) == (
+        "recording_moved",
+        "a",
+        "failover",
+    )
+    assert "reconnecting" in [e["event"] for e in recorded]
 
 
 async def test_an_audit_search_reads_every_nodes_trail(nodes: tuple[Node, Node]) -> None:
