@@ -369,6 +369,16 @@ def read_mjr(path: Path) -> Recording:
     return Recording(kind, packets, len(stamps))
 
 
+def count_recorded(report: LoadReport, rec_dir: Path) -> dict[str, int]:
+    """Frames recorded over the run, by kind; each caller's ``recorder_missed`` becomes its
+    video frames sent less those its room's recording holds (counted, not matched by bytes)."""
+    rooms = recorded_frames(rec_dir)
+    for caller in report.callers:
+        got = rooms.get(int(caller.session_id.removeprefix("room-")), {}).get("video", 0)
+        caller.recorder_missed = max(0, caller.video_sent - got)
+    return {kind: sum(room[kind] for room in rooms.values()) for kind in ("video", "audio")}
+
+
 def recorded_frames(rec_dir: Path) -> dict[int, dict[str, int]]:
     """Frames recorded per room, by kind: {room: {"video": n, "audio": m}}."""
     out: dict[int, dict[str, int]] = {}

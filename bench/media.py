@@ -392,10 +392,10 @@ def print_peer(
     print()
     print(f"SceneLink / {peer}, same clients, interleaved, {rounds} round(s) (CPU in % of one")
     print(f"core; big = {big}x2; a range is the lowest-highest over the rounds):")
-    print(f"{'':26} {'SceneLink':>12} {peer:>12} {'ratio':>12}")
+    print(f"{'':24} {'SceneLink':>15} {peer:>15} {'ratio':>15}")
     for name, figs in out.items():
         columns = (span([f[k] for f in figs]) for k in range(3))
-        print(f"{name:26} " + " ".join(f"{c:>12}" for c in columns))
+        print(f"{name:24} " + " ".join(f"{c:>15}" for c in columns))
     return out
 
 

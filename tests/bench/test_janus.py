@@ -13,6 +13,7 @@ from aiortc import RTCSessionDescription
 
 from bench import janus
 from bench.media import Row, print_peer, server
+from bench.report import CallerStats, LoadReport
 from bench.spread import Plan, spread_load
 
 INSTALLED = janus.janus_binary() is not None
@@ -114,6 +115,11 @@ def test_mjr_frames_are_distinct_rtp_timestamps(tmp_path: Path) -> None:
         1000: {"video": 3, "audio": 2},
         1001: {"video": 1, "audio": 0},
     }
+    report = LoadReport(
+        [CallerStats("room-1000", video_sent=5), CallerStats("room-1002", 4)], 1, ""
+    )
+    assert janus.count_recorded(report, tmp_path) == {"video": 4, "audio": 2}
+    assert [c.recorder_missed for c in report.callers] == [2, 4]  # room 1002 recorded nothing
     (tmp_path / "bad.mjr").write_bytes(b"MEETECHO")
     with pytest.raises(ValueError, match="not a Janus MJR00002"):
         janus.read_mjr(tmp_path / "bad.mjr")
@@ -163,3 +169,5 @@ def test_one_caller_and_viewer_through_janus(tmp_path: Path) -> None:
     assert list(recorded) == [janus.FIRST_ROOM]
     assert recorded[janus.FIRST_ROOM]["video"] >= caller.video_sent - 10
     assert recorded[janus.FIRST_ROOM]["audio"] >= 100
+    assert janus.count_recorded(report, data) == recorded[janus.FIRST_ROOM]
+    assert caller.recorder_missed == caller.video_sent - recorded[janus.FIRST_ROOM]["video"]
