@@ -12,7 +12,7 @@ import json
 import logging
 import math
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -201,7 +201,7 @@ def read_lines(data: bytes) -> list[dict[str, Any]]:
     return out
 
 
-def _merged(lists: Iterable[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+def _merged(lists: Sequence[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """Several nodes' lines in one order: by their time stamp (an event's ISO ``at``, a
     fix's ``received_at``), stable within each node."""
     rows = [r for lines in lists for r in lines]

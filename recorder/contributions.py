@@ -5,10 +5,11 @@ Each node that records a session writes its own contribution: a whole bundle (ch
 fixes, parts, manifest signed with that node's key). In the store they share the session's
 prefix (``index/<session>.json``, claimed once with ``create`` by whichever node uploads
 first): the first node's contribution at the prefix itself, exactly as a single node writes
-it, and every other node's under ``<prefix>/nodes/<node id>/``. Nothing is ever overwritten:
-the index of the whole session is derived when read, from the signed manifests. A continuing
-node's part names carry its node id (``parts``), so names are unique across the session.
-Blocking: call from a thread.
+it, and every other node's under ``<prefix>/nodes/<node id>/`` (with a member record, below).
+No node writes over another's objects or the index: the index of the whole session is derived
+when read, from the signed manifests. In a cluster, and always in a continued session, part
+names carry the node id (``parts``), so names are unique across the session. Blocking: call
+from a thread.
 """
 
 from __future__ import annotations
