@@ -90,8 +90,8 @@ def verify_bundle(folder: Path, jwks: dict[str, Any] | None = None, decode: bool
     first failure; returns a summary (with the session's parts in order and the gaps)."""
     nodes = folder / NODES_DIR
     places = sorted(p for p in nodes.iterdir() if p.is_dir()) if nodes.is_dir() else []
-    if (folder / MANIFEST_JWS).exists() or not places:
-        places.insert(0, folder)
+    if any(p.name != NODES_DIR for p in folder.iterdir()) or not places:
+        places.insert(0, folder)  # the first node's share (anything there must be one)
     found: list[tuple[Report, Contribution]] = []
     for place in places:
         label = "" if place == folder else f"node {place.name}: "

@@ -196,6 +196,12 @@ async def test_verify_fails_when_a_nodes_part_or_manifest_changes_or_its_key_is_
     first = tampered("media-001.mkv", b"\x00\x01")
     with pytest.raises(VerifyError, match="^segment media-001.mkv: SHA-256"):
         verify_bundle(first, keys, decode=False)
+    # The first node's share without its manifest (its upload cut short) is not passed over.
+    unsigned = tmp_path / "unsigned"
+    shutil.copytree(folder, unsigned)
+    (unsigned / MANIFEST_JWS).unlink()
+    with pytest.raises(VerifyError, match="^manifest.jws: missing"):
+        verify_bundle(unsigned, keys, decode=False)
     # A contribution moved under another node's name is caught too.
     moved = tmp_path / "moved"
     shutil.copytree(folder, moved)
