@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import signal
-import sys
 import time
 import zipfile
 from datetime import UTC, datetime
@@ -35,6 +33,7 @@ from retention.book import RetentionBook
 from retention.schedule import load_schedule
 from signalling.cli.main import main as scenelink
 from tests.conftest import s3_bucket
+from tests.recorder.crash_child import kill_mid_part
 from tests.recorder.feed import session_created, stream
 
 SESSION = "sess-moved"
@@ -349,32 +348,6 @@ async def test_a_new_owner_continues_the_session_through_evidence(
     assert moved["gap_s"] >= GAP_S
     assert [e["event"] for e in catalogue.events(SESSION)].count("session_created") == 1
     assert verify_target(SESSION, bucket, None).nodes == [a.node_id, b.node_id]
-
-
-async def kill_mid_part(folder: Path, rec_clip_dir: Path, key: Path, log: Path) -> None:
-    """A recording process (tests.recorder.crash_child) writing ``folder``, SIGKILLed in its
-    second part."""
-    child = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tests.recorder.crash_child",
-        str(folder),
-        str(rec_clip_dir),
-        str(key),
-        str(log),
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            chain = folder / "chain.jsonl"
-            if chain.exists() and '"kind":"segment"' in chain.read_text():
-                break
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(1.0)  # mid-way through its second 2 s part
-    finally:
-        child.send_signal(signal.SIGKILL)
-        await child.wait()
 
 
 async def test_a_node_rescues_a_dead_nodes_spool_from_the_shared_folder(

@@ -5,9 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +23,7 @@ from recorder.store import LocalFolderStore, S3ObjectLockStore, find_session
 from recorder.verify import VerifyError, verify_bundle, verify_target
 from signalling.cli.main import main as scenelink
 from tests.recorder.conftest import TcpProxy
+from tests.recorder.crash_child import kill_mid_part
 from tests.recorder.feed import record_session, session_created, stream
 
 
@@ -194,7 +192,7 @@ async def test_locked_version_cannot_be_deleted_and_tampering_is_found(
     assert [m["key"] for m in found] == [key]
 
 
-def test_sigkill_mid_session_recovers_and_records_gap(
+async def test_sigkill_mid_session_recovers_and_records_gap(
     clips: dict[str, Clip],
     rec_clip_dir: Path,
     signer: Signer,
@@ -206,29 +204,7 @@ def test_sigkill_mid_session_recovers_and_records_gap(
     folder = evidence / "sess-kill"
     key = tmp_path_factory.getbasetemp() / "kill-key.pem"
     sent = tmp_path / "sent.log"
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.recorder.crash_child",
-            str(folder),
-            str(rec_clip_dir),
-            str(key),
-            str(sent),
-        ],
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            chain = folder / "chain.jsonl"
-            if chain.exists() and chain.read_text().count('"kind":"segment"') >= 2:
-                break
-            time.sleep(0.05)
-        time.sleep(1.0)  # mid-way through the third 2 s segment
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait()
+    await kill_mid_part(folder, rec_clip_dir, key, sent, closed=2)  # in the third 2 s part
     closed_before = (folder / "chain.jsonl").read_text().count('"kind":"segment"')
     last_sent = float(sent.read_text().split()[-1])
 
