@@ -56,6 +56,7 @@ def start_server(tmp_path: Path, **env: str) -> Iterator[RunningServer]:
             "SCENELINK_DATA_DIR": str(data_dir),
             "SCENELINK_OPERATORS": json.dumps(OPERATORS),
             "SCENELINK_FORCE_NAME": "Test Constabulary",
+            "SCENELINK_WORKERS": "1",  # one process, also with Redis (a test's pid is its server)
         }
         | env
     )

@@ -119,7 +119,6 @@ async def test_two_nodes_serve_drain_and_survive_a_death(
         spool = tmp_path / "spool"
         common = {
             "REDIS_URL": redis,
-            "SCENELINK_WORKERS": "1",  # a node here is one process
             "SCENELINK_TOKEN_SECRET": "one secret for the whole cluster",
             "SCENELINK_CLUSTER_LEASE_S": str(LEASE_S),
             "SCENELINK_DRAIN_S": "1",
