@@ -124,9 +124,7 @@ def operator_accounts(settings: Settings) -> list[OperatorAccount]:
         password,
     )
     return [
-        OperatorAccount(
-            username="handler", password=SecretStr(password), roles=["call_handler"]
-        )
+        OperatorAccount(username="handler", password=SecretStr(password), roles=["call_handler"])
     ]
 
 
@@ -353,6 +351,8 @@ async def caller_files(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.ensure_future(expire())
     yield
     task.cancel()
+
+
 async def derivative_jobs(app: web.Application) -> AsyncIterator[None]:
     """Redacted copies and clips: a bounded worker pool; jobs still running at shutdown are
     cancelled (their partial files removed) before the evidence closes."""
@@ -382,8 +382,6 @@ async def operations(app: web.Application) -> AsyncIterator[None]:
     await app[METRICS].stop()
 
 
-
-
 # Made in this order at start-up, torn down in the reverse order at cleanup.
 RESOURCES = (
     media_plane,
@@ -392,10 +390,10 @@ RESOURCES = (
     webhooks,
     evidence,
     audit_archive,
-    derivative_jobs,
     cluster,
     calls,
     heartbeat,
     caller_files,
+    derivative_jobs,
     operations,
 )

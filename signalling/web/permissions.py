@@ -78,12 +78,12 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/caller/uploads/{upload_id}"): "caller",
     ("PUT", "/api/caller/uploads/{upload_id}"): "caller",
     ("POST", "/api/caller/stills"): "caller",
-    # live sessions
-    ("POST", "/api/sessions"): SEND,
     ("POST", "/api/caller/chat"): "caller",
     ("GET", "/api/caller/chat"): "caller",
     ("POST", "/api/caller/chat/receipts"): "caller",
     ("POST", "/api/caller/silent"): "caller",
+    # live sessions
+    ("POST", "/api/sessions"): SEND,
     ("GET", "/api/sessions"): LIVE,
     ("GET", "/api/sessions/{session_id}"): LIVE,
     ("POST", "/api/sessions/{session_id}/end"): SEND,
@@ -97,14 +97,14 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/sessions/{session_id}/files/{name}"): LIVE,
     ("POST", "/api/sessions/{session_id}/snapshot"): SEND,
     ("POST", "/api/sessions/{session_id}/photo-request"): SEND,
-    ("GET", "/api/sms/outbox"): SEND,
-    # sharing with officers (an officer link's own routes check its token)
     # chat and silent mode: anyone watching live reads, call handlers write
     ("GET", "/api/sessions/{session_id}/chat"): LIVE,
     ("POST", "/api/sessions/{session_id}/chat"): SEND,
     ("POST", "/api/sessions/{session_id}/chat/receipts"): SEND,
     ("POST", "/api/sessions/{session_id}/silent"): SEND,
     ("POST", "/api/sessions/{session_id}/microphone"): SEND,
+    ("GET", "/api/sms/outbox"): SEND,
+    # sharing with officers (an officer link's own routes check its token)
     ("POST", "/api/sessions/{session_id}/shares"): SEND,
     ("GET", "/api/sessions/{session_id}/shares"): SEND,
     ("DELETE", "/api/sessions/{session_id}/shares/{share_id}"): SEND,
@@ -118,6 +118,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/recordings/{session_id}/trail"): EVIDENCE,
     ("GET", "/api/recordings/{session_id}/files"): EVIDENCE,
     ("GET", "/api/recordings/{session_id}/files/{name}"): EVIDENCE,
+    ("GET", "/api/recordings/{session_id}/timeline"): EVIDENCE,
+    ("GET", "/api/recordings/{session_id}/working-copy"): EVIDENCE,
     ("GET", "/api/recordings/{session_id}/bundle"): DISCLOSE,
     ("POST", "/api/recordings/{session_id}/faces"): REDACT,
     ("POST", "/api/recordings/{session_id}/redactions"): REDACT,
@@ -134,8 +136,6 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/audit/extract"): AUDIT,
     # retention (MoPI)
     ("GET", "/api/retention/queue"): RETENTION_REVIEW,
-    ("GET", "/api/recordings/{session_id}/timeline"): EVIDENCE,
-    ("GET", "/api/recordings/{session_id}/working-copy"): EVIDENCE,
     ("GET", "/api/retention/{session_id}"): RETENTION_LINK,
     ("POST", "/api/retention/{session_id}/links"): RETENTION_LINK,
     ("POST", "/api/retention/{session_id}/holds"): RETENTION_REVIEW,
