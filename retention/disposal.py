@@ -2,7 +2,8 @@
 
 Safe to run twice and on several nodes at once: a run first claims the session with a
 "disposal" entry in its ledger, written only if no decision was recorded since the run read
-the rules (so a link or hold made meanwhile wins, and none can be made after the claim); the
+the rules (so a link or hold made meanwhile wins, and none can be made after the claim), and
+left alone by a run that finds a claim younger than ``RESUME_AFTER`` (its run is deleting); the
 erasure record (``erasures/<session>.json``) is then written once, before anything is
 deleted, with a write that succeeds only if the key is free; a run that finds a
 record older than ``RESUME_AFTER`` with objects left (a run that died midway) deletes what is
@@ -167,6 +168,11 @@ def dispose_one(
         return Outcome(
             session_id, "would dispose", g.class_name, state.disposal_at, g.rule, len(versions)
         )
+    if state.claimed_at is not None and now - state.claimed_at < RESUME_AFTER:
+        # Another run claimed it after this one listed the sessions: it is deleting now.
+        # A claim older than that is a run that died before its erasure record: go on.
+        detail = "another run disposing"
+        return Outcome(session_id, "skipped", g.class_name, state.disposal_at, g.rule, 0, detail)
     # Claim the session in its own ledger, at the number after the entries the rules were
     # read from: if any decision (a link, a hold) or another run got there first, the claim
     # fails and the session is left for the next run; once it is in, no decision can follow.

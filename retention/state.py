@@ -70,6 +70,7 @@ class RetentionState:
     disposal_at: datetime | None
     next_review: datetime | None
     head: str
+    claimed_at: datetime | None = None  # a disposal run's claim, the latest (ledger "disposal")
 
     @property
     def class_names(self) -> list[str]:
@@ -114,6 +115,7 @@ def fold(
     links: dict[str, Link] = {}
     holds: dict[str, Hold] = {}
     head = GENESIS
+    claimed_at = None
     for e in entries:
         head = e["hash"]
         at = datetime.fromisoformat(e["at"])
@@ -129,6 +131,8 @@ def fold(
             holds[e["hold_id"]] = Hold(e["hold_id"], e["hold_kind"], at, e["by"], e["reason"])
         elif e["kind"] == "release":
             holds.pop(e["hold_id"], None)
+        elif e["kind"] == "disposal":
+            claimed_at = at
     if started_at is None:
         raise ValueError(f"session {session_id}: no start date for retention")
     required = [requirement(schedule, UNASSESSED, UNASSESSED, started_at, None)]
@@ -152,6 +156,7 @@ def fold(
         disposal_at=None if holds or waiting else governing.until,
         next_review=min(reviews, default=None),
         head=head,
+        claimed_at=claimed_at,
     )
 
 

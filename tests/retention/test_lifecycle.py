@@ -27,7 +27,7 @@ from recorder.store import (
     lock_date,
 )
 from retention.book import RetentionBook, RetentionError
-from retention.disposal import ERASURE_PREFIX, erasure_key, run
+from retention.disposal import ERASURE_PREFIX, RESUME_AFTER, dispose_one, erasure_key, run
 from retention.ledger import DisposalUnderway, LedgerError, ledger_prefix
 from retention.schedule import Period, load_schedule
 from tests.conftest import s3_bucket
@@ -303,6 +303,28 @@ def test_second_run_is_a_no_op_and_the_erasure_record_holds_no_content(
     assert record["rule"] == "unassessed: session_start + 31d" and record["objects"] >= 6
     with pytest.raises(StoreError, match="not|NoSuchKey"):
         book.store.get(f"index/{sid}.json")
+
+
+def test_a_run_that_finds_another_runs_claim_leaves_the_session_to_it(
+    recorded: Recorded, clock: Clock, store: EvidenceStore
+) -> None:
+    """The interleaving behind a double disposal: run B reads the ledger just after run A
+    claimed the session and before A wrote its erasure record. B must not claim again; if
+    A died there, a run after ``RESUME_AFTER`` finishes the job."""
+    sid = recorded("sess-claimed")
+    later = Clock(clock.now + days(40))
+    first = RetentionBook(store, load_schedule(), later)
+    state = first.state(sid)
+    first.ledger(sid).append_after(state.head, "disposal", later.now, later.now, by="n0")
+    second = RetentionBook(store, load_schedule(), later)
+    outcome = dispose_one(second, sid, execute=True, by="n1", spool_dir=None)
+    assert outcome is not None and outcome.action == "skipped"
+    assert outcome.detail == "another run disposing"
+    assert not store.list(erasure_key(sid))
+    resumed = RetentionBook(store, load_schedule(), Clock(later.now + RESUME_AFTER))
+    outcome = dispose_one(resumed, sid, execute=True, by="n1", spool_dir=None)
+    assert outcome is not None and outcome.action == "disposed"
+    assert store.list("") == [erasure_key(sid)]
 
 
 def test_two_concurrent_runs_dispose_once(
