@@ -7,8 +7,8 @@ its (and aioice's) private functions. What each replacement does lives with its 
   decoder; they report RTCP sender reports; viewers' PLI/FIR reach the publisher
   (replacements in ``patches/receiver.py``);
 - ``packetize``: senders take frames packetized once for every viewer;
-- ``fastpath``: SRTP goes from the socket callback straight to the receiver (replacements in
-  ``patches/transport.py``);
+- ``fastpath``: SRTP goes from the socket callback straight to the receiver, unprotected and
+  parsed in C when the extension runs (``nativesrtp``; replacements in ``patches/transport.py``);
 - ``fastclock``: aiortc's per-packet clock reads are cheaper.
 
 They depend on the exact versions pinned in pyproject.toml (``PINNED`` here must match), and
@@ -77,6 +77,7 @@ def install() -> None:
     ice.StunProtocol.datagram_received = transport.datagram_received  # type: ignore[method-assign]
     ice.Connection.data_received = transport.data_received  # type: ignore[method-assign]
     RTCDtlsTransport._set_state = transport.set_state  # type: ignore[method-assign]
+    RTCDtlsTransport._setup_srtp = transport.setup_srtp  # type: ignore[method-assign]
     # ingest: complete frames out as EncodedFrame, no decoder; sender reports; PLI/FIR upstream
     rtcrtpreceiver.JitterBuffer = CompletingJitterBuffer  # type: ignore[attr-defined]
     rtcrtpreceiver.decoder_worker = receiver.idle_worker
