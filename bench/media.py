@@ -8,6 +8,10 @@ as % of one core; memory is the server's RSS. The same load runs against aiortc'
 (bench.stock: decode, MediaRelay, one encoder per viewer, MediaRecorder) for comparison, and
 once with no server at all (bench.load.run_direct: the caller straight to a viewer), so that
 latency through the server minus latency without it is what the server adds.
+
+Each SceneLink scenario runs twice in a row: ``scenelink`` with the C per-packet path
+(streamserver._native) and ``python`` with SCENELINK_NO_EXTENSIONS=1, the pure-Python path;
+the first frames each recorded are compared byte for byte (they must be identical).
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import uvloop
+
+from recorder.library import video_packets
 
 from .load import DEFAULT_CACHE, load_clip, run_direct, run_load
 from .losses import recorded_frames
@@ -38,6 +44,7 @@ TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 STOP_TIMEOUT_S = 30
 ACCOUNT = [{"username": "bench", "password": "bench-pass", "roles": ["call_handler"]}]
+SAMPLE_FRAMES = 60  # recorded video frames compared between the C and the Python path
 
 
 def cpu_seconds(pid: int) -> float:
@@ -67,7 +74,10 @@ def server(kind: str, data: Path, codec: str) -> Iterator[tuple[str, subprocess.
         "SCENELINK_LOG_LEVEL": "WARNING",
     }
     env.pop("REDIS_URL", None)
-    if kind == "scenelink":
+    env.pop("SCENELINK_NO_EXTENSIONS", None)
+    if kind == "python":  # SceneLink on its pure-Python per-packet path
+        env["SCENELINK_NO_EXTENSIONS"] = "1"
+    if kind in ("scenelink", "python"):
         command = [sys.executable, "-m", "signalling.cli.main", "--log-level", "WARNING", "serve"]
     else:
         command = [sys.executable, "-m", "bench.stock", "--port", str(port)]
@@ -115,6 +125,7 @@ class Row:
     recorded: int | None
     lost: dict[str, int]
     first_key_s: float | None
+    sample: list[bytes] = field(default_factory=list)  # first recorded video frames
 
 
 def to_row(
@@ -163,13 +174,29 @@ def scenario(
             time.sleep(1.0)
         # aiortc's stock MediaRecorder transcodes: its frames cannot be matched by bytes.
         recorded = recorded_frames(data / "evidence", report, load_clip(codec, cache))
+        sample = first_recorded(data / "evidence")
     if report.errors:
         raise RuntimeError(f"{kind} {callers}x{viewers}: {report.errors}")
-    if kind != "scenelink":
+    if kind == "stock":
         for caller in report.callers:
             caller.recorded = None
     cpu = 100 * (marks["stop"] - marks["start"]) / (marks["stop_t"] - marks["start_t"])
-    return to_row(kind, report, recorded["video"] + recorded["audio"], cpu, (idle, max(rss)))
+    row = to_row(kind, report, recorded["video"] + recorded["audio"], cpu, (idle, max(rss)))
+    row.sample = sample
+    return row
+
+
+def first_recorded(evidence: Path) -> list[bytes]:
+    """The first SAMPLE_FRAMES video frames of the first session's first recording part."""
+    parts = sorted(evidence.glob("*/media-001.mkv"))
+    return video_packets(parts[0])[:SAMPLE_FRAMES] if parts else []
+
+
+def sample_differences(native: Row, python: Row) -> tuple[int, int]:
+    """(frames compared, frames that differ) between the two paths' first recorded frames."""
+    compared = min(len(native.sample), len(python.sample))
+    pairs = zip(native.sample[:compared], python.sample[:compared], strict=True)
+    return compared, sum(a != b for a, b in pairs)
 
 
 def direct(seconds: float, codec: str, cache: Path) -> Row:
@@ -236,10 +263,23 @@ def print_table(rows: list[Row], codec: str, seconds: float) -> dict[str, Any]:
 
     derived: dict[str, Any] = {}
     base, one, three = (find("scenelink", 1, v) for v in (0, 1, 3))
+    py_base, py_three = find("python", 1, 0), find("python", 1, 3)
+    if py_base and py_three and py_base.cpu_pct is not None and py_three.cpu_pct is not None:
+        derived["python_cpu_per_caller_pct"] = py_base.cpu_pct
+        derived["python_cpu_per_extra_viewer_pct"] = (py_three.cpu_pct - py_base.cpu_pct) / 3
+    compared = differing = 0
+    for row in rows:
+        twin = find("python", row.callers, row.viewers) if row.path == "scenelink" else None
+        if twin is not None:
+            n, d = sample_differences(row, twin)
+            compared, differing = compared + n, differing + d
+    derived["sample_frames_compared"] = compared
+    derived["sample_frames_differing"] = differing
     if base and three and base.cpu_pct is not None and three.cpu_pct is not None:
         derived["cpu_per_caller_pct"] = base.cpu_pct
         derived["cpu_per_extra_viewer_pct"] = (three.cpu_pct - base.cpu_pct) / 3
     big = max((r for r in rows if r.path == "scenelink"), key=lambda r: r.callers)
+    twin_big = find("python", big.callers, big.viewers)
     if big.rss_mb is not None and big.rss_idle_mb is not None:
         derived["rss_per_session_mb"] = (big.rss_mb - big.rss_idle_mb) / big.callers
     derived["lost_at_max_load"] = (big.callers, big.viewers, big.lost)
@@ -252,10 +292,21 @@ def print_table(rows: list[Row], codec: str, seconds: float) -> dict[str, Any]:
         derived["server_added_ms_p50"] = diff(one.p50, baseline.p50)
         derived["server_added_ms_p95"] = diff(one.p95, baseline.p95)
     print()
-    print("per caller (ingest+record, 1x0): ", fmt(derived.get("cpu_per_caller_pct")), "% core")
     print(
-        "per extra viewer ((1x3-1x0)/3):  ", fmt(derived.get("cpu_per_extra_viewer_pct")), "% core"
+        "per caller (ingest+record, 1x0): ",
+        fmt(derived.get("cpu_per_caller_pct")),
+        "% core (python path:",
+        fmt(derived.get("python_cpu_per_caller_pct")),
+        "%)",
     )
+    print(
+        "per extra viewer ((1x3-1x0)/3):  ",
+        fmt(derived.get("cpu_per_extra_viewer_pct")),
+        "% core (python path:",
+        fmt(derived.get("python_cpu_per_extra_viewer_pct")),
+        "%)",
+    )
+    print(f"C vs Python path, first recorded video frames: {differing} of {compared} differ")
     print(
         "memory per session (RSS):        ",
         fmt(derived.get("rss_per_session_mb")),
@@ -276,6 +327,9 @@ def print_table(rows: list[Row], codec: str, seconds: float) -> dict[str, Any]:
     )
     lost = ", ".join(f"{LOST[k]} {v}" for k, v in big.lost.items())
     print(f"video frames lost at {big.callers}x{big.viewers}: {lost}")
+    if twin_big is not None:
+        lost = ", ".join(f"{LOST[k]} {v}" for k, v in twin_big.lost.items())
+        print(f"  (python path: {lost})")
     print("The load processes run on the same machine as the server and compete for its cores.")
     return derived
 
@@ -289,6 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--no-stock", action="store_true", help="skip aiortc's stock path")
     parser.add_argument(
+        "--no-python", action="store_true", help="skip SceneLink's pure-Python per-packet path"
+    )
+    parser.add_argument(
         "--processes", type=int, default=0, help="load processes (default: one per core)"
     )
     args = parser.parse_args(argv)
@@ -296,7 +353,11 @@ def main(argv: list[str] | None = None) -> int:
     big = args.callers or (3 if args.quick else 20)
     processes = args.processes or os.cpu_count() or 1
     load_clip(args.codec, args.cache)  # encode once before any timing
-    plan = [("scenelink", 1, 0), ("scenelink", 1, 1), ("scenelink", 1, 3), ("scenelink", big, 2)]
+    plan = []
+    for callers, viewers in ((1, 0), (1, 1), (1, 3), (big, 2)):  # interleaved: C, then Python
+        plan.append(("scenelink", callers, viewers))
+        if not args.no_python:
+            plan.append(("python", callers, viewers))
     if not args.no_stock:
         plan += [("stock", 1, 0), ("stock", 1, 3)]
     print("running direct 1x1 ...", file=sys.stderr, flush=True)
