@@ -7,16 +7,28 @@
  * released for both. A datagram that fails authentication, is replayed, too old or
  * malformed comes back as None and is counted, never raised: the caller drops it and the
  * session goes on. The pure-Python reference is pylibsrtp + aiortc (streamserver.fastpath).
+ *
+ * One SrtpSender per viewer's DTLS transport: it builds each frame's RTP packets as aiortc's
+ * sender serializes them, protects them and sends them in sendmmsg batches on the ICE
+ * connection's own UDP socket, keeping the last HISTORY plain packets for retransmission
+ * (streamserver.nativeegress).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
 #include <srtp2/srtp.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define MAX_DATAGRAM 65536 /* the largest UDP payload: every datagram fits */
 #define RTP_HEADER 12
-#define REPLAY_WINDOW 1024 /* as aiortc's rx policy */
+#define REPLAY_WINDOW 1024 /* as aiortc's policies */
+#define HISTORY 128        /* packets kept for retransmission, as aiortc's RTP_HISTORY_SIZE */
+#define BATCH 64           /* datagrams per sendmmsg call */
 
 typedef struct {
     PyObject_HEAD
@@ -99,58 +111,66 @@ static int srtp_ready(void)
     return 0;
 }
 
-static int SrtpReceiver_init(SrtpReceiver *self, PyObject *args, PyObject *kwds)
+/* A libsrtp session for ``args`` (profile, key and salt), with aiortc's policy: any inbound or
+ * any outbound SSRC, a 1,024-packet replay window, repeated sends allowed. NULL on error. */
+static srtp_t make_session(PyObject *args, PyObject *kwds, srtp_ssrc_type_t direction)
 {
     static char *kwlist[] = {"profile", "key", NULL};
     int profile;
     Py_buffer key;
     srtp_policy_t policy;
     srtp_err_status_t status;
+    srtp_t session = NULL;
     size_t need;
 
-    if (self->srtp != NULL || self->buf != NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "SrtpReceiver is already initialised");
-        return -1;
-    }
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "iy*", kwlist, &profile, &key))
-        return -1;
+        return NULL;
     if (srtp_ready() < 0)
-        goto fail;
+        goto done;
     memset(&policy, 0, sizeof(policy));
     if (srtp_crypto_policy_set_from_profile_for_rtp(&policy.rtp, (srtp_profile_t)profile) !=
             srtp_err_status_ok ||
         srtp_crypto_policy_set_from_profile_for_rtcp(&policy.rtcp, (srtp_profile_t)profile) !=
             srtp_err_status_ok) {
         PyErr_Format(PyExc_ValueError, "unsupported SRTP profile %d", profile);
-        goto fail;
+        goto done;
     }
     need = srtp_profile_get_master_key_length((srtp_profile_t)profile) +
            srtp_profile_get_master_salt_length((srtp_profile_t)profile);
     if ((size_t)key.len != need) {
         PyErr_Format(PyExc_ValueError, "SRTP profile %d needs a %zu-byte key and salt, not %zd",
                      profile, need, key.len);
-        goto fail;
+        goto done;
     }
-    policy.ssrc.type = ssrc_any_inbound;
+    policy.ssrc.type = direction;
     policy.key = (unsigned char *)key.buf; /* copied by srtp_create */
     policy.window_size = REPLAY_WINDOW;
     policy.allow_repeat_tx = 1;
-    self->buf = PyMem_Malloc(MAX_DATAGRAM);
-    if (self->buf == NULL) {
-        PyErr_NoMemory();
-        goto fail;
-    }
-    status = srtp_create(&self->srtp, &policy);
+    status = srtp_create(&session, &policy);
     if (status != srtp_err_status_ok) {
-        self->srtp = NULL;
+        session = NULL;
         PyErr_Format(PyExc_ValueError, "libsrtp refused the policy (status %d)", (int)status);
-        goto fail;
     }
+done:
     PyBuffer_Release(&key);
-    return 0;
-fail:
-    PyBuffer_Release(&key);
-    return -1;
+    return session;
+}
+
+static int SrtpReceiver_init(SrtpReceiver *self, PyObject *args, PyObject *kwds)
+{
+    if (self->srtp != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "SrtpReceiver is already initialised");
+        return -1;
+    }
+    if (self->buf == NULL) {
+        self->buf = PyMem_Malloc(MAX_DATAGRAM);
+        if (self->buf == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    self->srtp = make_session(args, kwds, ssrc_any_inbound);
+    return self->srtp == NULL ? -1 : 0;
 }
 
 static void SrtpReceiver_dealloc(SrtpReceiver *self)
@@ -298,6 +318,366 @@ static PyTypeObject SrtpReceiverType = {
     .tp_members = SrtpReceiver_members,
 };
 
+typedef struct {
+    unsigned char *data; /* the plain packet as sent, or NULL */
+    Py_ssize_t len, header;
+    unsigned seq;
+} Sent;
+
+typedef struct {
+    PyObject_HEAD
+    srtp_t srtp;
+    int busy;
+    int fd; /* -1 until set_destination */
+    struct sockaddr_storage dest;
+    socklen_t dest_len;
+    Sent history[HISTORY];
+    unsigned long long packets, octets, wire_octets, send_errors;
+} SrtpSender;
+
+static int SrtpSender_init(SrtpSender *self, PyObject *args, PyObject *kwds)
+{
+    if (self->srtp != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "SrtpSender is already initialised");
+        return -1;
+    }
+    self->fd = -1;
+    self->srtp = make_session(args, kwds, ssrc_any_outbound);
+    return self->srtp == NULL ? -1 : 0;
+}
+
+static void SrtpSender_dealloc(SrtpSender *self)
+{
+    int i;
+    if (self->srtp != NULL)
+        srtp_dealloc(self->srtp);
+    for (i = 0; i < HISTORY; i++)
+        free(self->history[i].data);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int sender_ready(SrtpSender *self, int need_destination)
+{
+    if (self->srtp == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "SrtpSender is not initialised");
+        return -1;
+    }
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "SrtpSender is in use by another thread");
+        return -1;
+    }
+    if (need_destination && self->fd < 0) {
+        PyErr_SetString(PyExc_RuntimeError, "SrtpSender has no destination");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *SrtpSender_set_destination(SrtpSender *self, PyObject *args)
+{
+    int fd, port;
+    const char *host;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&self->dest;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&self->dest;
+
+    if (!PyArg_ParseTuple(args, "isi", &fd, &host, &port))
+        return NULL;
+    if (sender_ready(self, 0) < 0)
+        return NULL;
+    if (fd < 0 || port < 0 || port > 65535) {
+        PyErr_SetString(PyExc_ValueError, "bad socket or port");
+        return NULL;
+    }
+    memset(&self->dest, 0, sizeof(self->dest));
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((unsigned short)port);
+        self->dest_len = sizeof(*v4);
+    } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((unsigned short)port);
+        self->dest_len = sizeof(*v6);
+    } else {
+        PyErr_Format(PyExc_ValueError, "not an IP address: %s", host);
+        return NULL;
+    }
+    self->fd = fd;
+    Py_RETURN_NONE;
+}
+
+static void put_header(unsigned char *p, int extension, int marker, int payload_type,
+                       unsigned seq, unsigned long timestamp, unsigned long ssrc)
+{
+    p[0] = 0x80 | (extension ? 0x10 : 0);
+    p[1] = (unsigned char)((marker ? 0x80 : 0) | (payload_type & 0x7F));
+    p[2] = (unsigned char)(seq >> 8);
+    p[3] = (unsigned char)seq;
+    p[4] = (unsigned char)(timestamp >> 24);
+    p[5] = (unsigned char)(timestamp >> 16);
+    p[6] = (unsigned char)(timestamp >> 8);
+    p[7] = (unsigned char)timestamp;
+    p[8] = (unsigned char)(ssrc >> 24);
+    p[9] = (unsigned char)(ssrc >> 16);
+    p[10] = (unsigned char)(ssrc >> 8);
+    p[11] = (unsigned char)ssrc;
+}
+
+/* Keep a copy of plain packet ``p`` for retransmission; -1 when out of memory. */
+static int remember(SrtpSender *self, const unsigned char *p, Py_ssize_t len, Py_ssize_t header,
+                    unsigned seq)
+{
+    Sent *slot = &self->history[seq % HISTORY];
+    unsigned char *copy = malloc((size_t)len);
+    if (copy == NULL)
+        return -1;
+    memcpy(copy, p, (size_t)len);
+    free(slot->data);
+    slot->data = copy;
+    slot->len = len;
+    slot->header = header;
+    slot->seq = seq;
+    return 0;
+}
+
+static int would_block(int error)
+{
+    return error == EAGAIN || error == EWOULDBLOCK || error == ENOBUFS;
+}
+
+/* Protect ``count`` plain packets in place and, when ``direct``, send them; the index of the
+ * first one left unsent (the socket's buffer is full, or not ``direct``: the caller's event
+ * loop still holds datagrams to send before them). Runs without the GIL. */
+static Py_ssize_t protect_and_send(SrtpSender *self, unsigned char **bufs, int *lens,
+                                   Py_ssize_t count, int direct)
+{
+    struct mmsghdr msgs[BATCH];
+    struct iovec iovs[BATCH];
+    Py_ssize_t i, at = 0;
+
+    for (i = 0; i < count; i++) {
+        if (srtp_protect(self->srtp, bufs[i], &lens[i]) != srtp_err_status_ok) {
+            lens[i] = -1; /* dropped, counted below */
+            self->send_errors++;
+        }
+    }
+    if (!direct)
+        return 0;
+    while (at < count) {
+        int batch = 0, sent;
+        Py_ssize_t index[BATCH];
+        for (i = at; i < count && batch < BATCH; i++) {
+            if (lens[i] < 0)
+                continue;
+            iovs[batch].iov_base = bufs[i];
+            iovs[batch].iov_len = (size_t)lens[i];
+            memset(&msgs[batch], 0, sizeof(msgs[batch]));
+            msgs[batch].msg_hdr.msg_name = &self->dest;
+            msgs[batch].msg_hdr.msg_namelen = self->dest_len;
+            msgs[batch].msg_hdr.msg_iov = &iovs[batch];
+            msgs[batch].msg_hdr.msg_iovlen = 1;
+            index[batch++] = i;
+        }
+        if (batch == 0)
+            return count;
+        sent = sendmmsg(self->fd, msgs, (unsigned)batch, 0);
+        if (sent < 0) {
+            if (would_block(errno))
+                return index[0];
+            self->send_errors++; /* this datagram is lost, as asyncio's sendto would lose it */
+            lens[index[0]] = -1;
+            at = index[0] + 1;
+            continue;
+        }
+        at = sent == batch ? i : index[sent];
+    }
+    return count;
+}
+
+static PyObject *SrtpSender_send_frame(SrtpSender *self, PyObject *args)
+{
+    PyObject *payloads, *seqfast = NULL, *leftovers = NULL, *result = NULL;
+    int payload_type, ext_profile, direct, *lens = NULL;
+    unsigned seq;
+    unsigned long timestamp, ssrc;
+    Py_buffer ext;
+    Py_ssize_t count = 0, i, header, unsent = 0;
+    unsigned char **bufs = NULL;
+    unsigned long long wire = 0, octets = 0;
+
+    if (!PyArg_ParseTuple(args, "OiIkkiy*p", &payloads, &payload_type, &seq, &timestamp, &ssrc,
+                          &ext_profile, &ext, &direct))
+        return NULL;
+    if (sender_ready(self, 1) < 0)
+        goto done;
+    if (ext.len % 4 != 0 || ext.len > 4 * 0xFFFF) {
+        PyErr_SetString(PyExc_ValueError, "header extension length is not 32-bit words");
+        goto done;
+    }
+    seqfast = PySequence_Fast(payloads, "payloads must be a sequence of bytes");
+    if (seqfast == NULL)
+        goto done;
+    count = PySequence_Fast_GET_SIZE(seqfast);
+    header = RTP_HEADER + (ext.len ? 4 + ext.len : 0);
+    for (i = 0; i < count; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seqfast, i);
+        if (!PyBytes_Check(item)) {
+            PyErr_SetString(PyExc_TypeError, "payloads must be bytes");
+            goto done;
+        }
+        if (header + PyBytes_GET_SIZE(item) + SRTP_MAX_TRAILER_LEN > MAX_DATAGRAM) {
+            PyErr_SetString(PyExc_ValueError, "RTP packet larger than a UDP datagram");
+            goto done;
+        }
+    }
+    bufs = PyMem_Calloc((size_t)count + 1, sizeof(*bufs));
+    lens = PyMem_Calloc((size_t)count + 1, sizeof(*lens));
+    if (bufs == NULL || lens == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (i = 0; i < count; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seqfast, i);
+        Py_ssize_t size = PyBytes_GET_SIZE(item);
+        unsigned char *p = PyMem_Malloc((size_t)(header + size + SRTP_MAX_TRAILER_LEN));
+        unsigned packet_seq = (seq + (unsigned)i) & 0xFFFF;
+        if (p == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        bufs[i] = p; /* freed at the end, with the others */
+        put_header(p, ext.len > 0, i == count - 1, payload_type, packet_seq, timestamp, ssrc);
+        if (ext.len) {
+            p[12] = (unsigned char)(ext_profile >> 8);
+            p[13] = (unsigned char)ext_profile;
+            p[14] = (unsigned char)((ext.len / 4) >> 8);
+            p[15] = (unsigned char)(ext.len / 4);
+            memcpy(p + 16, ext.buf, (size_t)ext.len);
+        }
+        memcpy(p + header, PyBytes_AS_STRING(item), (size_t)size);
+        lens[i] = (int)(header + size);
+        octets += (unsigned long long)size;
+        if (remember(self, p, lens[i], header, packet_seq) < 0) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
+    self->busy = 1;
+    Py_BEGIN_ALLOW_THREADS
+    unsent = protect_and_send(self, bufs, lens, count, direct);
+    Py_END_ALLOW_THREADS
+    self->busy = 0;
+    leftovers = PyList_New(0);
+    if (leftovers == NULL)
+        goto done;
+    for (i = 0; i < count; i++) {
+        if (lens[i] < 0)
+            continue;
+        wire += (unsigned long long)lens[i];
+        if (i >= unsent) {
+            PyObject *data = PyBytes_FromStringAndSize((const char *)bufs[i], lens[i]);
+            if (data == NULL || PyList_Append(leftovers, data) < 0) {
+                Py_XDECREF(data);
+                goto done;
+            }
+            Py_DECREF(data);
+        }
+    }
+    self->packets += (unsigned long long)count;
+    self->octets += octets;
+    self->wire_octets += wire;
+    result = Py_BuildValue("(KO)", wire, leftovers);
+done:
+    for (i = 0; bufs != NULL && i < count; i++)
+        PyMem_Free(bufs[i]);
+    PyMem_Free(bufs);
+    PyMem_Free(lens);
+    Py_XDECREF(seqfast);
+    Py_XDECREF(leftovers);
+    PyBuffer_Release(&ext);
+    return result;
+}
+
+static PyObject *SrtpSender_retransmit(SrtpSender *self, PyObject *args)
+{
+    unsigned seq;
+    PyObject *rtx = Py_None;
+    int rtx_type = 0;
+    unsigned rtx_seq = 0;
+    unsigned long rtx_ssrc = 0;
+    Sent *slot;
+    unsigned char *p;
+    int len;
+    srtp_err_status_t status;
+    PyObject *result;
+
+    if (!PyArg_ParseTuple(args, "I|O", &seq, &rtx))
+        return NULL;
+    if (sender_ready(self, 0) < 0)
+        return NULL;
+    if (rtx != Py_None && !PyArg_ParseTuple(rtx, "iIk", &rtx_type, &rtx_seq, &rtx_ssrc))
+        return NULL;
+    slot = &self->history[seq % HISTORY];
+    if (slot->data == NULL || slot->seq != seq)
+        Py_RETURN_NONE;
+    p = PyMem_Malloc((size_t)(slot->len + 2 + SRTP_MAX_TRAILER_LEN));
+    if (p == NULL)
+        return PyErr_NoMemory();
+    if (rtx == Py_None) {
+        memcpy(p, slot->data, (size_t)slot->len);
+        len = (int)slot->len;
+    } else { /* RFC 4588: the original sequence number, then the original payload */
+        memcpy(p, slot->data, (size_t)slot->header);
+        put_header(p, slot->data[0] & 0x10, slot->data[1] & 0x80, rtx_type, rtx_seq & 0xFFFF,
+                   be32(slot->data + 4), rtx_ssrc);
+        p[slot->header] = (unsigned char)(seq >> 8);
+        p[slot->header + 1] = (unsigned char)seq;
+        memcpy(p + slot->header + 2, slot->data + slot->header,
+               (size_t)(slot->len - slot->header));
+        len = (int)slot->len + 2;
+    }
+    status = srtp_protect(self->srtp, p, &len);
+    if (status != srtp_err_status_ok) {
+        PyMem_Free(p);
+        self->send_errors++;
+        Py_RETURN_NONE;
+    }
+    result = PyBytes_FromStringAndSize((const char *)p, len);
+    PyMem_Free(p);
+    return result;
+}
+
+static PyMethodDef SrtpSender_methods[] = {
+    {"set_destination", (PyCFunction)SrtpSender_set_destination, METH_VARARGS,
+     "Send on socket ``fd`` to (host, port) from now on."},
+    {"send_frame", (PyCFunction)SrtpSender_send_frame, METH_VARARGS,
+     "Build, protect and send one frame's packets; (wire bytes, datagrams left unsent)."},
+    {"retransmit", (PyCFunction)SrtpSender_retransmit, METH_VARARGS,
+     "A packet sent lately, protected again (wrapped as RTX if asked), or None."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef SrtpSender_members[] = {
+    {"packets", T_ULONGLONG, offsetof(SrtpSender, packets), READONLY, "RTP packets built"},
+    {"octets", T_ULONGLONG, offsetof(SrtpSender, octets), READONLY, "their payload bytes"},
+    {"wire_octets", T_ULONGLONG, offsetof(SrtpSender, wire_octets), READONLY,
+     "their bytes once protected"},
+    {"send_errors", T_ULONGLONG, offsetof(SrtpSender, send_errors), READONLY,
+     "packets lost to a failed protect or send"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject SrtpSenderType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "streamserver._native.SrtpSender",
+    .tp_doc = PyDoc_STR("RTP build, SRTP protect and sendmmsg for one viewer's transport."),
+    .tp_basicsize = sizeof(SrtpSender),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)SrtpSender_init,
+    .tp_dealloc = (destructor)SrtpSender_dealloc,
+    .tp_methods = SrtpSender_methods,
+    .tp_members = SrtpSender_members,
+};
+
 static struct PyModuleDef native_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "streamserver._native",
@@ -309,12 +689,13 @@ PyMODINIT_FUNC PyInit__native(void)
 {
     PyObject *module;
 
-    if (PyType_Ready(&SrtpReceiverType) < 0)
+    if (PyType_Ready(&SrtpReceiverType) < 0 || PyType_Ready(&SrtpSenderType) < 0)
         return NULL;
     module = PyModule_Create(&native_module);
     if (module == NULL)
         return NULL;
     if (PyModule_AddObjectRef(module, "SrtpReceiver", (PyObject *)&SrtpReceiverType) < 0 ||
+        PyModule_AddObjectRef(module, "SrtpSender", (PyObject *)&SrtpSenderType) < 0 ||
         PyModule_AddIntConstant(module, "MAX_DATAGRAM", MAX_DATAGRAM) < 0) {
         Py_DECREF(module);
         return NULL;

@@ -15,3 +15,24 @@ class SrtpReceiver:
     def __init__(self, profile: int, key: bytes) -> None: ...
     def unprotect_rtp(self, data: bytes, /) -> RtpFields | None: ...
     def unprotect_rtcp(self, data: bytes, /) -> bytes | None: ...
+
+class SrtpSender:
+    packets: int
+    octets: int
+    wire_octets: int
+    send_errors: int
+    def __init__(self, profile: int, key: bytes) -> None: ...
+    def set_destination(self, fd: int, host: str, port: int, /) -> None: ...
+    def send_frame(
+        self,
+        payloads: list[bytes],
+        payload_type: int,
+        seq: int,
+        timestamp: int,
+        ssrc: int,
+        extension_profile: int,
+        extension: bytes,
+        direct: bool,
+        /,
+    ) -> tuple[int, list[bytes]]: ...
+    def retransmit(self, seq: int, rtx: tuple[int, int, int] | None = None, /) -> bytes | None: ...

@@ -7,6 +7,8 @@ its (and aioice's) private functions. What each replacement does lives with its 
   decoder; they report RTCP sender reports; viewers' PLI/FIR reach the publisher
   (replacements in ``patches/receiver.py``);
 - ``packetize``: senders take frames packetized once for every viewer;
+- ``nativeegress``: viewers' senders build, protect and send each frame's packets in C, where
+  the C extension runs and the viewer is reached over plain UDP (``patches/sender.py``);
 - ``fastpath``: SRTP goes from the socket callback straight to the receiver, unprotected and
   parsed in C when the extension runs (``nativesrtp``; replacements in ``patches/transport.py``);
 - ``fastclock``: aiortc's per-packet clock reads are cheaper.
@@ -27,7 +29,7 @@ from aiortc.rtcdtlstransport import RTCDtlsTransport
 
 from .. import fastclock, fastpath, packetize
 from ..reassembly import CompletingJitterBuffer
-from . import receiver, transport
+from . import receiver, sender, transport
 
 PINNED = {"aiortc": "1.16.0", "aioice": "0.13.0", "av": "18.1.0"}
 """The versions whose internals the patches were written and tested against."""
@@ -72,6 +74,9 @@ def install() -> None:
     clock.current_ntp_time = fastclock.current_ntp_time
     # packetize: senders take Packetized frames
     rtcrtpsender.get_encoder = packetize.forwarding_encoder  # type: ignore[attr-defined,assignment]
+    # nativeegress: viewers' packets built, protected and sent in C (aiortc's path without it)
+    rtcrtpsender.RTCRtpSender._run_rtp = sender.run_rtp  # type: ignore[method-assign]
+    rtcrtpsender.RTCRtpSender._retransmit = sender.retransmit  # type: ignore[method-assign]
     # fastpath: SRTP from the socket callback straight to the receiver
     setattr(ice.Connection, fastpath.FAST_PATH_ATTR, None)
     ice.StunProtocol.datagram_received = transport.datagram_received  # type: ignore[method-assign]
