@@ -2,8 +2,8 @@
 
 A synthetic caller plays its clip once into a MediaSession with one viewer and the recorder,
 first with the C path (ingress and the viewer's egress), then with the pure-Python path; the
-recording and what the viewer
-got must be identical between the two, frame for frame and byte for byte.
+recording and what the viewer got must be identical between the two, frame for frame and
+byte for byte.
 """
 
 from __future__ import annotations
