@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-PAIR_ATTR = "_scenelink_native_pair"  # on the SrtpSender's transport: the pair it sends to
+PAIR_ATTR = "_scenelink_native_pair"  # on RTCDtlsTransport: the ICE pair its C sender sends to
 
 
 def route(dtls: RTCDtlsTransport) -> tuple[SrtpSender, Any] | None:

@@ -294,3 +294,60 @@ async def test_a_nack_is_answered_on_both_paths(
             assert fields is not None
             packet = nativesrtp.to_packet(fields, HeaderExtensionsMap())
         assert packet.ssrc == video._rtx_ssrc and packet.payload[:2] == seq.to_bytes(2, "big")
+
+
+class QueuedTransport:
+    """An event loop transport that still holds datagrams: C must not send ahead of them."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, Any]] = []
+
+    def get_write_buffer_size(self) -> int:
+        return 1
+
+    def sendto(self, data: bytes, addr: Any) -> None:
+        self.sent.append((data, addr))
+
+
+def test_send_frame_queues_behind_the_event_loop_and_keeps_aiortc_counters() -> None:
+    from types import SimpleNamespace
+
+    from aiortc.rtcdtlstransport import State
+
+    pair = SimpleNamespace(remote_addr=("127.0.0.1", 9))
+    dtls = SimpleNamespace(
+        _state=State.CONNECTED,
+        transport=SimpleNamespace(_connection=SimpleNamespace(_nominated={1: pair})),
+        _RTCDtlsTransport__tx_bytes=0,
+        _RTCDtlsTransport__tx_packets=0,
+    )
+    sender: Any = SimpleNamespace(
+        transport=dtls,
+        _ssrc=SSRC,
+        _RTCRtpSender__mid="0",
+        _RTCRtpSender__rtp_header_extensions_map=header_map(),
+        _RTCRtpSender__ntp_timestamp=0,
+        _RTCRtpSender__rtp_timestamp=0,
+        _RTCRtpSender__octet_count=0,
+        _RTCRtpSender__packet_count=0,
+    )
+    c = SrtpSender(PROFILE, KEY)
+    c.set_destination(3, "127.0.0.1", 9)  # never used: the loop's transport sends
+    loop_transport = QueuedTransport()
+    frame: Any = SimpleNamespace(payloads=[b"a" * 10, b"b" * 20])
+    assert nativeegress.send_frame(sender, (c, loop_transport), 96, frame, 65535, 3000) == 1
+    decrypt = Session(Policy(key=KEY, ssrc_type=Policy.SSRC_ANY_INBOUND, srtp_profile=PROFILE))
+    packets = [RtpPacket.parse(decrypt.unprotect(d), header_map()) for d, _ in loop_transport.sent]
+    assert [(p.sequence_number, p.marker, p.payload) for p in packets] == [
+        (65535, 0, b"a" * 10),
+        (0, 1, b"b" * 20),
+    ]
+    assert {addr for _, addr in loop_transport.sent} == {("127.0.0.1", 9)}
+    assert packets[0].extensions.mid == "0" and packets[0].extensions.abs_send_time is not None
+    assert (sender._RTCRtpSender__packet_count, sender._RTCRtpSender__octet_count) == (2, 30)
+    assert sender._RTCRtpSender__rtp_timestamp == 3000
+    assert dtls._RTCDtlsTransport__tx_packets == 2
+    assert dtls._RTCDtlsTransport__tx_bytes == sum(len(d) for d, _ in loop_transport.sent)
+    dtls._state = State.CLOSED
+    with pytest.raises(ConnectionError):
+        nativeegress.send_frame(sender, (c, loop_transport), 96, frame, 1, 3000)
