@@ -1,6 +1,6 @@
 # SceneLink server image: the same server as `bash .ci/dev serve`.
 
-# Build stage: the wheel, with the C extension streamserver._native compiled against libsrtp2.
+# Build stage: the wheel, with the C extension streamserver.native._native compiled against libsrtp2.
 FROM python:3.11-slim-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends build-essential pkg-config \
         libsrtp2-dev && rm -rf /var/lib/apt/lists/*

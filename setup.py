@@ -1,4 +1,4 @@
-"""The C extension streamserver._native (issue 17); everything else is in pyproject.toml.
+"""The C extension streamserver.native._native (issue 17); everything else is in pyproject.toml.
 
 It links to the system's libsrtp2 (Debian: libsrtp2-dev, installed by .ci/dev and the
 Dockerfile). SCENELINK_NO_EXTENSIONS=1 at build time builds without it, as at run time it
@@ -23,8 +23,8 @@ def srtp_flags(option: str) -> list[str]:
 
 
 native = Extension(
-    "streamserver._native",
-    sources=["streamserver/_native.c"],
+    "streamserver.native._native",
+    sources=["streamserver/native/_native.c"],
     extra_compile_args=["-O2", "-Wall", "-Wextra", "-Werror", *srtp_flags("--cflags")],
     extra_link_args=srtp_flags("--libs"),
 )

@@ -10,7 +10,7 @@ once with no server at all (bench.load.run_direct: the caller straight to a view
 latency through the server minus latency without it is what the server adds.
 
 Each SceneLink scenario runs twice in a row: ``scenelink`` with the C per-packet path
-(streamserver._native) and ``python`` with SCENELINK_NO_EXTENSIONS=1, the pure-Python path;
+(streamserver.native._native) and ``python`` with SCENELINK_NO_EXTENSIONS=1, the pure-Python path;
 the first frames each recorded are compared byte for byte (they must be identical).
 """
 

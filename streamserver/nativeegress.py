@@ -30,7 +30,7 @@ from aiortc.utils import random32, uint16_add, uint32_add
 from . import nativesrtp
 
 if TYPE_CHECKING:
-    from ._native import SrtpSender
+    from .native import SrtpSender
 
 logger = logging.getLogger(__name__)
 

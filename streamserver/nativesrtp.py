@@ -3,7 +3,7 @@
 aiortc derives its SRTP keys inside RTCDtlsTransport._setup_srtp and hands them straight to
 pylibsrtp, keeping none. After it has run, ``attach`` exports the same keying material again
 (an exporter gives the same bytes for the same label and length, RFC 5705) and gives the
-transport a streamserver._native.SrtpReceiver with the receive key and an SrtpSender with the
+transport a streamserver.native._native.SrtpReceiver with the receive key and an SrtpSender with the
 send key; the fast path unprotects and parses through the one (``to_packet`` builds the
 RtpPacket aiortc's parser would), streamserver.nativeegress sends viewers' frames through the
 other.
@@ -22,7 +22,7 @@ from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 from . import native
 
 if TYPE_CHECKING:
-    from ._native import RtpFields, SrtpReceiver, SrtpSender
+    from .native import RtpFields, SrtpReceiver, SrtpSender
 
 logger = logging.getLogger(__name__)
 

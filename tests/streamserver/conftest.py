@@ -75,7 +75,7 @@ def media_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
         return
     if native.disabled():
         pytest.skip(f"{native.ENV} is set: the C path is not built")
-    monkeypatch.setattr(native, "NATIVE", importlib.import_module("streamserver._native"))
+    monkeypatch.setattr(native, "NATIVE", importlib.import_module("streamserver.native._native"))
     attached = []
     attach = nativesrtp.attach
 

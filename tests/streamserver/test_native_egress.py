@@ -1,4 +1,4 @@
-"""The C egress (streamserver._native.SrtpSender) against aiortc's sender, datagram by datagram.
+"""The C egress (native._native.SrtpSender) against aiortc's sender, datagram by datagram.
 
 aiortc's sender serializes an RtpPacket per payload and protects it with pylibsrtp; SRTP is
 deterministic for a key, SSRC and index, so the C sender's datagrams, read off a real UDP
@@ -20,7 +20,7 @@ from aiortc.rtp import HeaderExtensions, HeaderExtensionsMap, RtpPacket, wrap_rt
 from pylibsrtp import Policy, Session
 
 from streamserver import nativeegress, nativesrtp, patches
-from streamserver._native import MAX_DATAGRAM, SrtpSender
+from streamserver.native._native import MAX_DATAGRAM, SrtpSender
 from streamserver.patches import sender as patched
 
 KEY = bytes(range(30))

@@ -1,4 +1,4 @@
-"""The C ingress (streamserver._native) against the Python reference, packet by packet.
+"""The C ingress (streamserver.native._native) against the Python reference, packet by packet.
 
 The same SRTP datagrams go to pylibsrtp + aiortc's RtpPacket.parse (what the pure-Python path
 runs) and to the C SrtpReceiver; every packet must come out identical, and every datagram
@@ -21,7 +21,7 @@ from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 from pylibsrtp import Policy, Session
 
 from streamserver import native, nativesrtp
-from streamserver._native import MAX_DATAGRAM, SrtpReceiver
+from streamserver.native._native import MAX_DATAGRAM, SrtpReceiver
 
 PROFILES = {  # libsrtp profile: key + salt length
     Policy.SRTP_PROFILE_AES128_CM_SHA1_80: 30,
@@ -200,7 +200,7 @@ def test_no_extensions_selects_python(
     loaded = native.load()
     assert isinstance(loaded, ModuleType) and loaded.SrtpReceiver is SrtpReceiver
 
-    monkeypatch.setitem(sys.modules, "streamserver._native", None)  # its import now fails
+    monkeypatch.setitem(sys.modules, "streamserver.native._native", None)  # its import now fails
     with caplog.at_level(logging.WARNING, logger=native.__name__):
         assert native.load() is None
     assert [r.message.rsplit(": ", 1)[0] for r in caplog.records] == [

@@ -1,4 +1,4 @@
-"""Type stub for the C extension streamserver._native (streamserver/_native.c)."""
+"""Type stub for the C extension streamserver.native._native (streamserver/native/_native.c)."""
 
 MAX_DATAGRAM: int
 

@@ -1,5 +1,5 @@
 /*
- * streamserver._native: the per-packet SRTP ingress in C (issue 17).
+ * streamserver.native._native: the per-packet SRTP ingress in C (issue 17).
  *
  * One SrtpReceiver per connected DTLS transport, keyed with the same material aiortc
  * exports: it unprotects SRTP/SRTCP with libsrtp (replay window and rollover counter
@@ -307,7 +307,7 @@ static PyMemberDef SrtpReceiver_members[] = {
 };
 
 static PyTypeObject SrtpReceiverType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "streamserver._native.SrtpReceiver",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "streamserver.native._native.SrtpReceiver",
     .tp_doc = PyDoc_STR("SRTP/SRTCP unprotect and RTP parse for one DTLS transport."),
     .tp_basicsize = sizeof(SrtpReceiver),
     .tp_flags = Py_TPFLAGS_DEFAULT,
@@ -667,7 +667,7 @@ static PyMemberDef SrtpSender_members[] = {
 };
 
 static PyTypeObject SrtpSenderType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "streamserver._native.SrtpSender",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "streamserver.native._native.SrtpSender",
     .tp_doc = PyDoc_STR("RTP build, SRTP protect and sendmmsg for one viewer's transport."),
     .tp_basicsize = sizeof(SrtpSender),
     .tp_flags = Py_TPFLAGS_DEFAULT,
@@ -680,7 +680,7 @@ static PyTypeObject SrtpSenderType = {
 
 static struct PyModuleDef native_module = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "streamserver._native",
+    .m_name = "streamserver.native._native",
     .m_doc = "SceneLink's per-packet media path in C (issue 17).",
     .m_size = -1,
 };

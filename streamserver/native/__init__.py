@@ -1,4 +1,4 @@
-"""Which per-packet path runs: the C extension streamserver._native, or pure Python.
+"""Which per-packet path runs: the C extension streamserver.native._native, or pure Python.
 
 As aiohttp does, SCENELINK_NO_EXTENSIONS=1 selects the pure-Python path (the reference the
 suite compares the C path with); so does an extension that fails to import (not built, or
@@ -12,6 +12,12 @@ import importlib
 import logging
 import os
 from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the extension's types, from its stub (_native.pyi)
+    from ._native import RtpFields as RtpFields
+    from ._native import SrtpReceiver as SrtpReceiver
+    from ._native import SrtpSender as SrtpSender
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +34,7 @@ def load() -> ModuleType | None:
     if disabled():
         return None
     try:
-        return importlib.import_module("streamserver._native")
+        return importlib.import_module("streamserver.native._native")
     except ImportError as exc:
         logger.warning("streamserver: C extension unavailable, using the Python path: %s", exc)
         return None
