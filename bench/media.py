@@ -11,7 +11,8 @@ latency through the server minus latency without it is what the server adds.
 
 Each SceneLink scenario runs twice in a row: ``scenelink`` with the C per-packet path
 (streamserver.native._native) and ``python`` with SCENELINK_NO_EXTENSIONS=1, the pure-Python path;
-the first frames each recorded are compared byte for byte (they must be identical).
+the first frames each recorded are compared byte for byte, place by place in the clip (they
+must be identical).
 """
 
 from __future__ import annotations
@@ -36,9 +37,10 @@ import uvloop
 from recorder.library import video_packets
 
 from .load import DEFAULT_CACHE, load_clip, run_direct, run_load
-from .losses import recorded_frames
+from .losses import frame_key, recorded_frames
 from .report import LoadReport
 from .spread import Plan, spread_load
+from .synthetic import Clip
 
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -125,7 +127,10 @@ class Row:
     recorded: int | None
     lost: dict[str, int]
     first_key_s: float | None
-    sample: list[bytes] = field(default_factory=list)  # first recorded video frames
+    # The first recorded video frames by their place in the clip, as recorded; and how many of
+    # them are no frame of the clip at all.
+    sample: dict[int, bytes] = field(default_factory=dict)
+    stray: int = 0
 
 
 def to_row(
@@ -173,8 +178,9 @@ def scenario(
             report = spread_load(run_load, plan, processes, on_steady)
             time.sleep(1.0)
         # aiortc's stock MediaRecorder transcodes: its frames cannot be matched by bytes.
-        recorded = recorded_frames(data / "evidence", report, load_clip(codec, cache))
-        sample = first_recorded(data / "evidence")
+        clip = load_clip(codec, cache)
+        recorded = recorded_frames(data / "evidence", report, clip)
+        sample, stray = placed(first_recorded(data / "evidence"), clip)
     if report.errors:
         raise RuntimeError(f"{kind} {callers}x{viewers}: {report.errors}")
     if kind == "stock":
@@ -182,7 +188,7 @@ def scenario(
             caller.recorded = None
     cpu = 100 * (marks["stop"] - marks["start"]) / (marks["stop_t"] - marks["start_t"])
     row = to_row(kind, report, recorded["video"] + recorded["audio"], cpu, (idle, max(rss)))
-    row.sample = sample
+    row.sample, row.stray = sample, stray
     return row
 
 
@@ -192,11 +198,29 @@ def first_recorded(evidence: Path) -> list[bytes]:
     return video_packets(parts[0])[:SAMPLE_FRAMES] if parts else []
 
 
+def placed(frames: list[bytes], clip: Clip) -> tuple[dict[int, bytes], int]:
+    """Recorded frames by their place in the clip (the first time each is seen, matched blind
+    to start-code length), and how many match no clip frame."""
+    where = {frame_key(p.data): i for i, p in enumerate(clip.video)}
+    found: dict[int, bytes] = {}
+    stray = 0
+    for data in frames:
+        index = where.get(frame_key(data))
+        if index is None:
+            stray += 1
+        else:
+            found.setdefault(index, data)
+    return found, stray
+
+
 def sample_differences(native: Row, python: Row) -> tuple[int, int]:
-    """(frames compared, frames that differ) between the two paths' first recorded frames."""
-    compared = min(len(native.sample), len(python.sample))
-    pairs = zip(native.sample[:compared], python.sample[:compared], strict=True)
-    return compared, sum(a != b for a, b in pairs)
+    """(frames compared, frames that differ): the frames both paths recorded at the same place
+    in the clip, byte for byte as recorded; a frame that is no clip frame differs. Frames lost
+    under load in one run only are left out, instead of shifting every later comparison."""
+    common = native.sample.keys() & python.sample.keys()
+    stray = native.stray + python.stray
+    differing = sum(native.sample[i] != python.sample[i] for i in common)
+    return len(common) + stray, differing + stray
 
 
 def direct(seconds: float, codec: str, cache: Path) -> Row:
