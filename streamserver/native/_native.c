@@ -12,6 +12,8 @@
  * sender serializes them, protects them and sends them in sendmmsg batches on the ICE
  * connection's own UDP socket, keeping the last HISTORY plain packets for retransmission
  * (streamserver.nativeegress).
+ *
+ * Also aiortc's H.264 and VP8 depayloaders, the same bytes and errors, for the receivers.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -678,11 +680,160 @@ static PyTypeObject SrtpSenderType = {
     .tp_members = SrtpSender_members,
 };
 
+/* aiortc's h264_depayload (codecs/h264.py), the same bytes and the same ValueErrors: a single
+ * NAL unit, an FU-A fragment or a STAP-A aggregate, as Annex B with 4-byte start codes. */
+static PyObject *depayload_h264(PyObject *module, PyObject *arg)
+{
+    static const unsigned char start[4] = {0, 0, 0, 1};
+    Py_buffer b;
+    const unsigned char *d;
+    Py_ssize_t n, pos = 1, size = 0;
+    PyObject *out = NULL;
+    unsigned char *o;
+    int type;
+
+    (void)module;
+    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0)
+        return NULL;
+    d = b.buf;
+    n = b.len;
+    if (n < 2) {
+        PyErr_SetString(PyExc_ValueError, "NAL unit is too short");
+        goto done;
+    }
+    type = d[0] & 0x1F;
+    if (type >= 1 && type <= 23) {
+        out = PyBytes_FromStringAndSize(NULL, n + 4);
+        if (out != NULL) {
+            o = (unsigned char *)PyBytes_AS_STRING(out);
+            memcpy(o, start, 4);
+            memcpy(o + 4, d, (size_t)n);
+        }
+    } else if (type == 28) { /* FU-A */
+        int first = d[1] & 0x80;
+        out = PyBytes_FromStringAndSize(NULL, (first ? 5 : 0) + n - 2);
+        if (out != NULL) {
+            o = (unsigned char *)PyBytes_AS_STRING(out);
+            if (first) {
+                memcpy(o, start, 4);
+                o[4] = (unsigned char)((d[0] & 0xE0) | (d[1] & 0x1F));
+                o += 5;
+            }
+            memcpy(o, d + 2, (size_t)(n - 2));
+        }
+    } else if (type == 24) { /* STAP-A: 2-byte sizes, each NAL unit gets a start code */
+        while (pos < n) {
+            Py_ssize_t unit;
+            if (n < pos + 2) {
+                PyErr_SetString(PyExc_ValueError, "STAP-A length field is truncated");
+                goto done;
+            }
+            unit = ((Py_ssize_t)d[pos] << 8) | d[pos + 1];
+            pos += 2 + unit;
+            if (n < pos) {
+                PyErr_SetString(PyExc_ValueError, "STAP-A data is truncated");
+                goto done;
+            }
+            size += 4 + unit;
+        }
+        out = PyBytes_FromStringAndSize(NULL, size);
+        if (out != NULL) {
+            o = (unsigned char *)PyBytes_AS_STRING(out);
+            for (pos = 1; pos < n;) {
+                Py_ssize_t unit = ((Py_ssize_t)d[pos] << 8) | d[pos + 1];
+                memcpy(o, start, 4);
+                memcpy(o + 4, d + pos + 2, (size_t)unit);
+                o += 4 + unit;
+                pos += 2 + unit;
+            }
+        }
+    } else {
+        PyErr_Format(PyExc_ValueError, "NAL unit type %d is not supported", type);
+    }
+done:
+    PyBuffer_Release(&b);
+    return out;
+}
+
+/* aiortc's vp8_depayload (codecs/vpx.py): the frame data after the VP8 payload descriptor,
+ * with the same ValueErrors for a truncated one. */
+static PyObject *depayload_vp8(PyObject *module, PyObject *arg)
+{
+    Py_buffer b;
+    const unsigned char *d;
+    Py_ssize_t n, pos = 1;
+    PyObject *out = NULL;
+    const char *error = NULL;
+
+    (void)module;
+    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0)
+        return NULL;
+    d = b.buf;
+    n = b.len;
+    if (n < 1) {
+        error = "VPX descriptor is too short";
+    } else if (d[0] & 0x80) { /* extended control bits */
+        int i, l, t, k;
+        if (n < pos + 1) {
+            error = "VPX descriptor has truncated extended bits";
+            goto done;
+        }
+        i = d[pos] & 0x80;
+        l = d[pos] & 0x40;
+        t = d[pos] & 0x20;
+        k = d[pos] & 0x10;
+        pos++;
+        if (i) {
+            if (n < pos + 1) {
+                error = "VPX descriptor has truncated PictureID";
+                goto done;
+            }
+            if (d[pos] & 0x80) {
+                if (n < pos + 2) {
+                    error = "VPX descriptor has truncated long PictureID";
+                    goto done;
+                }
+                pos += 2;
+            } else {
+                pos += 1;
+            }
+        }
+        if (l) {
+            if (n < pos + 1) {
+                error = "VPX descriptor has truncated TL0PICIDX";
+                goto done;
+            }
+            pos++;
+        }
+        if (t || k) {
+            if (n < pos + 1) {
+                error = "VPX descriptor has truncated T/K";
+                goto done;
+            }
+            pos++;
+        }
+    }
+done:
+    if (error != NULL)
+        PyErr_SetString(PyExc_ValueError, error);
+    else
+        out = PyBytes_FromStringAndSize((const char *)d + pos, n - pos);
+    PyBuffer_Release(&b);
+    return out;
+}
+
+static PyMethodDef native_functions[] = {
+    {"depayload_h264", depayload_h264, METH_O, "An H.264 RTP payload as Annex B (as aiortc)."},
+    {"depayload_vp8", depayload_vp8, METH_O, "A VP8 RTP payload's frame data (as aiortc)."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef native_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "streamserver.native._native",
     .m_doc = "SceneLink's per-packet media path in C (issue 17).",
     .m_size = -1,
+    .m_methods = native_functions,
 };
 
 PyMODINIT_FUNC PyInit__native(void)

@@ -11,6 +11,7 @@ its (and aioice's) private functions. What each replacement does lives with its 
   the C extension runs and the viewer is reached over plain UDP (``patches/sender.py``);
 - ``fastpath``: SRTP goes from the socket callback straight to the receiver, unprotected and
   parsed in C when the extension runs (``nativesrtp``; replacements in ``patches/transport.py``);
+- ``depayload``: receivers strip H.264 and VP8 payload headers in C when the extension runs;
 - ``fastclock``: aiortc's per-packet clock reads are cheaper.
 
 They depend on the exact versions pinned in pyproject.toml (``PINNED`` here must match), and
@@ -27,7 +28,7 @@ import aiortc.rtcrtpreceiver as rtcrtpreceiver
 import aiortc.rtcrtpsender as rtcrtpsender
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
-from .. import fastclock, fastpath, packetize
+from .. import depayload, fastclock, fastpath, packetize
 from ..reassembly import CompletingJitterBuffer
 from . import receiver, sender, transport
 
@@ -85,6 +86,8 @@ def install() -> None:
     RTCDtlsTransport._setup_srtp = transport.setup_srtp  # type: ignore[method-assign]
     # ingest: complete frames out as EncodedFrame, no decoder; sender reports; PLI/FIR upstream
     rtcrtpreceiver.JitterBuffer = CompletingJitterBuffer  # type: ignore[attr-defined]
+    # depayload: H.264 and VP8 payload headers stripped in C when the extension runs
+    rtcrtpreceiver.depayload = depayload.depayload  # type: ignore[attr-defined]
     rtcrtpreceiver.decoder_worker = receiver.idle_worker
     rtcrtpreceiver.RTCRtpReceiver.receive = receiver.receive  # type: ignore[method-assign]
     rtcrtpsender.RTCRtpSender._send_keyframe = receiver.send_keyframe  # type: ignore[method-assign]
