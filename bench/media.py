@@ -11,6 +11,11 @@ once with no server at all (bench.load.run_direct: the caller straight to a view
 latency through the server minus latency without it is what the server adds. With
 ``--peer janus`` (the default where Janus is installed) each SceneLink scenario is followed by
 the same one against Janus (bench.janus), interleaved, and the ratios are printed.
+
+Each SceneLink scenario runs twice in a row: ``scenelink`` with the C per-packet path
+(streamserver.native._native) and ``python`` with SCENELINK_NO_EXTENSIONS=1, the pure-Python path;
+the first frames each recorded are compared byte for byte, place by place in the clip (they
+must be identical).
 """
 
 from __future__ import annotations
@@ -33,17 +38,21 @@ from typing import Any
 
 import uvloop
 
+from recorder.library import video_packets
+
 from . import janus
 from .cluster import merged_evidence, redis, wait_for_workers, worker_sessions
 from .load import DEFAULT_CACHE, load_clip, run_direct, run_load
-from .losses import recorded_frames
+from .losses import frame_key, recorded_frames
 from .report import LoadReport
 from .spread import Plan, spread_load
+from .synthetic import Clip
 
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 STOP_TIMEOUT_S = 30
 ACCOUNT = [{"username": "bench", "password": "bench-pass", "roles": ["call_handler"]}]
+SAMPLE_FRAMES = 60  # recorded video frames compared between the C and the Python path
 
 
 def cpu_seconds(pid: int) -> float:
@@ -76,7 +85,10 @@ def server(
     }
     env.pop("REDIS_URL", None)
     env.update(cluster or {})  # --workers: their Redis and count
-    if kind == "scenelink":
+    env.pop("SCENELINK_NO_EXTENSIONS", None)
+    if kind == "python":  # SceneLink on its pure-Python per-packet path
+        env["SCENELINK_NO_EXTENSIONS"] = "1"
+    if kind in ("scenelink", "python"):
         command = [sys.executable, "-m", "signalling.cli.main", "--log-level", "WARNING", "serve"]
     elif kind == "janus":
         data.mkdir(parents=True)
@@ -129,6 +141,10 @@ class Row:
     lost: dict[str, int]
     first_key_s: float | None
     per_worker: list[tuple[float, int]] = field(default_factory=list)  # % core, sessions
+    # The first recorded video frames by their place in the clip, as recorded; and how many of
+    # them are no frame of the clip at all.
+    sample: dict[int, bytes] = field(default_factory=dict)
+    stray: int = 0
 
 
 def to_row(
@@ -200,24 +216,60 @@ def scenario(
             )
             report = spread_load(runner, plan, processes, on_steady)
             time.sleep(1.0)
+        clip = load_clip(codec, cache)
+        sample: dict[int, bytes] = {}
+        stray = 0
         if kind == "janus":  # frames in its .mjr files, counted (not matched by bytes)
             recorded = janus.count_recorded(report, data)
         else:  # aiortc's stock MediaRecorder transcodes: its frames cannot be matched by bytes.
-            placed = worker_sessions(data) if many else []
+            held = worker_sessions(data) if many else []
             evidence = merged_evidence(data) if many else data / "evidence"
-            recorded = recorded_frames(evidence, report, load_clip(codec, cache))
+            recorded = recorded_frames(evidence, report, clip)
+            sample, stray = placed(first_recorded(evidence), clip)
     if report.errors:
         raise RuntimeError(f"{kind} {callers}x{viewers}: {report.errors}")
-    if kind != "scenelink":
+    if kind == "stock":
         for caller in report.callers:
             caller.recorded = None
     steady_s = marks["stop_t"] - marks["start_t"]
     cpu = 100 * (marks["stop"] - marks["start"]) / steady_s
     row = to_row(kind, report, recorded["video"] + recorded["audio"], cpu, (idle, max(rss)))
+    row.sample, row.stray = sample, stray
     if many:  # each worker's CPU and the sessions placed on it (pids[0] is the supervisor)
         spent = [100 * (b - a) / steady_s for a, b in zip(*each.values(), strict=True)][1:]
-        row.per_worker = list(zip(spent, placed, strict=True))
+        row.per_worker = list(zip(spent, held, strict=True))
     return row
+
+
+def first_recorded(evidence: Path) -> list[bytes]:
+    """The first SAMPLE_FRAMES video frames of the first session's first recording part."""
+    parts = sorted(evidence.glob("*/media-001.mkv"))
+    return video_packets(parts[0])[:SAMPLE_FRAMES] if parts else []
+
+
+def placed(frames: list[bytes], clip: Clip) -> tuple[dict[int, bytes], int]:
+    """Recorded frames by their place in the clip (the first time each is seen, matched blind
+    to start-code length), and how many match no clip frame."""
+    where = {frame_key(p.data): i for i, p in enumerate(clip.video)}
+    found: dict[int, bytes] = {}
+    stray = 0
+    for data in frames:
+        index = where.get(frame_key(data))
+        if index is None:
+            stray += 1
+        else:
+            found.setdefault(index, data)
+    return found, stray
+
+
+def sample_differences(native: Row, python: Row) -> tuple[int, int]:
+    """(frames compared, frames that differ): the frames both paths recorded at the same place
+    in the clip, byte for byte as recorded; a frame that is no clip frame differs. Frames lost
+    under load in one run only are left out, instead of shifting every later comparison."""
+    common = native.sample.keys() & python.sample.keys()
+    stray = native.stray + python.stray
+    differing = sum(native.sample[i] != python.sample[i] for i in common)
+    return len(common) + stray, differing + stray
 
 
 def direct(seconds: float, codec: str, cache: Path) -> Row:
@@ -286,10 +338,23 @@ def print_table(rows: list[Row], codec: str, seconds: float) -> dict[str, Any]:
 
     derived: dict[str, Any] = {}
     base, one, three = (find("scenelink", 1, v) for v in (0, 1, 3))
+    py_base, py_three = find("python", 1, 0), find("python", 1, 3)
+    if py_base and py_three and py_base.cpu_pct is not None and py_three.cpu_pct is not None:
+        derived["python_cpu_per_caller_pct"] = py_base.cpu_pct
+        derived["python_cpu_per_extra_viewer_pct"] = (py_three.cpu_pct - py_base.cpu_pct) / 3
+    compared = differing = 0
+    for row in rows:
+        twin = find("python", row.callers, row.viewers) if row.path == "scenelink" else None
+        if twin is not None:
+            n, d = sample_differences(row, twin)
+            compared, differing = compared + n, differing + d
+    derived["sample_frames_compared"] = compared
+    derived["sample_frames_differing"] = differing
     if base and three and base.cpu_pct is not None and three.cpu_pct is not None:
         derived["cpu_per_caller_pct"] = base.cpu_pct
         derived["cpu_per_extra_viewer_pct"] = (three.cpu_pct - base.cpu_pct) / 3
     big = max((r for r in rows if r.path == "scenelink"), key=lambda r: r.callers)
+    twin_big = find("python", big.callers, big.viewers)
     if big.rss_mb is not None and big.rss_idle_mb is not None:
         derived["rss_per_session_mb"] = (big.rss_mb - big.rss_idle_mb) / big.callers
     derived["lost_at_max_load"] = (big.callers, big.viewers, big.lost)
@@ -302,10 +367,21 @@ def print_table(rows: list[Row], codec: str, seconds: float) -> dict[str, Any]:
         derived["server_added_ms_p50"] = diff(one.p50, baseline.p50)
         derived["server_added_ms_p95"] = diff(one.p95, baseline.p95)
     print()
-    print("per caller (ingest+record, 1x0): ", fmt(derived.get("cpu_per_caller_pct")), "% core")
     print(
-        "per extra viewer ((1x3-1x0)/3):  ", fmt(derived.get("cpu_per_extra_viewer_pct")), "% core"
+        "per caller (ingest+record, 1x0): ",
+        fmt(derived.get("cpu_per_caller_pct")),
+        "% core (python path:",
+        fmt(derived.get("python_cpu_per_caller_pct")),
+        "%)",
     )
+    print(
+        "per extra viewer ((1x3-1x0)/3):  ",
+        fmt(derived.get("cpu_per_extra_viewer_pct")),
+        "% core (python path:",
+        fmt(derived.get("python_cpu_per_extra_viewer_pct")),
+        "%)",
+    )
+    print(f"C vs Python path, first recorded video frames: {differing} of {compared} differ")
     print(
         "memory per session (RSS):        ",
         fmt(derived.get("rss_per_session_mb")),
@@ -326,6 +402,9 @@ def print_table(rows: list[Row], codec: str, seconds: float) -> dict[str, Any]:
     )
     lost = ", ".join(f"{LOST[k]} {v}" for k, v in big.lost.items())
     print(f"video frames lost at {big.callers}x{big.viewers}: {lost}")
+    if twin_big is not None:
+        lost = ", ".join(f"{LOST[k]} {v}" for k, v in twin_big.lost.items())
+        print(f"  (python path: {lost})")
     for r in rows:
         if r.per_worker:  # --workers: the supervisor and its workers are the server's CPU
             loads = ", ".join(f"{c:.1f}% ({n} sessions)" for c, n in r.per_worker)
@@ -417,6 +496,9 @@ def main(argv: list[str] | None = None) -> int:
         "--rounds", type=int, default=1, help="run the scenarios this many times (A/B/A/B...)"
     )
     parser.add_argument(
+        "--no-python", action="store_true", help="skip SceneLink's pure-Python per-packet path"
+    )
+    parser.add_argument(
         "--processes", type=int, default=0, help="load processes (default: one per core)"
     )
     parser.add_argument(
@@ -427,7 +509,11 @@ def main(argv: list[str] | None = None) -> int:
     big = args.callers or (3 if args.quick else 20)
     processes = args.processes or os.cpu_count() or 1
     load_clip(args.codec, args.cache)  # encode once before any timing
-    plan = [("scenelink", 1, 0), ("scenelink", 1, 1), ("scenelink", 1, 3), ("scenelink", big, 2)]
+    plan = []
+    for callers, viewers in ((1, 0), (1, 1), (1, 3), (big, 2)):  # interleaved: C, then Python
+        plan.append(("scenelink", callers, viewers))
+        if not args.no_python:
+            plan.append(("python", callers, viewers))
     if not args.no_stock:
         plan += [("stock", 1, 0), ("stock", 1, 3)]
     peer = args.peer == "janus" and janus.janus_binary() is not None

@@ -31,6 +31,8 @@ import pylibsrtp
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 from aiortc.rtp import RtpPacket, is_rtcp
 
+from . import nativesrtp
+
 logger = logging.getLogger(__name__)
 
 FAST_PATH_ATTR = "_scenelink_fast_path"  # on aioice's Connection: the SrtpFastPath, or None
@@ -115,11 +117,17 @@ class InlineRunner:
 
 
 class SrtpFastPath:
-    """Decrypts, parses and routes one connected DTLS transport's SRTP, as aiortc's reader."""
+    """Decrypts, parses and routes one connected DTLS transport's SRTP, as aiortc's reader.
+
+    With the C extension the transport has a native receiver (streamserver.nativesrtp) that
+    unprotects and parses in one call, without the GIL; without it pylibsrtp and aiortc's
+    parser do, as aiortc's reader would. Either way a packet that fails is dropped.
+    """
 
     def __init__(self, dtls: RTCDtlsTransport) -> None:
         self.dtls = dtls
         self.runner = InlineRunner()
+        self.native = nativesrtp.receiver_of(dtls)
 
     def __call__(self, data: bytes) -> None:
         dtls = self.dtls
@@ -128,12 +136,22 @@ class SrtpFastPath:
         dtls._RTCDtlsTransport__rx_bytes += len(data)  # type: ignore[attr-defined]
         dtls._RTCDtlsTransport__rx_packets += 1  # type: ignore[attr-defined]
         arrival_time_ms = clock.current_ms()
+        native = self.native
         try:
             if is_rtcp(data):
-                rtcp = dtls._rx_srtp.unprotect_rtcp(data)
-                self.runner.run(dtls._handle_rtcp_data(rtcp))
+                srtp = dtls._rx_srtp if native is None else native
+                rtcp = srtp.unprotect_rtcp(data)
+                if rtcp is not None:
+                    self.runner.run(dtls._handle_rtcp_data(rtcp))
                 return
-            packet = RtpPacket.parse(dtls._rx_srtp.unprotect(data), dtls._rtp_header_extensions_map)
+            extensions_map = dtls._rtp_header_extensions_map
+            if native is None:
+                packet = RtpPacket.parse(dtls._rx_srtp.unprotect(data), extensions_map)
+            else:
+                fields = native.unprotect_rtp(data)
+                if fields is None:
+                    return
+                packet = nativesrtp.to_packet(fields, extensions_map)
             receiver = dtls._rtp_router.route_rtp(packet)
         except (pylibsrtp.Error, ValueError, struct.error) as exc:
             logger.debug("fastpath: SRTP packet dropped: %s", exc)

@@ -7,8 +7,11 @@ its (and aioice's) private functions. What each replacement does lives with its 
   decoder; they report RTCP sender reports; viewers' PLI/FIR reach the publisher
   (replacements in ``patches/receiver.py``);
 - ``packetize``: senders take frames packetized once for every viewer;
-- ``fastpath``: SRTP goes from the socket callback straight to the receiver (replacements in
-  ``patches/transport.py``);
+- ``nativeegress``: viewers' senders build, protect and send each frame's packets in C, where
+  the C extension runs and the viewer is reached over plain UDP (``patches/sender.py``);
+- ``fastpath``: SRTP goes from the socket callback straight to the receiver, unprotected and
+  parsed in C when the extension runs (``nativesrtp``; replacements in ``patches/transport.py``);
+- ``depayload``: receivers strip H.264 and VP8 payload headers in C when the extension runs;
 - ``fastclock``: aiortc's per-packet clock reads are cheaper.
 
 They depend on the exact versions pinned in pyproject.toml (``PINNED`` here must match), and
@@ -25,9 +28,9 @@ import aiortc.rtcrtpreceiver as rtcrtpreceiver
 import aiortc.rtcrtpsender as rtcrtpsender
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
-from .. import fastclock, fastpath, packetize
+from .. import depayload, fastclock, fastpath, packetize
 from ..reassembly import CompletingJitterBuffer
-from . import receiver, transport
+from . import receiver, sender, transport
 
 PINNED = {"aiortc": "1.16.0", "aioice": "0.13.0", "av": "18.1.0"}
 """The versions whose internals the patches were written and tested against."""
@@ -72,13 +75,19 @@ def install() -> None:
     clock.current_ntp_time = fastclock.current_ntp_time
     # packetize: senders take Packetized frames
     rtcrtpsender.get_encoder = packetize.forwarding_encoder  # type: ignore[attr-defined,assignment]
+    # nativeegress: viewers' packets built, protected and sent in C (aiortc's path without it)
+    rtcrtpsender.RTCRtpSender._run_rtp = sender.run_rtp  # type: ignore[method-assign]
+    rtcrtpsender.RTCRtpSender._retransmit = sender.retransmit  # type: ignore[method-assign]
     # fastpath: SRTP from the socket callback straight to the receiver
     setattr(ice.Connection, fastpath.FAST_PATH_ATTR, None)
     ice.StunProtocol.datagram_received = transport.datagram_received  # type: ignore[method-assign]
     ice.Connection.data_received = transport.data_received  # type: ignore[method-assign]
     RTCDtlsTransport._set_state = transport.set_state  # type: ignore[method-assign]
+    RTCDtlsTransport._setup_srtp = transport.setup_srtp  # type: ignore[method-assign]
     # ingest: complete frames out as EncodedFrame, no decoder; sender reports; PLI/FIR upstream
     rtcrtpreceiver.JitterBuffer = CompletingJitterBuffer  # type: ignore[attr-defined]
+    # depayload: H.264 and VP8 payload headers stripped in C when the extension runs
+    rtcrtpreceiver.depayload = depayload.depayload  # type: ignore[attr-defined]
     rtcrtpreceiver.decoder_worker = receiver.idle_worker
     rtcrtpreceiver.RTCRtpReceiver.receive = receiver.receive  # type: ignore[method-assign]
     rtcrtpsender.RTCRtpSender._send_keyframe = receiver.send_keyframe  # type: ignore[method-assign]

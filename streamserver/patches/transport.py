@@ -1,4 +1,4 @@
-"""aioice's datagram path and aiortc's DTLS state, patched for the SRTP fast path.
+"""aioice's datagram path and aiortc's DTLS set-up and state, patched for the SRTP fast path.
 
 The fast path itself is streamserver.fastpath. aiortc 1.16.0 and aioice 0.13.0 internals,
 covered by tests/streamserver/test_fastpath.py.
@@ -11,11 +11,12 @@ from typing import Any
 import aioice.ice as ice
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 
-from .. import fastpath
+from .. import fastpath, nativesrtp
 
 ORIGINAL_DATAGRAM_RECEIVED = ice.StunProtocol.datagram_received
 ORIGINAL_DATA_RECEIVED = ice.Connection.data_received
 ORIGINAL_SET_STATE = RTCDtlsTransport._set_state
+ORIGINAL_SETUP_SRTP = RTCDtlsTransport._setup_srtp
 
 
 def datagram_received(self: ice.StunProtocol, data: bytes | str, addr: tuple[Any, ...]) -> None:
@@ -40,3 +41,9 @@ def set_state(self: RTCDtlsTransport, state: State) -> None:
     """aiortc's, then the fast path on for a connected transport and off for any other state."""
     ORIGINAL_SET_STATE(self, state)
     fastpath.on_state(self, state)
+
+
+def setup_srtp(self: RTCDtlsTransport) -> None:
+    """aiortc's, then the C receiver keyed as aiortc's receive session (when the extension runs)."""
+    ORIGINAL_SETUP_SRTP(self)
+    nativesrtp.attach(self)

@@ -1,16 +1,20 @@
-"""Shared fixtures: cached synthetic clips (encoded once per test run), a loopback call."""
+"""Shared fixtures: cached synthetic clips (encoded once per test run), a loopback call, and
+the per-packet path (C extension or pure Python) the media tests run on."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import importlib
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamTrack
 
 from bench.synthetic import Clip, SyntheticCaller, build_clip
+from streamserver import native, nativesrtp
 
 Call = tuple[SyntheticCaller, RTCPeerConnection, dict[str, MediaStreamTrack]]
 
@@ -54,3 +58,31 @@ def h264_clip(clip_dir: Path) -> Clip:
 @pytest.fixture(scope="session")
 def vp8_clip(clip_dir: Path) -> Clip:
     return build_clip("VP8", clip_dir)
+
+
+@pytest.fixture(params=["native", "python"])
+def media_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Run the test on the C ingress, then on the pure-Python path (SCENELINK_NO_EXTENSIONS).
+
+    On the C path every DTLS transport set up during the test must have had a C receiver: a
+    fallback to pylibsrtp would otherwise pass unseen. It is skipped only where the whole run
+    asks for the Python path; an extension that fails to import fails it.
+    """
+    if request.param == "python":
+        monkeypatch.setenv(native.ENV, "1")
+        monkeypatch.setattr(native, "NATIVE", None)
+        yield "python"
+        return
+    if native.disabled():
+        pytest.skip(f"{native.ENV} is set: the C path is not built")
+    monkeypatch.setattr(native, "NATIVE", importlib.import_module("streamserver.native._native"))
+    attached = []
+    attach = nativesrtp.attach
+
+    def counting(dtls: Any) -> None:
+        attach(dtls)
+        attached.append(dtls)
+
+    monkeypatch.setattr(nativesrtp, "attach", counting)
+    yield "native"
+    assert all(nativesrtp.receiver_of(d) is not None for d in attached)

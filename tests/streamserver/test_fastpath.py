@@ -160,7 +160,10 @@ async def test_runner_survives_failing_handlers_and_never_drops(
 
 
 async def test_real_loopback_goes_through_the_fast_path(
-    monkeypatch: pytest.MonkeyPatch, h264_clip: Clip, loopback: Callable[[Clip], Any]
+    monkeypatch: pytest.MonkeyPatch,
+    h264_clip: Clip,
+    loopback: Callable[[Clip], Any],
+    media_path: str,
 ) -> None:
     patches.install()
     through_reader: list[bytes] = []
@@ -179,11 +182,17 @@ async def test_real_loopback_goes_through_the_fast_path(
         assert fast is not None and fast.runner.suspended == 0  # every handler ran inline
         assert through_reader == []  # every RTP packet took the fast path
         assert dtls._RTCDtlsTransport__rx_packets > 20
+        if media_path == "native":  # unprotected and parsed in C
+            assert fast.native is not None and fast.native.packets > 20
+        else:
+            assert fast.native is None
         # Junk from anywhere (aioice takes datagrams from any address) is dropped quietly:
         # empty, not decryptable, and SRTP-shaped but too short.
         connection = dtls.transport._connection
         for junk in (b"", b"\x80\x60" + bytes(40), b"\x80"):
             connection.data_received(junk, 1)
+        if fast.native is not None:  # (the empty one is dropped before it)
+            assert (fast.native.malformed, fast.native.auth_failed) == (1, 1)
         more = [await asyncio.wait_for(tracks["video"].recv(), 5) for _ in range(5)]
         assert [f.pts for f in more] == [frames[-1].pts + 3000 * (i + 1) for i in range(5)]
     assert fastpath.fast_path_of(dtls) is None

@@ -171,6 +171,7 @@ def nal_units(codec: str, data: bytes) -> list[bytes]:
 
 
 @pytest.mark.parametrize("codec", ["H264", "VP8"])
+@pytest.mark.usefixtures("media_path")  # on the C path and on the pure-Python path
 async def test_real_loopback_yields_encoded_frames(
     codec: str, h264_clip: Clip, vp8_clip: Clip, loopback: Callable[[Clip], Any]
 ) -> None:

@@ -24,6 +24,9 @@ from streamserver.frames import EncodedFrame
 from streamserver.session import MediaSession
 from tests.viewer import Viewer, is_subsequence
 
+# Every test here runs on the C ingress and on the pure-Python path (conftest.media_path).
+pytestmark = pytest.mark.usefixtures("media_path")
+
 
 async def wait_for(predicate: Callable[[], bool], seconds: float) -> None:
     for _ in range(int(seconds / 0.05)):

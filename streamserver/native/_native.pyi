@@ -1,0 +1,41 @@
+"""Type stub for the C extension streamserver.native._native (streamserver/native/_native.c)."""
+
+MAX_DATAGRAM: int
+
+RtpFields = tuple[int, int, int, int, int, tuple[int, ...], int, bytes | None, bytes, int]
+"""marker, payload type, sequence number, timestamp, SSRC, CSRCs, extension profile,
+extension block (None without the X bit), payload, padding size."""
+
+class SrtpReceiver:
+    packets: int
+    octets: int
+    auth_failed: int
+    replayed: int
+    malformed: int
+    def __init__(self, profile: int, key: bytes) -> None: ...
+    def unprotect_rtp(self, data: bytes, /) -> RtpFields | None: ...
+    def unprotect_rtcp(self, data: bytes, /) -> bytes | None: ...
+
+class SrtpSender:
+    packets: int
+    octets: int
+    wire_octets: int
+    send_errors: int
+    def __init__(self, profile: int, key: bytes) -> None: ...
+    def set_destination(self, fd: int, host: str, port: int, /) -> None: ...
+    def send_frame(
+        self,
+        payloads: list[bytes],
+        payload_type: int,
+        seq: int,
+        timestamp: int,
+        ssrc: int,
+        extension_profile: int,
+        extension: bytes,
+        direct: bool,
+        /,
+    ) -> tuple[int, list[bytes]]: ...
+    def retransmit(self, seq: int, rtx: tuple[int, int, int] | None = None, /) -> bytes | None: ...
+
+def depayload_h264(payload: bytes, /) -> bytes: ...
+def depayload_vp8(payload: bytes, /) -> bytes: ...
