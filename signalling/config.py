@@ -118,6 +118,12 @@ class Settings(BaseSettings):
     tls_key: Path | None = None
 
     data_dir: Path = Path("scenelink-data")
+    accounts_file: Path | None = Field(
+        default=None,
+        description="Operators' accounts; unset: <data dir>/accounts.json. `serve --workers` "
+        "gives each worker its own data folder and this file of the parent's, so that every "
+        "worker knows the same accounts",
+    )
     redis_url: str | None = Field(
         default=None, validation_alias=AliasChoices("REDIS_URL", "SCENELINK_REDIS_URL")
     )
@@ -465,6 +471,10 @@ class Settings(BaseSettings):
     @property
     def layout(self) -> DataFolder:
         return DataFolder(self.data_dir)
+
+    @property
+    def accounts_path(self) -> Path:
+        return self.accounts_file or self.layout.accounts
 
     @property
     def evidence_dir(self) -> Path:

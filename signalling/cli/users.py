@@ -12,7 +12,7 @@ from signalling.operators.accounts import AccountBook
 
 
 def _book() -> AccountBook:
-    return AccountBook(load_settings().layout.accounts)
+    return AccountBook(load_settings().accounts_path)
 
 
 def _read_password(args: argparse.Namespace) -> str:

@@ -6,13 +6,14 @@ SIGTERM drains it (``Node.drain``) while it still serves, then it stops; SIGINT 
 once. The supervisor starts N workers, starts again one that dies, and passes SIGTERM and
 SIGINT on. Each worker keeps its own data folder under ``<data dir>/workers/<n>`` (its own
 evidence spool, node id, signing key and audit trail: a restarted worker recovers only its
-own open bundles) and shares the console's token secret.
+own open bundles) and shares the console's token secret and the parent's accounts file.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -25,7 +26,7 @@ from pathlib import Path
 from aiohttp import web
 
 from signalling.config import Settings
-from signalling.web.app import RUNNER_OPTIONS, make_app, token_secret
+from signalling.web.app import RUNNER_OPTIONS, make_app, operator_accounts, token_secret
 from signalling.web.appkeys import NODE
 
 logger = logging.getLogger("scenelink")
@@ -89,8 +90,22 @@ def worker_environment(settings: Settings, index: int, base: dict[str, str]) -> 
             "SCENELINK_DATA_DIR": str(Path(settings.data_dir) / "workers" / str(index)),
             "SCENELINK_INTERNAL_PORT": str(internal_base + index),
             "SCENELINK_TOKEN_SECRET": token_secret(settings).decode(),
+            "SCENELINK_ACCOUNTS_FILE": str(settings.accounts_path.absolute()),
         }
     )
+
+
+def first_run_operators(settings: Settings) -> dict[str, str]:
+    """With no accounts at all, the first-run call handler made once, here (its one-off
+    password logged once), and given to every worker: each making its own would give each
+    worker another password."""
+    if settings.operators or settings.accounts_path.exists():
+        return {}
+    accounts = [
+        {"username": a.username, "password": a.password.get_secret_value(), "roles": a.roles}
+        for a in operator_accounts(settings)
+    ]
+    return {"SCENELINK_OPERATORS": json.dumps(accounts)}
 
 
 def supervise(settings: Settings, count: int, argv: list[str]) -> int:
@@ -98,9 +113,10 @@ def supervise(settings: Settings, count: int, argv: list[str]) -> int:
     each worker is given in turn; a worker that dies meanwhile is started again."""
     children: dict[int, subprocess.Popen[bytes]] = {}
     stopping: list[int] = []
+    base = dict(os.environ) | first_run_operators(settings)
 
     def start(index: int) -> None:
-        env = worker_environment(settings, index, dict(os.environ))
+        env = worker_environment(settings, index, base)
         children[index] = subprocess.Popen([*argv, "--reuse-port"], env=env)
         logger.info("worker %d started (pid %d)", index, children[index].pid)
 

@@ -115,7 +115,7 @@ def token_secret(settings: Settings) -> bytes:
 
 def operator_accounts(settings: Settings) -> list[OperatorAccount]:
     """With no accounts at all, one call handler with a one-off password, printed once."""
-    if settings.operators or settings.layout.accounts.exists():
+    if settings.operators or settings.accounts_path.exists():
         return settings.operators
     password = secrets.token_urlsafe(12)
     logger.warning(
@@ -259,7 +259,7 @@ async def operators(app: web.Application) -> AsyncIterator[None]:
     app[AUDIT] = AuditTrail(settings.layout.audit_trail)
     accounts = await asyncio.to_thread(operator_accounts, settings)
     app[OPERATORS] = OperatorDirectory(
-        AccountBook(settings.layout.accounts, accounts),
+        AccountBook(settings.accounts_path, accounts),
         secret + b":console",
         settings.console_login_ttl_s,
         app[STATE],

@@ -17,6 +17,8 @@ from typing import Any
 import redis
 
 from bench.cluster import workers_of
+from signalling.cli.workers import first_run_operators, worker_environment
+from signalling.config import Settings
 from tests.harness import free_port, running
 
 
@@ -73,3 +75,23 @@ def test_a_supervisor_keeps_its_workers(tmp_path: Path, redis_url: str) -> None:
         supervisor.send_signal(signal.SIGTERM)
         assert supervisor.wait(timeout=60) == 0
         assert registered(url) == {}  # each worker left the registry as it stopped
+
+
+def test_workers_share_the_parents_accounts(tmp_path: Path) -> None:
+    """Every worker reads the parent's accounts file (``scenelink users`` edits that one), and
+    with no accounts at all they share one first-run call handler, not one each."""
+    settings = Settings(data_dir=tmp_path / "data")
+    first = first_run_operators(settings)
+    generated = json.loads(first["SCENELINK_OPERATORS"])
+    assert [(a["username"], a["roles"]) for a in generated] == [("handler", ["call_handler"])]
+    envs = [worker_environment(settings, i, first) for i in range(2)]
+    assert {e["SCENELINK_OPERATORS"] for e in envs} == {first["SCENELINK_OPERATORS"]}
+    accounts = str((tmp_path / "data" / "accounts.json").absolute())
+    assert {e["SCENELINK_ACCOUNTS_FILE"] for e in envs} == {accounts}
+    assert {e["SCENELINK_DATA_DIR"] for e in envs} == {
+        str(tmp_path / "data" / "workers" / str(i)) for i in range(2)
+    }
+    worker = Settings(data_dir=Path(envs[1]["SCENELINK_DATA_DIR"]), accounts_file=Path(accounts))
+    assert worker.accounts_path == Path(accounts)
+    Path(accounts).write_text("[]")  # the data folder holds the token key by now
+    assert first_run_operators(settings) == {}  # accounts exist: none made
