@@ -25,19 +25,26 @@ def redis(folder: Path) -> Iterator[str]:
     command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", folder]
     process = subprocess.Popen([str(c) for c in command], stdout=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("redis-server did not start") from None
-                time.sleep(0.05)
+        wait_listening(process, port, 10, "redis-server")
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         process.terminate()
         process.wait()
+
+
+def wait_listening(
+    process: subprocess.Popen[bytes], port: int, timeout_s: float, what: str
+) -> None:
+    """Return once ``process`` listens on loopback ``port``; raise if it exits or takes longer."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start") from None
+            time.sleep(0.05)
 
 
 def workers_of(supervisor: int) -> list[int]:

@@ -41,7 +41,7 @@ import uvloop
 from recorder.library import video_packets
 
 from . import janus
-from .cluster import merged_evidence, redis, wait_for_workers, worker_sessions
+from .cluster import merged_evidence, redis, wait_for_workers, wait_listening, worker_sessions
 from .load import DEFAULT_CACHE, load_clip, run_direct, run_load
 from .losses import frame_key, recorded_frames
 from .report import LoadReport
@@ -100,15 +100,8 @@ def server(
     log = (data.parent / f"{kind}.log").open("wb")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
-        deadline = time.monotonic() + (60 if cluster else 20)  # N workers start together
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{kind} server did not start") from None
-                time.sleep(0.05)
+        timeout_s = 60 if cluster else 20  # N workers start together
+        wait_listening(process, port, timeout_s, f"{kind} server")
         yield f"http://127.0.0.1:{port}", process
     finally:
         process.terminate()
