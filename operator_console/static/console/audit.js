@@ -8,13 +8,6 @@
   var C = window.SceneLink.console;
   var els = null;
 
-  // A date input's day as the start or end of that day in the browser's time zone, as ISO.
-  function dayBound(value, end) {
-    var p = value.split('-');
-    var d = end ? new Date(+p[0], +p[1] - 1, +p[2], 23, 59, 59, 999) : new Date(+p[0], +p[1] - 1, +p[2]);
-    return d.toISOString();
-  }
-
   function query() {
     var f = els.form.elements;
     var q = [];
@@ -22,9 +15,7 @@
       var v = f[name].value.trim();
       if (v) q.push(name + '=' + encodeURIComponent(v));
     });
-    if (f.from.value) q.push('from=' + encodeURIComponent(dayBound(f.from.value, false)));
-    if (f.to.value) q.push('to=' + encodeURIComponent(dayBound(f.to.value, true)));
-    return q.join('&');
+    return q.concat(C.dateRangeQuery(f)).join('&');
   }
 
   function showChain(data) {

@@ -156,6 +156,22 @@
     });
   };
 
+  // A date input's day as the start or end of that day in the browser's time zone, as ISO.
+  function dayBound(value, end) {
+    var p = value.split('-');
+    var d = end ? new Date(+p[0], +p[1] - 1, +p[2], 23, 59, 59, 999) : new Date(+p[0], +p[1] - 1, +p[2]);
+    return d.toISOString();
+  }
+
+  /* A form's date inputs `from` and `to` as query parts (the audit and take-up cards): from the
+     start of the first day to the end of the last. */
+  C.dateRangeQuery = function (f) {
+    var q = [];
+    if (f.from.value) q.push('from=' + encodeURIComponent(dayBound(f.from.value, false)));
+    if (f.to.value) q.push('to=' + encodeURIComponent(dayBound(f.to.value, true)));
+    return q;
+  };
+
   /* A request the console makes by itself (a timer's refresh of what the person already opened),
      not a person's consultation: the server does not audit it again (README, audit trail). */
   C.refresh = function (path) { return C.api('GET', path, undefined, { 'X-SceneLink-Refresh': '1' }); };

@@ -10,19 +10,8 @@
   var els = null;
   var COLUMNS = ['sessions', 'links_sent', 'opened', 'agreed', 'video', 'location_only', 'declined', 'failed'];
 
-  // A date input's day as the start or end of that day in the browser's time zone, as ISO.
-  function dayBound(value, end) {
-    var p = value.split('-');
-    var d = end ? new Date(+p[0], +p[1] - 1, +p[2], 23, 59, 59, 999) : new Date(+p[0], +p[1] - 1, +p[2]);
-    return d.toISOString();
-  }
-
   function query() {
-    var f = els.form.elements;
-    var q = [];
-    if (f.from.value) q.push('from=' + encodeURIComponent(dayBound(f.from.value, false)));
-    if (f.to.value) q.push('to=' + encodeURIComponent(dayBound(f.to.value, true)));
-    return q.join('&');
+    return C.dateRangeQuery(els.form.elements).join('&');
   }
 
   function seconds(value) { return value === null || value === undefined ? '' : value.toFixed(1) + ' s'; }
