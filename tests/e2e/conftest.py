@@ -12,7 +12,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 from bench.load import Api
 from tests.harness import TurnServer, free_port, running, turn_server
@@ -72,6 +72,29 @@ def start_server(tmp_path: Path, **env: str) -> Iterator[RunningServer]:
             env.get("SCENELINK_PREFERRED_CODEC"),
             process.pid,
         )
+
+
+async def play_recording(
+    browser: Browser, server: RunningServer, incident_ref: str, session_id: str
+) -> Page:
+    """A wide console page signed in as alice, playing back ``session_id`` (found by its incident
+    reference once the spool has uploaded it)."""
+    page = await (await browser.new_context(viewport={"width": 1440, "height": 900})).new_page()
+    await page.goto(server.url + "/console/")
+    await page.fill("#login-form [name=username]", "alice")
+    await page.fill("#login-form [name=password]", "alice-pass")
+    await page.click("#login-form [type=submit]")
+    await page.fill("#recording-search [name=incident_ref]", incident_ref)
+    row = page.locator(f'#recordings li[data-session-id="{session_id}"]')
+    for _ in range(20):  # the spool uploads the session just after the server starts
+        await page.click("#recording-search [type=submit]")
+        try:
+            await expect(row).to_be_visible(timeout=1_000)
+            break
+        except AssertionError:
+            continue
+    await row.locator(".play").click()
+    return page
 
 
 @pytest.fixture

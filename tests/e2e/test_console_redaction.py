@@ -12,7 +12,7 @@ from playwright.async_api import Browser, expect
 
 from bench.synthetic import clip_of_frames
 from recorder.manifest import KEY_FILE, Signer
-from tests.e2e.conftest import RunningServer, start_server
+from tests.e2e.conftest import RunningServer, play_recording, start_server
 from tests.recorder.facecam import FPS, HEIGHT, SECONDS, WIDTH, face_frame
 from tests.recorder.feed import record_session
 
@@ -29,21 +29,7 @@ async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
 
 
 async def test_an_investigator_redacts_the_face(browser: Browser, server: RunningServer) -> None:
-    page = await (await browser.new_context(viewport={"width": 1440, "height": 900})).new_page()
-    await page.goto(server.url + "/console/")
-    await page.fill("#login-form [name=username]", "alice")
-    await page.fill("#login-form [name=password]", "alice-pass")
-    await page.click("#login-form [type=submit]")
-    await page.fill("#recording-search [name=incident_ref]", "CAD-FACE")
-    row = page.locator('#recordings li[data-session-id="face-1"]')
-    for _ in range(20):  # the spool uploads the session just after the server starts
-        await page.click("#recording-search [type=submit]")
-        try:
-            await expect(row).to_be_visible(timeout=1_000)
-            break
-        except AssertionError:
-            continue
-    await row.locator(".play").click()
+    page = await play_recording(browser, server, "CAD-FACE", "face-1")
 
     panel = page.locator("#redact-panel")
     await expect(panel).to_be_visible(timeout=10_000)

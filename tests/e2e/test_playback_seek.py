@@ -13,7 +13,7 @@ from playwright.async_api import Browser, expect
 
 from bench.synthetic import Clip
 from recorder.manifest import KEY_FILE, Signer
-from tests.e2e.conftest import RunningServer, start_server
+from tests.e2e.conftest import RunningServer, play_recording, start_server
 from tests.recorder.feed import record_reconnected
 
 GAP_S = 4.0
@@ -48,21 +48,7 @@ def server(tmp_path: Path, recorded: Clip) -> Iterator[RunningServer]:
 async def test_seek_to_the_middle_of_a_two_part_recording(
     browser: Browser, server: RunningServer, recorded: Clip
 ) -> None:
-    page = await (await browser.new_context(viewport={"width": 1440, "height": 900})).new_page()
-    await page.goto(server.url + "/console/")
-    await page.fill("#login-form [name=username]", "alice")
-    await page.fill("#login-form [name=password]", "alice-pass")
-    await page.click("#login-form [type=submit]")
-    await page.fill("#recording-search [name=incident_ref]", "CAD-SEEK")
-    row = page.locator('#recordings li[data-session-id="sess-seek"]')
-    for _ in range(20):  # the spool uploads the session just after the server starts
-        await page.click("#recording-search [type=submit]")
-        try:
-            await expect(row).to_be_visible(timeout=1_000)
-            break
-        except AssertionError:
-            continue
-    await row.locator(".play").click()
+    page = await play_recording(browser, server, "CAD-SEEK", "sess-seek")
 
     timeline = page.locator("#playback-timeline")
     await expect(timeline.locator(".tl-part")).to_have_count(2, timeout=10_000)
