@@ -137,6 +137,16 @@
     });
   }
 
+  /* A chat message as last told (by id) into `messages`, its id in `order` kept in the server's
+     order (seq): the console's, the caller's and the officer's chat. Anything without an id is
+     ignored. */
+  function keepMessage(messages, order, m) {
+    if (!m || typeof m.message_id !== 'string') return;
+    if (!messages[m.message_id]) order.push(m.message_id);
+    messages[m.message_id] = m;
+    order.sort(function (a, b) { return messages[a].seq - messages[b].seq; });
+  }
+
   SceneLink.ApiError = ApiError;
   SceneLink.client = client;
   SceneLink.errorText = errorText;
@@ -147,4 +157,5 @@
   SceneLink.openSocket = openSocket;
   SceneLink.closeSocket = closeSocket;
   SceneLink.waitForIce = waitForIce;
+  SceneLink.keepMessage = keepMessage;
 })();

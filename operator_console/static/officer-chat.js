@@ -46,10 +46,7 @@
   document.addEventListener('scenelink:officer-message', function (ev) {
     var msg = ev.detail || {};
     if (msg.type === 'chat' && msg.message && typeof msg.message.message_id === 'string') {
-      var m = msg.message;
-      if (!messages[m.message_id]) order.push(m.message_id);
-      messages[m.message_id] = m;
-      order.sort(function (a, b) { return messages[a].seq - messages[b].seq; });
+      window.SceneLink.keepMessage(messages, order, msg.message);
       render();
     } else if (msg.type === 'state' && msg.session) {
       var badge = $('officer-silent');

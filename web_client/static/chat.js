@@ -100,12 +100,7 @@
     acknowledge();
   }
 
-  function take(m) {
-    if (!m || typeof m.message_id !== 'string') return;
-    if (!messages[m.message_id]) order.push(m.message_id);
-    messages[m.message_id] = m;
-    order.sort(function (a, b) { return messages[a].seq - messages[b].seq; });
-  }
+  function take(m) { window.SceneLink.keepMessage(messages, order, m); }
 
   /* The handler's messages this page has (delivered), and has shown while visible (read). */
   function acknowledge() {

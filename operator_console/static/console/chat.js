@@ -114,12 +114,7 @@
     acknowledge();
   }
 
-  function take(m) {
-    if (!m || typeof m.message_id !== 'string') return;
-    if (!messages[m.message_id]) order.push(m.message_id);
-    messages[m.message_id] = m;
-    order.sort(function (a, b) { return messages[a].seq - messages[b].seq; });
-  }
+  function take(m) { window.SceneLink.keepMessage(messages, order, m); }
 
   /* The caller's messages: delivered once here, read once shown on a visible console. */
   function acknowledge() {
