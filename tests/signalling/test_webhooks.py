@@ -17,14 +17,14 @@ from aiohttp.test_utils import TestServer
 from pydantic import ValidationError
 from pytest_aiohttp import AiohttpClient
 
-from bench.synthetic import Clip, SyntheticCaller
+from bench.synthetic import Clip
 from recorder.events import LinkSent, SessionCreated
 from signalling.config import load_settings
 from signalling.web.app import RUNNER_OPTIONS, make_app
 from signalling.webhooks import Webhooks
 from tests.client import client_of
 from tests.providers import WEBHOOK_SECRET, Receiver, webhook_check
-from tests.signalling.web.test_evidence_record import HEADERS, call, serve
+from tests.signalling.web.test_evidence_record import HEADERS, ended_call, serve
 
 Serve = Callable[[web.Application], Awaitable[TestServer]]
 CREATED: SessionCreated = {
@@ -204,13 +204,7 @@ async def test_a_whole_session_is_announced_in_order(
     client = await client_of(aiohttp_client, test_server)
     login = {"username": "alice", "password": "pw"}
     assert (await client.post("/api/login", json=login, headers=HEADERS)).status == 200
-    caller = SyntheticCaller(clips["VP8"])
-    try:
-        session_id = await call(client, caller)
-        await asyncio.sleep(1.0)
-        await client.post(f"/api/sessions/{session_id}/end", headers=HEADERS)
-    finally:
-        await caller.close()
+    session_id = await ended_call(client, clips["VP8"])
     await until(lambda: any(h["event"] == "bundle_ready" for h in server.accepted))
     assert not server.refusals  # every body carried the right signature
     mine = [h for h in server.accepted if h["session_id"] == session_id]

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp.test_utils import TestServer
 from pytest_aiohttp import AiohttpClient
 
-from bench.synthetic import Clip, SyntheticCaller
+from bench.synthetic import Clip
 from recorder.catalogue import CatalogueEntry, Segment
 from signalling.config import load_settings
 from signalling.reports.takeup import (
@@ -25,7 +25,7 @@ from signalling.reports.takeup import (
 from signalling.web.app import RUNNER_OPTIONS, make_app
 from signalling.web.appkeys import AUDIT
 from tests.client import Client, client_of
-from tests.signalling.web.test_evidence_record import HEADERS, IPHONE, call
+from tests.signalling.web.test_evidence_record import HEADERS, IPHONE, ended_call
 
 ANDROID = (
     "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -153,13 +153,7 @@ async def test_the_route_counts_a_real_session_for_supervisors_only(
     aiohttp_client: AiohttpClient, tmp_path: Any, clips: dict[str, Clip]
 ) -> None:
     client = await serve(aiohttp_client, tmp_path)
-    caller = SyntheticCaller(clips["VP8"])
-    try:
-        session_id = await call(client, caller)
-        await asyncio.sleep(1.0)
-        await client.post(f"/api/sessions/{session_id}/end", headers=HEADERS)
-    finally:
-        await caller.close()
+    session_id = await ended_call(client, clips["VP8"])
     assert (await client.get("/api/reports/takeup")).status == 403  # a call handler
     login = {"username": "sue", "password": "pw"}
     assert (await client.post("/api/login", json=login, headers=HEADERS)).status == 200

@@ -91,6 +91,18 @@ async def call(client: Client, caller: SyntheticCaller) -> str:
     return session_id
 
 
+async def ended_call(client: Client, clip: Clip) -> str:
+    """A session whose caller streamed ``clip`` for a second, then ended by the call handler."""
+    caller = SyntheticCaller(clip)
+    try:
+        session_id = await call(client, caller)
+        await asyncio.sleep(1.0)
+        await client.post(f"/api/sessions/{session_id}/end", headers=HEADERS)
+    finally:
+        await caller.close()
+    return session_id
+
+
 async def test_a_session_leaves_its_complete_record(
     aiohttp_client: AiohttpClient, tmp_path: Path, clips: dict[str, Clip]
 ) -> None:
