@@ -139,10 +139,20 @@
 
   /* A chat message as last told (by id) into `messages`, its id in `order` kept in the server's
      order (seq): the console's, the caller's and the officer's chat. Anything without an id is
-     ignored. */
+     ignored. What a page knows of a message never goes back: an HTTP answer can arrive after
+     newer news of the same message (a POST's answer after the other side's read receipt came
+     over the live feed), so its delivered, read and translation stay. */
   function keepMessage(messages, order, m) {
     if (!m || typeof m.message_id !== 'string') return;
-    if (!messages[m.message_id]) order.push(m.message_id);
+    var known = messages[m.message_id];
+    if (!known) order.push(m.message_id);
+    else {
+      m = Object.assign({}, m, {
+        delivered_at: m.delivered_at || known.delivered_at || null,
+        read_at: m.read_at || known.read_at || null,
+        translation: m.translation || known.translation || null
+      });
+    }
     messages[m.message_id] = m;
     order.sort(function (a, b) { return messages[a].seq - messages[b].seq; });
   }
