@@ -14,15 +14,14 @@ from pathlib import Path
 import av
 
 from .derivatives import (
-    FORMAT,
     DerivativeLog,
     DerivativeRequest,
     MasterPart,
     OutputFile,
     Progress,
     check_cancel,
+    finish_log,
     output_ref,
-    write_log,
 )
 
 CONTENT_TYPE = "video/x-matroska"
@@ -99,22 +98,9 @@ def make_clip(
         )
         if progress is not None:
             progress((i + 1) / len(parts))
-    log: DerivativeLog = {
-        "format": FORMAT,
-        "derivative_id": request.derivative_id,
-        "kind": "clip",
-        "session_id": request.session_id,
-        "made_by": request.made_by,
-        "made_at": request.made_at,
-        "reason": request.reason,
-        "start_s": start_s,
-        "end_s": end_s,
-        "masters": [{"name": p.name, "sha256": p.sha256} for p in parts],
-        "outputs": outputs,
-        "hidden": None,
-        "method": "remuxed, not re-encoded: the master's packets byte for byte; cut at "
+    method = (
+        "remuxed, not re-encoded: the master's packets byte for byte; cut at "
         "keyframes (a clip starts at the last keyframe at or before the range's start): "
-        + "; ".join(cuts),
-    }
-    write_log(folder, log)
-    return log
+        + "; ".join(cuts)
+    )
+    return finish_log(folder, request, "clip", start_s, end_s, parts, outputs, None, method)

@@ -192,6 +192,38 @@ def write_log(folder: Path, log: DerivativeLog) -> Path:
     return path
 
 
+def finish_log(
+    folder: Path,
+    request: DerivativeRequest,
+    kind: DerivativeKind,
+    start_s: float,
+    end_s: float,
+    parts: Sequence[MasterPart],
+    outputs: list[OutputRef],
+    hidden: HiddenJson | None,
+    method: str,
+) -> DerivativeLog:
+    """The derivative's log (the request's who, when and why, the master parts it was made
+    from), written into ``folder``; returns it."""
+    log: DerivativeLog = {
+        "format": FORMAT,
+        "derivative_id": request.derivative_id,
+        "kind": kind,
+        "session_id": request.session_id,
+        "made_by": request.made_by,
+        "made_at": request.made_at,
+        "reason": request.reason,
+        "start_s": start_s,
+        "end_s": end_s,
+        "masters": [{"name": p.name, "sha256": p.sha256} for p in parts],
+        "outputs": outputs,
+        "hidden": hidden,
+        "method": method,
+    }
+    write_log(folder, log)
+    return log
+
+
 def check_cancel(cancel: threading.Event | None) -> None:
     if cancel is not None and cancel.is_set():
         raise Cancelled

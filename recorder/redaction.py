@@ -25,7 +25,6 @@ import numpy as np
 import numpy.typing as npt
 
 from .derivatives import (
-    FORMAT,
     DerivativeLog,
     DerivativeRequest,
     HiddenJson,
@@ -34,8 +33,8 @@ from .derivatives import (
     Progress,
     TrackJson,
     check_cancel,
+    finish_log,
     output_ref,
-    write_log,
 )
 
 OUTPUT_FILE = "redacted.mp4"
@@ -409,21 +408,19 @@ def render_redaction(
                 renderer.part(part, cancel, report)
             renderer.flush()
     report(1.0)
-    log: DerivativeLog = {
-        "format": FORMAT,
-        "derivative_id": request.derivative_id,
-        "kind": "redaction",
-        "session_id": request.session_id,
-        "made_by": request.made_by,
-        "made_at": request.made_at,
-        "reason": request.reason,
-        "start_s": plan.start_s,
-        "end_s": plan.end_s,
-        "masters": [{"name": p.name, "sha256": p.sha256} for p in parts],
-        "outputs": [output_ref(out, CONTENT_TYPE)],
-        "hidden": plan.hidden(),
-        "method": f"decoded (PyAV), regions blurred (OpenCV), re-encoded as {renderer.encoder} "
-        f"{renderer.width}x{renderer.height} with AAC audio in MP4; the master is unchanged",
-    }
-    write_log(folder, log)
-    return log
+    method = (
+        f"decoded (PyAV), regions blurred (OpenCV), re-encoded as {renderer.encoder} "
+        f"{renderer.width}x{renderer.height} with AAC audio in MP4; the master is unchanged"
+    )
+    outputs = [output_ref(out, CONTENT_TYPE)]
+    return finish_log(
+        folder,
+        request,
+        "redaction",
+        plan.start_s,
+        plan.end_s,
+        parts,
+        outputs,
+        plan.hidden(),
+        method,
+    )
