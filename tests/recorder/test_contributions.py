@@ -17,6 +17,7 @@ import pytest
 from bench.synthetic import Clip
 from recorder.catalogue import Catalogue, SearchQuery
 from recorder.contributions import IndexedPart, load_contributions, session_index
+from recorder.events import now_iso
 from recorder.evidence import Evidence, EvidenceSettings
 from recorder.export import ExportRequest, build_package, verify_package
 from recorder.fixity import check_store
@@ -82,9 +83,7 @@ async def failover(tmp_path: Path, store: EvidenceStore, clip: Clip) -> tuple[No
     rec_b = b.recorder(continued=True)
     rec_b.record_move("node-a", "failover", t0 + clip.duration_s)
     await stream(rec_b, clip, clip.duration_s, paced=False, t0=t0 + clip.duration_s + GAP_S)
-    rec_b.append_event(
-        {"event": "ended", "at": "2026-12-07T15:00:00+00:00", "by": "h", "session": {}}
-    )
+    rec_b.append_event({"event": "ended", "at": now_iso(), "by": "h", "session": {}})
     await rec_b.close()
     b.upload()
     assert rec_a.errors == rec_b.errors == []
@@ -176,23 +175,26 @@ async def test_verify_fails_when_a_nodes_part_or_manifest_changes_or_its_key_is_
     with pytest.raises(VerifyError, match="node node-b: .*signature does not verify"):
         verify_bundle(folder, a.signer.jwks(), decode=False)  # B's key unknown
 
-    def tampered(path: str, change: bytes) -> Path:
+    def tampered(path: str, at: int) -> Path:
+        """A copy of the bundle with one byte of ``path`` changed (in the middle of a JWS's
+        payload, never in the last base64 character, whose low bits may decode to nothing)."""
         copy = tmp_path / f"copy-{len(list(tmp_path.iterdir()))}"
         shutil.copytree(folder, copy)
         target = copy / path
         target.chmod(0o644)
         data = bytearray(target.read_bytes())
-        data[-len(change) :] = change
+        data[at] = ord("B") if data[at] == ord("A") else ord("A")
         target.write_bytes(bytes(data))
         return copy
 
-    part = tampered("nodes/node-b/media-node-b-001.mkv", b"\x00\x01")
+    part = tampered("nodes/node-b/media-node-b-001.mkv", -2)
     with pytest.raises(VerifyError, match="node node-b: segment media-node-b-001.mkv: SHA-256"):
         verify_bundle(part, keys, decode=False)
-    jws = tampered(f"nodes/node-b/{MANIFEST_JWS}", b"AA")
+    signed = (folder / "nodes" / "node-b" / MANIFEST_JWS).read_bytes()
+    jws = tampered(f"nodes/node-b/{MANIFEST_JWS}", signed.index(b".") + len(signed) // 4)
     with pytest.raises(VerifyError, match="node node-b: manifest.jws: signature does not"):
         verify_bundle(jws, keys, decode=False)
-    first = tampered("media-001.mkv", b"\x00\x01")
+    first = tampered("media-001.mkv", -2)
     with pytest.raises(VerifyError, match="^segment media-001.mkv: SHA-256"):
         verify_bundle(first, keys, decode=False)
     # The first node's share without its manifest (its upload cut short) is not passed over.
