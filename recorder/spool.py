@@ -108,6 +108,9 @@ class Spooler:
         self.keep_local = keep_local
         self._queue: OrderedDict[Path, float] = OrderedDict()
         self._pending: dict[Path, tuple[int, int]] = {}
+        # The folder the worker is syncing now (and since when it has waited): taken off the
+        # queue while it is tried, but still not in the store, so still counted as backlog.
+        self._current: tuple[Path, float] | None = None
         self._busy = False
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -167,6 +170,8 @@ class Spooler:
         """The backlog for metrics and the console."""
         with self._cond:
             queued = dict(self._queue)
+            if self._current is not None:
+                queued.setdefault(*self._current)
             pending = dict(self._pending)
         oldest = min(queued.values(), default=None)
         return {
@@ -191,6 +196,7 @@ class Spooler:
                 if self._stop.is_set():
                     return
                 folder, since = self._queue.popitem(last=False)
+                self._current = (folder, since)
                 self._busy = True
             try:
                 self.sync(folder)
@@ -203,6 +209,7 @@ class Spooler:
                 with self._cond:
                     self._queue[folder] = min(since, self._queue.get(folder, since))
                     self._queue.move_to_end(folder, last=False)
+                    self._current = None
                     self._busy = False
                     self._cond.notify_all()
                 self._stop.wait(backoff)
@@ -210,6 +217,7 @@ class Spooler:
                 continue
             backoff = self.backoff_initial_s
             with self._cond:
+                self._current = None
                 self._busy = False
                 self._cond.notify_all()
 
