@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -67,6 +68,10 @@ async def run_worker(
     try:
         for site in sites:
             await site.start()
+        # What start-up made (modules, aiortc's tables, the app) lives as long as the process:
+        # out of the collector's sight, its full collections walk only what calls create, and
+        # stop taking tens of milliseconds from the media under load.
+        gc.freeze()
         logger.info("serving on %s (pid %d)", ", ".join(s.name for s in sites), os.getpid())
         await stop.wait()
         if received[0] == signal.SIGTERM:

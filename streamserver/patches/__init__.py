@@ -12,6 +12,8 @@ its (and aioice's) private functions. What each replacement does lives with its 
 - ``fastpath``: SRTP goes from the socket callback straight to the receiver, unprotected and
   parsed in C when the extension runs (``nativesrtp``; replacements in ``patches/transport.py``);
 - ``depayload``: receivers strip H.264 and VP8 payload headers in C when the extension runs;
+- ``bandwidth``: the REMB estimator is fed once per packet group and REMB sent at a reduced
+  rate (``patches/receiver.py``);
 - ``fastclock``: aiortc's per-packet clock reads are cheaper.
 
 They depend on the exact versions pinned in pyproject.toml (``PINNED`` here must match), and

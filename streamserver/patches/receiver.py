@@ -15,7 +15,7 @@ from typing import Any
 import aiortc.rtcrtpreceiver as rtcrtpreceiver
 import aiortc.rtcrtpsender as rtcrtpsender
 
-from .. import ingest
+from .. import bandwidth, ingest
 
 ORIGINAL_DECODER_WORKER = rtcrtpreceiver.decoder_worker
 ORIGINAL_RECEIVE = rtcrtpreceiver.RTCRtpReceiver.receive
@@ -34,8 +34,10 @@ def idle_worker(
 
 
 async def receive(self: rtcrtpreceiver.RTCRtpReceiver, parameters: Any) -> None:
-    """aiortc's receive(), with a FrameSink in place of the decoder queue before it starts."""
+    """aiortc's receive(), with a FrameSink in place of the decoder queue and the bandwidth
+    estimator fed by groups (streamserver.bandwidth), before it starts."""
     ingest.give_frame_sink(self)
+    bandwidth.group_feedback(self)
     await ORIGINAL_RECEIVE(self, parameters)
 
 

@@ -15,7 +15,7 @@ from aioice import Candidate
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
 from bench.synthetic import Clip
-from streamserver import fastpath, patches
+from streamserver import bandwidth, fastpath, patches
 from streamserver.patches import transport as patched
 
 
@@ -182,6 +182,9 @@ async def test_real_loopback_goes_through_the_fast_path(
         assert fast is not None and fast.runner.suspended == 0  # every handler ran inline
         assert through_reader == []  # every RTP packet took the fast path
         assert dtls._RTCDtlsTransport__rx_packets > 20
+        video = next(t.receiver for t in server.getTransceivers() if t.kind == "video")
+        estimator = bandwidth.of(video)  # fed by packet groups, not every packet
+        assert estimator is not None and 0 < estimator.fed < dtls._RTCDtlsTransport__rx_packets
         if media_path == "native":  # unprotected and parsed in C
             assert fast.native is not None and fast.native.packets > 20
         else:
