@@ -24,7 +24,8 @@ def srtp_flags(option: str) -> list[str]:
 
 native = Extension(
     "streamserver.native._native",
-    sources=["streamserver/native/_native.c"],
+    sources=["streamserver/native/_native.c", "streamserver/native/assembler.c"],
+    depends=["streamserver/native/native.h"],
     extra_compile_args=["-O2", "-Wall", "-Wextra", "-Werror", *srtp_flags("--cflags")],
     extra_link_args=srtp_flags("--libs"),
 )

@@ -26,6 +26,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "native.h"
+
 #define MAX_DATAGRAM 65536 /* the largest UDP payload: every datagram fits */
 #define RTP_HEADER 12
 #define REPLAY_WINDOW 1024 /* as aiortc's policies */
@@ -682,7 +684,7 @@ static PyTypeObject SrtpSenderType = {
 
 /* aiortc's h264_depayload (codecs/h264.py), the same bytes and the same ValueErrors: a single
  * NAL unit, an FU-A fragment or a STAP-A aggregate, as Annex B with 4-byte start codes. */
-static PyObject *depayload_h264(PyObject *module, PyObject *arg)
+PyObject *depayload_h264(PyObject *module, PyObject *arg)
 {
     static const unsigned char start[4] = {0, 0, 0, 1};
     Py_buffer b;
@@ -757,7 +759,7 @@ done:
 
 /* aiortc's vp8_depayload (codecs/vpx.py): the frame data after the VP8 payload descriptor,
  * with the same ValueErrors for a truncated one. */
-static PyObject *depayload_vp8(PyObject *module, PyObject *arg)
+PyObject *depayload_vp8(PyObject *module, PyObject *arg)
 {
     Py_buffer b;
     const unsigned char *d;
@@ -840,13 +842,15 @@ PyMODINIT_FUNC PyInit__native(void)
 {
     PyObject *module;
 
-    if (PyType_Ready(&SrtpReceiverType) < 0 || PyType_Ready(&SrtpSenderType) < 0)
+    if (PyType_Ready(&SrtpReceiverType) < 0 || PyType_Ready(&SrtpSenderType) < 0 ||
+        PyType_Ready(&AssemblerType) < 0)
         return NULL;
     module = PyModule_Create(&native_module);
     if (module == NULL)
         return NULL;
     if (PyModule_AddObjectRef(module, "SrtpReceiver", (PyObject *)&SrtpReceiverType) < 0 ||
         PyModule_AddObjectRef(module, "SrtpSender", (PyObject *)&SrtpSenderType) < 0 ||
+        PyModule_AddObjectRef(module, "Assembler", (PyObject *)&AssemblerType) < 0 ||
         PyModule_AddIntConstant(module, "MAX_DATAGRAM", MAX_DATAGRAM) < 0) {
         Py_DECREF(module);
         return NULL;
