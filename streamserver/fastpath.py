@@ -23,15 +23,19 @@ import struct
 import types
 from collections import deque
 from collections.abc import Coroutine, Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aioice.ice as ice
 import aiortc.clock as clock
 import pylibsrtp
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtpPacket, is_rtcp
 
-from . import nativesrtp
+from . import nativeingest, nativesrtp
+
+if TYPE_CHECKING:
+    from .native import RtpFields
 
 logger = logging.getLogger(__name__)
 
@@ -120,14 +124,18 @@ class SrtpFastPath:
     """Decrypts, parses and routes one connected DTLS transport's SRTP, as aiortc's reader.
 
     With the C extension the transport has a native receiver (streamserver.nativesrtp) that
-    unprotects and parses in one call, without the GIL; without it pylibsrtp and aiortc's
-    parser do, as aiortc's reader would. Either way a packet that fails is dropped.
+    unprotects and parses in one call, without the GIL, and each stream, once its receiver
+    and codec are known, goes on to its C assembler (streamserver.nativeingest); without it
+    pylibsrtp and aiortc's parser and receiver do, as aiortc's reader would. Either way a
+    packet that fails is dropped.
     """
 
     def __init__(self, dtls: RTCDtlsTransport) -> None:
         self.dtls = dtls
         self.runner = InlineRunner()
         self.native = nativesrtp.receiver_of(dtls)
+        # SSRC -> its C route, or None for a stream that stays on aiortc's path.
+        self.routes: dict[int, nativeingest.Route | None] = {}
 
     def __call__(self, data: bytes) -> None:
         dtls = self.dtls
@@ -151,7 +159,13 @@ class SrtpFastPath:
                 fields = native.unprotect_rtp(data)
                 if fields is None:
                     return
+                route = self.routes.get(fields[4])
+                if route is not None:
+                    route.take(fields, arrival_time_ms)
+                    return
                 packet = nativesrtp.to_packet(fields, extensions_map)
+                if packet.ssrc not in self.routes and self._route(packet, fields, arrival_time_ms):
+                    return
             receiver = dtls._rtp_router.route_rtp(packet)
         except (pylibsrtp.Error, ValueError, struct.error) as exc:
             logger.debug("fastpath: SRTP packet dropped: %s", exc)
@@ -161,6 +175,28 @@ class SrtpFastPath:
             return
         if receiver is not None:
             self.runner.run(receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_time_ms))
+
+    def _route(self, packet: RtpPacket, fields: RtpFields, arrival_time_ms: int) -> bool:
+        """A new stream's packet: decide its route (once its receiver knows the codec) and,
+        if it goes to C, take the packet there; False leaves it to aiortc's path."""
+        receiver = self.dtls._rtp_router.route_rtp(packet)
+        if not isinstance(receiver, RTCRtpReceiver):
+            return False
+        if not nativeingest.decidable(receiver, packet.payload_type):
+            return False
+        route = nativeingest.route_for(
+            receiver,
+            packet.ssrc,
+            packet.payload_type,
+            self.routes,
+            self.dtls._rtp_header_extensions_map,
+            self.runner.run,
+        )
+        self.routes[packet.ssrc] = route
+        if route is None:
+            return False
+        route.take(fields, arrival_time_ms)
+        return True
 
 
 def take(connection: ice.Connection, data: bytes) -> bool:

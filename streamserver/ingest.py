@@ -23,6 +23,7 @@ import aiortc.rtcrtpreceiver as rtcrtpreceiver
 import aiortc.rtcrtpsender as rtcrtpsender
 from aiortc.rtp import RtcpSrPacket
 
+from . import nativeingest
 from .fastclock import NTP_UNIX_OFFSET
 from .frames import CODEC_NAMES, EncodedFrame, MediaKind, is_keyframe
 from .reassembly import CompletingJitterBuffer, frame_parts
@@ -88,16 +89,18 @@ class FrameSink:
             self._output.put_nowait(frame)
 
     def _flush(self, receiver: rtcrtpreceiver.RTCRtpReceiver) -> None:
+        """What aiortc's buffer holds, then what the receiver's C assemblers hold."""
         buffer = getattr(receiver, _JITTER_BUFFER)
-        if not isinstance(buffer, CompletingJitterBuffer):
-            return
-        codecs = getattr(receiver, _CODECS)
-        mapper = getattr(receiver, _MAPPER)
-        for payload_type, frame in buffer.flush():
-            codec = codecs.get(payload_type)
-            if codec is not None:
-                frame.timestamp = mapper.map(frame.timestamp)
-                self.put((codec, frame))
+        if isinstance(buffer, CompletingJitterBuffer):
+            codecs = getattr(receiver, _CODECS)
+            mapper = getattr(receiver, _MAPPER)
+            for payload_type, frame in buffer.flush():
+                codec = codecs.get(payload_type)
+                if codec is not None:
+                    frame.timestamp = mapper.map(frame.timestamp)
+                    self.put((codec, frame))
+        for codec, frame in nativeingest.flush(receiver):
+            self.put((codec, frame))
 
 
 def give_frame_sink(receiver: rtcrtpreceiver.RTCRtpReceiver) -> None:

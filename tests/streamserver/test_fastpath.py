@@ -15,7 +15,7 @@ from aioice import Candidate
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
 from bench.synthetic import Clip
-from streamserver import bandwidth, fastpath, patches
+from streamserver import bandwidth, fastpath, nativeingest, patches
 from streamserver.patches import transport as patched
 
 
@@ -185,10 +185,15 @@ async def test_real_loopback_goes_through_the_fast_path(
         video = next(t.receiver for t in server.getTransceivers() if t.kind == "video")
         estimator = bandwidth.of(video)  # fed by packet groups, not every packet
         assert estimator is not None and 0 < estimator.fed < dtls._RTCDtlsTransport__rx_packets
-        if media_path == "native":  # unprotected and parsed in C
+        if media_path == "native":  # unprotected, parsed and assembled into frames in C
             assert fast.native is not None and fast.native.packets > 20
+            routes = [r for r in fast.routes.values() if isinstance(r, nativeingest.StreamRoute)]
+            assert video in [r.receiver for r in routes if r.assembler.packets_received > 20]
         else:
-            assert fast.native is None
+            assert fast.native is None and fast.routes == {}
+        # aiortc's receiver reports read the statistics of whichever path took the packets.
+        inbound = [s for s in (await video.getStats()).values() if s.type == "inbound-rtp"]
+        assert inbound and inbound[0].packetsReceived > 20
         # Junk from anywhere (aioice takes datagrams from any address) is dropped quietly:
         # empty, not decryptable, and SRTP-shaped but too short.
         connection = dtls.transport._connection

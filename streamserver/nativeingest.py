@@ -1,0 +1,245 @@
+"""A caller's streams assembled in C: Python sees frames, not packets.
+
+On the C path (streamserver.native) the fast path routes each unprotected packet of a known
+stream straight to that stream's streamserver.native._native.Assembler, which does what
+aiortc's RTCRtpReceiver._handle_rtp_packet and our CompletingJitterBuffer do per packet
+(receiver statistics, NACK bookkeeping, depayloading, reassembly) and answers only when
+something is to be done: a NACK or PLI to send, frames to deliver. Python keeps the rest as
+aiortc has it, now per frame: the receiver's FrameSink and timestamp mapper, its list of
+active sources, RTCP sending, and the bandwidth estimator (fed one sample per frame,
+streamserver.bandwidth). The assembler stands in the receiver's table of remote streams, so
+aiortc's receiver reports and getStats() read its counters. Retransmissions (RTX) are
+unwrapped here, counted on the RTX stream as aiortc does, and go into the same assembler.
+A stream is routed here only once its receiver and codec are known (H.264, VP8, Opus);
+anything else stays on aiortc's path, which is also the pure-Python path's for everything.
+aiortc 1.16.0 internals, covered by tests/streamserver/test_nativeingest.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import aiortc.clock as clock
+from aiortc.codecs import is_rtx
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
+from aiortc.rtp import RTCP_PSFB_APP, HeaderExtensionsMap, RtcpPsfbPacket, pack_remb_fci
+
+from . import bandwidth, native, nativesrtp
+from .reassembly import FrameBatch
+
+if TYPE_CHECKING:
+    from .native import AssembledFrame, Assembler, RtpFields
+
+logger = logging.getLogger(__name__)
+
+DEPAYLOADERS = {"opus": 0, "h264": 1, "vp8": 2}  # codec name -> the assembler's depayloader
+ROUTES_ATTR = "_scenelink_routes"  # on RTCRtpReceiver: its StreamRoutes, for the flush
+
+Run = Callable[[Any], None]  # the fast path's InlineRunner.run: runs an RTCP send coroutine
+
+
+def _private(receiver: RTCRtpReceiver, name: str) -> Any:
+    return getattr(receiver, f"_RTCRtpReceiver__{name}")
+
+
+class StreamRoute:
+    """One media stream (SSRC) of a receiver, assembled in C."""
+
+    def __init__(
+        self,
+        receiver: RTCRtpReceiver,
+        ssrc: int,
+        codec: Any,
+        assembler: Assembler,
+        extensions_map: HeaderExtensionsMap,
+        run: Run,
+    ) -> None:
+        self.receiver = receiver
+        self.ssrc = ssrc
+        self.codec = codec
+        self.assembler = assembler
+        self.extensions_map = extensions_map
+        self.run = run
+        self.closed = False
+        self._codecs: dict[int, Any] = _private(receiver, "codecs")
+        self._active: dict[int, Any] = _private(receiver, "active_ssrc")
+        self._estimator = bandwidth.of(receiver)
+
+    def take(self, fields: RtpFields, arrival_time_ms: int) -> None:
+        """One packet of this stream, as the C receiver parsed it."""
+        marker, payload_type, seq, timestamp, _, _, profile, extension, payload, _ = fields
+        if payload_type != self.codec.payloadType:
+            self._other_payload_type(payload_type)
+            return
+        self.add(seq, timestamp, marker, payload, arrival_time_ms, (profile, extension), True)
+
+    def add(
+        self,
+        seq: int,
+        timestamp: int,
+        marker: int,
+        payload: bytes,
+        arrival_time_ms: int,
+        extension: tuple[int, bytes | None],
+        stats: bool,
+    ) -> None:
+        receiver = self.receiver
+        if self.closed or not receiver._enabled:
+            return
+        pli, frames, nack = self.assembler.add(
+            seq,
+            timestamp,
+            bool(marker),
+            self.codec.payloadType,
+            payload,
+            time.monotonic(),
+            stats,
+        )
+        if nack is not None:
+            self.run(receiver._send_rtcp_nack(self.ssrc, nack))
+        if pli:
+            self.run(receiver._send_rtcp_pli(self.ssrc))
+        if frames is not None:
+            self._active[self.ssrc] = clock.current_datetime()
+            if self._estimator is not None and extension[1] is not None:
+                self._feed_estimator(arrival_time_ms, extension)
+            self._deliver(frames)
+
+    def _feed_estimator(self, arrival_time_ms: int, extension: tuple[int, bytes | None]) -> None:
+        """One sample per frame: the completing packet's send time, the frame's octets."""
+        assert self._estimator is not None and extension[1] is not None
+        abs_send_time = self.extensions_map.get(extension[0], extension[1]).abs_send_time
+        if abs_send_time is None:
+            return
+        octets = self.assembler.take_octets()
+        remb = self._estimator.add(arrival_time_ms, abs_send_time, octets, self.ssrc)
+        rtcp_ssrc = _private(self.receiver, "rtcp_ssrc")
+        if remb is not None and rtcp_ssrc is not None:
+            packet = RtcpPsfbPacket(
+                fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)
+            )
+            self.run(self.receiver._send_rtcp(packet))
+
+    def _deliver(self, frames: list[AssembledFrame]) -> None:
+        """As aiortc's receiver: the (first) frame's timestamp mapped, then to the sink."""
+        receiver = self.receiver
+        if not _private(receiver, "decoder_thread"):
+            return
+        item = as_jitter_frame(frames)
+        item.timestamp = _private(receiver, "timestamp_mapper").map(item.timestamp)
+        _private(receiver, "decoder_queue").put((self.codec, item))
+
+    def _other_payload_type(self, payload_type: int) -> None:
+        codec = self._codecs.get(payload_type)
+        logger.debug(
+            "native ingest: SSRC %d switched to payload type %d (%s): packet dropped",
+            self.ssrc,
+            payload_type,
+            None if codec is None else codec.mimeType,
+        )
+
+    def close(self) -> list[tuple[Any, JitterFrame]]:
+        """The end of the stream: what the assembler still holds, as (codec, frame), mapped."""
+        self.closed = True
+        mapper = _private(self.receiver, "timestamp_mapper")
+        out = []
+        for payload_type, data, timestamp in self.assembler.flush():
+            codec = self._codecs.get(payload_type)
+            if codec is not None:
+                out.append((codec, JitterFrame(data, mapper.map(timestamp))))
+        return out
+
+
+class RtxRoute:
+    """A retransmission stream: counted as aiortc counts it, unwrapped into its media's route."""
+
+    def __init__(self, media: StreamRoute, statistics: StreamStatistics) -> None:
+        self.media = media
+        self.statistics = statistics
+
+    def take(self, fields: RtpFields, arrival_time_ms: int) -> None:
+        media = self.media
+        if media.closed or not media.receiver._enabled:
+            return
+        packet = nativesrtp.to_packet(fields, media.extensions_map)
+        self.statistics.add(packet)
+        media._active[packet.ssrc] = clock.current_datetime()
+        payload = packet.payload
+        if len(payload) < 2:
+            return
+        original_seq = int.from_bytes(payload[:2], "big")
+        extension = (fields[6], fields[7])
+        media.add(
+            original_seq,
+            packet.timestamp,
+            packet.marker,
+            payload[2:],
+            arrival_time_ms,
+            extension,
+            False,
+        )
+
+
+Route = StreamRoute | RtxRoute
+
+
+def as_jitter_frame(frames: list[AssembledFrame]) -> JitterFrame:
+    """The assembler's frames as aiortc's receiver would hand them on: one, or a batch."""
+    if len(frames) == 1:
+        _, data, timestamp = frames[0]
+        return JitterFrame(data, timestamp)
+    return FrameBatch([JitterFrame(data, timestamp) for _, data, timestamp in frames])
+
+
+def decidable(receiver: RTCRtpReceiver, payload_type: int) -> bool:
+    """Whether a stream's route can be decided now: not before its receiver knows the codec
+    (until then aiortc's path takes its packets, and the next one asks again)."""
+    codecs: dict[int, Any] = _private(receiver, "codecs")
+    return payload_type in codecs and receiver._enabled
+
+
+def route_for(
+    receiver: RTCRtpReceiver,
+    ssrc: int,
+    payload_type: int,
+    routes: dict[int, Route | None],
+    extensions_map: HeaderExtensionsMap,
+    run: Run,
+) -> Route | None:
+    """The route for a stream whose first packet this is (``decidable``), or None where it
+    stays on aiortc's path for good (a codec the assembler does not know)."""
+    assert native.NATIVE is not None
+    codec = _private(receiver, "codecs")[payload_type]
+    if is_rtx(codec):
+        original = _private(receiver, "rtx_ssrc").get(ssrc)
+        media = routes.get(original) if original is not None else None
+        apt = codec.parameters.get("apt")
+        if not isinstance(media, StreamRoute) or apt != media.codec.payloadType:
+            return None
+        remote: dict[int, Any] = _private(receiver, "remote_streams")
+        statistics = remote.setdefault(ssrc, StreamStatistics(codec.clockRate))
+        return RtxRoute(media, statistics)
+    depayloader = DEPAYLOADERS.get(codec.name.lower())
+    if depayloader is None:
+        return None
+    video = _private(receiver, "kind") == "video"
+    assembler = native.NATIVE.Assembler(video, depayloader, codec.clockRate)
+    route = StreamRoute(receiver, ssrc, codec, assembler, extensions_map, run)
+    _private(receiver, "remote_streams")[ssrc] = assembler  # RTCP reports and getStats
+    if not hasattr(receiver, ROUTES_ATTR):
+        setattr(receiver, ROUTES_ATTR, [])
+    getattr(receiver, ROUTES_ATTR).append(route)
+    return route
+
+
+def flush(receiver: RTCRtpReceiver) -> list[tuple[Any, JitterFrame]]:
+    """Everything the receiver's assemblers still hold, as (codec, mapped frame), in order."""
+    flushed: list[tuple[Any, JitterFrame]] = []
+    routes: list[StreamRoute] = getattr(receiver, ROUTES_ATTR, [])
+    for route in routes:
+        flushed.extend(route.close())
+    return flushed
