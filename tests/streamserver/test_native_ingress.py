@@ -21,6 +21,7 @@ from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 from pylibsrtp import Policy, Session
 
 from streamserver import native, nativesrtp
+from streamserver.native import _native
 from streamserver.native._native import MAX_DATAGRAM, SrtpReceiver
 
 PROFILES = {  # libsrtp profile: key + salt length
@@ -227,9 +228,12 @@ class FakeDtls:
 
 
 @pytest.mark.parametrize("role", ["server", "client"])
-def test_attach_keys_the_receiver_as_aiortc_keys_its_own(role: str) -> None:
+def test_attach_keys_the_receiver_as_aiortc_keys_its_own(
+    role: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from aiortc.rtcdtlstransport import SRTP_AES128_CM_SHA1_80 as profile
 
+    monkeypatch.setattr(native, "NATIVE", _native)  # whatever SCENELINK_NO_EXTENSIONS says
     dtls: Any = FakeDtls(role, profile)
     nativesrtp.attach(dtls)
     receiver = nativesrtp.receiver_of(dtls)
