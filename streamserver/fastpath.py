@@ -156,9 +156,15 @@ class SrtpFastPath:
             if native is None:
                 packet = RtpPacket.parse(dtls._rx_srtp.unprotect(data), extensions_map)
             else:
-                fields = native.unprotect_rtp(data)
-                if fields is None:
+                answer = native.receive(data)
+                if answer is None:  # dropped, or taken by its stream's assembler in C
                     return
+                if len(answer) == 4:  # (SSRC, ...): its assembler has work for Python
+                    route = self.routes[answer[0]]
+                    if isinstance(route, nativeingest.StreamRoute):
+                        route.act(answer, arrival_time_ms)
+                    return
+                fields = answer
                 route = self.routes.get(fields[4])
                 if route is not None:
                     route.take(fields, arrival_time_ms)
@@ -191,6 +197,7 @@ class SrtpFastPath:
             self.routes,
             self.dtls._rtp_header_extensions_map,
             self.runner.run,
+            self.native,
         )
         self.routes[packet.ssrc] = route
         if route is None:

@@ -32,7 +32,7 @@ from . import bandwidth, native, nativesrtp
 from .reassembly import FrameBatch
 
 if TYPE_CHECKING:
-    from .native import AssembledFrame, Assembler, RtpFields
+    from .native import Assembled, AssembledFrame, Assembler, RtpFields, SrtpReceiver
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +57,10 @@ class StreamRoute:
         assembler: Assembler,
         extensions_map: HeaderExtensionsMap,
         run: Run,
+        srtp: SrtpReceiver | None = None,
     ) -> None:
         self.receiver = receiver
+        self.srtp = srtp  # the C receiver that hands this stream's packets to the assembler
         self.ssrc = ssrc
         self.codec = codec
         self.assembler = assembler
@@ -77,6 +79,11 @@ class StreamRoute:
             return
         self.add(seq, timestamp, marker, payload, arrival_time_ms, (profile, extension), True)
 
+    def act(self, answer: Assembled, arrival_time_ms: int) -> None:
+        """What the C receiver's assembler answered for one packet of this stream."""
+        if not self.closed and self.receiver._enabled:
+            self._act(answer[1], arrival_time_ms, (answer[2], answer[3]))
+
     def add(
         self,
         seq: int,
@@ -90,7 +97,7 @@ class StreamRoute:
         receiver = self.receiver
         if self.closed or not receiver._enabled:
             return
-        pli, frames, nack = self.assembler.add(
+        answer = self.assembler.add(
             seq,
             timestamp,
             bool(marker),
@@ -99,6 +106,16 @@ class StreamRoute:
             time.monotonic(),
             stats,
         )
+        self._act(answer, arrival_time_ms, extension)
+
+    def _act(
+        self,
+        answer: tuple[bool, list[AssembledFrame] | None, list[int] | None],
+        arrival_time_ms: int,
+        extension: tuple[int, bytes | None],
+    ) -> None:
+        receiver = self.receiver
+        pli, frames, nack = answer
         if nack is not None:
             self.run(receiver._send_rtcp_nack(self.ssrc, nack))
         if pli:
@@ -145,6 +162,8 @@ class StreamRoute:
     def close(self) -> list[tuple[Any, JitterFrame]]:
         """The end of the stream: what the assembler still holds, as (codec, frame), mapped."""
         self.closed = True
+        if self.srtp is not None:
+            self.srtp.route(self.ssrc, self.codec.payloadType, None)
         mapper = _private(self.receiver, "timestamp_mapper")
         out = []
         for payload_type, data, timestamp in self.assembler.flush():
@@ -209,6 +228,7 @@ def route_for(
     routes: dict[int, Route | None],
     extensions_map: HeaderExtensionsMap,
     run: Run,
+    srtp: SrtpReceiver | None = None,
 ) -> Route | None:
     """The route for a stream whose first packet this is (``decidable``), or None where it
     stays on aiortc's path for good (a codec the assembler does not know)."""
@@ -229,6 +249,8 @@ def route_for(
     video = _private(receiver, "kind") == "video"
     assembler = native.NATIVE.Assembler(video, depayloader, codec.clockRate)
     route = StreamRoute(receiver, ssrc, codec, assembler, extensions_map, run)
+    if srtp is not None and srtp.route(ssrc, codec.payloadType, assembler):
+        route.srtp = srtp  # from now on its packets go from the C receiver to the assembler
     _private(receiver, "remote_streams")[ssrc] = assembler  # RTCP reports and getStats
     if not hasattr(receiver, ROUTES_ATTR):
         setattr(receiver, ROUTES_ATTR, [])

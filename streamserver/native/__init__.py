@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the extension's types, from its stub (_native.pyi)
+    from ._native import Assembled as Assembled
     from ._native import AssembledFrame as AssembledFrame
     from ._native import Assembler as Assembler
     from ._native import RtpFields as RtpFields

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "native.h"
 
@@ -33,6 +34,14 @@
 #define REPLAY_WINDOW 1024 /* as aiortc's policies */
 #define HISTORY 128        /* packets kept for retransmission, as aiortc's RTP_HISTORY_SIZE */
 #define BATCH 64           /* datagrams per sendmmsg call */
+#define ROUTES 8           /* streams a receiver hands to their Assembler (a call has 2-4) */
+
+/* A stream (SSRC) whose packets of one payload type go straight to its Assembler. */
+typedef struct {
+    unsigned long ssrc;
+    int payload_type;
+    PyObject *assembler; /* owned; NULL for a free slot */
+} Route;
 
 typedef struct {
     PyObject_HEAD
@@ -40,6 +49,7 @@ typedef struct {
     unsigned char *buf; /* MAX_DATAGRAM bytes: the packet being unprotected */
     int busy;           /* a call is running with the GIL released */
     unsigned long long packets, octets, auth_failed, replayed, malformed;
+    Route routes[ROUTES];
 } SrtpReceiver;
 
 /* The header fields aiortc's RtpPacket.parse reads, as offsets into the plain packet. */
@@ -179,6 +189,10 @@ static int SrtpReceiver_init(SrtpReceiver *self, PyObject *args, PyObject *kwds)
 
 static void SrtpReceiver_dealloc(SrtpReceiver *self)
 {
+    int i;
+
+    for (i = 0; i < ROUTES; i++)
+        Py_CLEAR(self->routes[i].assembler);
     if (self->srtp != NULL)
         srtp_dealloc(self->srtp);
     PyMem_Free(self->buf);
@@ -233,12 +247,102 @@ static Py_ssize_t unprotect(SrtpReceiver *self, Py_buffer *data, int rtcp, RtpHe
     return len;
 }
 
+/* The fields tuple of the plain packet in ``self->buf`` (RtpFields in the stub). */
+static PyObject *fields_of(SrtpReceiver *self, const RtpHeader *h)
+{
+    PyObject *csrc = NULL, *ext = NULL, *result = NULL;
+    int i;
+
+    csrc = PyTuple_New(h->cc);
+    if (csrc == NULL)
+        return NULL;
+    for (i = 0; i < h->cc; i++) {
+        PyObject *value = PyLong_FromUnsignedLong(h->csrc[i]);
+        if (value == NULL)
+            goto done;
+        PyTuple_SET_ITEM(csrc, i, value);
+    }
+    if (h->has_extension) {
+        ext = PyBytes_FromStringAndSize((const char *)self->buf + h->ext_at, h->ext_len);
+        if (ext == NULL)
+            goto done;
+    } else {
+        ext = Py_NewRef(Py_None);
+    }
+    result = Py_BuildValue("(iiIkkOIOy#n)", h->marker, h->payload_type, h->seq, h->timestamp,
+                           h->ssrc, csrc, h->ext_profile, ext,
+                           (const char *)self->buf + h->payload_at, h->payload_len, h->padding);
+done:
+    Py_XDECREF(csrc);
+    Py_XDECREF(ext);
+    return result;
+}
+
 static PyObject *SrtpReceiver_unprotect_rtp(SrtpReceiver *self, PyObject *arg)
 {
     Py_buffer data;
     RtpHeader h;
     Py_ssize_t len;
-    PyObject *csrc = NULL, *ext = NULL, *result = NULL;
+
+    if (PyObject_GetBuffer(arg, &data, PyBUF_SIMPLE) < 0)
+        return NULL;
+    len = unprotect(self, &data, 0, &h);
+    PyBuffer_Release(&data);
+    if (len == -2)
+        return NULL;
+    if (len < 0)
+        Py_RETURN_NONE;
+    return fields_of(self, &h);
+}
+
+/* The plain packet in ``self->buf`` into its route's Assembler: None when nothing is to be
+ * done, else (SSRC, the Assembler's answer, extension profile, extension block or None). */
+static PyObject *assemble(SrtpReceiver *self, const RtpHeader *h, PyObject *assembler)
+{
+    PyObject *args[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
+    PyObject *answer = NULL, *ext = NULL, *result = NULL;
+    struct timespec ts;
+    int i;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* time.monotonic() on Linux */
+    args[0] = PyLong_FromUnsignedLong(h->seq);
+    args[1] = PyLong_FromUnsignedLong(h->timestamp);
+    args[2] = Py_NewRef(h->marker ? Py_True : Py_False);
+    args[3] = PyLong_FromLong(h->payload_type);
+    args[4] = PyBytes_FromStringAndSize((const char *)self->buf + h->payload_at, h->payload_len);
+    args[5] = PyFloat_FromDouble((double)ts.tv_sec + (double)ts.tv_nsec * 1e-9);
+    for (i = 0; i < 6; i++)
+        if (args[i] == NULL)
+            goto done;
+    answer = assembler_add(assembler, args, 6);
+    if (answer == NULL)
+        goto done;
+    if (PyTuple_GET_ITEM(answer, 0) == Py_False && PyTuple_GET_ITEM(answer, 1) == Py_None &&
+        PyTuple_GET_ITEM(answer, 2) == Py_None) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    if (h->has_extension) {
+        ext = PyBytes_FromStringAndSize((const char *)self->buf + h->ext_at, h->ext_len);
+        if (ext == NULL)
+            goto done;
+    } else {
+        ext = Py_NewRef(Py_None);
+    }
+    result = Py_BuildValue("(kOIO)", h->ssrc, answer, h->ext_profile, ext);
+done:
+    for (i = 0; i < 6; i++)
+        Py_XDECREF(args[i]);
+    Py_XDECREF(answer);
+    Py_XDECREF(ext);
+    return result;
+}
+
+static PyObject *SrtpReceiver_receive(SrtpReceiver *self, PyObject *arg)
+{
+    Py_buffer data;
+    RtpHeader h;
+    Py_ssize_t len;
     int i;
 
     if (PyObject_GetBuffer(arg, &data, PyBUF_SIMPLE) < 0)
@@ -249,29 +353,48 @@ static PyObject *SrtpReceiver_unprotect_rtp(SrtpReceiver *self, PyObject *arg)
         return NULL;
     if (len < 0)
         Py_RETURN_NONE;
-    csrc = PyTuple_New(h.cc);
-    if (csrc == NULL)
+    for (i = 0; i < ROUTES; i++) {
+        Route *route = &self->routes[i];
+        if (route->assembler != NULL && route->ssrc == h.ssrc) {
+            if (route->payload_type != h.payload_type)
+                break;
+            return assemble(self, &h, route->assembler);
+        }
+    }
+    return fields_of(self, &h);
+}
+
+static PyObject *SrtpReceiver_route(SrtpReceiver *self, PyObject *args)
+{
+    unsigned long ssrc;
+    int payload_type, i, free_slot = -1;
+    PyObject *assembler;
+
+    if (!PyArg_ParseTuple(args, "kiO:route", &ssrc, &payload_type, &assembler))
         return NULL;
-    for (i = 0; i < h.cc; i++) {
-        PyObject *value = PyLong_FromUnsignedLong(h.csrc[i]);
-        if (value == NULL)
-            goto done;
-        PyTuple_SET_ITEM(csrc, i, value);
+    if (assembler != Py_None && !PyObject_TypeCheck(assembler, &AssemblerType)) {
+        PyErr_Format(PyExc_TypeError, "route() needs an Assembler or None, not %.100s",
+                     Py_TYPE(assembler)->tp_name);
+        return NULL;
     }
-    if (h.has_extension) {
-        ext = PyBytes_FromStringAndSize((const char *)self->buf + h.ext_at, h.ext_len);
-        if (ext == NULL)
-            goto done;
-    } else {
-        ext = Py_NewRef(Py_None);
+    for (i = 0; i < ROUTES; i++) {
+        Route *route = &self->routes[i];
+        if (route->assembler != NULL && route->ssrc == ssrc) {
+            Py_CLEAR(route->assembler);
+            free_slot = i;
+            break;
+        }
+        if (route->assembler == NULL && free_slot < 0)
+            free_slot = i;
     }
-    result = Py_BuildValue("(iiIkkOIOy#n)", h.marker, h.payload_type, h.seq, h.timestamp,
-                           h.ssrc, csrc, h.ext_profile, ext,
-                           (const char *)self->buf + h.payload_at, h.payload_len, h.padding);
-done:
-    Py_XDECREF(csrc);
-    Py_XDECREF(ext);
-    return result;
+    if (assembler == Py_None)
+        Py_RETURN_TRUE;
+    if (free_slot < 0)
+        Py_RETURN_FALSE; /* full: the stream stays with the caller of unprotect_rtp */
+    self->routes[free_slot].ssrc = ssrc;
+    self->routes[free_slot].payload_type = payload_type;
+    self->routes[free_slot].assembler = Py_NewRef(assembler);
+    Py_RETURN_TRUE;
 }
 
 static PyObject *SrtpReceiver_unprotect_rtcp(SrtpReceiver *self, PyObject *arg)
@@ -293,6 +416,12 @@ static PyObject *SrtpReceiver_unprotect_rtcp(SrtpReceiver *self, PyObject *arg)
 static PyMethodDef SrtpReceiver_methods[] = {
     {"unprotect_rtp", (PyCFunction)SrtpReceiver_unprotect_rtp, METH_O,
      "The parsed fields of one SRTP packet, or None when it is dropped."},
+    {"receive", (PyCFunction)SrtpReceiver_receive, METH_O,
+     "unprotect_rtp, except that a routed stream's packet goes to its Assembler: None when "
+     "nothing is to be done, else (ssrc, the Assembler's answer, extension profile, extension)."},
+    {"route", (PyCFunction)SrtpReceiver_route, METH_VARARGS,
+     "route(ssrc, payload_type, assembler): hand that stream's packets to the Assembler (None: "
+     "stop); False when the table is full."},
     {"unprotect_rtcp", (PyCFunction)SrtpReceiver_unprotect_rtcp, METH_O,
      "One SRTCP compound packet in the clear, or None when it is dropped."},
     {NULL, NULL, 0, NULL},

@@ -2,6 +2,12 @@
 
 MAX_DATAGRAM: int
 
+Assembled = tuple[
+    int, tuple[bool, list[AssembledFrame] | None, list[int] | None], int, bytes | None
+]
+"""What SrtpReceiver.receive answers for a routed stream's packet that needs doing something
+with: SSRC, the Assembler's answer to add(), extension profile, extension block."""
+
 RtpFields = tuple[int, int, int, int, int, tuple[int, ...], int, bytes | None, bytes, int]
 """marker, payload type, sequence number, timestamp, SSRC, CSRCs, extension profile,
 extension block (None without the X bit), payload, padding size."""
@@ -15,6 +21,8 @@ class SrtpReceiver:
     def __init__(self, profile: int, key: bytes) -> None: ...
     def unprotect_rtp(self, data: bytes, /) -> RtpFields | None: ...
     def unprotect_rtcp(self, data: bytes, /) -> bytes | None: ...
+    def receive(self, data: bytes, /) -> RtpFields | Assembled | None: ...
+    def route(self, ssrc: int, payload_type: int, assembler: Assembler | None, /) -> bool: ...
 
 class SrtpSender:
     packets: int

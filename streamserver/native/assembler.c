@@ -725,6 +725,11 @@ done:
     return result;
 }
 
+PyObject *assembler_add(PyObject *assembler, PyObject *const *args, Py_ssize_t nargs)
+{
+    return Assembler_add((Assembler *)assembler, args, nargs);
+}
+
 /* CompletingJitterBuffer.flush: everything still held, gaps given up on, oldest first. */
 static PyObject *Assembler_flush(Assembler *self, PyObject *Py_UNUSED(ignored))
 {

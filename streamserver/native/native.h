@@ -17,4 +17,7 @@ PyObject *depayload_vp8(PyObject *module, PyObject *arg);
 /* NACK bookkeeping, reassembly and receiver statistics for one received stream (assembler.c). */
 extern PyTypeObject AssemblerType;
 
+/* Assembler.add(*args) from C, for SrtpReceiver.receive (the same checks and answer). */
+PyObject *assembler_add(PyObject *assembler, PyObject *const *args, Py_ssize_t nargs);
+
 #endif

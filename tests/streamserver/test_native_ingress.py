@@ -276,3 +276,37 @@ def test_patched_setup_srtp_attaches() -> None:
 
     patches.install()
     assert RTCDtlsTransport._setup_srtp is transport.setup_srtp
+
+
+def test_a_routed_stream_goes_to_its_assembler_and_answers_only_when_there_is_work() -> None:
+    key = bytes(range(30))
+    profile = Policy.SRTP_PROFILE_AES128_CM_SHA1_80
+    tx = session(profile, key, outbound=True)
+    rx = SrtpReceiver(profile, key)
+    assembler = _native.Assembler(False, 0, 48000)  # audio: each packet is a frame
+    video = _native.Assembler(True, 2, 90000)
+    assert rx.route(SSRC, 96, assembler) is True
+    with pytest.raises(TypeError, match="Assembler or None"):
+        rx.route(SSRC, 96, "not an assembler")  # type: ignore[arg-type]
+    answer = rx.receive(tx.protect(rtp(1, b"opus", abs_send_time=0x123456)))
+    assert answer is not None and len(answer) == 4
+    ssrc, (pli, frames, nack), ext_profile, ext = answer
+    assert (ssrc, pli, frames, nack) == (SSRC, False, [(96, b"opus", 90)], None)
+    assert extensions_map().get(ext_profile, ext or b"").abs_send_time == 0x123456
+    assert assembler.packets_received == 1
+    # Another payload type on the routed SSRC, or another SSRC: the fields, as unprotect_rtp.
+    other = rx.receive(tx.protect(rtp(2, b"x", pt=111)))
+    assert other is not None and len(other) == 10 and other[1] == 111
+    assert assembler.packets_received == 1
+    # A video stream answers None while a frame is incomplete, then the frame.
+    assert rx.route(SSRC, 96, video) is True  # replaces the route
+    assert rx.receive(tx.protect(rtp(3, b"\x10\x00\x00\x9d\x01\x2a", timestamp=9000))) is None
+    done = rx.receive(tx.protect(rtp(4, b"\x00\x01", timestamp=9000, marker=1)))
+    assert done is not None and len(done) == 4 and done[1][1] is not None
+    assert rx.route(SSRC, 96, None) is True  # unrouted: fields again
+    unrouted = rx.receive(tx.protect(rtp(5, timestamp=12000)))
+    assert unrouted is not None and len(unrouted) == 10
+    # The table holds a few streams; when it is full the caller keeps the stream itself.
+    assert all(rx.route(n, 96, _native.Assembler(False, 0, 48000)) for n in range(8))
+    assert rx.route(99, 96, assembler) is False
+    assert rx.receive(b"\x80") is None and rx.malformed == 1  # dropped, counted, never raised
