@@ -1,16 +1,19 @@
-"""The caller's bandwidth estimate (REMB), fed once per packet group and sent at a reduced rate.
+"""The caller's bandwidth estimate (REMB), fed ten times a second and sent at a reduced rate.
 
 aiortc's receiver feeds its RemoteBitrateEstimator every video packet, and while the detector
 says "overusing" each of those packets also recomputes the estimate and sends a REMB: a
-quarter of the receive path's time under load. The estimator itself works on groups of packets
-sent within 5 ms of each other (its InterArrival), so feeding it one sample per group, the
-group's last send time and arrival with the group's total size, keeps what it measures while
-it runs a fraction as often. On the C path the fast path feeds it once per frame (a frame's
-packets are one burst); on the Python path aiortc's receiver feeds every packet and the
-grouping here does the rest. A REMB then goes to the phone at most every REMB_INTERVAL_MS,
-except at once when the estimate falls by REMB_DROP or more: the phone must learn of a
-congested uplink quickly, not of every small change. aiortc 1.16.0 internals, covered by
-tests/streamserver/test_bandwidth.py; streamserver.patches.install() puts it in each receiver.
+quarter of the receive path's time under load, and still the largest piece of a caller's
+per-frame Python when fed once per frame. The estimator measures groups of packets (its
+InterArrival: the send-time and arrival deltas between groups, and the bytes received), so it
+is fed one sample per SAMPLE_MS of send time here: the group's last send time and arrival and
+its total size. Queueing on the way shows as arrival deltas growing against send deltas at any
+spacing; what is lost is only sensitivity to bursts shorter than a tenth of a second. On the C
+path the fast path offers it one sample per frame; on the Python path aiortc's receiver offers
+every packet; the grouping here does the rest on both. A REMB then goes to the phone at most
+every REMB_INTERVAL_MS, except at once when the estimate falls by REMB_DROP or more: the phone
+must learn of a congested uplink quickly, not of every small change. aiortc 1.16.0 internals,
+covered by tests/streamserver/test_bandwidth.py; streamserver.patches.install() puts it in each
+receiver.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from __future__ import annotations
 from aiortc.rate import RemoteBitrateEstimator
 
 ABS_SEND_TIME_MASK = 0xFFFFFF  # 24-bit, 6.18 fixed-point seconds (RFC abs-send-time)
-GROUP_TICKS = 5 * (1 << 18) // 1000  # aiortc's TIMESTAMP_GROUP_LENGTH_MS (5 ms) in those units
+SAMPLE_MS = 100  # send time one sample covers (aiortc groups within 5 ms; frames are 33 ms)
+SAMPLE_TICKS = SAMPLE_MS * (1 << 18) // 1000  # in abs-send-time units
 REMB_INTERVAL_MS = 1000  # at most one REMB a second while the estimate holds or rises
 REMB_DROP = 0.1  # ... but at once when it falls by a tenth or more
 
@@ -29,11 +33,11 @@ _ESTIMATOR = "_RTCRtpReceiver__remote_bitrate_estimator"
 
 
 class GroupedBitrateEstimator:
-    """aiortc's estimator behind a group accumulator and a REMB rate limit (same ``add``)."""
+    """aiortc's estimator behind a sample accumulator and a REMB rate limit (same ``add``)."""
 
     def __init__(self, inner: RemoteBitrateEstimator | None = None) -> None:
         self.inner = inner if inner is not None else RemoteBitrateEstimator()
-        self._first: int | None = None  # send time of the open group's first sample
+        self._first: int | None = None  # send time of the open sample's first packet
         self._last = 0  # ... and of its newest
         self._arrival_ms = 0
         self._size = 0
@@ -49,7 +53,7 @@ class GroupedBitrateEstimator:
         first = self._first
         if first is not None:
             ahead = (abs_send_time - first) & ABS_SEND_TIME_MASK
-            if ahead < GROUP_TICKS or ahead > ABS_SEND_TIME_MASK // 2:  # same group, or older
+            if ahead < SAMPLE_TICKS or ahead > ABS_SEND_TIME_MASK // 2:  # same sample, or older
                 self._size += payload_size
                 self._arrival_ms = arrival_time_ms
                 if 0 < (abs_send_time - self._last) & ABS_SEND_TIME_MASK <= ABS_SEND_TIME_MASK // 2:

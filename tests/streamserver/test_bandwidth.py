@@ -1,4 +1,4 @@
-"""REMB feedback: aiortc's estimator fed once per send-time group, REMB at a reduced rate."""
+"""REMB feedback: aiortc's estimator fed a sample per 100 ms of send time, REMB at a lower rate."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ import aiortc.rtcrtpreceiver as rtcrtpreceiver
 from aiortc.rate import RemoteBitrateEstimator
 
 from streamserver import bandwidth
-from streamserver.bandwidth import GROUP_TICKS, REMB_INTERVAL_MS, GroupedBitrateEstimator, Remb
+from streamserver.bandwidth import REMB_INTERVAL_MS, SAMPLE_MS, GroupedBitrateEstimator, Remb
 
-MS = (1 << 18) // 1000  # abs-send-time ticks in a millisecond (rounded down)
+
+def at(ms: float) -> int:
+    """A send time ``ms`` milliseconds from zero, in abs-send-time units (24-bit wrap)."""
+    return round(ms * (1 << 18) / 1000) & 0xFFFFFF
 
 
 class Recording(RemoteBitrateEstimator):
@@ -35,50 +38,49 @@ def test_the_estimator_internals_we_replace_still_exist() -> None:
     assert "remb = self.__remote_bitrate_estimator.add(" in handler
 
 
-def test_packets_of_one_burst_are_fed_as_one_sample_with_their_sizes_summed() -> None:
+def test_packets_of_a_tenth_of_a_second_are_fed_as_one_sample_with_their_sizes_summed() -> None:
     inner = Recording()
     grouped = GroupedBitrateEstimator(inner)
-    # A frame of 5 packets sent 1 ms apart, then the next frame 33 ms later.
-    for i in range(5):
-        grouped.add(1000 + i, 100_000 + i * MS, 1200, 7)
-    assert inner.calls == []  # the group is still open
-    grouped.add(1033, 100_000 + 33 * MS, 900, 7)
-    assert inner.calls == [(1004, 100_000 + 4 * MS, 6000, 7)]
-    # A packet sent earlier than the open group (reordered) joins it, not a group of its own.
-    grouped.add(1040, 100_000 + 30 * MS, 100, 7)
-    grouped.add(1066, 100_000 + 66 * MS, 50, 7)
-    assert inner.calls[-1] == (1040, 100_000 + 33 * MS, 1000, 7)
+    # Frames of 5 packets sent 1 ms apart, 40 ms between frames: three frames to a sample.
+    for frame in range(4):
+        for i in range(5):
+            grouped.add(1000 + 40 * frame + i, at(500 + 40 * frame + i), 1200, 7)
+    assert inner.calls == [(1084, at(584), 18_000, 7)]
+    # A packet sent earlier than the open sample (reordered) joins it, not a sample of its own.
+    grouped.add(1130, at(618), 100, 7)
+    grouped.add(1230, at(500 + 230), 50, 7)
+    assert inner.calls[-1] == (1130, at(624), 6100, 7)
     assert grouped.fed == 2
 
 
-def test_groups_follow_the_24_bit_wrap_of_the_send_time() -> None:
+def test_samples_follow_the_24_bit_wrap_of_the_send_time() -> None:
     inner = Recording()
     grouped = GroupedBitrateEstimator(inner)
-    top = (1 << 24) - MS
+    top = (1 << 24) - at(1)
     grouped.add(0, top, 10, 1)
-    grouped.add(1, (top + 2 * MS) & 0xFFFFFF, 10, 1)  # 2 ms later, past the wrap: same group
-    grouped.add(40, (top + GROUP_TICKS + 40 * MS) & 0xFFFFFF, 10, 1)
-    assert inner.calls == [(1, (top + 2 * MS) & 0xFFFFFF, 20, 1)]
+    grouped.add(10, (top + at(20)) & 0xFFFFFF, 10, 1)  # 20 ms later, past the wrap: same sample
+    grouped.add(120, (top + at(SAMPLE_MS + 20)) & 0xFFFFFF, 10, 1)
+    assert inner.calls == [(10, (top + at(20)) & 0xFFFFFF, 20, 1)]
 
 
 def test_remb_goes_out_at_most_once_a_second_unless_the_estimate_falls() -> None:
     inner = Recording()
     grouped = GroupedBitrateEstimator(inner)
     sent: list[tuple[int, int]] = []
-    for frame in range(91):  # 3 s of 30 fps frames, one packet each
-        now = 10_000 + frame * 33
-        if frame == 45:
+    for tenth in range(31):  # 3 s, a sample every 100 ms
+        now = 10_000 + tenth * 100
+        if tenth == 15:
             inner.bitrate = 950_000  # a small fall waits its turn
-        if frame == 60:
+        if tenth == 20:
             inner.bitrate = 700_000  # a real fall goes at once
-        remb = grouped.add(now, (frame * 33 * MS) & 0xFFFFFF, 1000, 3)
+        remb = grouped.add(now, at(tenth * 100), 1000, 3)
         if remb is not None:
             sent.append((now, remb[0]))
-    assert len(inner.calls) == 90  # every group reached the estimator
+    assert len(inner.calls) == 30  # every sample reached the estimator
     times = [t for t, _ in sent]
     assert sent[0][1] == 1_000_000
-    assert (10_000 + 60 * 33, 700_000) in sent  # fed at frame 61, as the group of frame 60
-    steady = [b - a for a, b in zip(times, times[1:], strict=False) if b != 10_000 + 60 * 33]
+    assert (10_000 + 20 * 100, 700_000) in sent  # at once, not a second after the last
+    steady = [b - a for a, b in zip(times, times[1:], strict=False) if b != 10_000 + 20 * 100]
     assert all(gap >= REMB_INTERVAL_MS for gap in steady), sent
     assert len(sent) <= 5
 
