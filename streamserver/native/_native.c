@@ -247,6 +247,14 @@ static Py_ssize_t unprotect(SrtpReceiver *self, Py_buffer *data, int rtcp, RtpHe
     return len;
 }
 
+/* The header extension block of the plain packet in ``self->buf``, or None without one. */
+static PyObject *extension_of(SrtpReceiver *self, const RtpHeader *h)
+{
+    if (!h->has_extension)
+        return Py_NewRef(Py_None);
+    return PyBytes_FromStringAndSize((const char *)self->buf + h->ext_at, h->ext_len);
+}
+
 /* The fields tuple of the plain packet in ``self->buf`` (RtpFields in the stub). */
 static PyObject *fields_of(SrtpReceiver *self, const RtpHeader *h)
 {
@@ -262,13 +270,9 @@ static PyObject *fields_of(SrtpReceiver *self, const RtpHeader *h)
             goto done;
         PyTuple_SET_ITEM(csrc, i, value);
     }
-    if (h->has_extension) {
-        ext = PyBytes_FromStringAndSize((const char *)self->buf + h->ext_at, h->ext_len);
-        if (ext == NULL)
-            goto done;
-    } else {
-        ext = Py_NewRef(Py_None);
-    }
+    ext = extension_of(self, h);
+    if (ext == NULL)
+        goto done;
     result = Py_BuildValue("(iiIkkOIOy#n)", h->marker, h->payload_type, h->seq, h->timestamp,
                            h->ssrc, csrc, h->ext_profile, ext,
                            (const char *)self->buf + h->payload_at, h->payload_len, h->padding);
@@ -278,20 +282,27 @@ done:
     return result;
 }
 
-static PyObject *SrtpReceiver_unprotect_rtp(SrtpReceiver *self, PyObject *arg)
+/* One SRTP packet from Python unprotected and parsed into ``h``: 1, or 0 when it is dropped
+ * (counted), or -1 with an exception set. */
+static int unprotect_packet(SrtpReceiver *self, PyObject *arg, RtpHeader *h)
 {
     Py_buffer data;
-    RtpHeader h;
     Py_ssize_t len;
 
     if (PyObject_GetBuffer(arg, &data, PyBUF_SIMPLE) < 0)
-        return NULL;
-    len = unprotect(self, &data, 0, &h);
+        return -1;
+    len = unprotect(self, &data, 0, h);
     PyBuffer_Release(&data);
-    if (len == -2)
-        return NULL;
-    if (len < 0)
-        Py_RETURN_NONE;
+    return len == -2 ? -1 : len >= 0;
+}
+
+static PyObject *SrtpReceiver_unprotect_rtp(SrtpReceiver *self, PyObject *arg)
+{
+    RtpHeader h;
+    int got = unprotect_packet(self, arg, &h);
+
+    if (got <= 0)
+        return got < 0 ? NULL : Py_NewRef(Py_None);
     return fields_of(self, &h);
 }
 
@@ -322,13 +333,9 @@ static PyObject *assemble(SrtpReceiver *self, const RtpHeader *h, PyObject *asse
         result = Py_NewRef(Py_None);
         goto done;
     }
-    if (h->has_extension) {
-        ext = PyBytes_FromStringAndSize((const char *)self->buf + h->ext_at, h->ext_len);
-        if (ext == NULL)
-            goto done;
-    } else {
-        ext = Py_NewRef(Py_None);
-    }
+    ext = extension_of(self, h);
+    if (ext == NULL)
+        goto done;
     result = Py_BuildValue("(kOIO)", h->ssrc, answer, h->ext_profile, ext);
 done:
     for (i = 0; i < 6; i++)
@@ -340,19 +347,11 @@ done:
 
 static PyObject *SrtpReceiver_receive(SrtpReceiver *self, PyObject *arg)
 {
-    Py_buffer data;
     RtpHeader h;
-    Py_ssize_t len;
-    int i;
+    int i, got = unprotect_packet(self, arg, &h);
 
-    if (PyObject_GetBuffer(arg, &data, PyBUF_SIMPLE) < 0)
-        return NULL;
-    len = unprotect(self, &data, 0, &h);
-    PyBuffer_Release(&data);
-    if (len == -2)
-        return NULL;
-    if (len < 0)
-        Py_RETURN_NONE;
+    if (got <= 0)
+        return got < 0 ? NULL : Py_NewRef(Py_None);
     for (i = 0; i < ROUTES; i++) {
         Route *route = &self->routes[i];
         if (route->assembler != NULL && route->ssrc == h.ssrc) {

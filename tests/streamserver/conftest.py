@@ -1,12 +1,15 @@
-"""Shared fixtures: cached synthetic clips (encoded once per test run), a loopback call, and
-the per-packet path (C extension or pure Python) the media tests run on."""
+"""Shared fixtures: cached synthetic clips (encoded once per test run), a loopback call, the
+per-packet path (C extension or pure Python) the media tests run on, and a monotonic clock moved
+by hand."""
 
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -86,3 +89,30 @@ def media_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(nativesrtp, "attach", counting)
     yield "native"
     assert all(nativesrtp.receiver_of(d) is not None for d in attached)
+
+
+@pytest.fixture
+def c_extension() -> ModuleType:
+    """The C extension, for a test that runs both paths itself; skipped only where the whole
+    run asks for the Python path (an extension that fails to import fails it)."""
+    if native.disabled():
+        pytest.skip(f"{native.ENV} is set: the C path is not built")
+    assert native.NATIVE is not None, "the C extension did not load"
+    return native.NATIVE
+
+
+class Clock:
+    """time.monotonic, moved by hand (the Python reassembly reads it through ``time``)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    moved_by_hand = Clock()
+    monkeypatch.setattr(time, "monotonic", moved_by_hand)
+    return moved_by_hand

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import gc
 import random
-import time
 import tracemalloc
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,7 @@ from aiortc.rtp import RtpPacket
 from aiortc.utils import uint16_add
 
 from streamserver.reassembly import CompletingJitterBuffer, is_stale
+from tests.streamserver.conftest import Clock
 
 try:
     from streamserver.native._native import Assembler
@@ -114,23 +114,6 @@ class Reference:
         flushed = self.buffer.flush()
         self.buffer.log = []
         return [(pt, f.data, f.timestamp) for pt, f in flushed]
-
-
-class Clock:
-    """time.monotonic for the Python buffer; the C one is given ``now`` with each packet."""
-
-    def __init__(self) -> None:
-        self.now = 5000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    moved_by_hand = Clock()
-    monkeypatch.setattr(time, "monotonic", moved_by_hand)  # as streamserver.reassembly reads it
-    return moved_by_hand
 
 
 def h264_frame(rng: random.Random, key: bool) -> list[bytes]:

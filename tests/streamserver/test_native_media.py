@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -64,11 +65,8 @@ async def one_call(clip: Clip, data: Path) -> Run:
 
 
 async def test_both_paths_relay_and_record_the_same_frames(
-    vp8_clip: Clip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    vp8_clip: Clip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c_extension: ModuleType
 ) -> None:
-    if native.disabled():
-        pytest.skip(f"{native.ENV} is set: the C path is not built")
-    assert native.NATIVE is not None, "the C extension did not load"
     c_path = await one_call(vp8_clip, tmp_path / "c")
     monkeypatch.setattr(native, "NATIVE", None)
     python_path = await one_call(vp8_clip, tmp_path / "python")

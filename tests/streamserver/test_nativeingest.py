@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -71,11 +72,8 @@ async def lossy_call(clip: Clip, data: Path, lossy: Lossy) -> tuple[list[bytes],
 
 
 async def test_lost_packets_come_back_by_nack_and_rtx_on_both_paths(
-    vp8_clip: Clip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    vp8_clip: Clip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c_extension: ModuleType
 ) -> None:
-    if native.disabled():
-        pytest.skip(f"{native.ENV} is set: the C path is not built")
-    assert native.NATIVE is not None, "the C extension did not load"
     handled_by_aiortc: list[int] = []
     original = RTCRtpReceiver._handle_rtp_packet
 

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import inspect
-import time
 
 import aiortc.jitterbuffer as jitterbuffer
 import aiortc.rtcrtpreceiver as rtcrtpreceiver
-import pytest
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtp import RtpPacket
 
 from streamserver import reassembly
 from streamserver.reassembly import CompletingJitterBuffer, FrameBatch, frame_parts
+from tests.streamserver.conftest import Clock
 
 
 def rtp(seq: int, timestamp: int, data: bytes, marker: bool = False) -> RtpPacket:
@@ -142,23 +141,6 @@ def test_overflow_still_asks_for_a_keyframe() -> None:
     buffer.add(rtp(0, 0, b"a"))  # its marker packet never comes
     pli, _ = buffer.add(rtp(600, 90000, b"z", marker=True))
     assert pli is True
-
-
-class Clock:
-    """time.monotonic for the buffer, moved by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    moved_by_hand = Clock()
-    monkeypatch.setattr(time, "monotonic", moved_by_hand)  # as reassembly reads it
-    return moved_by_hand
 
 
 def test_a_lost_video_packet_holds_later_frames_only_for_the_gap_wait(clock: Clock) -> None:
