@@ -53,10 +53,13 @@ class GroupedBitrateEstimator:
         first = self._first
         if first is not None:
             ahead = (abs_send_time - first) & ABS_SEND_TIME_MASK
-            if ahead < SAMPLE_TICKS or ahead > ABS_SEND_TIME_MASK // 2:  # same sample, or older
+            # The same sample, or a packet sent a little before it (reordered); anything else,
+            # a jump either way (a pause of half the 64 s wrap, a sender's clock reset), starts
+            # a new one rather than joining this one until the send time wraps round.
+            if ahead < SAMPLE_TICKS or ahead > ABS_SEND_TIME_MASK - SAMPLE_TICKS:
                 self._size += payload_size
                 self._arrival_ms = arrival_time_ms
-                if 0 < (abs_send_time - self._last) & ABS_SEND_TIME_MASK <= ABS_SEND_TIME_MASK // 2:
+                if 0 < (abs_send_time - self._last) & ABS_SEND_TIME_MASK < SAMPLE_TICKS:
                     self._last = abs_send_time
                 return None
         remb = None

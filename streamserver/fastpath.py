@@ -167,8 +167,9 @@ class SrtpFastPath:
                 fields = answer
                 route = self.routes.get(fields[4])
                 if route is not None:
-                    route.take(fields, arrival_time_ms)
-                    return
+                    if route.take(fields, arrival_time_ms):
+                        return
+                    del self.routes[fields[4]]  # it changed codec: routed afresh below
                 packet = nativesrtp.to_packet(fields, extensions_map)
                 if packet.ssrc not in self.routes and self._route(packet, fields, arrival_time_ms):
                     return
@@ -188,7 +189,7 @@ class SrtpFastPath:
         receiver = self.dtls._rtp_router.route_rtp(packet)
         if not isinstance(receiver, RTCRtpReceiver):
             return False
-        if not nativeingest.decidable(receiver, packet.payload_type):
+        if not nativeingest.decidable(receiver, packet.ssrc, packet.payload_type, self.routes):
             return False
         route = nativeingest.route_for(
             receiver,

@@ -18,6 +18,7 @@ aiortc 1.16.0 internals, covered by tests/streamserver/test_nativeingest.py.
 from __future__ import annotations
 
 import logging
+import struct
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -71,13 +72,24 @@ class StreamRoute:
         self._active: dict[int, Any] = _private(receiver, "active_ssrc")
         self._estimator = bandwidth.of(receiver)
 
-    def take(self, fields: RtpFields, arrival_time_ms: int) -> None:
-        """One packet of this stream, as the C receiver parsed it."""
+    def take(self, fields: RtpFields, arrival_time_ms: int) -> bool:
+        """One packet of this stream, as the C receiver parsed it; False when the stream has
+        changed payload type (a codec switch): the route has ended, what it held is delivered,
+        and the stream is to be routed afresh from this packet."""
+        if self.closed:  # ended (the receiver stopped): nothing more goes in
+            return True
         marker, payload_type, seq, timestamp, _, _, profile, extension, payload, _ = fields
         if payload_type != self.codec.payloadType:
-            self._other_payload_type(payload_type)
-            return
+            logger.info(
+                "native ingest: SSRC %d changed payload type %d -> %d: routed afresh",
+                self.ssrc,
+                self.codec.payloadType,
+                payload_type,
+            )
+            self.end()
+            return False
         self.add(seq, timestamp, marker, payload, arrival_time_ms, (profile, extension), True)
+        return True
 
     def act(self, answer: Assembled, arrival_time_ms: int) -> None:
         """What the C receiver's assembler answered for one packet of this stream."""
@@ -122,14 +134,17 @@ class StreamRoute:
             self.run(receiver._send_rtcp_pli(self.ssrc))
         if frames is not None:
             self._active[self.ssrc] = clock.current_datetime()
+            self._deliver(frames)
             if self._estimator is not None and extension[1] is not None:
                 self._feed_estimator(arrival_time_ms, extension)
-            self._deliver(frames)
 
     def _feed_estimator(self, arrival_time_ms: int, extension: tuple[int, bytes | None]) -> None:
         """One sample per frame: the completing packet's send time, the frame's octets."""
         assert self._estimator is not None and extension[1] is not None
-        abs_send_time = self.extensions_map.get(extension[0], extension[1]).abs_send_time
+        try:
+            abs_send_time = self.extensions_map.get(extension[0], extension[1]).abs_send_time
+        except (ValueError, struct.error):  # a malformed block: no sample, frames kept
+            return
         if abs_send_time is None:
             return
         octets = self.assembler.take_octets()
@@ -150,14 +165,15 @@ class StreamRoute:
         item.timestamp = _private(receiver, "timestamp_mapper").map(item.timestamp)
         _private(receiver, "decoder_queue").put((self.codec, item))
 
-    def _other_payload_type(self, payload_type: int) -> None:
-        codec = self._codecs.get(payload_type)
-        logger.debug(
-            "native ingest: SSRC %d switched to payload type %d (%s): packet dropped",
-            self.ssrc,
-            payload_type,
-            None if codec is None else codec.mimeType,
-        )
+    def end(self) -> None:
+        """The stream goes on under another route: deliver what this one holds, then stop."""
+        if self.closed:
+            return
+        queue = _private(self.receiver, "decoder_queue")
+        decoding = _private(self.receiver, "decoder_thread")
+        for codec, frame in self.close():
+            if decoding:
+                queue.put((codec, frame))
 
     def close(self) -> list[tuple[Any, JitterFrame]]:
         """The end of the stream: what the assembler still holds, as (codec, frame), mapped."""
@@ -180,16 +196,19 @@ class RtxRoute:
         self.media = media
         self.statistics = statistics
 
-    def take(self, fields: RtpFields, arrival_time_ms: int) -> None:
+    def take(self, fields: RtpFields, arrival_time_ms: int) -> bool:
+        """One retransmission; False when its media's route has ended (routed afresh)."""
         media = self.media
-        if media.closed or not media.receiver._enabled:
-            return
+        if media.closed:
+            return False
+        if not media.receiver._enabled:
+            return True
         packet = nativesrtp.to_packet(fields, media.extensions_map)
         self.statistics.add(packet)
         media._active[packet.ssrc] = clock.current_datetime()
         payload = packet.payload
         if len(payload) < 2:
-            return
+            return True
         original_seq = int.from_bytes(payload[:2], "big")
         extension = (fields[6], fields[7])
         media.add(
@@ -201,6 +220,7 @@ class RtxRoute:
             extension,
             False,
         )
+        return True
 
 
 Route = StreamRoute | RtxRoute
@@ -214,11 +234,20 @@ def as_jitter_frame(frames: list[AssembledFrame]) -> JitterFrame:
     return FrameBatch([JitterFrame(data, timestamp) for _, data, timestamp in frames])
 
 
-def decidable(receiver: RTCRtpReceiver, payload_type: int) -> bool:
-    """Whether a stream's route can be decided now: not before its receiver knows the codec
-    (until then aiortc's path takes its packets, and the next one asks again)."""
-    codecs: dict[int, Any] = _private(receiver, "codecs")
-    return payload_type in codecs and receiver._enabled
+def decidable(
+    receiver: RTCRtpReceiver, ssrc: int, payload_type: int, routes: dict[int, Route | None]
+) -> bool:
+    """Whether a stream's route can be decided now: not before its receiver knows the codec,
+    nor, for a retransmission (RTX) stream, before its media stream's route is decided (RTX
+    padding may come first). Until then aiortc's path takes its packets, and the next one asks
+    again."""
+    codec = _private(receiver, "codecs").get(payload_type)
+    if codec is None or not receiver._enabled:
+        return False
+    if is_rtx(codec):
+        original = _private(receiver, "rtx_ssrc").get(ssrc)
+        return original is not None and original in routes
+    return True
 
 
 def route_for(

@@ -102,3 +102,17 @@ def test_a_video_receiver_gets_the_grouped_estimator_once() -> None:
     audio = Audio()
     bandwidth.group_feedback(audio)
     assert bandwidth.of(audio) is None
+
+
+def test_after_a_long_pause_in_sending_the_samples_go_on() -> None:
+    """A phone that stops sending video for 40 s (more than half the 64 s send-time wrap)
+    must not have every later packet taken as 'older' and piled into one sample."""
+    inner = Recording()
+    grouped = GroupedBitrateEstimator(inner)
+    for tenth in range(3):
+        grouped.add(1000 + 100 * tenth, at(100 * tenth), 1000, 9)
+    fed = len(inner.calls)
+    for tenth in range(5):  # resumes 40 s later
+        grouped.add(41_200 + 100 * tenth, at(40_200 + 100 * tenth), 1000, 9)
+    assert len(inner.calls) == fed + 5
+    assert inner.calls[-1][2] == 1000  # each a sample of its own, not a pile

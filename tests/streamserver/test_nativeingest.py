@@ -9,12 +9,14 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpreceiver import RTCRtpReceiver, TimestampMapper
+from aiortc.rtp import HeaderExtensionsMap
 
 from bench.synthetic import Clip, SyntheticCaller
 from recorder import SessionRecorder
 from recorder.library import video_packets
-from streamserver import fastpath, native, nativeingest
+from streamserver import bandwidth, fastpath, native, nativeingest
 from streamserver.session import MediaSession
 from tests.streamserver.test_media_session import wait_for
 
@@ -95,3 +97,82 @@ async def test_lost_packets_come_back_by_nack_and_rtx_on_both_paths(
     assert c_aiortc == 0, "the C path handed packets to aiortc's handler"
     assert len(handled_by_aiortc) > 2 * len(clip_video)
     assert c_recorded == py_recorded == clip_video, "a lost packet was not recovered"
+
+
+class FakeReceiver:
+    """The parts of aiortc's RTCRtpReceiver a route reads and calls, recording what it sends."""
+
+    def __init__(self, codecs: dict[int, RTCRtpCodecParameters], rtx: dict[int, int]) -> None:
+        self._enabled = True
+        self._RTCRtpReceiver__codecs = codecs
+        self._RTCRtpReceiver__rtx_ssrc = rtx
+        self._RTCRtpReceiver__active_ssrc: dict[int, object] = {}
+        self._RTCRtpReceiver__decoder_thread = True
+        self._RTCRtpReceiver__decoder_queue = self
+        self._RTCRtpReceiver__timestamp_mapper = TimestampMapper()
+        self._RTCRtpReceiver__remote_streams: dict[int, object] = {}
+        self._RTCRtpReceiver__rtcp_ssrc = 1
+        self._RTCRtpReceiver__kind = "video"
+        self._RTCRtpReceiver__remote_bitrate_estimator = bandwidth.GroupedBitrateEstimator()
+        self.delivered: list[tuple[Any, Any]] = []
+
+    def put(self, item: tuple[Any, Any]) -> None:
+        self.delivered.append(item)
+
+
+VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
+H264 = RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000, payloadType=102)
+RTX = RTCRtpCodecParameters(
+    mimeType="video/rtx", clockRate=90000, payloadType=97, parameters={"apt": 96}
+)
+
+
+def fields(seq: int, pt: int, payload: bytes, ext: bytes | None = None, marker: int = 1) -> Any:
+    return (marker, pt, seq, 3000 * seq, 5, (), 0xBEDE, ext, payload, 0)
+
+
+def vp8_route(receiver: FakeReceiver, c_extension: ModuleType) -> nativeingest.StreamRoute:
+    routes: dict[int, nativeingest.Route | None] = {}
+    route = nativeingest.route_for(
+        receiver,  # type: ignore[arg-type]
+        5,
+        96,
+        routes,
+        HeaderExtensionsMap(),
+        lambda coro: coro.close(),
+    )
+    assert isinstance(route, nativeingest.StreamRoute)
+    return route
+
+
+def test_a_retransmission_stream_waits_for_its_media_stream_to_be_routed(
+    c_extension: ModuleType,
+) -> None:
+    receiver: Any = FakeReceiver({96: VP8, 97: RTX}, rtx={6: 5})
+    routes: dict[int, nativeingest.Route | None] = {}
+    # RTX padding before any media packet: undecided (aiortc's path takes it), not "never".
+    assert not nativeingest.decidable(receiver, 6, 97, routes)
+    assert nativeingest.decidable(receiver, 5, 96, routes)
+    routes[5] = vp8_route(receiver, c_extension)
+    assert nativeingest.decidable(receiver, 6, 97, routes)
+    rtx = nativeingest.route_for(receiver, 6, 97, routes, HeaderExtensionsMap(), print)
+    assert isinstance(rtx, nativeingest.RtxRoute) and rtx.media is routes[5]
+
+
+def test_a_codec_switch_ends_the_route_and_keeps_what_it_held(c_extension: ModuleType) -> None:
+    receiver = FakeReceiver({96: VP8, 102: H264}, rtx={})
+    route = vp8_route(receiver, c_extension)
+    assert route.take(fields(1, 96, b"\x10\x00\x00\x9d\x01\x2a", marker=0), 0)  # held: no marker
+    assert receiver.delivered == []
+    assert route.take(fields(2, 102, b"\x65\x88"), 0) is False  # the stream is H.264 now
+    assert route.closed and [codec for codec, _ in receiver.delivered] == [VP8]
+    before = len(receiver.delivered)
+    route.take(fields(3, 96, b"\x10\x00"), 0)  # an ended route takes nothing more
+    assert len(receiver.delivered) == before and route.assembler.packets_received == 1
+
+
+def test_a_malformed_extension_block_loses_no_frame(c_extension: ModuleType) -> None:
+    receiver = FakeReceiver({96: VP8}, rtx={})
+    route = vp8_route(receiver, c_extension)
+    assert route.take(fields(1, 96, b"\x10\x00\x00\x9d\x01\x2a", ext=b"\x1f"), 0)
+    assert len(receiver.delivered) == 1  # the frame went on; only the estimate had no sample
