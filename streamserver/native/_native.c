@@ -296,16 +296,6 @@ static int unprotect_packet(SrtpReceiver *self, PyObject *arg, RtpHeader *h)
     return len == -2 ? -1 : len >= 0;
 }
 
-static PyObject *SrtpReceiver_unprotect_rtp(SrtpReceiver *self, PyObject *arg)
-{
-    RtpHeader h;
-    int got = unprotect_packet(self, arg, &h);
-
-    if (got <= 0)
-        return got < 0 ? NULL : Py_NewRef(Py_None);
-    return fields_of(self, &h);
-}
-
 /* The plain packet in ``self->buf`` into its route's Assembler: None when nothing is to be
  * done, else (SSRC, the Assembler's answer, extension profile, extension block or None). */
 static PyObject *assemble(SrtpReceiver *self, const RtpHeader *h, PyObject *assembler)
@@ -389,7 +379,7 @@ static PyObject *SrtpReceiver_route(SrtpReceiver *self, PyObject *args)
     if (assembler == Py_None)
         Py_RETURN_TRUE;
     if (free_slot < 0)
-        Py_RETURN_FALSE; /* full: the stream stays with the caller of unprotect_rtp */
+        Py_RETURN_FALSE; /* full: receive() goes on giving this stream's fields */
     self->routes[free_slot].ssrc = ssrc;
     self->routes[free_slot].payload_type = payload_type;
     self->routes[free_slot].assembler = Py_NewRef(assembler);
@@ -413,11 +403,10 @@ static PyObject *SrtpReceiver_unprotect_rtcp(SrtpReceiver *self, PyObject *arg)
 }
 
 static PyMethodDef SrtpReceiver_methods[] = {
-    {"unprotect_rtp", (PyCFunction)SrtpReceiver_unprotect_rtp, METH_O,
-     "The parsed fields of one SRTP packet, or None when it is dropped."},
     {"receive", (PyCFunction)SrtpReceiver_receive, METH_O,
-     "unprotect_rtp, except that a routed stream's packet goes to its Assembler: None when "
-     "nothing is to be done, else (ssrc, the Assembler's answer, extension profile, extension)."},
+     "One SRTP packet unprotected and parsed: None when it is dropped; for a routed stream, "
+     "None when its Assembler has nothing to be done, else (ssrc, the Assembler's answer, "
+     "extension profile, extension); for any other, its fields."},
     {"route", (PyCFunction)SrtpReceiver_route, METH_VARARGS,
      "route(ssrc, payload_type, assembler): hand that stream's packets to the Assembler (None: "
      "stop); False when the table is full."},

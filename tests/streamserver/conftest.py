@@ -10,14 +10,19 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+from aiortc.rtp import HeaderExtensionsMap
 
 from bench.synthetic import Clip, SyntheticCaller, build_clip
 from streamserver import native, nativesrtp
+
+if TYPE_CHECKING:
+    from streamserver.native import Assembled, RtpFields
 
 Call = tuple[SyntheticCaller, RTCPeerConnection, dict[str, MediaStreamTrack]]
 
@@ -116,3 +121,27 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     moved_by_hand = Clock()
     monkeypatch.setattr(time, "monotonic", moved_by_hand)
     return moved_by_hand
+
+
+def extensions_map() -> HeaderExtensionsMap:
+    """aiortc's map for a browser's usual extensions (mid, abs-send-time, audio level)."""
+    extensions = HeaderExtensionsMap()
+    extensions.configure(
+        RTCRtpParameters(
+            headerExtensions=[
+                RTCRtpHeaderExtensionParameters(1, "urn:ietf:params:rtp-hdrext:sdes:mid"),
+                RTCRtpHeaderExtensionParameters(
+                    3, "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+                ),
+                RTCRtpHeaderExtensionParameters(4, "urn:ietf:params:rtp-hdrext:ssrc-audio-level"),
+            ]
+        )
+    )
+    return extensions
+
+
+def unrouted(answer: RtpFields | Assembled | None) -> RtpFields | None:
+    """SrtpReceiver.receive's answer for a stream with no route: its fields, or None."""
+    if answer is not None and len(answer) == 4:
+        raise AssertionError(f"a routed stream's answer: {answer!r}")
+    return answer

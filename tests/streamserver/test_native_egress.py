@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import HeaderExtensions, HeaderExtensionsMap, RtpPacket, wrap_rtx
 from pylibsrtp import Policy, Session
@@ -22,25 +21,11 @@ from pylibsrtp import Policy, Session
 from streamserver import nativeegress, nativesrtp, patches
 from streamserver.native._native import MAX_DATAGRAM, SrtpSender
 from streamserver.patches import sender as patched
+from tests.streamserver.conftest import extensions_map, unrouted
 
 KEY = bytes(range(30))
 PROFILE = Policy.SRTP_PROFILE_AES128_CM_SHA1_80
 SSRC = 0xDEADBEEF
-
-
-def header_map() -> HeaderExtensionsMap:
-    extensions = HeaderExtensionsMap()
-    extensions.configure(
-        RTCRtpParameters(
-            headerExtensions=[
-                RTCRtpHeaderExtensionParameters(1, "urn:ietf:params:rtp-hdrext:sdes:mid"),
-                RTCRtpHeaderExtensionParameters(
-                    3, "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
-                ),
-            ]
-        )
-    )
-    return extensions
 
 
 def aiortc_session() -> Session:
@@ -63,7 +48,9 @@ def aiortc_frame(srtp: Session, seq: int, payloads: list[bytes]) -> list[bytes]:
     """aiortc's datagrams for one frame: serialized, then protected by pylibsrtp."""
     return [
         srtp.protect(
-            aiortc_packet((seq + i) % 65536, p, int(i == len(payloads) - 1)).serialize(header_map())
+            aiortc_packet((seq + i) % 65536, p, int(i == len(payloads) - 1)).serialize(
+                extensions_map()
+            )
         )
         for i, p in enumerate(payloads)
     ]
@@ -89,7 +76,7 @@ def c_sender(tx: socket.socket, rx: socket.socket) -> SrtpSender:
 
 
 def send(sender: SrtpSender, seq: int, payloads: list[bytes], direct: bool = True) -> Any:
-    profile, extension = header_map().set(HeaderExtensions(mid="0", abs_send_time=123456))
+    profile, extension = extensions_map().set(HeaderExtensions(mid="0", abs_send_time=123456))
     return sender.send_frame(payloads, 96, seq, 3000, SSRC, profile, extension, direct)
 
 
@@ -120,7 +107,7 @@ def test_retransmissions_identical_to_aiortc(udp: tuple[socket.socket, socket.so
     first, _ = aiortc_frame(reference, 65535, [b"x" * 900, b"y" * 10])
     assert sender.retransmit(65535) == first  # the same datagram again
     rtx = wrap_rtx(aiortc_packet(0, b"y" * 10, 1), payload_type=97, sequence_number=5, ssrc=77)
-    assert sender.retransmit(0, (97, 5, 77)) == reference.protect(rtx.serialize(header_map()))
+    assert sender.retransmit(0, (97, 5, 77)) == reference.protect(rtx.serialize(extensions_map()))
     assert sender.retransmit(1) is None  # never sent
     send(sender, 127, [b"z"])  # the same history slot as 65535, newer
     assert sender.retransmit(65535) is None
@@ -290,7 +277,7 @@ async def test_a_nack_is_answered_on_both_paths(
         if rx is None:
             packet = RtpPacket.parse(server_dtls._rx_srtp.unprotect(datagrams[0]))
         else:
-            fields = rx.unprotect_rtp(datagrams[0])
+            fields = unrouted(rx.receive(datagrams[0]))
             assert fields is not None
             packet = nativesrtp.to_packet(fields, HeaderExtensionsMap())
         assert packet.ssrc == video._rtx_ssrc and packet.payload[:2] == seq.to_bytes(2, "big")
@@ -325,7 +312,7 @@ def test_send_frame_queues_behind_the_event_loop_and_keeps_aiortc_counters() -> 
         transport=dtls,
         _ssrc=SSRC,
         _RTCRtpSender__mid="0",
-        _RTCRtpSender__rtp_header_extensions_map=header_map(),
+        _RTCRtpSender__rtp_header_extensions_map=extensions_map(),
         _RTCRtpSender__ntp_timestamp=0,
         _RTCRtpSender__rtp_timestamp=0,
         _RTCRtpSender__octet_count=0,
@@ -337,7 +324,9 @@ def test_send_frame_queues_behind_the_event_loop_and_keeps_aiortc_counters() -> 
     frame: Any = SimpleNamespace(payloads=[b"a" * 10, b"b" * 20])
     assert nativeegress.send_frame(sender, (c, loop_transport), 96, frame, 65535, 3000) == 1
     decrypt = Session(Policy(key=KEY, ssrc_type=Policy.SSRC_ANY_INBOUND, srtp_profile=PROFILE))
-    packets = [RtpPacket.parse(decrypt.unprotect(d), header_map()) for d, _ in loop_transport.sent]
+    packets = [
+        RtpPacket.parse(decrypt.unprotect(d), extensions_map()) for d, _ in loop_transport.sent
+    ]
     assert [(p.sequence_number, p.marker, p.payload) for p in packets] == [
         (65535, 0, b"a" * 10),
         (0, 1, b"b" * 20),

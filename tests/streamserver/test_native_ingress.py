@@ -16,13 +16,13 @@ from typing import Any
 import pylibsrtp
 import pytest
 from aiortc.rtcdtlstransport import RTCDtlsTransport
-from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
-from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+from aiortc.rtp import RtpPacket
 from pylibsrtp import Policy, Session
 
 from streamserver import native, nativesrtp
 from streamserver.native import _native
 from streamserver.native._native import MAX_DATAGRAM, SrtpReceiver
+from tests.streamserver.conftest import extensions_map, unrouted
 
 PROFILES = {  # libsrtp profile: key + salt length
     Policy.SRTP_PROFILE_AES128_CM_SHA1_80: 30,
@@ -30,23 +30,6 @@ PROFILES = {  # libsrtp profile: key + salt length
     Policy.SRTP_PROFILE_AEAD_AES_256_GCM: 44,
 }
 SSRC = 0x12345678
-
-
-def extensions_map() -> HeaderExtensionsMap:
-    """aiortc's map for a browser's usual extensions (mid, abs-send-time, audio level)."""
-    extensions = HeaderExtensionsMap()
-    extensions.configure(
-        RTCRtpParameters(
-            headerExtensions=[
-                RTCRtpHeaderExtensionParameters(1, "urn:ietf:params:rtp-hdrext:sdes:mid"),
-                RTCRtpHeaderExtensionParameters(
-                    3, "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
-                ),
-                RTCRtpHeaderExtensionParameters(4, "urn:ietf:params:rtp-hdrext:ssrc-audio-level"),
-            ]
-        )
-    )
-    return extensions
 
 
 def session(profile: int, key: bytes, outbound: bool) -> Session:
@@ -83,7 +66,7 @@ def reference(rx: Session, data: bytes) -> RtpPacket | None:
 
 
 def through_c(rx: SrtpReceiver, data: bytes) -> RtpPacket | None:
-    fields = rx.unprotect_rtp(data)
+    fields = unrouted(rx.receive(data))
     return None if fields is None else nativesrtp.to_packet(fields, extensions_map())
 
 
@@ -150,7 +133,7 @@ def test_a_forged_stream_never_gets_in() -> None:
     profile = Policy.SRTP_PROFILE_AES128_CM_SHA1_80
     rx = SrtpReceiver(profile, bytes(30))
     forger = session(profile, bytes(range(30)), outbound=True)
-    assert rx.unprotect_rtp(forger.protect(rtp(1))) is None
+    assert rx.receive(forger.protect(rtp(1))) is None
     assert rx.auth_failed == 1 and rx.packets == 0
 
 
@@ -177,10 +160,10 @@ def test_rtcp_identical_to_the_python_path(profile: int) -> None:
 def test_bounded_buffer_and_error_paths() -> None:
     profile = Policy.SRTP_PROFILE_AES128_CM_SHA1_80
     rx = SrtpReceiver(profile, bytes(30))
-    assert rx.unprotect_rtp(b"\x80" + bytes(MAX_DATAGRAM)) is None  # longer than any UDP payload
+    assert rx.receive(b"\x80" + bytes(MAX_DATAGRAM)) is None  # longer than any UDP payload
     assert rx.malformed == 1
     with pytest.raises(TypeError):
-        rx.unprotect_rtp("not bytes")  # type: ignore[arg-type]
+        rx.receive("not bytes")  # type: ignore[arg-type]
     with pytest.raises(RuntimeError, match="already"):
         rx.__init__(profile, bytes(30))  # type: ignore[misc]
     with pytest.raises(ValueError, match="30-byte"):
@@ -294,7 +277,7 @@ def test_a_routed_stream_goes_to_its_assembler_and_answers_only_when_there_is_wo
     assert (ssrc, pli, frames, nack) == (SSRC, False, [(96, b"opus", 90)], None)
     assert extensions_map().get(ext_profile, ext or b"").abs_send_time == 0x123456
     assert assembler.packets_received == 1
-    # Another payload type on the routed SSRC, or another SSRC: the fields, as unprotect_rtp.
+    # Another payload type on the routed SSRC, or another SSRC: the fields, as unrouted.
     other = rx.receive(tx.protect(rtp(2, b"x", pt=111)))
     assert other is not None and len(other) == 10 and other[1] == 111
     assert assembler.packets_received == 1
