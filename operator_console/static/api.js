@@ -157,6 +157,17 @@
     order.sort(function (a, b) { return messages[a].seq - messages[b].seq; });
   }
 
+  // The messages from ``sender`` still owed a ``want`` ('read' or 'delivered') receipt: not
+  // already sent by us (``receipted``: id -> receipt) nor known to the server to have one.
+  function receiptsDue(messages, order, receipted, sender, want) {
+    return order.filter(function (id) {
+      var m = messages[id];
+      if (m.sender !== sender) return false;
+      var done = receipted[id];
+      return want === 'read' ? done !== 'read' && !m.read_at : !done && !m.delivered_at;
+    });
+  }
+
   SceneLink.ApiError = ApiError;
   SceneLink.client = client;
   SceneLink.errorText = errorText;
@@ -168,4 +179,5 @@
   SceneLink.closeSocket = closeSocket;
   SceneLink.waitForIce = waitForIce;
   SceneLink.keepMessage = keepMessage;
+  SceneLink.receiptsDue = receiptsDue;
 })();

@@ -106,12 +106,7 @@
   function acknowledge() {
     var visible = document.visibilityState === 'visible' && !els.chat.hasAttribute('hidden');
     var want = visible ? 'read' : 'delivered';
-    var ids = order.filter(function (id) {
-      var m = messages[id];
-      if (m.sender !== 'handler') return false;
-      var done = receipted[id];
-      return want === 'read' ? done !== 'read' && !m.read_at : !done && !m.delivered_at;
-    });
+    var ids = window.SceneLink.receiptsDue(messages, order, receipted, 'handler', want);
     if (!ids.length) return;
     ids.forEach(function (id) { receipted[id] = want; });
     var receipt = { type: 'chat_receipt', message_ids: ids, receipt: want };

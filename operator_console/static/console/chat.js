@@ -120,12 +120,7 @@
   function acknowledge() {
     if (!sessionId || !may('POST /api/sessions/{session_id}/chat/receipts')) return;
     var want = document.visibilityState === 'visible' ? 'read' : 'delivered';
-    var ids = order.filter(function (id) {
-      var m = messages[id];
-      if (m.sender !== 'caller') return false;
-      var done = receipted[id];
-      return want === 'read' ? done !== 'read' && !m.read_at : !done && !m.delivered_at;
-    });
+    var ids = window.SceneLink.receiptsDue(messages, order, receipted, 'caller', want);
     if (!ids.length) return;
     ids.forEach(function (id) { receipted[id] = want; });
     C.api('POST', path(sessionId, '/chat/receipts'), { message_ids: ids, receipt: want })
