@@ -24,7 +24,6 @@ from typing import Any, Protocol
 
 import jwt
 
-from .bundle import read_manifest_json
 from .chain import canonical
 from .contributions import IndexRecord, contribution_prefix, member_key, read_index
 from .defaults import RETENTION_DAYS
@@ -60,14 +59,41 @@ class _Item:
     sha256: str
 
 
-def signed_manifest(folder: Path) -> dict[str, Any] | None:
-    """The manifest payload of ``manifest.jws`` (unverified), else ``manifest.json``."""
-    jws = folder / MANIFEST_JWS
-    if jws.exists():
-        decoded = jwt.PyJWS().decode_complete(jws.read_text(), options={"verify_signature": False})
+@dataclass(frozen=True, slots=True)
+class ManifestFiles:
+    """A folder's manifest files as read once: the payload and the exact bytes it came from,
+    so what is uploaded and what is decided from it (closed, what it lists) are one version,
+    whatever the recorder re-signs meanwhile."""
+
+    payload: dict[str, Any]
+    jws: bytes | None
+    json: bytes | None
+
+
+def read_manifest_files(folder: Path) -> ManifestFiles | None:
+    """The payload of ``manifest.jws`` (unverified), else of ``manifest.json``."""
+    jws = _read(folder / MANIFEST_JWS)
+    readable = _read(folder / MANIFEST_JSON)
+    if jws is not None:
+        decoded = jwt.PyJWS().decode_complete(jws, options={"verify_signature": False})
         payload: dict[str, Any] = json.loads(decoded["payload"])
-        return payload
-    return read_manifest_json(folder)
+    elif readable is not None:
+        payload = json.loads(readable)
+    else:
+        return None
+    return ManifestFiles(payload, jws, readable)
+
+
+def signed_manifest(folder: Path) -> dict[str, Any] | None:
+    files = read_manifest_files(folder)
+    return None if files is None else files.payload
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
 
 
 def read_receipts(folder: Path) -> dict[tuple[str, str], dict[str, Any]]:
@@ -222,9 +248,10 @@ class Spooler:
                 self._cond.notify_all()
 
     def _items(
-        self, folder: Path, manifest: dict[str, Any], done: dict[tuple[str, str], Any]
+        self, folder: Path, files: ManifestFiles, done: dict[tuple[str, str], Any]
     ) -> list[_Item]:
         items: list[_Item] = []
+        manifest = files.payload
         kept = manifest.get("originals", []) + manifest.get("derivatives", [])
         for seg in manifest.get("segments", []) + manifest.get("torn_parts", []) + kept:
             if (seg["name"], seg["sha256"]) in done:
@@ -235,10 +262,11 @@ class Spooler:
             with (folder / name).open("rb") as f:
                 data = f.read(int(info["bytes"]))
             items.append(_Item(name, data, info["sha256"]))
-        for name in (JWKS_FILE, MANIFEST_JWS, MANIFEST_JSON):
-            path = folder / name
-            if path.exists():
-                data = path.read_bytes()
+        keys = _read(folder / JWKS_FILE)
+        # manifest.json is the readable copy: uploaded only when it says what the signed one says.
+        readable = files.json if files.json and json.loads(files.json) == manifest else None
+        for name, data in ((JWKS_FILE, keys), (MANIFEST_JWS, files.jws), (MANIFEST_JSON, readable)):
+            if data is not None:
                 items.append(_Item(name, data, hashlib.sha256(data).hexdigest()))
         return items
 
@@ -302,19 +330,17 @@ class Spooler:
 
     def sync(self, folder: Path) -> int:
         """Upload what this folder's manifest lists and the store lacks; returns the count."""
-        manifest = signed_manifest(folder)
-        if manifest is None:
+        files = read_manifest_files(folder)
+        if files is None:
             return 0
-        json_copy = read_manifest_json(folder)
+        manifest = files.payload
         receipts = read_receipts(folder)
         lock = self._lock(folder, manifest)
         locked_at = time.monotonic()
         prefix = self._prefix(folder, manifest, lock)
         todo = [
-            i for i in self._items(folder, manifest, receipts) if (i.name, i.sha256) not in receipts
+            i for i in self._items(folder, files, receipts) if (i.name, i.sha256) not in receipts
         ]
-        # manifest.json is the readable copy: only upload it when it matches the signed one.
-        todo = [i for i in todo if i.name != MANIFEST_JSON or json_copy == manifest]
         with self._cond:
             self._pending[folder] = (len(todo), sum(len(i.data) for i in todo))
         uploaded: list[Receipt] = []

@@ -1,15 +1,18 @@
-"""The spool's backlog as metrics and the console see it."""
+"""The spool's backlog as metrics and the console see it, and the moment it says a bundle is
+in the store."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from recorder.manifest import MANIFEST_JSON
+from recorder.bundle import Bundle
+from recorder.manifest import MANIFEST_JSON, MANIFEST_JWS, Signer
 from recorder.spool import Spooler
-from recorder.store import LocalFolderStore, Receipt, StoreError
+from recorder.store import LocalFolderStore, ObjectLock, Receipt, StoreError
 
 
 class _DeadStore(LocalFolderStore):
@@ -49,3 +52,27 @@ def test_a_session_being_tried_is_still_counted_as_backlog(tmp_path: Path) -> No
     assert during["oldest_pending_s"] >= 0.0
     after = spool.stats()
     assert after["failures"] >= 1 and after["queued_sessions"] == 1
+
+
+def test_a_bundle_closed_while_its_open_manifest_is_uploaded_is_announced_once(
+    tmp_path: Path, signer: Signer
+) -> None:
+    """The recorder re-signs the manifest whenever it likes. A sync that read the open
+    manifest, then uploaded the closed one (signed in between), said nothing, and every later
+    sync found it uploaded: the bundle was never announced (CI: no bundle_ready webhook)."""
+    bundle = Bundle(tmp_path / "ev" / "sess-2", signer)
+    bundle.write_manifest("open")
+    closes = iter([lambda: bundle.write_manifest("closed")])
+
+    def lock_for(session_id: str, started_at: datetime) -> ObjectLock:
+        # Asked between reading the manifest and reading what to upload: the call ends here.
+        next(closes, lambda: None)()
+        return ObjectLock(datetime.now(UTC) + timedelta(days=1))
+
+    stored: list[tuple[str, str]] = []
+    spool = Spooler(LocalFolderStore(tmp_path / "store"), lock_for=lock_for)
+    spool.on_stored = lambda session_id, sha256: stored.append((session_id, sha256))
+    spool.sync(bundle.folder)
+    spool.sync(bundle.folder)  # the enqueue that follows the close
+    sealed = hashlib.sha256((bundle.folder / MANIFEST_JWS).read_bytes()).hexdigest()
+    assert stored == [("sess-2", sealed)]
