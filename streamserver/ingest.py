@@ -5,9 +5,10 @@ in a JitterBuffer, hands them to a decoder thread through a queue, and the threa
 frames to its track. We swap the buffer for one that releases frames without waiting for the
 next one (reassembly.py), and the queue for a FrameSink that wraps each frame in an
 EncodedFrame right there on the event loop, so the decoder thread (still started by aiortc)
-has nothing to do and exits: no thread hop per frame. These are private internals of
-aiortc 1.16.0, pinned in pyproject and covered by tests/streamserver/test_ingest.py; the
-pieces here are put in place by streamserver.patches.install() (patches/receiver.py).
+has nothing to do and exits: no thread hop per frame. The relay takes the frames from the
+sink in the same callback (push_to): no queue and no task switch either. These are private
+internals of aiortc 1.16.0, pinned in pyproject and covered by tests/streamserver/test_ingest.py;
+the pieces here are put in place by streamserver.patches.install() (patches/receiver.py).
 """
 
 from __future__ import annotations
@@ -56,21 +57,25 @@ def to_encoded_frame(codec: Any, data: bytes, timestamp: int) -> EncodedFrame | 
     )
 
 
+FrameConsumer = Callable[[EncodedFrame | None], None]
+_CONSUMER = "_scenelink_consumer"  # on a receiver's track: where its frames go instead
+
+
 class FrameSink:
     """Takes the receiver's place of its decoder queue: frames go straight to the track.
 
     aiortc calls ``put((codec, frame))`` on the event loop for each reassembled frame and
-    ``put(None)`` when the receiver stops; both land on the track's queue at once. At the stop,
-    frames the receiver's buffer still holds behind a gap go first: no packet will come to
-    release them, and they are evidence.
+    ``put(None)`` when the receiver stops; both land on the track's queue at once, or go to
+    the track's consumer (``push_to``). At the stop, frames the receiver's buffer still holds
+    behind a gap go first: no packet will come to release them, and they are evidence.
     """
 
     def __init__(
         self,
-        output: asyncio.Queue[EncodedFrame | None],
+        track: rtcrtpreceiver.RemoteStreamTrack,
         receiver: rtcrtpreceiver.RTCRtpReceiver | None = None,
     ) -> None:
-        self._output = output
+        self._track = track
         self._receiver = receiver
 
     def put(self, item: tuple[Any, Any] | None) -> None:
@@ -78,7 +83,7 @@ class FrameSink:
             if self._receiver is not None:
                 self._flush(self._receiver)
                 self._receiver = None
-            self._output.put_nowait(None)
+            self._out(None)
             return
         codec, jitter_frame = item
         for data, timestamp in frame_parts(jitter_frame):
@@ -86,7 +91,14 @@ class FrameSink:
             if frame is None:
                 logger.warning("ingest: dropping frame of unsupported codec %s", codec.mimeType)
                 return
-            self._output.put_nowait(frame)
+            self._out(frame)
+
+    def _out(self, frame: EncodedFrame | None) -> None:
+        consumer: FrameConsumer | None = getattr(self._track, _CONSUMER, None)
+        if consumer is None:
+            self._track._queue.put_nowait(frame)
+        else:
+            consumer(frame)
 
     def _flush(self, receiver: rtcrtpreceiver.RTCRtpReceiver) -> None:
         """What aiortc's buffer holds, then what the receiver's C assemblers hold."""
@@ -107,7 +119,20 @@ def give_frame_sink(receiver: rtcrtpreceiver.RTCRtpReceiver) -> None:
     """Put a FrameSink in place of the receiver's decoder queue, before its receive() starts."""
     track = receiver._track
     if track is not None and not isinstance(getattr(receiver, _DECODER_QUEUE), FrameSink):
-        setattr(receiver, _DECODER_QUEUE, FrameSink(track._queue, receiver))
+        setattr(receiver, _DECODER_QUEUE, FrameSink(track, receiver))
+
+
+def push_to(track: rtcrtpreceiver.RemoteStreamTrack, consumer: FrameConsumer | None) -> None:
+    """Have a receiver's track give each frame to ``consumer`` as its FrameSink makes it, in
+    the packet's own callback: no queue, no task switch per frame (frames its queue already
+    holds go first, now). None puts the track's queue back in the way."""
+    if consumer is None:
+        track.__dict__.pop(_CONSUMER, None)
+        return
+    queued = track._queue
+    while not queued.empty():
+        consumer(queued.get_nowait())
+    setattr(track, _CONSUMER, consumer)
 
 
 def ask_publisher_for_keyframe(sender: rtcrtpsender.RTCRtpSender) -> None:

@@ -16,8 +16,9 @@ from collections import deque
 from collections.abc import Callable
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpreceiver import RemoteStreamTrack
 
-from . import patches
+from . import ingest, patches
 from .frames import EncodedFrame, MediaKind
 from .ingest import SenderReport
 from .packetize import Packetized, PacketizedCache
@@ -196,7 +197,12 @@ class TrackRelay:
         self.queue_size = queue_size
         self._keyframe_min_interval = keyframe_min_interval
         self._subs: list[Subscription] = []
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[None] | None = None  # reads a source track with recv()
+        # A receiver's track gives its frames in the packet callback (ingest.push_to): the
+        # track, and the start that waits its turn as the reading task would.
+        self._pushing: RemoteStreamTrack | None = None
+        self._push_start: asyncio.Handle | None = None
+        self._push_ended = asyncio.Event()
         self._request_source_keyframe: Callable[[], object] | None = None
         self._last_request = float("-inf")
         self._offset = 0
@@ -258,8 +264,7 @@ class TrackRelay:
         """Start forwarding from ``track`` (replacing any previous source: a reconnect)."""
         if self._stopped:
             raise RuntimeError("relay stopped")
-        if self._task is not None:
-            self._task.cancel()
+        self._leave_source()
         self.sources += 1
         self._request_source_keyframe = request_keyframe
         self._new_source = self._last_pts is not None
@@ -268,7 +273,32 @@ class TrackRelay:
                 sub._restart()
         self._last_request = float("-inf")
         self._report = None  # the new connection's RTP clock starts afresh
-        self._task = asyncio.ensure_future(self._run(track))
+        if isinstance(track, RemoteStreamTrack):  # a receiver's: a FrameSink feeds it (patches)
+            # On the next turn of the loop, as a reading task would start: the caller's
+            # subscribers (the recorder) are in place by then.
+            self._pushing = track
+            self._push_ended.clear()
+            self._push_start = asyncio.get_running_loop().call_soon(self._start_push, track)
+        else:
+            self._task = asyncio.ensure_future(self._run(track))
+
+    def _start_push(self, track: RemoteStreamTrack) -> None:
+        self._push_start = None
+        self.source_live = True
+        ingest.push_to(track, self._push)
+
+    def _leave_source(self) -> None:
+        """Stop taking frames from the current source (a reconnect replaces it, or the stop)."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        if self._push_start is not None:
+            self._push_start.cancel()
+            self._push_start = None
+        if self._pushing is not None:
+            ingest.push_to(self._pushing, None)
+            self._pushing = None
+        self.source_live = False
 
     def subscribe(self, maxsize: int | None = None, batch_window: float = 0.0) -> Subscription:
         """A new consumer; video consumers start at the next keyframe, which is requested."""
@@ -325,6 +355,14 @@ class TrackRelay:
         that is still live is cut off after DRAIN_S.
         """
         self._stopped = True
+        if self._push_start is not None and self._pushing is not None:
+            self._push_start.cancel()
+            self._start_push(self._pushing)  # what the source's queue holds goes now
+        if self._pushing is not None and self.source_live:
+            try:
+                await asyncio.wait_for(self._push_ended.wait(), DRAIN_S)
+            except TimeoutError:
+                pass
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), DRAIN_S)
@@ -335,9 +373,9 @@ class TrackRelay:
                 except asyncio.CancelledError:
                     pass
             self._task = None
+        self._leave_source()
         for sub in list(self._subs):
             sub._end()
-        self.source_live = False
 
     def _unsubscribe(self, sub: Subscription) -> None:
         if sub in self._subs:
@@ -363,6 +401,17 @@ class TrackRelay:
                 self._dispatch(frame)
         finally:
             self.source_live = False
+
+    def _push(self, frame: EncodedFrame | None) -> None:
+        """A frame from the pushing source, in its packet's callback; None: the source ended."""
+        if frame is None:
+            self.source_live = False
+            self._push_ended.set()
+            return
+        try:
+            self._dispatch(frame)
+        except Exception:  # never into the packet path: the next frame is dispatched again
+            logger.exception("relay: a frame could not be dispatched")
 
     def _dispatch(self, frame: EncodedFrame) -> None:
         if frame.keyframe and frame.kind == "video":

@@ -57,6 +57,7 @@ def start_server(tmp_path: Path, **env: str) -> Iterator[RunningServer]:
             "SCENELINK_OPERATORS": json.dumps(OPERATORS),
             "SCENELINK_FORCE_NAME": "Test Constabulary",
             "SCENELINK_WORKERS": "1",  # one process, also with Redis (a test's pid is its server)
+            "SCENELINK_DRAIN_S": "1",  # a test that ends with sessions live stops in seconds
         }
         | env
     )

@@ -78,8 +78,9 @@ def test_install_is_idempotent() -> None:
 
 
 async def test_frame_sink_delivers_batches_in_order_then_the_end() -> None:
-    output: asyncio.Queue[EncodedFrame | None] = asyncio.Queue()
-    sink = ingest.FrameSink(output)
+    track = rtcrtpreceiver.RemoteStreamTrack(kind="video")
+    output = track._queue
+    sink = ingest.FrameSink(track)
     codec = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
     key = b"\x10\x02\x00\x9d\x01\x2a\x80\x02\x68\x01"  # a VP8 keyframe's header
     batch = FrameBatch([JitterFrame(key, 0xFFFFF448), JitterFrame(b"\x11d", 0)])
@@ -110,8 +111,9 @@ async def test_frame_sink_flushes_what_a_gap_held_back_when_the_stream_ends() ->
     codec = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
     buffer = CompletingJitterBuffer(capacity=512, is_video=True)
     receiver = StoppingReceiver(buffer, codec)
-    output: asyncio.Queue[EncodedFrame | None] = asyncio.Queue()
-    sink = ingest.FrameSink(output, receiver)  # type: ignore[arg-type]
+    track = rtcrtpreceiver.RemoteStreamTrack(kind="video")
+    output = track._queue
+    sink = ingest.FrameSink(track, receiver)  # type: ignore[arg-type]
 
     def packet(seq: int, timestamp: int, data: bytes, marker: bool = False) -> RtpPacket:
         p = RtpPacket(payload_type=96, sequence_number=seq, timestamp=timestamp, marker=marker)

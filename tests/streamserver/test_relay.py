@@ -7,9 +7,13 @@ import dataclasses
 import time
 
 import pytest
+from aiortc import RTCRtpCodecParameters
+from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpreceiver import RemoteStreamTrack
 
 from streamserver.frames import EncodedFrame
+from streamserver.ingest import FrameSink
 from streamserver.relay import DRAIN_S, TrackRelay
 
 
@@ -242,3 +246,58 @@ async def test_stop_cuts_off_a_source_that_is_still_live() -> None:
     viewer = relay.subscribe()
     await asyncio.wait_for(relay.stop(), DRAIN_S + 1)
     assert await viewer.get() is None
+
+
+VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
+VP8_KEY = b"\x10\x02\x00\x9d\x01\x2a\x80\x02\x68\x01"  # a VP8 keyframe's header
+
+
+def received(i: int, key: bool = False) -> tuple[RTCRtpCodecParameters, JitterFrame]:
+    """What a receiver hands its FrameSink: frame ``i`` of a VP8 stream."""
+    return VP8, JitterFrame(VP8_KEY if key else bytes([0x11, i]), i * 3000)
+
+
+async def test_a_receivers_track_hands_each_frame_on_in_its_packets_callback() -> None:
+    """A caller's track is not read by a task: the frame its last packet completed reaches
+    the subscribers in that packet's own callback (no queue, no task switch per frame)."""
+    relay = TrackRelay("video", queue_size=50, keyframe_min_interval=0.0)
+    track = RemoteStreamTrack(kind="video")
+    sink = FrameSink(track)
+    sink.put(received(0, key=True))  # before the relay takes the track: it waits
+    relay.set_source(track)
+    recorder = relay.subscribe(batch_window=3600.0)  # in the same step, as the session does
+    await asyncio.sleep(0)
+    assert recorder.depth == 1  # the waiting frame went first
+    sink.put(received(1))
+    assert recorder.depth == 2  # no await between: handed on in the same call
+
+    again = RemoteStreamTrack(kind="video")  # the caller reconnects
+    again_sink = FrameSink(again)
+    relay.set_source(again)
+    sink.put(received(2))  # the old connection's last frame: no longer this relay's
+    await asyncio.sleep(0)
+    again_sink.put(received(0, key=True))
+    again_sink.put(received(1))
+    again_sink.put(None)  # the new connection closes
+    assert not relay.source_live
+    await asyncio.wait_for(relay.stop(), DRAIN_S / 2)  # ended: nothing to wait for
+    got = [await recorder.get() for _ in range(5)]
+    assert got[4] is None
+    frames = [f for f in got[:4] if f is not None]
+    assert [f.data for f in frames] == [VP8_KEY, b"\x11\x01", VP8_KEY, b"\x11\x01"]
+    assert [f.seq for f in frames] == [1, 2, 3, 4]
+    assert frames[1].pts < frames[2].pts < frames[3].pts  # on across the reconnect
+
+
+async def test_a_pushing_source_stopped_at_once_gives_what_it_holds_then_the_end() -> None:
+    relay = TrackRelay("video", queue_size=50)
+    track = RemoteStreamTrack(kind="video")
+    sink = FrameSink(track)
+    recorder = relay.subscribe(batch_window=3600.0)
+    relay.set_source(track)
+    for i in range(3):
+        sink.put(received(i, key=i == 0))
+    await asyncio.wait_for(relay.stop(), DRAIN_S + 1)  # still live: cut off after DRAIN_S
+    sink.put(received(3))  # after the stop: not forwarded
+    got = [await recorder.get() for _ in range(4)]
+    assert [f.pts if f else None for f in got] == [0, 3000, 6000, None]
