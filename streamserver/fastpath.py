@@ -32,10 +32,10 @@ from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtpPacket, is_rtcp
 
-from . import nativeingest, nativesrtp
+from . import native, nativeingest, nativesrtp
 
 if TYPE_CHECKING:
-    from .native import RtpFields
+    from .native import Assembled, Demux, RtpFields
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +136,35 @@ class SrtpFastPath:
         self.native = nativesrtp.receiver_of(dtls)
         # SSRC -> its C route, or None for a stream that stays on aiortc's path.
         self.routes: dict[int, nativeingest.Route | None] = {}
+        # The connection's sockets whose datagrams are sorted in C (sort_in_c), with their Demux.
+        self.demuxes: list[tuple[ice.StunProtocol, Demux]] = []
+
+    def sort_in_c(self, connection: ice.Connection) -> None:
+        """With the C extension, each of the connection's sockets sorts its datagrams in C: a
+        Demux stands in its protocol's datagram_received, and a routed stream's packet then
+        costs no Python frame at all (the rest goes on to aioice's path, as patched)."""
+        if self.native is None or native.NATIVE is None:
+            return
+        for protocol in connection._protocols:
+            aioices = protocol.datagram_received  # the class's, bound: what the Demux falls to
+            demux = native.NATIVE.Demux(self.native, self.answered, aioices)
+            protocol.datagram_received = demux  # type: ignore[method-assign]
+            self.demuxes.append((protocol, demux))
+
+    def release(self) -> None:
+        """The fast path goes off: the sockets' Demuxes go, their counts join the transport's."""
+        self.fold_counts()
+        for protocol, _ in self.demuxes:
+            vars(protocol).pop("datagram_received", None)
+        self.demuxes.clear()
+
+    def fold_counts(self) -> None:
+        """Add what the Demuxes took to the transport's counters (aiortc's stats read them)."""
+        dtls = self.dtls
+        for _, demux in self.demuxes:
+            packets, octets = demux.take_counts()
+            dtls._RTCDtlsTransport__rx_packets += packets  # type: ignore[attr-defined]
+            dtls._RTCDtlsTransport__rx_bytes += octets  # type: ignore[attr-defined]
 
     def __call__(self, data: bytes) -> None:
         dtls = self.dtls
@@ -143,7 +172,6 @@ class SrtpFastPath:
             return
         dtls._RTCDtlsTransport__rx_bytes += len(data)  # type: ignore[attr-defined]
         dtls._RTCDtlsTransport__rx_packets += 1  # type: ignore[attr-defined]
-        arrival_time_ms = clock.current_ms()
         native = self.native
         try:
             if is_rtcp(data):
@@ -152,33 +180,46 @@ class SrtpFastPath:
                 if rtcp is not None:
                     self.runner.run(dtls._handle_rtcp_data(rtcp))
                 return
-            extensions_map = dtls._rtp_header_extensions_map
-            if native is None:
-                packet = RtpPacket.parse(dtls._rx_srtp.unprotect(data), extensions_map)
-            else:
+            if native is not None:
                 answer = native.receive(data)
-                if answer is None:  # dropped, or taken by its stream's assembler in C
-                    return
-                if len(answer) == 4:  # (SSRC, ...): its assembler has work for Python
-                    route = self.routes[answer[0]]
-                    if isinstance(route, nativeingest.StreamRoute):
-                        route.act(answer, arrival_time_ms)
-                    return
-                fields = answer
-                route = self.routes.get(fields[4])
-                if route is not None:
-                    if route.take(fields, arrival_time_ms):
-                        return
-                    del self.routes[fields[4]]  # it changed codec: routed afresh below
-                packet = nativesrtp.to_packet(fields, extensions_map)
-                if packet.ssrc not in self.routes and self._route(packet, fields, arrival_time_ms):
-                    return
+                if answer is not None:  # else dropped, or taken by its stream's assembler
+                    self.answered(answer)
+                return
+            packet = RtpPacket.parse(dtls._rx_srtp.unprotect(data), dtls._rtp_header_extensions_map)
             receiver = dtls._rtp_router.route_rtp(packet)
-        except (pylibsrtp.Error, ValueError, struct.error) as exc:
-            logger.debug("fastpath: SRTP packet dropped: %s", exc)
+        except Exception as exc:
+            _dropped(exc)
             return
-        except Exception:
-            logger.exception("fastpath: SRTP packet dropped")
+        if receiver is not None:
+            arrival_time_ms = clock.current_ms()
+            self.runner.run(receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_time_ms))
+
+    def answered(self, answer: RtpFields | Assembled | BaseException) -> None:
+        """What the C receiver left to Python for one SRTP packet, from here or straight from
+        the socket (its Demux): work for its stream's route, or the fields of a packet of a
+        stream not routed (yet), or the exception that dropped it."""
+        if isinstance(answer, BaseException):
+            _dropped(answer)
+            return
+        arrival_time_ms = clock.current_ms()
+        try:
+            if len(answer) == 4:  # (SSRC, ...): its assembler has work for Python
+                route = self.routes[answer[0]]
+                if isinstance(route, nativeingest.StreamRoute):
+                    route.act(answer, arrival_time_ms)
+                return
+            fields = answer
+            route = self.routes.get(fields[4])
+            if route is not None:
+                if route.take(fields, arrival_time_ms):
+                    return
+                del self.routes[fields[4]]  # it changed codec: routed afresh below
+            packet = nativesrtp.to_packet(fields, self.dtls._rtp_header_extensions_map)
+            if packet.ssrc not in self.routes and self._route(packet, fields, arrival_time_ms):
+                return
+            receiver = self.dtls._rtp_router.route_rtp(packet)
+        except Exception as exc:
+            _dropped(exc)
             return
         if receiver is not None:
             self.runner.run(receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_time_ms))
@@ -207,6 +248,14 @@ class SrtpFastPath:
         return True
 
 
+def _dropped(exc: BaseException) -> None:
+    """A packet that failed is dropped: quietly when it was not good SRTP, loudly for a bug."""
+    if isinstance(exc, (pylibsrtp.Error, ValueError, struct.error)):
+        logger.debug("fastpath: SRTP packet dropped: %s", exc)
+    else:
+        logger.error("fastpath: SRTP packet dropped", exc_info=exc)
+
+
 def take(connection: ice.Connection, data: bytes) -> bool:
     """Hand an SRTP/SRTCP datagram to the connection's fast path; False when it has none (or
     the datagram is not SRTP) and aioice's own path must take it."""
@@ -230,14 +279,19 @@ def on_state(dtls: RTCDtlsTransport, state: State) -> None:
     if state is State.CONNECTED and dtls._rx_srtp is not None:
         asyncio.get_running_loop().call_soon(_activate, dtls, connection)
     elif current is not None and current.dtls is dtls:
+        current.release()
         setattr(connection, FAST_PATH_ATTR, None)
 
 
 def _activate(dtls: RTCDtlsTransport, connection: ice.Connection) -> None:
     if dtls._state is State.CONNECTED:
+        current: SrtpFastPath | None = getattr(connection, FAST_PATH_ATTR)
+        if current is not None:
+            current.release()
         fast_path = SrtpFastPath(dtls)
         setattr(connection, FAST_PATH_ATTR, fast_path)
         _hand_over_queued(connection, fast_path)
+        fast_path.sort_in_c(connection)
 
 
 def _hand_over_queued(connection: ice.Connection, fast_path: SrtpFastPath) -> None:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # the extension's types, from its stub (_native.pyi)
     from ._native import Assembled as Assembled
     from ._native import AssembledFrame as AssembledFrame
     from ._native import Assembler as Assembler
+    from ._native import Demux as Demux
     from ._native import RtpFields as RtpFields
     from ._native import SrtpReceiver as SrtpReceiver
     from ._native import SrtpSender as SrtpSender

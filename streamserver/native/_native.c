@@ -439,6 +439,141 @@ static PyTypeObject SrtpReceiverType = {
     .tp_members = SrtpReceiver_members,
 };
 
+/* A socket's datagrams, sorted before any Python runs (issue 17): SRTP media goes to the
+ * transport's SrtpReceiver here, and Python is called only for what receive() leaves to it
+ * (``answered``) or for any other datagram (``fallback``: STUN, DTLS, SRTCP). It stands in
+ * the place of a datagram protocol's datagram_received(data, addr), so a media packet of a
+ * routed stream costs no Python frame at all. */
+typedef struct {
+    PyObject_HEAD
+    SrtpReceiver *receiver; /* owned */
+    PyObject *answered;     /* owned: answered(answer) for receive()'s non-None answers */
+    PyObject *fallback;     /* owned: fallback(data, addr) for every other datagram */
+    unsigned long long packets, octets; /* SRTP datagrams taken here (take_counts) */
+} Demux;
+
+static int Demux_init(Demux *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"receiver", "answered", "fallback", NULL};
+    PyObject *receiver, *answered, *fallback;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OO", kwlist, &SrtpReceiverType, &receiver,
+                                     &answered, &fallback))
+        return -1;
+    if (!PyCallable_Check(answered) || !PyCallable_Check(fallback)) {
+        PyErr_SetString(PyExc_TypeError, "answered and fallback must be callable");
+        return -1;
+    }
+    Py_XSETREF(self->receiver, (SrtpReceiver *)Py_NewRef(receiver));
+    Py_XSETREF(self->answered, Py_NewRef(answered));
+    Py_XSETREF(self->fallback, Py_NewRef(fallback));
+    return 0;
+}
+
+/* It holds its protocol's bound method, and the protocol holds it: a cycle the collector
+ * must be able to break. */
+static int Demux_traverse(Demux *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->receiver);
+    Py_VISIT(self->answered);
+    Py_VISIT(self->fallback);
+    return 0;
+}
+
+static int Demux_clear(Demux *self)
+{
+    Py_CLEAR(self->receiver);
+    Py_CLEAR(self->answered);
+    Py_CLEAR(self->fallback);
+    return 0;
+}
+
+static void Demux_dealloc(Demux *self)
+{
+    PyObject_GC_UnTrack(self);
+    Demux_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* SRTP (RFC 7983: first byte 128-191) that is not SRTCP (aiortc's is_rtcp: second byte
+ * 192-208). */
+static int is_srtp_media(PyObject *data)
+{
+    const unsigned char *p;
+
+    if (!PyBytes_CheckExact(data) || PyBytes_GET_SIZE(data) < 2)
+        return 0;
+    p = (const unsigned char *)PyBytes_AS_STRING(data);
+    return p[0] > 127 && p[0] < 192 && !(p[1] >= 192 && p[1] <= 208);
+}
+
+static PyObject *Demux_call(Demux *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *data, *answer, *result;
+
+    if (self->receiver == NULL || self->answered == NULL || self->fallback == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Demux not initialised");
+        return NULL;
+    }
+    if (kwds != NULL || PyTuple_GET_SIZE(args) != 2)
+        return PyObject_Call(self->fallback, args, kwds);
+    data = PyTuple_GET_ITEM(args, 0);
+    if (!is_srtp_media(data))
+        return PyObject_Call(self->fallback, args, NULL);
+    self->packets++;
+    self->octets += (unsigned long long)PyBytes_GET_SIZE(data);
+    answer = SrtpReceiver_receive(self->receiver, data);
+    if (answer == NULL) { /* handed to Python, which logs it and drops the packet */
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        PyErr_NormalizeException(&type, &value, &traceback);
+        if (value == NULL)
+            value = Py_NewRef(Py_None);
+        else if (traceback != NULL)
+            PyException_SetTraceback(value, traceback);
+        Py_XDECREF(type);
+        Py_XDECREF(traceback);
+        answer = value;
+    }
+    if (answer == Py_None) {
+        Py_DECREF(answer);
+        Py_RETURN_NONE;
+    }
+    result = PyObject_CallOneArg(self->answered, answer);
+    Py_DECREF(answer);
+    return result;
+}
+
+static PyObject *Demux_take_counts(Demux *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *counts = Py_BuildValue("(KK)", self->packets, self->octets);
+
+    if (counts != NULL)
+        self->packets = self->octets = 0;
+    return counts;
+}
+
+static PyMethodDef Demux_methods[] = {
+    {"take_counts", (PyCFunction)Demux_take_counts, METH_NOARGS,
+     "(packets, octets) of SRTP taken here since the last call, for the transport's stats."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject DemuxType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "streamserver.native._native.Demux",
+    .tp_doc = PyDoc_STR("Demux(receiver, answered, fallback): a datagram_received(data, addr) "
+                        "that takes SRTP media in C."),
+    .tp_basicsize = sizeof(Demux),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Demux_init,
+    .tp_dealloc = (destructor)Demux_dealloc,
+    .tp_traverse = (traverseproc)Demux_traverse,
+    .tp_clear = (inquiry)Demux_clear,
+    .tp_call = (ternaryfunc)Demux_call,
+    .tp_methods = Demux_methods,
+};
+
 typedef struct {
     unsigned char *data; /* the plain packet as sent, or NULL */
     Py_ssize_t len, header;
@@ -960,7 +1095,7 @@ PyMODINIT_FUNC PyInit__native(void)
     PyObject *module;
 
     if (PyType_Ready(&SrtpReceiverType) < 0 || PyType_Ready(&SrtpSenderType) < 0 ||
-        PyType_Ready(&AssemblerType) < 0)
+        PyType_Ready(&AssemblerType) < 0 || PyType_Ready(&DemuxType) < 0)
         return NULL;
     module = PyModule_Create(&native_module);
     if (module == NULL)
@@ -968,6 +1103,7 @@ PyMODINIT_FUNC PyInit__native(void)
     if (PyModule_AddObjectRef(module, "SrtpReceiver", (PyObject *)&SrtpReceiverType) < 0 ||
         PyModule_AddObjectRef(module, "SrtpSender", (PyObject *)&SrtpSenderType) < 0 ||
         PyModule_AddObjectRef(module, "Assembler", (PyObject *)&AssemblerType) < 0 ||
+        PyModule_AddObjectRef(module, "Demux", (PyObject *)&DemuxType) < 0 ||
         PyModule_AddIntConstant(module, "MAX_DATAGRAM", MAX_DATAGRAM) < 0) {
         Py_DECREF(module);
         return NULL;

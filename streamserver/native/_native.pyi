@@ -1,5 +1,8 @@
 """Type stub for the C extension streamserver.native._native (streamserver/native/_native.c)."""
 
+from collections.abc import Callable
+from typing import Any
+
 MAX_DATAGRAM: int
 
 Assembled = tuple[
@@ -22,6 +25,16 @@ class SrtpReceiver:
     def unprotect_rtcp(self, data: bytes, /) -> bytes | None: ...
     def receive(self, data: bytes, /) -> RtpFields | Assembled | None: ...
     def route(self, ssrc: int, payload_type: int, assembler: Assembler | None, /) -> bool: ...
+
+class Demux:
+    def __init__(
+        self,
+        receiver: SrtpReceiver,
+        answered: Callable[[RtpFields | Assembled | BaseException], None],
+        fallback: Callable[[bytes | str, tuple[Any, ...]], None],
+    ) -> None: ...
+    def __call__(self, data: bytes | str, addr: tuple[Any, ...], /) -> None: ...
+    def take_counts(self) -> tuple[int, int]: ...
 
 class SrtpSender:
     packets: int

@@ -86,6 +86,7 @@ def install() -> None:
     ice.Connection.data_received = transport.data_received  # type: ignore[method-assign]
     RTCDtlsTransport._set_state = transport.set_state  # type: ignore[method-assign]
     RTCDtlsTransport._setup_srtp = transport.setup_srtp  # type: ignore[method-assign]
+    RTCDtlsTransport._get_stats = transport.get_stats  # type: ignore[method-assign]
     # ingest: complete frames out as EncodedFrame, no decoder; sender reports; PLI/FIR upstream
     rtcrtpreceiver.JitterBuffer = CompletingJitterBuffer  # type: ignore[attr-defined]
     # depayload: H.264 and VP8 payload headers stripped in C when the extension runs

@@ -10,6 +10,7 @@ from typing import Any
 
 import aioice.ice as ice
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
+from aiortc.stats import RTCStatsReport
 
 from .. import fastpath, nativesrtp
 
@@ -17,6 +18,7 @@ ORIGINAL_DATAGRAM_RECEIVED = ice.StunProtocol.datagram_received
 ORIGINAL_DATA_RECEIVED = ice.Connection.data_received
 ORIGINAL_SET_STATE = RTCDtlsTransport._set_state
 ORIGINAL_SETUP_SRTP = RTCDtlsTransport._setup_srtp
+ORIGINAL_GET_STATS = RTCDtlsTransport._get_stats
 
 
 def datagram_received(self: ice.StunProtocol, data: bytes | str, addr: tuple[Any, ...]) -> None:
@@ -47,3 +49,11 @@ def setup_srtp(self: RTCDtlsTransport) -> None:
     """aiortc's, then the C receiver keyed as aiortc's receive session (when the extension runs)."""
     ORIGINAL_SETUP_SRTP(self)
     nativesrtp.attach(self)
+
+
+def get_stats(self: RTCDtlsTransport) -> RTCStatsReport:
+    """aiortc's, with the packets the sockets' Demuxes took in C counted in (fastpath)."""
+    fast_path = fastpath.fast_path_of(self)
+    if fast_path is not None:
+        fast_path.fold_counts()
+    return ORIGINAL_GET_STATS(self)

@@ -181,12 +181,18 @@ async def test_real_loopback_goes_through_the_fast_path(
         fast = fastpath.fast_path_of(dtls)
         assert fast is not None and fast.runner.suspended == 0  # every handler ran inline
         assert through_reader == []  # every RTP packet took the fast path
-        assert dtls._RTCDtlsTransport__rx_packets > 20
+        [transport] = [s for s in dtls._get_stats().values() if s.type == "transport"]
+        assert transport.packetsReceived > 20  # counted, whichever way each packet went
         video = next(t.receiver for t in server.getTransceivers() if t.kind == "video")
         estimator = bandwidth.of(video)  # fed by packet groups, not every packet
-        assert estimator is not None and 0 < estimator.fed < dtls._RTCDtlsTransport__rx_packets
+        assert estimator is not None and 0 < estimator.fed < transport.packetsReceived
         if media_path == "native":  # unprotected, parsed and assembled into frames in C
             assert fast.native is not None and fast.native.packets > 20
+            # ... straight from the socket: a Demux sorts each datagram before any Python
+            assert fast.demuxes and all(
+                vars(protocol)["datagram_received"] is demux for protocol, demux in fast.demuxes
+            )
+            assert dtls._RTCDtlsTransport__rx_packets == transport.packetsReceived  # folded
             routes = [r for r in fast.routes.values() if isinstance(r, nativeingest.StreamRoute)]
             assert video in [r.receiver for r in routes if r.assembler.packets_received > 20]
         else:
@@ -199,8 +205,14 @@ async def test_real_loopback_goes_through_the_fast_path(
         connection = dtls.transport._connection
         for junk in (b"", b"\x80\x60" + bytes(40), b"\x80"):
             connection.data_received(junk, 1)
+            for protocol in connection._protocols:  # as the socket hands it: the Demux
+                protocol.datagram_received(junk, ("127.0.0.1", 9))
         if fast.native is not None:  # (the empty one is dropped before it)
-            assert (fast.native.malformed, fast.native.auth_failed) == (1, 1)
+            sockets = len(connection._protocols)
+            assert (fast.native.malformed, fast.native.auth_failed) == (1 + sockets, 1 + sockets)
         more = [await asyncio.wait_for(tracks["video"].recv(), 5) for _ in range(5)]
         assert [f.pts for f in more] == [frames[-1].pts + 3000 * (i + 1) for i in range(5)]
+        protocols = list(connection._protocols)
     assert fastpath.fast_path_of(dtls) is None
+    assert fast.demuxes == []  # closed: the sockets' own datagram_received is back
+    assert all("datagram_received" not in vars(protocol) for protocol in protocols)

@@ -32,17 +32,35 @@ class Lossy:
         self.seen = 0
         self.dropped = 0
         original = fastpath.SrtpFastPath.__call__
+        sort_in_c = fastpath.SrtpFastPath.sort_in_c
 
         def lossy(fast: fastpath.SrtpFastPath, data: bytes) -> None:
-            if self.ssrc is not None and int.from_bytes(data[8:12], "big") == self.ssrc:
-                if not 192 <= data[1] <= 223:  # RTP, not RTCP (RFC 5761)
-                    self.seen += 1
-                    if self.seen % DROP_EVERY == 0:
-                        self.dropped += 1
-                        return
-            original(fast, data)
+            if not self.drops(data):
+                original(fast, data)
+
+        def lossy_sockets(fast: fastpath.SrtpFastPath, connection: Any) -> None:
+            """On the C path the sockets' Demuxes take the packets: the loss goes before them."""
+            sort_in_c(fast, connection)
+            for protocol, demux in fast.demuxes:
+
+                def received(data: bytes | str, addr: Any, demux: Any = demux) -> None:
+                    if not (isinstance(data, bytes) and self.drops(data)):
+                        demux(data, addr)
+
+                protocol.datagram_received = received  # type: ignore[method-assign]
 
         monkeypatch.setattr(fastpath.SrtpFastPath, "__call__", lossy)
+        monkeypatch.setattr(fastpath.SrtpFastPath, "sort_in_c", lossy_sockets)
+
+    def drops(self, data: bytes) -> bool:
+        """Every DROP_EVERY-th RTP packet of the caller's video is lost."""
+        if self.ssrc is not None and int.from_bytes(data[8:12], "big") == self.ssrc:
+            if 127 < data[0] < 192 and not 192 <= data[1] <= 223:  # RTP, not RTCP (RFC 5761)
+                self.seen += 1
+                if self.seen % DROP_EVERY == 0:
+                    self.dropped += 1
+                    return True
+        return False
 
 
 async def lossy_call(clip: Clip, data: Path, lossy: Lossy) -> tuple[list[bytes], int]:
