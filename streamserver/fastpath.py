@@ -172,6 +172,7 @@ class SrtpFastPath:
             return
         dtls._RTCDtlsTransport__rx_bytes += len(data)  # type: ignore[attr-defined]
         dtls._RTCDtlsTransport__rx_packets += 1  # type: ignore[attr-defined]
+        arrival_time_ms = clock.current_ms()
         native = self.native
         try:
             if is_rtcp(data):
@@ -191,7 +192,6 @@ class SrtpFastPath:
             _dropped(exc)
             return
         if receiver is not None:
-            arrival_time_ms = clock.current_ms()
             self.runner.run(receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_time_ms))
 
     def answered(self, answer: RtpFields | Assembled | BaseException) -> None:

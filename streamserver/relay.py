@@ -355,6 +355,14 @@ class TrackRelay:
         that is still live is cut off after DRAIN_S.
         """
         self._stopped = True
+        try:
+            await self._drain_source()
+        finally:  # cancelled too: the subscribers (the recorder) still get their end
+            self._leave_source()
+            for sub in list(self._subs):
+                sub._end()
+
+    async def _drain_source(self) -> None:
         if self._push_start is not None and self._pushing is not None:
             self._push_start.cancel()
             self._start_push(self._pushing)  # what the source's queue holds goes now
@@ -373,9 +381,6 @@ class TrackRelay:
                 except asyncio.CancelledError:
                     pass
             self._task = None
-        self._leave_source()
-        for sub in list(self._subs):
-            sub._end()
 
     def _unsubscribe(self, sub: Subscription) -> None:
         if sub in self._subs:
@@ -407,6 +412,8 @@ class TrackRelay:
         if frame is None:
             self.source_live = False
             self._push_ended.set()
+            if self._pushing is not None:
+                self._pushing.stop()  # ended, as recv() would have left it
             return
         try:
             self._dispatch(frame)

@@ -509,22 +509,35 @@ static int is_srtp_media(PyObject *data)
 
 static PyObject *Demux_call(Demux *self, PyObject *args, PyObject *kwds)
 {
-    PyObject *data, *answer, *result;
+    PyObject *data, *answer, *result = NULL;
+    PyObject *receiver = (PyObject *)self->receiver, *answered = self->answered;
+    PyObject *fallback = self->fallback;
 
-    if (self->receiver == NULL || self->answered == NULL || self->fallback == NULL) {
+    if (receiver == NULL || answered == NULL || fallback == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Demux not initialised");
         return NULL;
     }
-    if (kwds != NULL || PyTuple_GET_SIZE(args) != 2)
-        return PyObject_Call(self->fallback, args, kwds);
+    /* Our own references for the call: Python code it runs may drop the Demux's. */
+    Py_INCREF(receiver);
+    Py_INCREF(answered);
+    Py_INCREF(fallback);
+    if (kwds != NULL || PyTuple_GET_SIZE(args) != 2) {
+        result = PyObject_Call(fallback, args, kwds);
+        goto done;
+    }
     data = PyTuple_GET_ITEM(args, 0);
-    if (!is_srtp_media(data))
-        return PyObject_Call(self->fallback, args, NULL);
+    if (!is_srtp_media(data)) {
+        result = PyObject_Call(fallback, args, NULL);
+        goto done;
+    }
     self->packets++;
     self->octets += (unsigned long long)PyBytes_GET_SIZE(data);
-    answer = SrtpReceiver_receive(self->receiver, data);
-    if (answer == NULL) { /* handed to Python, which logs it and drops the packet */
+    answer = SrtpReceiver_receive((SrtpReceiver *)receiver, data);
+    if (answer == NULL) {
+        /* An Exception drops the packet (Python logs it); anything else goes up. */
         PyObject *type, *value, *traceback;
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            goto done;
         PyErr_Fetch(&type, &value, &traceback);
         PyErr_NormalizeException(&type, &value, &traceback);
         if (value == NULL)
@@ -537,10 +550,15 @@ static PyObject *Demux_call(Demux *self, PyObject *args, PyObject *kwds)
     }
     if (answer == Py_None) {
         Py_DECREF(answer);
-        Py_RETURN_NONE;
+        result = Py_NewRef(Py_None);
+        goto done;
     }
-    result = PyObject_CallOneArg(self->answered, answer);
+    result = PyObject_CallOneArg(answered, answer);
     Py_DECREF(answer);
+done:
+    Py_DECREF(receiver);
+    Py_DECREF(answered);
+    Py_DECREF(fallback);
     return result;
 }
 

@@ -301,3 +301,23 @@ async def test_a_pushing_source_stopped_at_once_gives_what_it_holds_then_the_end
     sink.put(received(3))  # after the stop: not forwarded
     got = [await recorder.get() for _ in range(4)]
     assert [f.pts if f else None for f in got] == [0, 3000, 6000, None]
+
+
+async def test_a_stop_cancelled_while_it_waits_still_ends_the_subscribers() -> None:
+    """A session torn down in a hurry cancels the relay's stop during its DRAIN_S wait: the
+    recorder must still get its end, or its last part never closes."""
+    relay = TrackRelay("video", queue_size=50)
+    track = RemoteStreamTrack(kind="video")
+    sink = FrameSink(track)
+    recorder = relay.subscribe(batch_window=3600.0)
+    relay.set_source(track)
+    sink.put(received(0, key=True))
+    stopping = asyncio.ensure_future(relay.stop())
+    await asyncio.sleep(DRAIN_S / 4)  # waiting for the live source to end
+    stopping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stopping
+    got = [await asyncio.wait_for(recorder.get(), 1) for _ in range(2)]
+    assert [f.pts if f else None for f in got] == [0, None]
+    sink.put(received(1))  # the track no longer feeds the relay
+    assert recorder.depth == 0
