@@ -273,7 +273,7 @@ class TrackRelay:
                 sub._restart()
         self._last_request = float("-inf")
         self._report = None  # the new connection's RTP clock starts afresh
-        if isinstance(track, RemoteStreamTrack):  # a receiver's: a FrameSink feeds it (patches)
+        if isinstance(track, RemoteStreamTrack) and patches.installed():  # a FrameSink feeds it
             # On the next turn of the loop, as a reading task would start: the caller's
             # subscribers (the recorder) are in place by then.
             self._pushing = track

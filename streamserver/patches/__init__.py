@@ -62,6 +62,11 @@ def check_versions() -> None:
         )
 
 
+def installed() -> bool:
+    """Whether ``install()`` has run: every receiver's track is then fed by a FrameSink."""
+    return rtcrtpreceiver.RTCRtpReceiver.receive is receiver.receive
+
+
 def install() -> None:
     """Patch aiortc and aioice for the forwarding media plane (idempotent).
 
@@ -97,4 +102,4 @@ def install() -> None:
     rtcrtpreceiver.RTCRtpReceiver._handle_rtcp_packet = receiver.handle_rtcp_packet  # type: ignore[method-assign]
 
 
-__all__ = ["PINNED", "UnsupportedVersionError", "check_versions", "install"]
+__all__ = ["PINNED", "UnsupportedVersionError", "check_versions", "install", "installed"]

@@ -12,6 +12,7 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpreceiver import RemoteStreamTrack
 
+from streamserver import patches
 from streamserver.frames import EncodedFrame
 from streamserver.ingest import FrameSink
 from streamserver.relay import DRAIN_S, TrackRelay
@@ -252,12 +253,18 @@ VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=9
 VP8_KEY = b"\x10\x02\x00\x9d\x01\x2a\x80\x02\x68\x01"  # a VP8 keyframe's header
 
 
+@pytest.fixture
+def patched() -> None:
+    """A receiver's track is pushed only with the patches in (its FrameSink feeds it)."""
+    patches.install()
+
+
 def received(i: int, key: bool = False) -> tuple[RTCRtpCodecParameters, JitterFrame]:
     """What a receiver hands its FrameSink: frame ``i`` of a VP8 stream."""
     return VP8, JitterFrame(VP8_KEY if key else bytes([0x11, i]), i * 3000)
 
 
-async def test_a_receivers_track_hands_each_frame_on_in_its_packets_callback() -> None:
+async def test_a_receivers_track_hands_each_frame_on_in_its_packets_callback(patched: None) -> None:
     """A caller's track is not read by a task: the frame its last packet completed reaches
     the subscribers in that packet's own callback (no queue, no task switch per frame)."""
     relay = TrackRelay("video", queue_size=50, keyframe_min_interval=0.0)
@@ -289,7 +296,9 @@ async def test_a_receivers_track_hands_each_frame_on_in_its_packets_callback() -
     assert frames[1].pts < frames[2].pts < frames[3].pts  # on across the reconnect
 
 
-async def test_a_pushing_source_stopped_at_once_gives_what_it_holds_then_the_end() -> None:
+async def test_a_pushing_source_stopped_at_once_gives_what_it_holds_then_the_end(
+    patched: None,
+) -> None:
     relay = TrackRelay("video", queue_size=50)
     track = RemoteStreamTrack(kind="video")
     sink = FrameSink(track)
@@ -303,7 +312,7 @@ async def test_a_pushing_source_stopped_at_once_gives_what_it_holds_then_the_end
     assert [f.pts if f else None for f in got] == [0, 3000, 6000, None]
 
 
-async def test_a_stop_cancelled_while_it_waits_still_ends_the_subscribers() -> None:
+async def test_a_stop_cancelled_while_it_waits_still_ends_the_subscribers(patched: None) -> None:
     """A session torn down in a hurry cancels the relay's stop during its DRAIN_S wait: the
     recorder must still get its end, or its last part never closes."""
     relay = TrackRelay("video", queue_size=50)
