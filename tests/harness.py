@@ -23,6 +23,29 @@ def free_port() -> int:
         return port
 
 
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive free ports (a server that numbers its listeners
+    from a base). Chosen below the kernel's ephemeral range: ``free_port()``'s neighbour may
+    be any outgoing connection's local port, and a listener cannot take it until that ends."""
+    low = int(EPHEMERAL_RANGE.read_text().split()[0]) if EPHEMERAL_RANGE.exists() else 32768
+    for _ in range(200):
+        base = secrets.randbelow(low - 10_000 - count) + 10_000
+        socks = [socket.socket() for _ in range(count)]
+        try:
+            for offset, sock in enumerate(socks):
+                sock.bind(("127.0.0.1", base + offset))
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+        return base
+    raise RuntimeError(f"no {count} consecutive free ports below {low}")
+
+
 def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -19,7 +19,7 @@ import redis
 from bench.cluster import workers_of
 from signalling.cli.workers import first_run_operators, worker_environment
 from signalling.config import Settings
-from tests.harness import free_port, running
+from tests.harness import free_port, free_ports, running
 
 
 def registered(url: str) -> dict[str, Any]:
@@ -55,7 +55,7 @@ def test_a_supervisor_keeps_its_workers(tmp_path: Path, redis_url: str) -> None:
         "REDIS_URL": url,
         "SCENELINK_HOST": "127.0.0.1",
         "SCENELINK_PORT": str(port),
-        "SCENELINK_INTERNAL_PORT": str(free_port()),
+        "SCENELINK_INTERNAL_PORT": str(free_ports(2)),  # worker i listens on the base + i
         "SCENELINK_DATA_DIR": str(tmp_path / "data"),
         "SCENELINK_CLUSTER_LEASE_S": "2",
     }
