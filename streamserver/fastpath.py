@@ -172,7 +172,6 @@ class SrtpFastPath:
             return
         dtls._RTCDtlsTransport__rx_bytes += len(data)  # type: ignore[attr-defined]
         dtls._RTCDtlsTransport__rx_packets += 1  # type: ignore[attr-defined]
-        arrival_time_ms = clock.current_ms()
         native = self.native
         try:
             if is_rtcp(data):
@@ -186,6 +185,7 @@ class SrtpFastPath:
                 if answer is not None:  # else dropped, or taken by its stream's assembler
                     self.answered(answer)
                 return
+            arrival_time_ms = clock.current_ms()  # (C answers carry none: answered() reads it)
             packet = RtpPacket.parse(dtls._rx_srtp.unprotect(data), dtls._rtp_header_extensions_map)
             receiver = dtls._rtp_router.route_rtp(packet)
         except Exception as exc:
