@@ -29,7 +29,7 @@ import shutil
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -252,6 +252,11 @@ class SessionRecorder:
         merged: asyncio.Queue[EncodedFrame | None] = asyncio.Queue(BATCH_QUEUE)
         pumps = [asyncio.ensure_future(self._pump(sub, merged)) for sub in subs]
         ended = 0
+        # The batch being written. It is not awaited: a write that is done by the next batch
+        # (the usual case) costs the event loop no wake-up from the writer thread. The writer
+        # has one thread, so batches are written in order; a write still running when the
+        # next batch comes is waited for, so no more than one is ever queued behind another.
+        writing: Future[None] | None = None
         try:
             while ended < len(subs):
                 batch: list[EncodedFrame] = []
@@ -265,11 +270,15 @@ class SessionRecorder:
                         break
                     item = merged.get_nowait()
                 if batch:
-                    await loop.run_in_executor(self._executor, self._write, segmenter, batch)
+                    await _written(writing)
+                    writing = self._executor.submit(self._write, segmenter, batch)
         finally:
             for pump in pumps:
                 pump.cancel()
-            await loop.run_in_executor(self._executor, self._finish, segmenter)
+            try:
+                await _written(writing)
+            finally:
+                await loop.run_in_executor(self._executor, self._finish, segmenter)
 
     async def _pump(self, sub: Subscription, out: asyncio.Queue[EncodedFrame | None]) -> None:
         overruns = 0  # the subscription is the recorder's own, from its first frame
@@ -780,3 +789,13 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
+
+
+async def _written(writing: Future[None] | None) -> None:
+    """The batch before has been written, waiting only while it still is (checking its
+    state costs no wake-up, awaiting a future that is done would); its failure raises here."""
+    if writing is None:
+        return
+    if not writing.done():
+        await asyncio.wrap_future(writing)
+    writing.result()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -36,7 +37,11 @@ class Subscription:
 
     With a ``batch_window`` (seconds) a waiting consumer is woken at most that long after a
     frame arrives rather than for each frame, so that it takes frames in batches: for the
-    recorder, one hop to its writer thread per batch instead of one per frame.
+    recorder, one hop to its writer thread per batch instead of one per frame. The wake comes
+    at the next multiple of the window on the loop's clock, a grid every batched subscriber
+    shares: a caller's audio and video recorders, and every other caller's, are woken in the
+    same turn of the loop rather than each by its own timer (a wake of an idle process costs
+    more than the work it does: see the README's native section).
     """
 
     def __init__(self, relay: TrackRelay, maxsize: int, batch_window: float = 0.0) -> None:
@@ -104,7 +109,9 @@ class Subscription:
     def _wake_later(self) -> None:
         if self._flush is None and not self._wakeup.is_set():
             loop = asyncio.get_running_loop()
-            self._flush = loop.call_later(self.batch_window, self._wake)
+            window = self.batch_window
+            due = (math.floor(loop.time() / window) + 1) * window
+            self._flush = loop.call_at(due, self._wake)
 
     def _restart(self) -> None:
         """The source changed: a video decoder needs a fresh keyframe from the new stream."""

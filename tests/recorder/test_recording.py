@@ -7,6 +7,7 @@ import json
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import av
 import pytest
@@ -17,7 +18,7 @@ from recorder import SessionRecorder, media_duration
 from recorder.library import video_packets
 from streamserver.frames import EncodedFrame, is_keyframe, vp8_dimensions
 from streamserver.relay import TrackRelay
-from tests.recorder.feed import PacedTrack
+from tests.recorder.feed import PacedTrack, stream
 
 
 def nal_units(data: bytes) -> list[bytes]:
@@ -220,3 +221,29 @@ async def test_audio_before_the_first_keyframe_is_kept(
     first = audio_packets[0]
     assert first.pts is not None
     assert float(first.pts * first.time_base) < 0.05  # at its own time
+
+
+async def test_a_batch_written_before_the_next_costs_the_loop_no_wake_up(
+    clips: dict[str, Clip], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer thread does not call back into the event loop for each batch it writes (a
+    wake-up of an idle server costs more than the write): the recorder looks at the batch
+    before only when the next one comes, and waits only if it is still being written."""
+    loop = asyncio.get_running_loop()
+    calls = 0
+    original = loop.call_soon_threadsafe
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return original(*args, **kwargs)
+
+    rec = SessionRecorder(tmp_path / "s1")
+    await rec.flush()  # its folder is set up
+    monkeypatch.setattr(loop, "call_soon_threadsafe", counting)
+    await stream(rec, clips["H264"], 1.5)  # paced: each frame a batch of its own
+    monkeypatch.undo()
+    await rec.close()
+    assert rec.errors == []
+    assert rec.frames_recorded > 80
+    assert calls < rec.frames_recorded / 4, f"{calls} wake-ups for {rec.frames_recorded} frames"

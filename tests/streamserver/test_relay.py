@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import time
 
 import pytest
@@ -190,7 +191,7 @@ async def test_batched_subscriber_is_woken_once_per_window() -> None:
     relay = TrackRelay("audio", queue_size=50)
     src = QueueTrack("audio")
     relay.set_source(src)
-    slow = relay.subscribe(batch_window=3600.0)  # never elapses during the test
+    slow = relay.subscribe(batch_window=1e9)  # its next grid point is decades away
     waiting = asyncio.ensure_future(slow.get())
     await asyncio.sleep(0)  # it is waiting before anything arrives
     for i in range(3):
@@ -207,6 +208,35 @@ async def test_batched_subscriber_is_woken_once_per_window() -> None:
     got = await asyncio.wait_for(quick.get(), 5)
     assert got is not None and got.pts == 9000
     await relay.stop()
+
+
+async def test_batched_subscribers_are_woken_together_on_a_shared_grid() -> None:
+    """A caller's audio and video recorders are woken by timers due at the same instant, the
+    next multiple of their window, however far apart their batches began."""
+    window = 0.2
+    audio, video = TrackRelay("audio", queue_size=50), TrackRelay("video", queue_size=50)
+    audio_src, video_src = QueueTrack("audio"), QueueTrack("video")
+    audio.set_source(audio_src)
+    video.set_source(video_src)
+    subs = [audio.subscribe(batch_window=window), video.subscribe(batch_window=window)]
+    waiting = [asyncio.ensure_future(sub.get()) for sub in subs]
+    await asyncio.sleep(0)
+    loop = asyncio.get_running_loop()
+    now = loop.time()
+    await asyncio.sleep((math.floor(now / window) + 1) * window - now + 0.01)  # a grid point passed
+    started = loop.time()
+    audio_src.queue.put_nowait(dataclasses.replace(vframe(0, True), kind="audio"))
+    await settle(audio_src)
+    await asyncio.sleep(0.03)  # the video batch begins later
+    video_src.queue.put_nowait(vframe(0, True))
+    await settle(video_src)
+    due = [sub._flush.when() for sub in subs if sub._flush is not None]
+    assert len(due) == 2 and due[0] == due[1], "one instant for both"
+    assert started < due[0] <= started + window + 0.001
+    got = await asyncio.wait_for(asyncio.gather(*waiting), 5)
+    assert [f.kind for f in got if f is not None] == ["audio", "video"]
+    await audio.stop()
+    await video.stop()
 
 
 async def test_stopping_the_relay_delivers_what_is_queued_then_the_end() -> None:
