@@ -38,16 +38,20 @@ class Subscription:
     With a ``batch_window`` (seconds) a waiting consumer is woken at most that long after a
     frame arrives rather than for each frame, so that it takes frames in batches: for the
     recorder, one hop to its writer thread per batch instead of one per frame. The wake comes
-    at the next multiple of the window on the loop's clock, a grid every batched subscriber
-    shares: a caller's audio and video recorders, and every other caller's, are woken in the
-    same turn of the loop rather than each by its own timer (a wake of an idle process costs
-    more than the work it does: see the README's native section).
+    at the next point of a grid on the loop's clock, every ``batch_window`` from
+    ``batch_phase``: subscribers given the same phase (a caller's audio and video recorders)
+    are woken in the same turn of the loop rather than each by its own timer (a wake-up of an
+    idle process costs more than the work it does: see the README's native section), and
+    different phases (other callers') spread the writes out rather than start them together.
     """
 
-    def __init__(self, relay: TrackRelay, maxsize: int, batch_window: float = 0.0) -> None:
+    def __init__(
+        self, relay: TrackRelay, maxsize: int, batch_window: float = 0.0, batch_phase: float = 0.0
+    ) -> None:
         self.kind: MediaKind = relay.kind
         self.maxsize = maxsize
         self.batch_window = batch_window
+        self.batch_phase = batch_phase
         self._relay = relay
         self._buf: deque[EncodedFrame] = deque()
         self._wakeup = asyncio.Event()
@@ -109,8 +113,8 @@ class Subscription:
     def _wake_later(self) -> None:
         if self._flush is None and not self._wakeup.is_set():
             loop = asyncio.get_running_loop()
-            window = self.batch_window
-            due = (math.floor(loop.time() / window) + 1) * window
+            window, phase = self.batch_window, self.batch_phase
+            due = (math.floor((loop.time() - phase) / window) + 1) * window + phase
             self._flush = loop.call_at(due, self._wake)
 
     def _restart(self) -> None:
@@ -307,9 +311,11 @@ class TrackRelay:
             self._pushing = None
         self.source_live = False
 
-    def subscribe(self, maxsize: int | None = None, batch_window: float = 0.0) -> Subscription:
+    def subscribe(
+        self, maxsize: int | None = None, batch_window: float = 0.0, batch_phase: float = 0.0
+    ) -> Subscription:
         """A new consumer; video consumers start at the next keyframe, which is requested."""
-        sub = Subscription(self, maxsize or self.queue_size, batch_window)
+        sub = Subscription(self, maxsize or self.queue_size, batch_window, batch_phase)
         if self._stopped:
             sub._end()
             return sub

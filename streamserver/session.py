@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -282,9 +283,12 @@ class MediaSession:
         self._media_expected = bool(tracks)
         self._live_since = None
         size = self.video_relay.queue_size * RECORDER_QUEUE_FACTOR
+        # Both tracks' batches on one phase (one wake-up for the two), each session on its own.
+        phase = random.uniform(0.0, RECORDER_BATCH_S)
+        video, audio = self.video_relay, self.audio_relay
         self.recorder.attach(
-            self.video_relay.subscribe(size, RECORDER_BATCH_S) if "video" in tracks else None,
-            self.audio_relay.subscribe(size, RECORDER_BATCH_S) if "audio" in tracks else None,
+            video.subscribe(size, RECORDER_BATCH_S, phase) if "video" in tracks else None,
+            audio.subscribe(size, RECORDER_BATCH_S, phase) if "audio" in tracks else None,
         )
 
     async def _watch_media(self) -> None:

@@ -212,17 +212,18 @@ async def test_batched_subscriber_is_woken_once_per_window() -> None:
 
 async def test_batched_subscribers_are_woken_together_on_a_shared_grid() -> None:
     """A caller's audio and video recorders are woken by timers due at the same instant, the
-    next multiple of their window, however far apart their batches began."""
-    window = 0.2
+    next point of their grid (window and phase), however far apart their batches began."""
+    window, phase = 0.2, 0.07
     audio, video = TrackRelay("audio", queue_size=50), TrackRelay("video", queue_size=50)
     audio_src, video_src = QueueTrack("audio"), QueueTrack("video")
     audio.set_source(audio_src)
     video.set_source(video_src)
-    subs = [audio.subscribe(batch_window=window), video.subscribe(batch_window=window)]
+    subs = [audio.subscribe(batch_window=window, batch_phase=phase)]
+    subs.append(video.subscribe(batch_window=window, batch_phase=phase))
     waiting = [asyncio.ensure_future(sub.get()) for sub in subs]
     await asyncio.sleep(0)
     loop = asyncio.get_running_loop()
-    now = loop.time()
+    now = loop.time() - phase
     await asyncio.sleep((math.floor(now / window) + 1) * window - now + 0.01)  # a grid point passed
     started = loop.time()
     audio_src.queue.put_nowait(dataclasses.replace(vframe(0, True), kind="audio"))
@@ -233,6 +234,7 @@ async def test_batched_subscribers_are_woken_together_on_a_shared_grid() -> None
     due = [sub._flush.when() for sub in subs if sub._flush is not None]
     assert len(due) == 2 and due[0] == due[1], "one instant for both"
     assert started < due[0] <= started + window + 0.001
+    assert (due[0] - phase) / window == pytest.approx(round((due[0] - phase) / window))
     got = await asyncio.wait_for(asyncio.gather(*waiting), 5)
     assert [f.kind for f in got if f is not None] == ["audio", "video"]
     await audio.stop()
