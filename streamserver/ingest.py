@@ -14,6 +14,7 @@ the pieces here are put in place by streamserver.patches.install() (patches/rece
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -38,22 +39,30 @@ _JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
 _CODECS = "_RTCRtpReceiver__codecs"
 
 
-def to_encoded_frame(codec: Any, data: bytes, timestamp: int) -> EncodedFrame | None:
-    """Build an EncodedFrame from aiortc codec parameters and a reassembled frame."""
-    mime = str(codec.mimeType)
+@functools.cache
+def forwarded_codec(mime: str) -> tuple[MediaKind, str] | None:
+    """The kind and our name of a codec we forward, by its MIME type; None for any other."""
     kind_name, _, subtype = mime.partition("/")
     name = CODEC_NAMES.get(subtype.lower())
     if name is None or kind_name not in ("audio", "video"):
         return None
-    kind: MediaKind = "video" if kind_name == "video" else "audio"
+    return ("video" if kind_name == "video" else "audio"), name
+
+
+def to_encoded_frame(codec: Any, data: bytes, timestamp: int) -> EncodedFrame | None:
+    """Build an EncodedFrame from aiortc codec parameters and a reassembled frame."""
+    forwarded = forwarded_codec(str(codec.mimeType))
+    if forwarded is None:
+        return None
+    kind, name = forwarded
     return EncodedFrame(
-        kind=kind,
-        codec=name,
-        data=bytes(data),
-        pts=int(timestamp),
-        clock_rate=int(codec.clockRate),
-        keyframe=is_keyframe(name, data),
-        arrival=time.time(),
+        kind,
+        name,
+        bytes(data),
+        int(timestamp),
+        int(codec.clockRate),
+        is_keyframe(name, data),
+        time.time(),
     )
 
 

@@ -17,6 +17,7 @@ aiortc 1.16.0 internals, covered by tests/streamserver/test_nativeingest.py.
 
 from __future__ import annotations
 
+import functools
 import logging
 import struct
 import time
@@ -43,8 +44,13 @@ ROUTES_ATTR = "_scenelink_routes"  # on RTCRtpReceiver: its StreamRoutes, for th
 Run = Callable[[Any], None]  # the fast path's InlineRunner.run: runs an RTCP send coroutine
 
 
+@functools.cache
+def _mangled(name: str) -> str:
+    return f"_RTCRtpReceiver__{name}"
+
+
 def _private(receiver: RTCRtpReceiver, name: str) -> Any:
-    return getattr(receiver, f"_RTCRtpReceiver__{name}")
+    return getattr(receiver, _mangled(name))
 
 
 class StreamRoute:
@@ -70,6 +76,7 @@ class StreamRoute:
         self.closed = False
         self._codecs: dict[int, Any] = _private(receiver, "codecs")
         self._active: dict[int, Any] = _private(receiver, "active_ssrc")
+        self._mapper = _private(receiver, "timestamp_mapper")  # made with the receiver, kept
         self._estimator = bandwidth.of(receiver)
 
     def take(self, fields: RtpFields, arrival_time_ms: int) -> bool:
@@ -162,7 +169,7 @@ class StreamRoute:
         if not _private(receiver, "decoder_thread"):
             return
         item = as_jitter_frame(frames)
-        item.timestamp = _private(receiver, "timestamp_mapper").map(item.timestamp)
+        item.timestamp = self._mapper.map(item.timestamp)
         _private(receiver, "decoder_queue").put((self.codec, item))
 
     def end(self) -> None:
@@ -180,7 +187,7 @@ class StreamRoute:
         self.closed = True
         if self.srtp is not None:
             self.srtp.route(self.ssrc, self.codec.payloadType, None)
-        mapper = _private(self.receiver, "timestamp_mapper")
+        mapper = self._mapper
         out = []
         for payload_type, data, timestamp in self.assembler.flush():
             codec = self._codecs.get(payload_type)

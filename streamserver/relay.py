@@ -9,7 +9,6 @@ subscribers only notice as a wait for the next keyframe.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import math
 import time
@@ -30,6 +29,12 @@ DEFAULT_QUEUE_SIZE = 120
 KEYFRAME_MIN_INTERVAL = 0.5
 PAUSE_S = 1.0  # frames this far apart: the later one is where the media resumed (a gap's end)
 DRAIN_S = 0.25  # at stop, time for an ended source's last frames (read in one step) to go through
+
+
+def grid_point_after(now: float, period: float, phase: float) -> float:
+    """The first point after ``now`` of the grid every ``period`` from ``phase``: timers due
+    on one grid fire in the same turn of the loop, so they cost one wake-up."""
+    return (math.floor((now - phase) / period) + 1) * period + phase
 
 
 class Subscription:
@@ -113,8 +118,7 @@ class Subscription:
     def _wake_later(self) -> None:
         if self._flush is None and not self._wakeup.is_set():
             loop = asyncio.get_running_loop()
-            window, phase = self.batch_window, self.batch_phase
-            due = (math.floor((loop.time() - phase) / window) + 1) * window + phase
+            due = grid_point_after(loop.time(), self.batch_window, self.batch_phase)
             self._flush = loop.call_at(due, self._wake)
 
     def _restart(self) -> None:
@@ -445,9 +449,7 @@ class TrackRelay:
                 self._report_pts = self._report.pts + self._offset
         pts = frame.pts + self._offset
         self.frames_in += 1
-        frame = dataclasses.replace(
-            frame, pts=pts, capture_time=self.capture_time(pts), seq=self.frames_in
-        )
+        frame = frame.relayed(pts, self.capture_time(pts), self.frames_in)
         self._last_pts = frame.pts
         now = time.monotonic()
         if self.last_frame_at is None or now - self.last_frame_at > PAUSE_S:

@@ -30,7 +30,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from . import ingest, patches
 from .frames import CODEC_NAMES
-from .relay import DEFAULT_QUEUE_SIZE, Subscription, TrackRelay
+from .relay import DEFAULT_QUEUE_SIZE, Subscription, TrackRelay, grid_point_after
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ RECORDER_BATCH_S = 0.1  # the recorder takes frames in batches: one writer-threa
 SENDER_REPORT_EVENT_INTERVAL = 5.0  # seconds between rtcp_sr events per track
 CLOCK_RATES = {"video": 90000, "audio": 48000}  # WebRTC's video clock and Opus's
 GAP_AFTER_S = 2.0  # no frame on any track for longer than this, from a live caller: a gap
-GAP_CHECK_S = 0.25  # how often the media watchdog looks
+GAP_CHECK_S = 0.3  # how often the media watchdog looks: on the recorder's grid (3 windows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +164,9 @@ class MediaSession:
         self.gap: MediaGap | None = None  # the gap going on now
         self.gaps = 0
         self._watchdog: asyncio.Task[None] | None = None
+        # The session's phase on the grid its recorder's batches and its watchdog share (one
+        # wake-up for all three); other sessions' phases differ, so their writes spread out.
+        self._batch_phase = random.uniform(0.0, RECORDER_BATCH_S)
 
     @property
     def viewer_count(self) -> int:
@@ -283,9 +286,8 @@ class MediaSession:
         self._media_expected = bool(tracks)
         self._live_since = None
         size = self.video_relay.queue_size * RECORDER_QUEUE_FACTOR
-        # Both tracks' batches on one phase (one wake-up for the two), each session on its own.
-        phase = random.uniform(0.0, RECORDER_BATCH_S)
         video, audio = self.video_relay, self.audio_relay
+        phase = self._batch_phase
         self.recorder.attach(
             video.subscribe(size, RECORDER_BATCH_S, phase) if "video" in tracks else None,
             audio.subscribe(size, RECORDER_BATCH_S, phase) if "audio" in tracks else None,
@@ -294,8 +296,10 @@ class MediaSession:
     async def _watch_media(self) -> None:
         """Notice a gap in the caller's media while the connection may still look fine
         (ICE consent takes some 30 s to fail), and its end."""
+        loop = asyncio.get_running_loop()
         while not self._closed:
-            await asyncio.sleep(GAP_CHECK_S)
+            now = loop.time()
+            await asyncio.sleep(grid_point_after(now, GAP_CHECK_S, self._batch_phase) - now)
             try:
                 self._check_media()
             except Exception:

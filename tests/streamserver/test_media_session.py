@@ -21,7 +21,7 @@ from bench.synthetic import Clip, SyntheticCaller
 from recorder import SessionRecorder, media_duration
 from recorder.library import video_packets
 from streamserver.frames import EncodedFrame
-from streamserver.session import MediaSession
+from streamserver.session import GAP_CHECK_S, RECORDER_BATCH_S, MediaSession
 from tests.viewer import Viewer, is_subsequence
 
 # Every test here runs on the C ingress and on the pure-Python path (conftest.media_path).
@@ -295,3 +295,10 @@ async def test_refused_re_offer_leaves_the_live_caller_connected(
         await recorder.close()
         await caller.close()
         await other.close()
+
+
+def test_the_watchdog_looks_on_the_recorders_grid() -> None:
+    """The media watchdog's grid (same phase) is part of the recorder's: every time it looks,
+    the recorder's batch is due too, so it costs the event loop no wake-up of its own."""
+    ratio = GAP_CHECK_S / RECORDER_BATCH_S
+    assert ratio >= 1 and ratio == pytest.approx(round(ratio))

@@ -16,7 +16,7 @@ from aiortc.rtcrtpreceiver import RemoteStreamTrack
 from streamserver import patches
 from streamserver.frames import EncodedFrame
 from streamserver.ingest import FrameSink
-from streamserver.relay import DRAIN_S, TrackRelay
+from streamserver.relay import DRAIN_S, TrackRelay, grid_point_after
 
 
 class QueueTrack(MediaStreamTrack):
@@ -362,3 +362,11 @@ async def test_a_stop_cancelled_while_it_waits_still_ends_the_subscribers(patche
     assert [f.pts if f else None for f in got] == [0, None]
     sink.put(received(1))  # the track no longer feeds the relay
     assert recorder.depth == 0
+
+
+@pytest.mark.parametrize("now", [0.0, 0.05, 12.3456, 1937.4, 86400.001])
+def test_a_grid_point_is_the_first_after_now(now: float) -> None:
+    for period, phase in ((0.1, 0.0), (0.1, 0.037), (0.3, 0.099)):
+        due = grid_point_after(now, period, phase)
+        assert now < due <= now + period + 1e-9
+        assert (due - phase) / period == pytest.approx(round((due - phase) / period))
