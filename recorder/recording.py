@@ -252,10 +252,12 @@ class SessionRecorder:
         merged: asyncio.Queue[EncodedFrame | None] = asyncio.Queue(BATCH_QUEUE)
         pumps = [asyncio.ensure_future(self._pump(sub, merged)) for sub in subs]
         ended = 0
-        # The batch being written. It is not awaited: a write that is done by the next batch
-        # (the usual case) costs the event loop no wake-up from the writer thread. The writer
-        # has one thread, so batches are written in order; a write still running when the
-        # next batch comes is waited for, so no more than one is ever queued behind another.
+        # The batch last handed to the writer. It is not awaited: a write that is done by the
+        # next batch (the usual case) costs the event loop no wake-up from the writer thread.
+        # Each batch is handed over before anything is awaited (a cancellation cannot leave it
+        # behind); the writer has one thread, so batches are written in order; and the batch
+        # before is then waited for if it is still being written, so no more than one is ever
+        # queued behind another.
         writing: Future[None] | None = None
         try:
             while ended < len(subs):
@@ -270,8 +272,9 @@ class SessionRecorder:
                         break
                     item = merged.get_nowait()
                 if batch:
-                    await _written(writing)
+                    before = writing
                     writing = self._executor.submit(self._write, segmenter, batch)
+                    await _written(before)
         finally:
             for pump in pumps:
                 pump.cancel()
@@ -792,10 +795,11 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 
 async def _written(writing: Future[None] | None) -> None:
-    """The batch before has been written, waiting only while it still is (checking its
-    state costs no wake-up, awaiting a future that is done would); its failure raises here."""
+    """A batch handed to the writer has been written, waiting only while it still is (its
+    state costs no wake-up to check, awaiting a future that is done would one); its failure
+    raises here. A cancelled wait leaves the write to go on: it is evidence."""
     if writing is None:
         return
     if not writing.done():
-        await asyncio.wrap_future(writing)
+        await asyncio.shield(asyncio.wrap_future(writing))
     writing.result()

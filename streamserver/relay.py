@@ -31,10 +31,16 @@ PAUSE_S = 1.0  # frames this far apart: the later one is where the media resumed
 DRAIN_S = 0.25  # at stop, time for an ended source's last frames (read in one step) to go through
 
 
+GRID_LEAD_S = 0.001  # uvloop's clock counts whole milliseconds, and its timers round to them
+
+
 def grid_point_after(now: float, period: float, phase: float) -> float:
-    """The first point after ``now`` of the grid every ``period`` from ``phase``: timers due
-    on one grid fire in the same turn of the loop, so they cost one wake-up."""
-    return (math.floor((now - phase) / period) + 1) * period + phase
+    """The first point of the grid every ``period`` from ``phase`` at least GRID_LEAD_S after
+    ``now``: timers due on one grid fire in the same turn of the loop, so they cost one
+    wake-up. The lead matters under uvloop: a timer due in the first half of a millisecond
+    fires while the loop's clock still reads that millisecond's start, before its point, and
+    asked again the grid would give the same point, ever closer: a busy loop."""
+    return (math.floor((now + GRID_LEAD_S - phase) / period) + 1) * period + phase
 
 
 class Subscription:

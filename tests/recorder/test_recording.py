@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from bench.synthetic import AUDIO_CLOCK, VIDEO_CLOCK, Clip
 from recorder import SessionRecorder, media_duration
 from recorder.library import video_packets
+from recorder.recording import _written
 from streamserver.frames import EncodedFrame, is_keyframe, vp8_dimensions
 from streamserver.relay import TrackRelay
 from tests.recorder.feed import PacedTrack, stream
@@ -247,3 +250,21 @@ async def test_a_batch_written_before_the_next_costs_the_loop_no_wake_up(
     assert rec.errors == []
     assert rec.frames_recorded > 80
     assert calls < rec.frames_recorded / 4, f"{calls} wake-ups for {rec.frames_recorded} frames"
+
+
+async def test_a_cancelled_wait_for_a_write_leaves_the_write_to_go_on() -> None:
+    """A recording cancelled while it waits for its writer (its close was cancelled) must not
+    take a batch of evidence that is still queued for the writer with it."""
+    executor = ThreadPoolExecutor(1)
+    gate = threading.Event()
+    written: list[int] = []
+    executor.submit(gate.wait)  # the writer is busy with the batch before
+    writing = executor.submit(written.append, 1)
+    waiting = asyncio.ensure_future(_written(writing))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    gate.set()
+    await asyncio.to_thread(executor.shutdown, True)
+    assert written == [1] and not writing.cancelled()

@@ -8,6 +8,7 @@ import math
 import time
 
 import pytest
+import uvloop
 from aiortc import RTCRtpCodecParameters
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -16,7 +17,7 @@ from aiortc.rtcrtpreceiver import RemoteStreamTrack
 from streamserver import patches
 from streamserver.frames import EncodedFrame
 from streamserver.ingest import FrameSink
-from streamserver.relay import DRAIN_S, TrackRelay, grid_point_after
+from streamserver.relay import DRAIN_S, GRID_LEAD_S, TrackRelay, grid_point_after
 
 
 class QueueTrack(MediaStreamTrack):
@@ -246,7 +247,7 @@ async def test_stopping_the_relay_delivers_what_is_queued_then_the_end() -> None
     relay = TrackRelay("video", queue_size=50)
     src = QueueTrack("video")
     relay.set_source(src)
-    recorder = relay.subscribe(batch_window=3600.0)
+    recorder = relay.subscribe(batch_window=1e9)
     viewer = relay.subscribe()
     for i in range(4):
         src.queue.put_nowait(vframe(i, i == 0))
@@ -263,7 +264,7 @@ async def test_frames_that_arrived_before_the_source_ended_are_forwarded_at_stop
     """The caller hangs up with frames still queued on its track: they are recorded."""
     relay = TrackRelay("video", queue_size=50)
     src = QueueTrack("video")
-    recorder = relay.subscribe(batch_window=3600.0)
+    recorder = relay.subscribe(batch_window=1e9)
     relay.set_source(src)
     for i in range(5):
         src.queue.put_nowait(vframe(i, i == 0))
@@ -304,7 +305,7 @@ async def test_a_receivers_track_hands_each_frame_on_in_its_packets_callback(pat
     sink = FrameSink(track)
     sink.put(received(0, key=True))  # before the relay takes the track: it waits
     relay.set_source(track)
-    recorder = relay.subscribe(batch_window=3600.0)  # in the same step, as the session does
+    recorder = relay.subscribe(batch_window=1e9)  # in the same step, as the session does
     await asyncio.sleep(0)
     assert recorder.depth == 1  # the waiting frame went first
     sink.put(received(1))
@@ -334,7 +335,7 @@ async def test_a_pushing_source_stopped_at_once_gives_what_it_holds_then_the_end
     relay = TrackRelay("video", queue_size=50)
     track = RemoteStreamTrack(kind="video")
     sink = FrameSink(track)
-    recorder = relay.subscribe(batch_window=3600.0)
+    recorder = relay.subscribe(batch_window=1e9)
     relay.set_source(track)
     for i in range(3):
         sink.put(received(i, key=i == 0))
@@ -350,7 +351,7 @@ async def test_a_stop_cancelled_while_it_waits_still_ends_the_subscribers(patche
     relay = TrackRelay("video", queue_size=50)
     track = RemoteStreamTrack(kind="video")
     sink = FrameSink(track)
-    recorder = relay.subscribe(batch_window=3600.0)
+    recorder = relay.subscribe(batch_window=1e9)
     relay.set_source(track)
     sink.put(received(0, key=True))
     stopping = asyncio.ensure_future(relay.stop())
@@ -364,9 +365,28 @@ async def test_a_stop_cancelled_while_it_waits_still_ends_the_subscribers(patche
     assert recorder.depth == 0
 
 
-@pytest.mark.parametrize("now", [0.0, 0.05, 12.3456, 1937.4, 86400.001])
-def test_a_grid_point_is_the_first_after_now(now: float) -> None:
+@pytest.mark.parametrize("now", [0.0, 0.05, 0.0995, 12.3456, 1937.4, 86400.001])
+def test_a_grid_point_is_the_first_after_now_and_its_lead(now: float) -> None:
     for period, phase in ((0.1, 0.0), (0.1, 0.037), (0.3, 0.099)):
         due = grid_point_after(now, period, phase)
-        assert now < due <= now + period + 1e-9
+        assert now + GRID_LEAD_S <= due <= now + GRID_LEAD_S + period + 1e-9
         assert (due - phase) / period == pytest.approx(round((due - phase) / period))
+
+
+def test_timers_on_a_grid_do_not_spin_under_uvloop() -> None:
+    """uvloop's clock counts whole milliseconds: a timer due in the first half of one fires
+    while the clock reads that millisecond's start, before the grid point it was set for.
+    Asked again then, the grid must give the next point, not the same one a moment away."""
+    period, phase = 0.05, 0.0502  # every point falls 0.2 ms into a millisecond
+
+    async def wake_on_the_grid() -> int:
+        loop = asyncio.get_running_loop()
+        end, wakes = loop.time() + 0.5, 0
+        while loop.time() < end:
+            now = loop.time()
+            await asyncio.sleep(grid_point_after(now, period, phase) - now)
+            wakes += 1
+        return wakes
+
+    wakes = uvloop.run(wake_on_the_grid())
+    assert wakes <= 0.5 / period + 2, f"{wakes} wake-ups in 0.5 s on a 50 ms grid"
