@@ -17,7 +17,6 @@ aiortc 1.16.0 internals, covered by tests/streamserver/test_nativeingest.py.
 
 from __future__ import annotations
 
-import functools
 import logging
 import struct
 import time
@@ -44,13 +43,8 @@ ROUTES_ATTR = "_scenelink_routes"  # on RTCRtpReceiver: its StreamRoutes, for th
 Run = Callable[[Any], None]  # the fast path's InlineRunner.run: runs an RTCP send coroutine
 
 
-@functools.cache
-def _mangled(name: str) -> str:
-    return f"_RTCRtpReceiver__{name}"
-
-
 def _private(receiver: RTCRtpReceiver, name: str) -> Any:
-    return getattr(receiver, _mangled(name))
+    return getattr(receiver, f"_RTCRtpReceiver__{name}")
 
 
 class StreamRoute:
