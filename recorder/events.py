@@ -202,6 +202,21 @@ class RecordingPartFinished(TypedDict):
     reason: str
 
 
+class MediaLoss(TypedDict):
+    """Packets of the caller's media never came (lost on the way and not resent in time, or
+    thrown away when the receive buffer overflowed): frame ``frame`` (from 0) of the part's
+    ``kind`` track holds what arrived, and the frame just before it may be short or missing.
+    Every other frame is recorded bit for bit as the phone sent it."""
+
+    event: Literal["media_loss"]
+    at: str
+    part: str
+    kind: str
+    frame: int
+    pts: int  # on the track's clock (EncodedFrame.pts)
+    arrival: float  # the server's wall clock when the frame was let out
+
+
 class RecordingOverrun(TypedDict):
     event: Literal["recording_overrun"]
     at: str
@@ -440,6 +455,7 @@ EvidenceEvent = (
     | Ended
     | RecordingPartStarted
     | RecordingPartFinished
+    | MediaLoss
     | RecordingOverrun
     | RecordingTotals
     | RecordingFailed

@@ -28,6 +28,8 @@ CLUSTER_MS = 500
 
 
 PartFactory = Callable[[], tuple[Path, BinaryIO]]
+# A frame that came after loss was written: the part, the frame, its index in its kind's track.
+LossListener = Callable[["PartWriter", EncodedFrame, int], None]
 # Audio that arrives before the first video keyframe is kept for the part, up to this much.
 EARLY_AUDIO_S = 5.0
 
@@ -40,8 +42,15 @@ class PartWriter:
     starts audio a little sooner) are held and written at their own times once it comes.
     """
 
-    def __init__(self, create: PartFactory, expect_video: bool, expect_audio: bool) -> None:
+    def __init__(
+        self,
+        create: PartFactory,
+        expect_video: bool,
+        expect_audio: bool,
+        on_loss: LossListener | None = None,
+    ) -> None:
         self._create = create
+        self._on_loss = on_loss
         self.path: Path | None = None
         self._file: BinaryIO | None = None
         self.expect_video = expect_video
@@ -143,6 +152,8 @@ class PartWriter:
         self._container.mux(packet)
         self.written[frame.kind] += 1
         self.last_arrival = frame.arrival
+        if frame.after_loss and self._on_loss is not None:
+            self._on_loss(self, frame, self.written[frame.kind] - 1)
 
     def _open(self, first: EncodedFrame) -> None:
         # Read the size first: an unusable keyframe must not leave an empty file behind.

@@ -45,6 +45,7 @@ from .events import (
     EvidenceEvent,
     KindTotals,
     MediaGapEnded,
+    MediaLoss,
     RecordingMoved,
     iso_at,
     now_iso,
@@ -225,6 +226,7 @@ class SessionRecorder:
             self._segment_started,
             self._segment_closed,
             ask,
+            self._frame_after_loss,
         )
         if self.status.state == "idle":
             self._set_status(replace(self.status, state="recording"))
@@ -363,6 +365,20 @@ class SessionRecorder:
                 "height": writer.height,
             }
         )
+
+    def _frame_after_loss(self, writer: PartWriter, frame: EncodedFrame, index: int) -> None:
+        """A frame that holds what arrived, not all the phone sent: on the record as such."""
+        assert writer.path is not None
+        event: MediaLoss = {
+            "event": "media_loss",
+            "at": now_iso(),
+            "part": writer.path.name,
+            "kind": frame.kind,
+            "frame": index,
+            "pts": frame.pts,
+            "arrival": frame.arrival,
+        }
+        self._write_event(event)
 
     def _segment_closed(self, writer: PartWriter, reason: str) -> None:
         assert writer.path is not None

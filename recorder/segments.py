@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from streamserver.frames import EncodedFrame
 
-from .mux import PartFactory, PartWriter
+from .mux import LossListener, PartFactory, PartWriter
 
 KEYFRAME_LEAD_S = 0.5
 REREQUEST_S = 1.0
@@ -30,6 +30,7 @@ class Segmenter:
         on_started: Callable[[PartWriter], None],
         on_closed: Callable[[PartWriter, str], None],
         request_keyframe: Callable[[], None] | None = None,
+        on_loss: LossListener | None = None,
     ) -> None:
         self._create = create
         self.expect_video = expect_video
@@ -38,6 +39,7 @@ class Segmenter:
         self._on_started = on_started
         self._on_closed = on_closed
         self._request_keyframe = request_keyframe
+        self._on_loss = on_loss
         self._requested_at = float("-inf")
         self.current = self._new_writer()
         # Per kind, over every part: frames written, and frames not (no keyframe yet).
@@ -45,7 +47,7 @@ class Segmenter:
         self.skipped: Counter[str] = Counter()
 
     def _new_writer(self) -> PartWriter:
-        return PartWriter(self._create, self.expect_video, self.expect_audio)
+        return PartWriter(self._create, self.expect_video, self.expect_audio, self._on_loss)
 
     def _elapsed(self, frame: EncodedFrame) -> float:
         w = self.current

@@ -32,6 +32,8 @@ class EncodedFrame:
     own wall clock for this frame (Unix seconds), known once an RTCP sender report has
     paired the track's RTP clock with NTP time; audio and video line up on it. ``seq`` is
     the relay's running count of the track's frames (from 1; 0 before the relay).
+    ``after_loss``: packets of it, or just before it, never came, so it holds what arrived
+    rather than all the phone sent (streamserver.reassembly.ReceivedFrame).
     """
 
     kind: MediaKind
@@ -43,6 +45,7 @@ class EncodedFrame:
     arrival: float
     capture_time: float | None = None
     seq: int = 0
+    after_loss: bool = False
 
     def relayed(self, pts: int, capture_time: float | None, seq: int) -> EncodedFrame:
         """This frame as its relay hands it on: on the relay's clock, numbered, placed in the
@@ -57,6 +60,7 @@ class EncodedFrame:
             self.arrival,
             capture_time,
             seq,
+            self.after_loss,
         )
 
 

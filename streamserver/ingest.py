@@ -49,7 +49,9 @@ def forwarded_codec(mime: str) -> tuple[MediaKind, str] | None:
     return ("video" if kind_name == "video" else "audio"), name
 
 
-def to_encoded_frame(codec: Any, data: bytes, timestamp: int) -> EncodedFrame | None:
+def to_encoded_frame(
+    codec: Any, data: bytes, timestamp: int, after_loss: bool = False
+) -> EncodedFrame | None:
     """Build an EncodedFrame from aiortc codec parameters and a reassembled frame."""
     forwarded = forwarded_codec(str(codec.mimeType))
     if forwarded is None:
@@ -63,6 +65,7 @@ def to_encoded_frame(codec: Any, data: bytes, timestamp: int) -> EncodedFrame | 
         int(codec.clockRate),
         is_keyframe(name, data),
         time.time(),
+        after_loss=after_loss,
     )
 
 
@@ -95,8 +98,8 @@ class FrameSink:
             self._out(None)
             return
         codec, jitter_frame = item
-        for data, timestamp in frame_parts(jitter_frame):
-            frame = to_encoded_frame(codec, data, timestamp)
+        for data, timestamp, after_loss in frame_parts(jitter_frame):
+            frame = to_encoded_frame(codec, data, timestamp, after_loss)
             if frame is None:
                 logger.warning("ingest: dropping frame of unsupported codec %s", codec.mimeType)
                 return

@@ -30,7 +30,7 @@ from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
 from aiortc.rtp import RTCP_PSFB_APP, HeaderExtensionsMap, RtcpPsfbPacket, pack_remb_fci
 
 from . import bandwidth, native, nativesrtp
-from .reassembly import FrameBatch
+from .reassembly import FrameBatch, ReceivedFrame
 
 if TYPE_CHECKING:
     from .native import Assembled, AssembledFrame, Assembler, RtpFields, SrtpReceiver
@@ -182,11 +182,11 @@ class StreamRoute:
         if self.srtp is not None:
             self.srtp.route(self.ssrc, self.codec.payloadType, None)
         mapper = self._mapper
-        out = []
-        for payload_type, data, timestamp in self.assembler.flush():
+        out: list[tuple[Any, JitterFrame]] = []
+        for payload_type, data, timestamp, after_loss in self.assembler.flush():
             codec = self._codecs.get(payload_type)
             if codec is not None:
-                out.append((codec, JitterFrame(data, mapper.map(timestamp))))
+                out.append((codec, ReceivedFrame(data, mapper.map(timestamp), after_loss)))
         return out
 
 
@@ -230,9 +230,9 @@ Route = StreamRoute | RtxRoute
 def as_jitter_frame(frames: list[AssembledFrame]) -> JitterFrame:
     """The assembler's frames as aiortc's receiver would hand them on: one, or a batch."""
     if len(frames) == 1:
-        _, data, timestamp = frames[0]
-        return JitterFrame(data, timestamp)
-    return FrameBatch([JitterFrame(data, timestamp) for _, data, timestamp in frames])
+        _, data, timestamp, after_loss = frames[0]
+        return ReceivedFrame(data, timestamp, after_loss)
+    return FrameBatch([ReceivedFrame(data, t, after_loss) for _, data, t, after_loss in frames])
 
 
 def decidable(

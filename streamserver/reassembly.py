@@ -15,8 +15,10 @@ arrived) and the caller is asked for a keyframe. aiortc would hold every later f
 512-packet buffer overflowed and then throw them away: seconds of video, received in full, lost
 from the recording for one packet. When the stream ends, whatever is still held is flushed.
 A frame no newer than the last one released (a stale duplicate that made aiortc reset the
-buffer) is dropped, never sent or recorded twice. It relies on aiortc 1.16.0 internals,
-covered by tests/streamserver/test_reassembly.py.
+buffer) is dropped, never sent or recorded twice. Every frame let out says whether it came
+after loss (``ReceivedFrame.after_loss``), so that the recording can say which frames are not
+whole as the phone sent them. It relies on aiortc 1.16.0 internals, covered by
+tests/streamserver/test_reassembly.py.
 """
 
 from __future__ import annotations
@@ -34,6 +36,24 @@ VIDEO_GAP_WAIT_S = 0.3  # how long a lost video packet may hold back the frames 
 GIVEN_UP = float("-inf")  # in place of the time a missing packet was first missed
 
 
+class ReceivedFrame(JitterFrame):
+    """A reassembled frame, and whether it came after loss.
+
+    After loss: packets the caller sent never came (lost on the way and not resent in time, or
+    thrown away when the buffer overflowed or restarted) since the frame before, one is missing
+    just before its first packet or between two of its packets, or (video) its last packet is
+    not the one with the marker bit. The frame holds what arrived: it, or a frame just before
+    it, may be short. Evidence must say so (the recorder writes a ``media_loss`` event).
+    """
+
+    def __init__(self, data: bytes, timestamp: int, after_loss: bool = False) -> None:
+        super().__init__(data, timestamp)
+        self.after_loss = after_loss
+
+
+FramePart = tuple[bytes, int, bool]  # data, timestamp, after loss
+
+
 class FrameBatch(JitterFrame):
     """Several frames completed by one packet (a late or retransmitted packet filled a gap).
 
@@ -42,24 +62,25 @@ class FrameBatch(JitterFrame):
     forward as usual, and ``parts()`` places the others relative to it.
     """
 
-    def __init__(self, frames: list[JitterFrame]) -> None:
+    def __init__(self, frames: list[ReceivedFrame]) -> None:
         super().__init__(data=b"", timestamp=frames[0].timestamp)
         self._frames = frames
 
-    def parts(self) -> list[tuple[bytes, int]]:
-        """(data, timestamp) per frame, on the scale of ``self.timestamp`` once mapped."""
+    def parts(self) -> list[FramePart]:
+        """(data, timestamp, after loss) per frame, timestamps on the scale of
+        ``self.timestamp`` once mapped."""
         first = self._frames[0].timestamp
         return [
-            (f.data, self.timestamp + ((f.timestamp - first) & RTP_TIMESTAMP_MASK))
+            (f.data, self.timestamp + ((f.timestamp - first) & RTP_TIMESTAMP_MASK), f.after_loss)
             for f in self._frames
         ]
 
 
-def frame_parts(frame: JitterFrame) -> list[tuple[bytes, int]]:
-    """(data, timestamp) of each frame a reassembled item holds."""
+def frame_parts(frame: JitterFrame) -> list[FramePart]:
+    """(data, timestamp, after loss) of each frame a reassembled item holds."""
     if isinstance(frame, FrameBatch):
         return frame.parts()
-    return [(frame.data, frame.timestamp)]
+    return [(frame.data, frame.timestamp, isinstance(frame, ReceivedFrame) and frame.after_loss)]
 
 
 def is_stale(timestamp: int, last: int | None) -> bool:
@@ -78,6 +99,7 @@ class CompletingJitterBuffer(JitterBuffer):
         self._missing: dict[int, float] = {}  # video: missing sequence number -> since when
         self._gave_up = False  # a gap was given up on during this add()
         self._asked_at = float("-inf")  # when giving up on a gap last asked for a keyframe
+        self._dropped = False  # packets thrown away (restart, overflow) since a frame let out
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         """aiortc's add(), except that a late packet of a frame already let out is ignored
@@ -90,6 +112,8 @@ class CompletingJitterBuffer(JitterBuffer):
                 return False, None
         if self._is_video:
             self._track_gaps(seq)
+        if self._origin is not None and self._resets_at(seq) and self._held():
+            self._dropped = True  # aiortc's add() throws away what the buffer holds
         pli_flag, frame = super().add(packet)
         if self._gave_up:
             self._gave_up = False
@@ -112,6 +136,17 @@ class CompletingJitterBuffer(JitterBuffer):
             self._head = seq
         elif self._missing:
             self._missing.pop(seq, None)  # a resent or reordered packet filled its gap
+
+    def smart_remove(self, count: int) -> bool:
+        """aiortc's overflow: whole frames thrown away to make room (a loss to note)."""
+        held = self._held()
+        emptied = super().smart_remove(count)
+        if self._held() < held:
+            self._dropped = True
+        return emptied
+
+    def _held(self) -> int:
+        return sum(p is not None for p in self._packets)
 
     def _resets_at(self, seq: int) -> bool:
         """aiortc's add() starts the buffer afresh at ``seq`` (a packet far behind the origin)."""
@@ -154,7 +189,7 @@ class CompletingJitterBuffer(JitterBuffer):
         ahead = newest  # video: the newest packet in the buffer
         if self._is_video and self._head is not None:
             ahead = uint16_add(self._head, -self._origin)
-        frames: list[JitterFrame] = []
+        frames: list[ReceivedFrame] = []
         run: list[RtpPacket] = []
         taken = 0  # packets from the origin that belong to released frames (or skipped gaps)
         for count in range(self._capacity):
@@ -207,13 +242,26 @@ class CompletingJitterBuffer(JitterBuffer):
         return flushed
 
     def _flush_run(self, run: list[RtpPacket], flushed: list[tuple[int, JitterFrame]]) -> None:
-        frames: list[JitterFrame] = []
+        frames: list[ReceivedFrame] = []
         self._release(run, frames)
         flushed.extend((run[0].payload_type, frame) for frame in frames)
 
-    def _release(self, run: list[RtpPacket], frames: list[JitterFrame]) -> None:
+    def _release(self, run: list[RtpPacket], frames: list[ReceivedFrame]) -> None:
         data = b"".join(p._data for p in run)  # type: ignore[attr-defined]  # depayloaded
         timestamp = run[0].timestamp
         if data and not is_stale(timestamp, self._released):
-            frames.append(JitterFrame(data=data, timestamp=timestamp))
+            frames.append(ReceivedFrame(data, timestamp, self._after_loss(run)))
             self._released = timestamp
+            self._dropped = False
+
+    def _after_loss(self, run: list[RtpPacket]) -> bool:
+        """See ReceivedFrame: ``run`` (present packets, in order) is a frame let out now."""
+        first = run[0].sequence_number
+        assert self._origin is not None
+        gap_inside = uint16_add(run[-1].sequence_number, -first) + 1 != len(run)
+        gap_before = (
+            uint16_add(first, -self._origin) > 0
+            and self._packets[uint16_add(first, -1) % self._capacity] is None
+        )
+        unfinished = self._is_video and not run[-1].marker
+        return self._dropped or gap_inside or gap_before or unfinished

@@ -7,6 +7,7 @@ got can be compared byte for byte with what was forwarded and recorded.
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -50,3 +51,21 @@ def is_subsequence(part: list[bytes], whole: list[bytes]) -> bool:
     """``part`` appears in ``whole`` contiguously, in order."""
     n = len(part)
     return n > 0 and any(whole[i : i + n] == part for i in range(len(whole) - n + 1))
+
+
+def runs_in_order(recorded: list[tuple[bytes, bool]], sent: list[bytes]) -> bool:
+    """Each run of recorded frames between frames after loss is a run of ``sent``, and the
+    runs come in the order sent."""
+    at = 0
+    for after_loss, frames in itertools.groupby(recorded, key=lambda frame: frame[1]):
+        if after_loss:
+            continue
+        run = [digest for digest, _ in frames]
+        found = next(
+            (i for i in range(at, len(sent) - len(run) + 1) if sent[i : i + len(run)] == run),
+            None,
+        )
+        if found is None:
+            return False
+        at = found + len(run)
+    return True

@@ -57,8 +57,9 @@ class SrtpSender:
     ) -> tuple[int, list[bytes]]: ...
     def retransmit(self, seq: int, rtx: tuple[int, int, int] | None = None, /) -> bytes | None: ...
 
-AssembledFrame = tuple[int, bytes, int]
-"""payload type (of the frame's first packet), data, RTP timestamp."""
+AssembledFrame = tuple[int, bytes, int, bool]
+"""payload type (of the frame's first packet), data, RTP timestamp, after loss (packets of it
+or just before it never came: see streamserver.reassembly.ReceivedFrame)."""
 
 class Assembler:
     """NACK bookkeeping, depayloading, reassembly and receiver statistics for one stream."""

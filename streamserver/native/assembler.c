@@ -59,6 +59,7 @@ typedef struct {
 
     /* JitterBuffer and CompletingJitterBuffer */
     int has_origin, has_released, has_head, gave_up;
+    int dropped; /* packets were thrown away (restart, overflow) since the last frame let out */
     unsigned origin, head;
     uint32_t released;
     double asked_at;
@@ -186,14 +187,17 @@ static void slot_clear(Slot *slot)
     slot->present = 0;
 }
 
-/* JitterBuffer.remove */
-static void buffer_remove(Assembler *self, int count)
+/* JitterBuffer.remove; how many of the slots held a packet. */
+static int buffer_remove(Assembler *self, int count)
 {
-    int i;
+    int i, held = 0;
     for (i = 0; i < count; i++) {
-        slot_clear(slot_at(self, self->origin));
+        Slot *slot = slot_at(self, self->origin);
+        held += slot->present;
+        slot_clear(slot);
         self->origin = u16((long long)self->origin + 1);
     }
+    return held;
 }
 
 /* JitterBuffer.smart_remove: whole frames only; 1 when it emptied the buffer. */
@@ -208,6 +212,7 @@ static int smart_remove(Assembler *self, long count)
                 break;
             timestamp = slot->timestamp;
             have_timestamp = 1;
+            self->dropped = 1;
         }
         slot_clear(slot);
         self->origin = u16((long long)self->origin + 1);
@@ -276,25 +281,36 @@ static int give_up_on(Assembler *self, unsigned seq, double now)
 
 /* _release: the packets present among positions origin+first..origin+last as one frame,
  * appended to ``*frames`` (created when needed) as (payload type of the first, data,
- * timestamp) unless empty or stale. -1 when out of memory. */
+ * timestamp, after loss) unless empty or stale. -1 when out of memory.
+ *
+ * After loss: packets were thrown away since the last frame let out, or one is missing just
+ * before the frame's first packet or between two of its packets, or (video) its last packet
+ * is not the marker: the frame holds what arrived, and it or the one before may be short. */
 static int release(Assembler *self, int first, int last, PyObject **frames)
 {
-    Slot *head = NULL;
+    Slot *head = NULL, *tail = NULL;
     Py_ssize_t size = 0;
-    int count;
+    int count, after_loss, missing = 0, gap_inside = 0;
     PyObject *data, *item;
     char *out;
 
     for (count = first; count <= last; count++) {
         Slot *slot = slot_at(self, (unsigned long)self->origin + (unsigned long)count);
-        if (!slot->present)
+        if (!slot->present) {
+            missing = head != NULL;
             continue;
+        }
         if (head == NULL)
             head = slot;
+        gap_inside |= missing;
+        missing = 0;
+        tail = slot;
         size += slot->len;
     }
     if (head == NULL || size == 0 || is_stale(self, head->timestamp))
         return 0;
+    after_loss = self->dropped || gap_inside || (self->video && !tail->marker) ||
+                 (first > 0 && !slot_at(self, (unsigned long)self->origin + first - 1)->present);
     if (*frames == NULL && (*frames = PyList_New(0)) == NULL)
         return -1;
     data = PyBytes_FromStringAndSize(NULL, size);
@@ -308,7 +324,8 @@ static int release(Assembler *self, int first, int last, PyObject **frames)
             out += slot->len;
         }
     }
-    item = Py_BuildValue("(iNk)", head->payload_type, data, (unsigned long)head->timestamp);
+    item = Py_BuildValue("(iNkO)", head->payload_type, data, (unsigned long)head->timestamp,
+                         after_loss ? Py_True : Py_False);
     if (item == NULL)
         return -1;
     if (PyList_Append(*frames, item) < 0) {
@@ -318,6 +335,7 @@ static int release(Assembler *self, int first, int last, PyObject **frames)
     Py_DECREF(item);
     self->released = head->timestamp;
     self->has_released = 1;
+    self->dropped = 0;
     return 0;
 }
 
@@ -400,7 +418,8 @@ static int buffer_add(Assembler *self, unsigned seq, uint32_t timestamp, int mar
     }
     if (misorder < delta) {
         if (misorder >= MAX_MISORDER) {
-            buffer_remove(self, self->capacity);
+            if (buffer_remove(self, self->capacity))
+                self->dropped = 1;
             self->origin = seq;
             delta = misorder = 0;
             if (self->video)

@@ -165,6 +165,37 @@ async def test_waits_for_first_keyframe(clips: dict[str, Clip], tmp_path: Path) 
     assert video[30].keyframe
 
 
+async def test_frames_that_came_after_loss_are_on_the_record(
+    clips: dict[str, Clip], tmp_path: Path
+) -> None:
+    """A frame the server got only part of is recorded as it arrived, and the evidence says
+    which one it is; every other frame is as the phone sent it."""
+    clip = clips["VP8"]
+    video, audio = clip_frames(clip, time.time())
+    video = [replace(f, after_loss=i in (7, 40)) for i, f in enumerate(video)]
+    audio = [replace(f, after_loss=i == 20) for i, f in enumerate(audio)]
+    rec = SessionRecorder(tmp_path / "s")
+    vrelay = TrackRelay("video", queue_size=1000)
+    arelay = TrackRelay("audio", queue_size=1000)
+    rec.attach(vrelay.subscribe(), arelay.subscribe())
+    vrelay.set_source(ListTrack("video", video))
+    arelay.set_source(ListTrack("audio", audio))
+    async with asyncio.timeout(60):
+        while vrelay.frames_in < len(video) or arelay.frames_in < len(audio):
+            await asyncio.sleep(0.01)
+    await vrelay.stop()
+    await arelay.stop()
+    await rec.close()
+    events = [json.loads(line) for line in (tmp_path / "s" / "events.jsonl").open()]
+    losses = [e for e in events if e["event"] == "media_loss"]
+    assert sorted((e["part"], e["kind"], e["frame"], e["pts"]) for e in losses) == [
+        ("media-001.mkv", "audio", 20, audio[20].pts),
+        ("media-001.mkv", "video", 7, video[7].pts),
+        ("media-001.mkv", "video", 40, video[40].pts),
+    ]
+    assert video_packets(tmp_path / "s" / "media-001.mkv") == [f.data for f in video]
+
+
 def test_vp8_dimensions(clips: dict[str, Clip]) -> None:
     assert vp8_dimensions(clips["VP8"].video[0].data) == (640, 360)
     with pytest.raises(ValueError):

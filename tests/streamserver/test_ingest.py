@@ -20,7 +20,7 @@ from streamserver import ingest, patches
 from streamserver.fastclock import NTP_UNIX_OFFSET
 from streamserver.frames import EncodedFrame, is_keyframe
 from streamserver.patches import receiver as patched
-from streamserver.reassembly import CompletingJitterBuffer, FrameBatch
+from streamserver.reassembly import CompletingJitterBuffer, FrameBatch, ReceivedFrame
 
 
 def test_patched_internals_still_exist() -> None:
@@ -83,18 +83,18 @@ async def test_frame_sink_delivers_batches_in_order_then_the_end() -> None:
     sink = ingest.FrameSink(track)
     codec = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
     key = b"\x10\x02\x00\x9d\x01\x2a\x80\x02\x68\x01"  # a VP8 keyframe's header
-    batch = FrameBatch([JitterFrame(key, 0xFFFFF448), JitterFrame(b"\x11d", 0)])
+    batch = FrameBatch([ReceivedFrame(key, 0xFFFFF448), ReceivedFrame(b"\x11d", 0, True)])
     batch.timestamp = 9000  # what the receiver's TimestampMapper made of the oldest
     sink.put((codec, batch))
     sink.put((codec, JitterFrame(b"\x11e", 15000)))
     sink.put(None)
     frames = [output.get_nowait() for _ in range(4)]
     assert frames[3] is None
-    got = [(f.data, f.pts, f.keyframe, f.codec) for f in frames[:3] if f is not None]
+    got = [(f.data, f.pts, f.keyframe, f.codec, f.after_loss) for f in frames[:3] if f]
     assert got == [
-        (key, 9000, True, "VP8"),
-        (b"\x11d", 12000, False, "VP8"),
-        (b"\x11e", 15000, False, "VP8"),
+        (key, 9000, True, "VP8", False),
+        (b"\x11d", 12000, False, "VP8", True),  # the loss goes on with the frame
+        (b"\x11e", 15000, False, "VP8", False),
     ]
 
 

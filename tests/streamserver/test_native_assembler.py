@@ -27,7 +27,7 @@ from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import RtpPacket
 from aiortc.utils import uint16_add
 
-from streamserver.reassembly import CompletingJitterBuffer, is_stale
+from streamserver.reassembly import CompletingJitterBuffer, ReceivedFrame, is_stale
 from tests.streamserver.conftest import Clock
 
 try:
@@ -35,7 +35,7 @@ try:
 except ImportError:  # not built: the Python path is all there is
     pytest.skip("the C extension streamserver.native._native is not built", allow_module_level=True)
 
-Frame = tuple[int, bytes, int]  # payload type, data, RTP timestamp
+Frame = tuple[int, bytes, int, bool]  # payload type, data, RTP timestamp, after loss
 Result = tuple[bool, list[Frame] | None, list[int] | None]
 Packet = tuple[int, int, bool, int, bytes]  # seq, timestamp, marker, payload type, payload
 
@@ -67,11 +67,12 @@ class RecordingBuffer(CompletingJitterBuffer):
             self.stale_dropped += uint16_add(origin, -seq) < uint16_add(seq, -origin)
         return super().add(packet)
 
-    def _release(self, run: list[RtpPacket], frames: list[JitterFrame]) -> None:
+    def _release(self, run: list[RtpPacket], frames: list[ReceivedFrame]) -> None:
         before = len(frames)
         super()._release(run, frames)
         if len(frames) > before:
-            self.log.append((run[0].payload_type, frames[-1].data, frames[-1].timestamp))
+            frame = frames[-1]
+            self.log.append((run[0].payload_type, frame.data, frame.timestamp, frame.after_loss))
 
 
 class Reference:
@@ -107,13 +108,13 @@ class Reference:
         pli, frame = self.buffer.add(rtp)
         frames, self.buffer.log = self.buffer.log, []
         returned = [] if frame is None else getattr(frame, "_frames", [frame])
-        assert [(f.data, f.timestamp) for f in returned] == [(d, t) for _, d, t in frames]
+        assert [(f.data, f.timestamp) for f in returned] == [(d, t) for _, d, t, _ in frames]
         return pli, frames or None, nack
 
     def flush(self) -> list[Frame]:
         flushed = self.buffer.flush()
         self.buffer.log = []
-        return [(pt, f.data, f.timestamp) for pt, f in flushed]
+        return [(pt, f.data, f.timestamp, f.after_loss) for pt, f in flushed]  # type: ignore[attr-defined]
 
 
 def h264_frame(rng: random.Random, key: bool) -> list[bytes]:
@@ -152,6 +153,8 @@ class Seen:
     refused: int = 0
     flushed: int = 0
     stale_dropped: int = 0
+    after_loss: int = 0
+    whole: int = 0
 
 
 def feed(seed: int, kind: str, clock: Clock, seen: Seen) -> None:
@@ -179,6 +182,9 @@ def feed(seed: int, kind: str, clock: Clock, seen: Seen) -> None:
         seen.pli += got[0]
         seen.nacks += got[2] is not None
         seen.batches += got[1] is not None and len(got[1]) > 1
+        for frame in got[1] or []:
+            seen.after_loss += frame[3]
+            seen.whole += not frame[3]
         s = ref.stats
         assert (c.packets_received, c.base_seq, c.max_seq, c.cycles) == (
             s.packets_received,
@@ -282,7 +288,8 @@ def test_identical_to_the_python_receive_path(kind: str, clock: Clock) -> None:
         feed(seed, kind, clock, seen)
     # The streams reached every path: otherwise agreeing would prove little.
     assert seen.packets > 8_000
-    assert min(seen.batches, seen.flushed, seen.stale_dropped) > 40, seen
+    assert min(seen.batches, seen.flushed, seen.stale_dropped, seen.after_loss) > 40, seen
+    assert seen.whole > seen.after_loss, seen
     if kind != "opus":  # audio is not NACKed, and Opus has no payload header to refuse
         assert min(seen.pli, seen.nacks, seen.refused) > 200, seen
 
@@ -302,7 +309,11 @@ def test_h264_frames_come_out_as_annex_b_with_the_first_packets_type() -> None:
     c = Assembler(True, 1)
     assert c.add(65535, 0, False, 102, b"\x7c\x85\xaa", 0.0) == (False, None, None)  # FU-A
     pli, frames, nack = c.add(0, 0, True, 103, b"\x7c\x45\xbb", 0.0)
-    assert (pli, frames, nack) == (False, [(102, b"\x00\x00\x00\x01\x65\xaa\xbb", 0)], None)
+    assert (pli, frames, nack) == (
+        False,
+        [(102, b"\x00\x00\x00\x01\x65\xaa\xbb", 0, False)],
+        None,
+    )
     assert c.add(2, 3000, True, 102, b"\x41\x01", 0.0) == (False, None, [1])  # 1 is missing
     assert c.add(3, 3000, False, 102, b"\x19\x00", 0.0) == (False, None, None)  # refused
     assert (c.base_seq, c.max_seq, c.cycles, c.packets_expected) == (65535, 3, 65536, 5)
@@ -312,9 +323,9 @@ def test_flush_empties_the_buffer() -> None:
     c = Assembler(True, 2)
     c.add(10, 0, False, 96, b"\x10ab", 0.0)
     c.add(12, 0, True, 96, b"\x00cd", 0.0)  # 11 lost: held
-    assert c.flush() == [(96, b"abcd", 0)]
+    assert c.flush() == [(96, b"abcd", 0, True)]  # after loss: 11 never came
     assert c.flush() == []
-    assert c.add(13, 3000, True, 96, b"\x10e", 0.0)[1] == [(96, b"e", 3000)]
+    assert c.add(13, 3000, True, 96, b"\x10e", 0.0)[1] == [(96, b"e", 3000, False)]
     assert Assembler(False, 0).flush() == []
 
 

@@ -274,7 +274,7 @@ def test_a_routed_stream_goes_to_its_assembler_and_answers_only_when_there_is_wo
     answer = rx.receive(tx.protect(rtp(1, b"opus", abs_send_time=0x123456)))
     assert answer is not None and len(answer) == 4
     ssrc, (pli, frames, nack), ext_profile, ext = answer
-    assert (ssrc, pli, frames, nack) == (SSRC, False, [(96, b"opus", 90)], None)
+    assert (ssrc, pli, frames, nack) == (SSRC, False, [(96, b"opus", 90, False)], None)
     assert extensions_map().get(ext_profile, ext or b"").abs_send_time == 0x123456
     assert assembler.packets_received == 1
     # Another payload type on the routed SSRC, or another SSRC: the fields, as unrouted.

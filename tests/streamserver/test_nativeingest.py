@@ -4,6 +4,7 @@ recovery through it, statistics read by aiortc's reports."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -19,16 +20,20 @@ from recorder.library import video_packets
 from streamserver import bandwidth, fastpath, native, nativeingest
 from streamserver.session import MediaSession
 from tests.streamserver.test_media_session import wait_for
+from tests.viewer import runs_in_order
 
 DROP_EVERY = 37  # of the caller's first transmissions of video packets, on the way in
 
 
 class Lossy:
     """Drops every DROP_EVERY-th video packet the server gets from the caller, first copies
-    only (a retransmission comes on the RTX stream's own SSRC, read from the clear header)."""
+    only (a retransmission comes on the RTX stream's own SSRC, read from the clear header),
+    or every retransmission too (``resent=False``)."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, resent: bool = True) -> None:
         self.ssrc: int | None = None  # the caller's video SSRC, once known
+        self.rtx_ssrc: int | None = None  # its retransmissions', where they are lost too
+        self.resent = resent
         self.seen = 0
         self.dropped = 0
         original = fastpath.SrtpFastPath.__call__
@@ -53,19 +58,24 @@ class Lossy:
         monkeypatch.setattr(fastpath.SrtpFastPath, "sort_in_c", lossy_sockets)
 
     def drops(self, data: bytes) -> bool:
-        """Every DROP_EVERY-th RTP packet of the caller's video is lost."""
-        if self.ssrc is not None and int.from_bytes(data[8:12], "big") == self.ssrc:
-            if 127 < data[0] < 192 and not 192 <= data[1] <= 223:  # RTP, not RTCP (RFC 5761)
-                self.seen += 1
-                if self.seen % DROP_EVERY == 0:
-                    self.dropped += 1
-                    return True
+        """Every DROP_EVERY-th RTP packet of the caller's video is lost (and every
+        retransmission, unless ``resent``)."""
+        if not (127 < data[0] < 192 and not 192 <= data[1] <= 223):  # RTP, not RTCP (RFC 5761)
+            return False
+        ssrc = int.from_bytes(data[8:12], "big")
+        if ssrc == self.rtx_ssrc and not self.resent:
+            return True
+        if self.ssrc is not None and ssrc == self.ssrc:
+            self.seen += 1
+            if self.seen % DROP_EVERY == 0:
+                self.dropped += 1
+                return True
         return False
 
 
 async def lossy_call(clip: Clip, data: Path, lossy: Lossy) -> tuple[list[bytes], int]:
-    """The recorded video of one call with loss on the way in, and how many packets the
-    server's receivers took in C (0 on the Python path)."""
+    """The recorded video of one call with loss on the way in (in ``data/media-001.mkv``), and
+    how many packets the server's receivers took in C (0 on the Python path)."""
     recorder = SessionRecorder(data)
     session = MediaSession("sess", None, recorder, lambda _: None, lambda _: None)
     caller = SyntheticCaller(clip, loop=False)
@@ -73,7 +83,7 @@ async def lossy_call(clip: Clip, data: Path, lossy: Lossy) -> tuple[list[bytes],
     try:
         offer = await caller.offer()
         video_sender = next(s for s in caller.pc.getSenders() if s.kind == "video")
-        lossy.ssrc = video_sender._ssrc
+        lossy.ssrc, lossy.rtx_ssrc = video_sender._ssrc, video_sender._rtx_ssrc
         await caller.accept(await session.accept_caller(offer))
         assert caller.video is not None
         await wait_for(lambda: caller.video is not None and caller.video.sent >= 90, 20)
@@ -115,6 +125,32 @@ async def test_lost_packets_come_back_by_nack_and_rtx_on_both_paths(
     assert c_aiortc == 0, "the C path handed packets to aiortc's handler"
     assert len(handled_by_aiortc) > 2 * len(clip_video)
     assert c_recorded == py_recorded == clip_video, "a lost packet was not recovered"
+
+
+async def test_frames_not_recovered_are_recorded_as_they_came_and_named_on_both_paths(
+    vp8_clip: Clip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c_extension: ModuleType
+) -> None:
+    """Loss that no retransmission repairs: each frame it touched is given up on after the
+    gap wait, recorded as far as it arrived and named in a ``media_loss`` event; every other
+    frame is recorded as sent, in order."""
+    clip_video = [p.data for p in vp8_clip.video]
+    named: dict[str, int] = {}
+    for path in ("c", "python"):
+        if path == "python":
+            monkeypatch.setattr(native, "NATIVE", None)
+        lossy = Lossy(monkeypatch, resent=False)
+        recorded, _ = await lossy_call(vp8_clip, tmp_path / path, lossy)
+        events = [json.loads(line) for line in (tmp_path / path / "events.jsonl").open()]
+        after_loss = {
+            e["frame"] for e in events if e["event"] == "media_loss" and e["kind"] == "video"
+        }
+        marked = [(frame, i in after_loss) for i, frame in enumerate(recorded)]
+        assert lossy.dropped > 5
+        assert runs_in_order(marked, clip_video), path
+        damaged = {i for i, frame in enumerate(recorded) if frame not in clip_video}
+        assert damaged and damaged <= after_loss, (path, damaged, after_loss)  # none silently
+        named[path] = len(after_loss)
+    assert named["c"] == named["python"] >= 5, named
 
 
 class FakeReceiver:

@@ -10,7 +10,7 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtp import RtpPacket
 
 from streamserver import reassembly
-from streamserver.reassembly import CompletingJitterBuffer, FrameBatch, frame_parts
+from streamserver.reassembly import CompletingJitterBuffer, FrameBatch, ReceivedFrame, frame_parts
 from tests.streamserver.conftest import Clock
 
 
@@ -25,7 +25,11 @@ def video_buffer() -> CompletingJitterBuffer:
 
 
 def parts(frame: JitterFrame | None) -> list[tuple[bytes, int]]:
-    return [] if frame is None else frame_parts(frame)
+    return [] if frame is None else [(data, ts) for data, ts, _ in frame_parts(frame)]
+
+
+def after_loss(frame: JitterFrame | None) -> list[bool]:
+    return [] if frame is None else [lost for _, _, lost in frame_parts(frame)]
 
 
 def test_aiortc_buffer_internals_we_rely_on() -> None:
@@ -84,6 +88,7 @@ def test_audio_does_not_wait_for_a_packet_that_is_never_resent() -> None:
         assert buffer.add(rtp(seq, (seq - 100) * 960, b"x")) == (False, None)
     _, frame = buffer.add(rtp(104, 3840, b"e"))  # three packets on: give the gap up
     assert [t for _, t in parts(frame)] == [1920, 2880, 3840]
+    assert after_loss(frame) == [True, False, False]  # the packet after the gap
     assert buffer.add(rtp(101, 960, b"b")) == (False, None)  # too late: time moved on
     _, frame = buffer.add(rtp(105, 4800, b"f"))
     assert parts(frame) == [(b"f", 4800)]
@@ -124,7 +129,7 @@ def test_a_late_packet_releases_every_frame_it_completes_in_order() -> None:
 
 def test_a_batch_spans_an_rtp_timestamp_wrap() -> None:
     last = 0xFFFFFFFF - 999
-    batch = FrameBatch([JitterFrame(b"x", last), JitterFrame(b"y", 2000)])
+    batch = FrameBatch([ReceivedFrame(b"x", last), ReceivedFrame(b"y", 2000, True)])
     assert parts(batch) == [(b"x", last), (b"y", last + 3000)]
 
 
@@ -157,6 +162,7 @@ def test_a_lost_video_packet_holds_later_frames_only_for_the_gap_wait(clock: Clo
     pli, frame = buffer.add(rtp(5, 9000, b"r", marker=True))
     assert pli is True
     assert parts(frame) == [(b"p1p3", 3000), (b"q", 6000), (b"r", 9000)]
+    assert after_loss(frame) == [True, False, False]  # the holed frame says so
     # One keyframe request per gap; the lost packet coming back late changes nothing.
     pli, frame = buffer.add(rtp(6, 12000, b"s", marker=True))
     assert pli is False and parts(frame) == [(b"s", 12000)]
@@ -172,7 +178,7 @@ def test_a_gap_in_an_unfinished_frame_is_waited_for_once(clock: Clock) -> None:
     assert (pli, frame) == (True, None)  # given up, but the frame is not finished
     pli, frame = buffer.add(rtp(4, 0, b"e", marker=True))
     assert pli is False  # the same gap: no second wait, no second request
-    assert parts(frame) == [(b"acde", 0)]
+    assert parts(frame) == [(b"acde", 0)] and after_loss(frame) == [True]
 
 
 def test_a_retransmission_within_the_wait_completes_the_frame(clock: Clock) -> None:
@@ -185,6 +191,7 @@ def test_a_retransmission_within_the_wait_completes_the_frame(clock: Clock) -> N
     pli, frame = buffer.add(rtp(2, 3000, b"p2"))  # the NACKed packet, resent in time
     assert pli is False
     assert parts(frame) == [(b"p1p2p3", 3000), (b"q", 6000)]
+    assert after_loss(frame) == [False, False]  # recovered: whole, as sent
 
 
 def test_each_gap_waits_on_its_own_clock(clock: Clock) -> None:
@@ -220,5 +227,44 @@ def test_flush_gives_what_is_held_in_order_with_payload_types() -> None:
         (0, b"d", 3000),
         (0, b"f", 6000),
     ]
+    # A hole, whole, the packet before missing and no marker (its end never came).
+    assert [after_loss(f) for _, f in flushed] == [[True], [False], [True]]
     assert buffer.flush() == []
     assert buffer.add(rtp(1, 0, b"b")) == (False, None)  # already let out: stale
+
+
+def test_a_frame_whose_first_packet_was_lost_comes_after_loss(clock: Clock) -> None:
+    buffer = video_buffer()
+    assert after_loss(buffer.add(rtp(0, 0, b"k", marker=True))[1]) == [False]
+    buffer.add(rtp(2, 3000, b"b", marker=True))  # 1, its first packet, never comes
+    clock.now += reassembly.VIDEO_GAP_WAIT_S + 0.01
+    _, frame = buffer.add(rtp(3, 6000, b"c", marker=True))
+    assert parts(frame) == [(b"b", 3000), (b"c", 6000)]
+    assert after_loss(frame) == [True, False]
+
+
+def test_a_frame_whose_marker_packet_was_lost_comes_after_loss(clock: Clock) -> None:
+    buffer = video_buffer()
+    buffer.add(rtp(0, 0, b"a"))  # 1, the marker packet, never comes
+    buffer.add(rtp(2, 3000, b"b", marker=True))
+    clock.now += reassembly.VIDEO_GAP_WAIT_S + 0.01
+    _, frame = buffer.add(rtp(3, 6000, b"c", marker=True))
+    # 1 could have been the end of frame 0 or the start of frame 3000: both say so.
+    assert parts(frame) == [(b"a", 0), (b"b", 3000), (b"c", 6000)]
+    assert after_loss(frame) == [True, True, False]
+
+
+def test_frames_thrown_away_on_overflow_make_the_next_come_after_loss() -> None:
+    buffer = video_buffer()
+    buffer.add(rtp(0, 0, b"a"))  # its marker packet never comes: held until overflow
+    _, frame = buffer.add(rtp(600, 90000, b"z", marker=True))
+    assert parts(frame) == [(b"z", 90000)] and after_loss(frame) == [True]
+    _, frame = buffer.add(rtp(601, 93000, b"y", marker=True))
+    assert after_loss(frame) == [False]
+
+
+def test_a_sender_starting_afresh_behind_throws_away_what_was_held() -> None:
+    buffer = video_buffer()
+    buffer.add(rtp(5000, 0, b"a"))  # held: its marker packet never comes
+    _, frame = buffer.add(rtp(1000, 900000, b"n", marker=True))  # far behind: a restart
+    assert parts(frame) == [(b"n", 900000)] and after_loss(frame) == [True]
