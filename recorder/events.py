@@ -204,17 +204,16 @@ class RecordingPartFinished(TypedDict):
 
 class MediaLoss(TypedDict):
     """Packets of the caller's media never came (lost on the way and not resent in time, or
-    thrown away when the receive buffer overflowed): frame ``frame`` (from 0) of the part's
-    ``kind`` track holds what arrived, and the frame just before it may be short or missing.
-    Every other frame is recorded bit for bit as the phone sent it."""
+    thrown away when the receive buffer overflowed): each of ``frames`` (indexes from 0 in the
+    part's ``kind`` track) holds what arrived, and a frame just before it may be short or
+    missing (streamserver.reassembly.ReceivedFrame). One event per kind and written batch."""
 
     event: Literal["media_loss"]
     at: str
     part: str
     kind: str
-    frame: int
-    pts: int  # on the track's clock (EncodedFrame.pts)
-    arrival: float  # the server's wall clock when the frame was let out
+    frames: list[int]
+    time_s: list[float]  # of each, in the part (seconds, as Matroska keeps them: to the ms)
 
 
 class RecordingOverrun(TypedDict):

@@ -10,6 +10,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO
@@ -28,8 +29,19 @@ CLUSTER_MS = 500
 
 
 PartFactory = Callable[[], tuple[Path, BinaryIO]]
-# A frame that came after loss was written: the part, the frame, its index in its kind's track.
-LossListener = Callable[["PartWriter", EncodedFrame, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class FrameAfterLoss:
+    """A frame written that came after loss (EncodedFrame.after_loss): its kind, its index in
+    that kind's track of the part (from 0), and its time there (seconds, to the millisecond
+    as Matroska keeps it)."""
+
+    kind: str
+    index: int
+    time_s: float
+
+
 # Audio that arrives before the first video keyframe is kept for the part, up to this much.
 EARLY_AUDIO_S = 5.0
 
@@ -42,15 +54,8 @@ class PartWriter:
     starts audio a little sooner) are held and written at their own times once it comes.
     """
 
-    def __init__(
-        self,
-        create: PartFactory,
-        expect_video: bool,
-        expect_audio: bool,
-        on_loss: LossListener | None = None,
-    ) -> None:
+    def __init__(self, create: PartFactory, expect_video: bool, expect_audio: bool) -> None:
         self._create = create
-        self._on_loss = on_loss
         self.path: Path | None = None
         self._file: BinaryIO | None = None
         self.expect_video = expect_video
@@ -71,6 +76,7 @@ class PartWriter:
         self._early_audio: list[EncodedFrame] = []
         self._finished = False
         self.first_video_pts: int | None = None
+        self.after_loss: list[FrameAfterLoss] = []  # written since take_after_loss()
 
     @property
     def duration_s(self) -> float:
@@ -152,8 +158,15 @@ class PartWriter:
         self._container.mux(packet)
         self.written[frame.kind] += 1
         self.last_arrival = frame.arrival
-        if frame.after_loss and self._on_loss is not None:
-            self._on_loss(self, frame, self.written[frame.kind] - 1)
+        if frame.after_loss:
+            index = self.written[frame.kind] - 1
+            time_s = round(pts / frame.clock_rate, 3)
+            self.after_loss.append(FrameAfterLoss(frame.kind, index, time_s))
+
+    def take_after_loss(self) -> list[FrameAfterLoss]:
+        """The frames after loss written since the last call."""
+        taken, self.after_loss = self.after_loss, []
+        return taken
 
     def _open(self, first: EncodedFrame) -> None:
         # Read the size first: an unusable keyframe must not leave an empty file behind.

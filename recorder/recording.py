@@ -52,7 +52,7 @@ from .events import (
 )
 from .folderlock import lock_folder
 from .manifest import Signer
-from .mux import PartWriter
+from .mux import FrameAfterLoss, PartWriter
 from .originals import KeptFile, copy_original, write_derivative
 from .parts import PartNames
 from .recovery import Copied, salvage_part
@@ -226,7 +226,7 @@ class SessionRecorder:
             self._segment_started,
             self._segment_closed,
             ask,
-            self._frame_after_loss,
+            self._frames_after_loss,
         )
         if self.status.state == "idle":
             self._set_status(replace(self.status, state="recording"))
@@ -338,6 +338,7 @@ class SessionRecorder:
             if self._failed_at is not None:
                 self._abandon(segmenter)
         finally:
+            segmenter.report_losses()
             self._count(segmenter, written, skipped)
 
     def _count(self, segmenter: Segmenter, written: Counter[str], skipped: Counter[str]) -> None:
@@ -366,19 +367,22 @@ class SessionRecorder:
             }
         )
 
-    def _frame_after_loss(self, writer: PartWriter, frame: EncodedFrame, index: int) -> None:
-        """A frame that holds what arrived, not all the phone sent: on the record as such."""
+    def _frames_after_loss(self, writer: PartWriter, losses: list[FrameAfterLoss]) -> None:
+        """Frames that hold what arrived, not all the phone sent: on the record as such, one
+        event per kind and batch (loss comes in bursts)."""
         assert writer.path is not None
-        event: MediaLoss = {
-            "event": "media_loss",
-            "at": now_iso(),
-            "part": writer.path.name,
-            "kind": frame.kind,
-            "frame": index,
-            "pts": frame.pts,
-            "arrival": frame.arrival,
-        }
-        self._write_event(event)
+        for kind in ("video", "audio"):
+            frames = [loss for loss in losses if loss.kind == kind]
+            if frames:
+                event: MediaLoss = {
+                    "event": "media_loss",
+                    "at": now_iso(),
+                    "part": writer.path.name,
+                    "kind": kind,
+                    "frames": [loss.index for loss in frames],
+                    "time_s": [loss.time_s for loss in frames],
+                }
+                self._write_event(event)
 
     def _segment_closed(self, writer: PartWriter, reason: str) -> None:
         assert writer.path is not None

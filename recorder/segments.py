@@ -14,7 +14,9 @@ from collections.abc import Callable
 
 from streamserver.frames import EncodedFrame
 
-from .mux import LossListener, PartFactory, PartWriter
+from .mux import FrameAfterLoss, PartFactory, PartWriter
+
+LossListener = Callable[[PartWriter, list[FrameAfterLoss]], None]
 
 KEYFRAME_LEAD_S = 0.5
 REREQUEST_S = 1.0
@@ -47,7 +49,7 @@ class Segmenter:
         self.skipped: Counter[str] = Counter()
 
     def _new_writer(self) -> PartWriter:
-        return PartWriter(self._create, self.expect_video, self.expect_audio, self._on_loss)
+        return PartWriter(self._create, self.expect_video, self.expect_audio)
 
     def _elapsed(self, frame: EncodedFrame) -> float:
         w = self.current
@@ -102,7 +104,15 @@ class Segmenter:
         w.close()
         self.skipped.update(w.skipped - skipped)
         if w.path is not None:
+            self.report_losses()
             self._on_closed(w, reason)
+
+    def report_losses(self) -> None:
+        """Report the frames after loss written to the current part since the last report (at
+        the end of each batch, and before a part is reported finished)."""
+        losses = self.current.take_after_loss()
+        if losses and self._on_loss is not None:
+            self._on_loss(self.current, losses)
 
     def abandon(self) -> PartWriter | None:
         """Give up the part being written after a failed write: its file is closed as far
@@ -112,6 +122,7 @@ class Segmenter:
         w = self.current
         if not w.cut_short:
             return None
+        self.report_losses()
         skipped = w.skipped.copy()
         try:
             w.close()

@@ -39,11 +39,14 @@ GIVEN_UP = float("-inf")  # in place of the time a missing packet was first miss
 class ReceivedFrame(JitterFrame):
     """A reassembled frame, and whether it came after loss.
 
-    After loss: packets the caller sent never came (lost on the way and not resent in time, or
-    thrown away when the buffer overflowed or restarted) since the frame before, one is missing
-    just before its first packet or between two of its packets, or (video) its last packet is
-    not the one with the marker bit. The frame holds what arrived: it, or a frame just before
-    it, may be short. Evidence must say so (the recorder writes a ``media_loss`` event).
+    After loss: its first packet is not the one after the last run of packets taken out (a
+    gap before it: lost on the way and not resent in time; before any run was taken out, a
+    packet missing just before it), a packet is missing between two of its own, packets were
+    thrown away since the frame before (the buffer overflowed or restarted, a stale frame, a
+    gap before or inside a run of padding), or (video) its last packet is not the one with the
+    marker bit. The frame holds what arrived: it, or a frame just before it, may be short or
+    missing. Evidence must say so (the recorder writes a ``media_loss`` event). Packets lost
+    before the first one that arrived cannot be known here.
     """
 
     def __init__(self, data: bytes, timestamp: int, after_loss: bool = False) -> None:
@@ -100,6 +103,7 @@ class CompletingJitterBuffer(JitterBuffer):
         self._gave_up = False  # a gap was given up on during this add()
         self._asked_at = float("-inf")  # when giving up on a gap last asked for a keyframe
         self._dropped = False  # packets thrown away (restart, overflow) since a frame let out
+        self._expected: int | None = None  # the sequence number after the last run taken out
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         """aiortc's add(), except that a late packet of a frame already let out is ignored
@@ -112,8 +116,12 @@ class CompletingJitterBuffer(JitterBuffer):
                 return False, None
         if self._is_video:
             self._track_gaps(seq)
-        if self._origin is not None and self._resets_at(seq) and self._held():
-            self._dropped = True  # aiortc's add() throws away what the buffer holds
+        origin = self._origin
+        if origin is not None:
+            if self._resets_at(seq):
+                self._dropped |= self._held() > 0  # aiortc's add() throws away what is held
+            elif self._expected is None and uint16_add(origin, -seq) < uint16_add(seq, -origin):
+                self._dropped = True  # behind the first frame, before any was let out: dropped
         pli_flag, frame = super().add(packet)
         if self._gave_up:
             self._gave_up = False
@@ -247,21 +255,27 @@ class CompletingJitterBuffer(JitterBuffer):
         flushed.extend((run[0].payload_type, frame) for frame in frames)
 
     def _release(self, run: list[RtpPacket], frames: list[ReceivedFrame]) -> None:
+        """Take ``run`` (the present packets of one frame, in order) out: let it out as a
+        frame unless it is empty (padding) or stale, either way noting any loss."""
         data = b"".join(p._data for p in run)  # type: ignore[attr-defined]  # depayloaded
         timestamp = run[0].timestamp
-        if data and not is_stale(timestamp, self._released):
-            frames.append(ReceivedFrame(data, timestamp, self._after_loss(run)))
-            self._released = timestamp
-            self._dropped = False
-
-    def _after_loss(self, run: list[RtpPacket]) -> bool:
-        """See ReceivedFrame: ``run`` (present packets, in order) is a frame let out now."""
         first = run[0].sequence_number
-        assert self._origin is not None
         gap_inside = uint16_add(run[-1].sequence_number, -first) + 1 != len(run)
-        gap_before = (
-            uint16_add(first, -self._origin) > 0
-            and self._packets[uint16_add(first, -1) % self._capacity] is None
-        )
+        if self._expected is not None:
+            contiguous = first == self._expected
+        else:  # before any run was taken out: a missing packet just before it
+            assert self._origin is not None
+            contiguous = (
+                first == self._origin
+                or self._packets[uint16_add(first, -1) % self._capacity] is not None
+            )
+        self._expected = uint16_add(run[-1].sequence_number, 1)
+        if not data or is_stale(timestamp, self._released):
+            if data or not contiguous or gap_inside:
+                self._dropped = True  # a frame thrown away, or one may be lost around padding
+            return
         unfinished = self._is_video and not run[-1].marker
-        return self._dropped or gap_inside or gap_before or unfinished
+        after_loss = self._dropped or gap_inside or not contiguous or unfinished
+        frames.append(ReceivedFrame(data, timestamp, after_loss))
+        self._released = timestamp
+        self._dropped = False

@@ -60,7 +60,8 @@ typedef struct {
     /* JitterBuffer and CompletingJitterBuffer */
     int has_origin, has_released, has_head, gave_up;
     int dropped; /* packets were thrown away (restart, overflow) since the last frame let out */
-    unsigned origin, head;
+    int has_expected;
+    unsigned origin, head, expected; /* expected: the number after the last run taken out */
     uint32_t released;
     double asked_at;
     MissingPage *missing[256];
@@ -283,14 +284,17 @@ static int give_up_on(Assembler *self, unsigned seq, double now)
  * appended to ``*frames`` (created when needed) as (payload type of the first, data,
  * timestamp, after loss) unless empty or stale. -1 when out of memory.
  *
- * After loss: packets were thrown away since the last frame let out, or one is missing just
- * before the frame's first packet or between two of its packets, or (video) its last packet
- * is not the marker: the frame holds what arrived, and it or the one before may be short. */
+ * After loss: the frame's first packet is not the one after the last run taken out (a gap
+ * before it; before any was, a missing packet just before it), a packet is missing between
+ * two of its own, packets were thrown away since the last frame let out (overflow, restart,
+ * a stale frame, a gap before or inside a run of padding), or (video) its last packet is not
+ * the marker: the frame holds what arrived, and it or a frame before it may be short. */
 static int release(Assembler *self, int first, int last, PyObject **frames)
 {
     Slot *head = NULL, *tail = NULL;
     Py_ssize_t size = 0;
-    int count, after_loss, missing = 0, gap_inside = 0;
+    int count, after_loss, contiguous, missing = 0, gap_inside = 0, head_at = 0, tail_at = 0;
+    unsigned first_seq, next_seq;
     PyObject *data, *item;
     char *out;
 
@@ -300,17 +304,33 @@ static int release(Assembler *self, int first, int last, PyObject **frames)
             missing = head != NULL;
             continue;
         }
-        if (head == NULL)
+        if (head == NULL) {
             head = slot;
+            head_at = count;
+        }
         gap_inside |= missing;
         missing = 0;
         tail = slot;
+        tail_at = count;
         size += slot->len;
     }
-    if (head == NULL || size == 0 || is_stale(self, head->timestamp))
+    if (head == NULL)
         return 0;
-    after_loss = self->dropped || gap_inside || (self->video && !tail->marker) ||
-                 (first > 0 && !slot_at(self, (unsigned long)self->origin + first - 1)->present);
+    first_seq = u16((long long)self->origin + head_at);
+    next_seq = u16((long long)self->origin + tail_at + 1);
+    if (self->has_expected)
+        contiguous = first_seq == self->expected;
+    else
+        contiguous = head_at == 0 ||
+                     slot_at(self, (unsigned long)self->origin + head_at - 1)->present;
+    self->expected = next_seq;
+    self->has_expected = 1;
+    if (size == 0 || is_stale(self, head->timestamp)) {
+        if (size > 0 || !contiguous || gap_inside)
+            self->dropped = 1; /* a frame thrown away, or one may be lost around padding */
+        return 0;
+    }
+    after_loss = self->dropped || gap_inside || !contiguous || (self->video && !tail->marker);
     if (*frames == NULL && (*frames = PyList_New(0)) == NULL)
         return -1;
     data = PyBytes_FromStringAndSize(NULL, size);
@@ -425,6 +445,8 @@ static int buffer_add(Assembler *self, unsigned seq, uint32_t timestamp, int mar
             if (self->video)
                 *pli = 1;
         } else {
+            if (!self->has_expected)
+                self->dropped = 1; /* behind the first frame, before any was let out */
             return 0;
         }
     }
@@ -860,9 +882,11 @@ static PyObject *get_fraction_lost(Assembler *self, void *closure)
 static PyMethodDef Assembler_methods[] = {
     {"add", (PyCFunction)(void (*)(void))Assembler_add, METH_FASTCALL,
      "add(seq, timestamp, marker, payload_type, payload, now, stats=True, /): one RTP packet;\n"
-     "(pli, frames or None, nack list or None), frames as (payload type, data, timestamp)."},
+     "(pli, frames or None, nack list or None), frames as\n"
+     "(payload type, data, timestamp, after loss)."},
     {"flush", (PyCFunction)Assembler_flush, METH_NOARGS,
-     "Everything still held, as (payload type, data, timestamp) frames; the buffer is emptied."},
+     "Everything still held, as (payload type, data, timestamp, after loss) frames; the buffer\n"
+     "is emptied."},
     {"take_octets", (PyCFunction)Assembler_take_octets, METH_NOARGS,
      "Payload bytes added with stats since the last call."},
     {NULL, NULL, 0, NULL},

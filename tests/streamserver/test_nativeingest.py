@@ -142,7 +142,10 @@ async def test_frames_not_recovered_are_recorded_as_they_came_and_named_on_both_
         recorded, _ = await lossy_call(vp8_clip, tmp_path / path, lossy)
         events = [json.loads(line) for line in (tmp_path / path / "events.jsonl").open()]
         after_loss = {
-            e["frame"] for e in events if e["event"] == "media_loss" and e["kind"] == "video"
+            i
+            for e in events
+            if e["event"] == "media_loss" and e["kind"] == "video"
+            for i in e["frames"]
         }
         marked = [(frame, i in after_loss) for i, frame in enumerate(recorded)]
         assert lossy.dropped > 5

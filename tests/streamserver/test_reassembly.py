@@ -268,3 +268,57 @@ def test_a_sender_starting_afresh_behind_throws_away_what_was_held() -> None:
     buffer.add(rtp(5000, 0, b"a"))  # held: its marker packet never comes
     _, frame = buffer.add(rtp(1000, 900000, b"n", marker=True))  # far behind: a restart
     assert parts(frame) == [(b"n", 900000)] and after_loss(frame) == [True]
+
+
+def test_a_gap_the_frame_before_took_out_still_marks_the_next(clock: Clock) -> None:
+    """A frame let out on the next one's timestamp takes the given-up gap after it out too:
+    the frame behind that gap, completed later, still says it came after loss."""
+    buffer = video_buffer()
+    buffer.add(rtp(10, 0, b"a1"))  # 11 (its marker) and 12 (the next frame's first) lost
+    buffer.add(rtp(13, 3000, b"b2"))
+    clock.now += 0.1
+    buffer.add(rtp(15, 6000, b"c1"))  # 14 is late
+    clock.now += 0.25
+    _, frame = buffer.add(rtp(16, 6000, b"c2", marker=True))
+    assert parts(frame) == [(b"a1", 0)] and after_loss(frame) == [True]
+    _, frame = buffer.add(rtp(14, 3000, b"b3", marker=True))
+    assert parts(frame) == [(b"b2b3", 3000), (b"c1c2", 6000)]
+    assert after_loss(frame) == [True, False]
+
+
+def test_an_overflow_that_removes_only_a_gap_still_marks_the_frame_behind_it() -> None:
+    buffer = video_buffer()
+    buffer.add(rtp(99, 0, b"w", marker=True))
+    buffer.add(rtp(101, 3000, b"x2"))  # 100, this frame's first packet, never comes
+    buffer.add(rtp(102, 3000, b"x3", marker=True))
+    _, frame = buffer.add(rtp(612, 90000, b"z", marker=True))  # overflow: 100 removed
+    assert parts(frame) == [(b"x2x3", 3000)] and after_loss(frame) == [True]
+
+
+def test_whole_frames_lost_with_nothing_held_mark_the_next() -> None:
+    audio = CompletingJitterBuffer(capacity=16, prefetch=4)
+    audio.add(rtp(100, 0, b"a"))
+    _, frame = audio.add(rtp(125, 24000, b"z"))  # 24 packets (480 ms) never came
+    assert parts(frame) == [(b"z", 24000)] and after_loss(frame) == [True]
+    video = video_buffer()
+    video.add(rtp(10, 0, b"a", marker=True))
+    _, frame = video.add(rtp(800, 90000, b"z", marker=True))
+    assert parts(frame) == [(b"z", 90000)] and after_loss(frame) == [True]
+
+
+def test_a_frame_lost_before_padding_marks_the_next(clock: Clock) -> None:
+    buffer = video_buffer()
+    buffer.add(rtp(10, 0, b"a", marker=True))
+    assert buffer.add(rtp(12, 3000, b"")) == (False, None)  # 11 (frame 3000) lost; padding
+    buffer.add(rtp(13, 6000, b"c1"))
+    clock.now += reassembly.VIDEO_GAP_WAIT_S + 0.01
+    _, frame = buffer.add(rtp(14, 6000, b"c2", marker=True))
+    assert parts(frame) == [(b"c1c2", 6000)] and after_loss(frame) == [True]
+
+
+def test_a_first_packet_thrown_away_behind_the_first_to_arrive_marks_the_first_frame() -> None:
+    buffer = video_buffer()
+    buffer.add(rtp(1001, 0, b"k2"))
+    assert buffer.add(rtp(1000, 0, b"k1")) == (False, None)  # behind the origin: dropped
+    _, frame = buffer.add(rtp(1002, 0, b"k3", marker=True))
+    assert parts(frame) == [(b"k2k3", 0)] and after_loss(frame) == [True]
