@@ -28,7 +28,7 @@ from aiortc.rtp import RtcpSrPacket
 from . import nativeingest
 from .fastclock import NTP_UNIX_OFFSET
 from .frames import CODEC_NAMES, EncodedFrame, MediaKind, is_keyframe
-from .reassembly import CompletingJitterBuffer, frame_parts
+from .reassembly import CompletingJitterBuffer, arrival_of, frame_parts
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +50,14 @@ def forwarded_codec(mime: str) -> tuple[MediaKind, str] | None:
 
 
 def to_encoded_frame(
-    codec: Any, data: bytes, timestamp: int, after_loss: bool = False
+    codec: Any,
+    data: bytes,
+    timestamp: int,
+    after_loss: bool = False,
+    arrival: float | None = None,
 ) -> EncodedFrame | None:
-    """Build an EncodedFrame from aiortc codec parameters and a reassembled frame."""
+    """Build an EncodedFrame from aiortc codec parameters and a reassembled frame, complete
+    at ``arrival`` (Unix seconds; now if not known)."""
     forwarded = forwarded_codec(str(codec.mimeType))
     if forwarded is None:
         return None
@@ -64,13 +69,15 @@ def to_encoded_frame(
         int(timestamp),
         int(codec.clockRate),
         is_keyframe(name, data),
-        time.time(),
+        time.time() if arrival is None else arrival,
         after_loss=after_loss,
     )
 
 
 FrameConsumer = Callable[[EncodedFrame | None], None]
 _CONSUMER = "_scenelink_consumer"  # on a receiver's track: where its frames go instead
+_RECEIVER = "_scenelink_receiver"  # on a receiver's track: the receiver that feeds it
+_HOLD = "_scenelink_hold"  # on a receiver's track: whether its frames may be held
 
 
 class FrameSink:
@@ -98,8 +105,9 @@ class FrameSink:
             self._out(None)
             return
         codec, jitter_frame = item
+        arrival = arrival_of(jitter_frame)
         for data, timestamp, after_loss in frame_parts(jitter_frame):
-            frame = to_encoded_frame(codec, data, timestamp, after_loss)
+            frame = to_encoded_frame(codec, data, timestamp, after_loss, arrival)
             if frame is None:
                 logger.warning("ingest: dropping frame of unsupported codec %s", codec.mimeType)
                 return
@@ -132,6 +140,26 @@ def give_frame_sink(receiver: rtcrtpreceiver.RTCRtpReceiver) -> None:
     track = receiver._track
     if track is not None and not isinstance(getattr(receiver, _DECODER_QUEUE), FrameSink):
         setattr(receiver, _DECODER_QUEUE, FrameSink(track, receiver))
+        setattr(track, _RECEIVER, receiver)
+        if getattr(track, _HOLD, False):  # its relay asked before the receiver started
+            nativeingest.hold(receiver, True)
+
+
+def hold_frames(track: rtcrtpreceiver.RemoteStreamTrack, on: bool) -> None:
+    """Nobody needs the track's frames the instant they complete (on): its receiver's C
+    assemblers may keep them for ``drain_frames``; off: each goes at once again, after those
+    kept. A track on aiortc's own path (no C assembler) gives each at once either way."""
+    setattr(track, _HOLD, on)
+    receiver = getattr(track, _RECEIVER, None)
+    if receiver is not None:
+        nativeingest.hold(receiver, on)
+
+
+def drain_frames(track: rtcrtpreceiver.RemoteStreamTrack) -> None:
+    """The frames the track's receiver kept, to the track's consumer now, in order."""
+    receiver = getattr(track, _RECEIVER, None)
+    if receiver is not None:
+        nativeingest.drain(receiver)
 
 
 def push_to(track: rtcrtpreceiver.RemoteStreamTrack, consumer: FrameConsumer | None) -> None:

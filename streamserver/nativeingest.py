@@ -10,6 +10,11 @@ active sources, RTCP sending, and the bandwidth estimator (fed one sample per fr
 streamserver.bandwidth). The assembler stands in the receiver's table of remote streams, so
 aiortc's receiver reports and getStats() read its counters. Retransmissions (RTX) are
 unwrapped here, counted on the RTX stream as aiortc does, and go into the same assembler.
+While nobody needs a receiver's frames the instant they complete (only the recorder, which
+takes them in batches), its assemblers hold them (``hold``): the C receiver keeps each
+answer that is frames only, with its arrival time, and Python takes them in one go
+(``drain``), in order, before anything else of the stream. A stream's frames are the same,
+bit for bit and in order, held or not; they come later, never differently.
 A stream is routed here only once its receiver and codec are known (H.264, VP8, Opus);
 anything else stays on aiortc's path, which is also the pure-Python path's for everything.
 aiortc 1.16.0 internals, covered by tests/streamserver/test_nativeingest.py.
@@ -30,6 +35,7 @@ from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
 from aiortc.rtp import RTCP_PSFB_APP, HeaderExtensionsMap, RtcpPsfbPacket, pack_remb_fci
 
 from . import bandwidth, native, nativesrtp
+from .fastclock import NTP_UNIX_OFFSET
 from .reassembly import FrameBatch, ReceivedFrame
 
 if TYPE_CHECKING:
@@ -39,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 DEPAYLOADERS = {"opus": 0, "h264": 1, "vp8": 2}  # codec name -> the assembler's depayloader
 ROUTES_ATTR = "_scenelink_routes"  # on RTCRtpReceiver: its StreamRoutes, for the flush
+HOLD_ATTR = "_scenelink_hold"  # on RTCRtpReceiver: whether its routes hold their frames
 
 Run = Callable[[Any], None]  # the fast path's InlineRunner.run: runs an RTCP send coroutine
 
@@ -93,9 +100,24 @@ class StreamRoute:
         return True
 
     def act(self, answer: Assembled, arrival_time_ms: int) -> None:
-        """What the C receiver's assembler answered for one packet of this stream."""
+        """What the C receiver's assembler answered for one packet of this stream (after the
+        answers it held, which came before it)."""
+        self.drain()
         if not self.closed and self.receiver._enabled:
             self._act(answer[1], arrival_time_ms, (answer[2], answer[3]))
+
+    def hold(self, on: bool) -> None:
+        """Have the C receiver keep this stream's frames for ``drain`` (on), or hand each
+        over as it completes again, after those it kept (off)."""
+        self.assembler.hold = on
+        if not on:
+            self.drain()
+
+    def drain(self) -> None:
+        """Deliver the answers the C receiver kept, in order, as each would have been."""
+        for answer, arrival_time_ms, octets in self.assembler.take_held():
+            if not self.closed:  # they arrived while the receiver took them
+                self._act(answer[1], arrival_time_ms, (answer[2], answer[3]), octets)
 
     def add(
         self,
@@ -110,6 +132,7 @@ class StreamRoute:
         receiver = self.receiver
         if self.closed or not receiver._enabled:
             return
+        self.drain()  # what the C receiver kept came first
         answer = self.assembler.add(
             seq,
             timestamp,
@@ -126,6 +149,7 @@ class StreamRoute:
         answer: tuple[bool, list[AssembledFrame] | None, list[int] | None],
         arrival_time_ms: int,
         extension: tuple[int, bytes | None],
+        octets: int | None = None,
     ) -> None:
         receiver = self.receiver
         pli, frames, nack = answer
@@ -135,12 +159,15 @@ class StreamRoute:
             self.run(receiver._send_rtcp_pli(self.ssrc))
         if frames is not None:
             self._active[self.ssrc] = clock.current_datetime()
-            self._deliver(frames)
+            self._deliver(frames, arrival_time_ms)
             if self._estimator is not None and extension[1] is not None:
-                self._feed_estimator(arrival_time_ms, extension)
+                self._feed_estimator(arrival_time_ms, extension, octets)
 
-    def _feed_estimator(self, arrival_time_ms: int, extension: tuple[int, bytes | None]) -> None:
-        """One sample per frame: the completing packet's send time, the frame's octets."""
+    def _feed_estimator(
+        self, arrival_time_ms: int, extension: tuple[int, bytes | None], octets: int | None
+    ) -> None:
+        """One sample per frame: the completing packet's send time, the frame's octets (as
+        taken when the answer was held, or now)."""
         assert self._estimator is not None and extension[1] is not None
         try:
             abs_send_time = self.extensions_map.get(extension[0], extension[1]).abs_send_time
@@ -148,7 +175,8 @@ class StreamRoute:
             return
         if abs_send_time is None:
             return
-        octets = self.assembler.take_octets()
+        if octets is None:
+            octets = self.assembler.take_octets()
         remb = self._estimator.add(arrival_time_ms, abs_send_time, octets, self.ssrc)
         rtcp_ssrc = _private(self.receiver, "rtcp_ssrc")
         if remb is not None and rtcp_ssrc is not None:
@@ -157,12 +185,13 @@ class StreamRoute:
             )
             self.run(self.receiver._send_rtcp(packet))
 
-    def _deliver(self, frames: list[AssembledFrame]) -> None:
-        """As aiortc's receiver: the (first) frame's timestamp mapped, then to the sink."""
+    def _deliver(self, frames: list[AssembledFrame], arrival_time_ms: int) -> None:
+        """As aiortc's receiver: the (first) frame's timestamp mapped, then to the sink, with
+        when its last packet arrived (held or not)."""
         receiver = self.receiver
         if not _private(receiver, "decoder_thread"):
             return
-        item = as_jitter_frame(frames)
+        item = as_jitter_frame(frames, arrival_time_ms / 1000 - NTP_UNIX_OFFSET)
         item.timestamp = self._mapper.map(item.timestamp)
         _private(receiver, "decoder_queue").put((self.codec, item))
 
@@ -178,6 +207,7 @@ class StreamRoute:
 
     def close(self) -> list[tuple[Any, JitterFrame]]:
         """The end of the stream: what the assembler still holds, as (codec, frame), mapped."""
+        self.drain()
         self.closed = True
         if self.srtp is not None:
             self.srtp.route(self.ssrc, self.codec.payloadType, None)
@@ -227,12 +257,14 @@ class RtxRoute:
 Route = StreamRoute | RtxRoute
 
 
-def as_jitter_frame(frames: list[AssembledFrame]) -> JitterFrame:
-    """The assembler's frames as aiortc's receiver would hand them on: one, or a batch."""
+def as_jitter_frame(frames: list[AssembledFrame], arrival: float | None = None) -> JitterFrame:
+    """The assembler's frames as aiortc's receiver would hand them on: one, or a batch, with
+    when they were complete (Unix seconds) where known."""
     if len(frames) == 1:
         _, data, timestamp, after_loss = frames[0]
-        return ReceivedFrame(data, timestamp, after_loss)
-    return FrameBatch([ReceivedFrame(data, t, after_loss) for _, data, t, after_loss in frames])
+        return ReceivedFrame(data, timestamp, after_loss, arrival)
+    batch = [ReceivedFrame(data, t, after_loss, arrival) for _, data, t, after_loss in frames]
+    return FrameBatch(batch, arrival)
 
 
 def decidable(
@@ -279,6 +311,7 @@ def route_for(
     video = _private(receiver, "kind") == "video"
     assembler = native.NATIVE.Assembler(video, depayloader, codec.clockRate)
     route = StreamRoute(receiver, ssrc, codec, assembler, extensions_map, run)
+    assembler.hold = getattr(receiver, HOLD_ATTR, False)
     if srtp is not None and srtp.route(ssrc, codec.payloadType, assembler):
         route.srtp = srtp  # from now on its packets go from the C receiver to the assembler
     _private(receiver, "remote_streams")[ssrc] = assembler  # RTCP reports and getStats
@@ -286,6 +319,19 @@ def route_for(
         setattr(receiver, ROUTES_ATTR, [])
     getattr(receiver, ROUTES_ATTR).append(route)
     return route
+
+
+def hold(receiver: RTCRtpReceiver, on: bool) -> None:
+    """Have the receiver's streams (and those routed later) hold their frames, or not."""
+    setattr(receiver, HOLD_ATTR, on)
+    for route in getattr(receiver, ROUTES_ATTR, []):
+        route.hold(on)
+
+
+def drain(receiver: RTCRtpReceiver) -> None:
+    """Deliver the frames the receiver's streams hold."""
+    for route in getattr(receiver, ROUTES_ATTR, []):
+        route.drain()
 
 
 def flush(receiver: RTCRtpReceiver) -> list[tuple[Any, JitterFrame]]:

@@ -49,9 +49,12 @@ class ReceivedFrame(JitterFrame):
     before the first one that arrived cannot be known here.
     """
 
-    def __init__(self, data: bytes, timestamp: int, after_loss: bool = False) -> None:
+    def __init__(
+        self, data: bytes, timestamp: int, after_loss: bool = False, arrival: float | None = None
+    ) -> None:
         super().__init__(data, timestamp)
         self.after_loss = after_loss
+        self.arrival = arrival  # when its last packet came (Unix seconds), where known
 
 
 FramePart = tuple[bytes, int, bool]  # data, timestamp, after loss
@@ -65,9 +68,10 @@ class FrameBatch(JitterFrame):
     forward as usual, and ``parts()`` places the others relative to it.
     """
 
-    def __init__(self, frames: list[ReceivedFrame]) -> None:
+    def __init__(self, frames: list[ReceivedFrame], arrival: float | None = None) -> None:
         super().__init__(data=b"", timestamp=frames[0].timestamp)
         self._frames = frames
+        self.arrival = arrival  # when the packet that completed them came, where known
 
     def parts(self) -> list[FramePart]:
         """(data, timestamp, after loss) per frame, timestamps on the scale of
@@ -77,6 +81,11 @@ class FrameBatch(JitterFrame):
             (f.data, self.timestamp + ((f.timestamp - first) & RTP_TIMESTAMP_MASK), f.after_loss)
             for f in self._frames
         ]
+
+
+def arrival_of(frame: JitterFrame) -> float | None:
+    """When a reassembled item's last packet came (Unix seconds), where it says."""
+    return frame.arrival if isinstance(frame, ReceivedFrame | FrameBatch) else None
 
 
 def frame_parts(frame: JitterFrame) -> list[FramePart]:

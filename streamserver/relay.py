@@ -224,6 +224,10 @@ class TrackRelay:
         self._pushing: RemoteStreamTrack | None = None
         self._push_start: asyncio.Handle | None = None
         self._push_ended = asyncio.Event()
+        # While every subscriber takes frames in batches (the recorder), the pushing source
+        # holds them (ingest.hold_frames) and they are taken on the subscribers' grid.
+        self._holding = False
+        self._drain_timer: asyncio.TimerHandle | None = None
         self._request_source_keyframe: Callable[[], object] | None = None
         self._last_request = float("-inf")
         self._offset = 0
@@ -307,9 +311,54 @@ class TrackRelay:
         self._push_start = None
         self.source_live = True
         ingest.push_to(track, self._push)
+        self._update_hold()
+
+    def _update_hold(self) -> None:
+        """Have the pushing source hold its frames while every subscriber takes them in
+        batches, or give them at once (after those it held) when any takes them live."""
+        subs = self._subs
+        hold = (
+            self._pushing is not None
+            and self.source_live
+            and not self._stopped
+            and bool(subs)
+            and all(sub.batch_window for sub in subs)
+        )
+        if not hold:
+            self._stop_holding()
+        elif not self._holding and self._pushing is not None:
+            self._holding = True
+            ingest.hold_frames(self._pushing, True)
+            self._arm_drain()
+
+    def _stop_holding(self) -> None:
+        """The source gives each frame at once again, after those it held (which go now)."""
+        if not self._holding:
+            return
+        self._holding = False
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+            self._drain_timer = None
+        if self._pushing is not None:
+            ingest.hold_frames(self._pushing, False)
+
+    def _arm_drain(self) -> None:
+        sub = self._subs[0]
+        loop = asyncio.get_running_loop()
+        due = grid_point_after(loop.time(), sub.batch_window, sub.batch_phase)
+        self._drain_timer = loop.call_at(due, self._drain_held)
+
+    def _drain_held(self) -> None:
+        """On the batched subscribers' grid: what the source held, to them now."""
+        self._drain_timer = None
+        if self._holding and self._pushing is not None:
+            ingest.drain_frames(self._pushing)
+            if self._holding and self._subs:
+                self._arm_drain()
 
     def _leave_source(self) -> None:
         """Stop taking frames from the current source (a reconnect replaces it, or the stop)."""
+        self._stop_holding()  # what it held goes first
         if self._task is not None:
             self._task.cancel()
             self._task = None
@@ -329,7 +378,10 @@ class TrackRelay:
         if self._stopped:
             sub._end()
             return sub
+        if not batch_window:  # live: what the source held goes to those before it, now
+            self._stop_holding()
         self._subs.append(sub)
+        self._update_hold()
         if self.kind == "video":
             self.request_keyframe()
         return sub
@@ -378,6 +430,7 @@ class TrackRelay:
         that is still live is cut off after DRAIN_S.
         """
         self._stopped = True
+        self._update_hold()  # what the source held goes first
         try:
             await self._drain_source()
         finally:  # cancelled too: the subscribers (the recorder) still get their end
@@ -411,6 +464,7 @@ class TrackRelay:
             self._gone_out += sub.frames_out
             self._gone_dropped += sub.dropped
             self._gone_lag += sub.lag_events
+            self._update_hold()
 
     async def _run(self, track: MediaStreamTrack) -> None:
         self.source_live = True
@@ -434,6 +488,7 @@ class TrackRelay:
         """A frame from the pushing source, in its packet's callback; None: the source ended."""
         if frame is None:
             self.source_live = False
+            self._update_hold()
             self._push_ended.set()
             if self._pushing is not None:
                 self._pushing.stop()  # ended, as recv() would have left it

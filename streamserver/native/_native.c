@@ -35,6 +35,7 @@
 #define HISTORY 128        /* packets kept for retransmission, as aiortc's RTP_HISTORY_SIZE */
 #define BATCH 64           /* datagrams per sendmmsg call */
 #define ROUTES 8           /* streams a receiver hands to their Assembler (a call has 2-4) */
+#define NTP_UNIX_OFFSET_MS (2208988800LL * 1000) /* streamserver.fastclock.NTP_UNIX_OFFSET */
 
 /* A stream (SSRC) whose packets of one payload type go straight to its Assembler. */
 typedef struct {
@@ -327,6 +328,17 @@ static PyObject *assemble(SrtpReceiver *self, const RtpHeader *h, PyObject *asse
     if (ext == NULL)
         goto done;
     result = Py_BuildValue("(kOIO)", h->ssrc, answer, h->ext_profile, ext);
+    if (result != NULL && PyTuple_GET_ITEM(answer, 0) == Py_False &&
+        PyTuple_GET_ITEM(answer, 2) == Py_None) { /* frames only: they may wait */
+        struct timespec wall;
+        int kept;
+        clock_gettime(CLOCK_REALTIME, &wall); /* aiortc.clock.current_ms (fastclock) */
+        kept = assembler_keep(assembler, result,
+                              (long long)wall.tv_sec * 1000 + wall.tv_nsec / 1000000 +
+                                  NTP_UNIX_OFFSET_MS);
+        if (kept != 0)
+            Py_SETREF(result, kept < 0 ? NULL : Py_NewRef(Py_None));
+    }
 done:
     for (i = 0; i < 6; i++)
         Py_XDECREF(args[i]);

@@ -82,6 +82,11 @@ typedef struct {
     uint32_t last_timestamp;
 
     unsigned long long octets; /* payload bytes added with stats since take_octets() */
+
+    /* Held answers (SrtpReceiver.receive, while ``hold``): frames nobody needs this instant,
+     * kept for Python to take in a batch (take_held) instead of a call per frame. */
+    int hold;
+    PyObject *held; /* list of (answer, arrival ms, octets), or NULL */
 } Assembler;
 
 static unsigned u16(long long value)
@@ -647,6 +652,7 @@ static void Assembler_dealloc(Assembler *self)
         PyMem_Free(self->slots[i].data);
     PyMem_Free(self->slots);
     missing_clear(self);
+    Py_CLEAR(self->held);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -806,6 +812,51 @@ error:
     return NULL;
 }
 
+int assembler_keep(PyObject *assembler, PyObject *answer, long long arrival_ms)
+{
+    Assembler *self = (Assembler *)assembler;
+    PyObject *item;
+    int failed;
+
+    if (!self->hold)
+        return 0;
+    if (self->held == NULL && (self->held = PyList_New(0)) == NULL)
+        return -1;
+    item = Py_BuildValue("(OLK)", answer, arrival_ms, self->octets);
+    if (item == NULL)
+        return -1;
+    failed = PyList_Append(self->held, item);
+    Py_DECREF(item);
+    if (failed)
+        return -1;
+    self->octets = 0; /* as take_octets() when Python would have taken the answer */
+    return 1;
+}
+
+static PyObject *Assembler_take_held(Assembler *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *held = self->held;
+    self->held = NULL;
+    return held != NULL ? held : PyList_New(0);
+}
+
+static PyObject *get_hold(Assembler *self, void *closure)
+{
+    (void)closure;
+    return PyBool_FromLong(self->hold);
+}
+
+static int set_hold(Assembler *self, PyObject *value, void *closure)
+{
+    (void)closure;
+    if (value == NULL || !PyBool_Check(value)) {
+        PyErr_SetString(PyExc_TypeError, "hold must be a bool");
+        return -1;
+    }
+    self->hold = value == Py_True;
+    return 0;
+}
+
 static PyObject *Assembler_take_octets(Assembler *self, PyObject *Py_UNUSED(ignored))
 {
     unsigned long long octets = self->octets;
@@ -889,6 +940,9 @@ static PyMethodDef Assembler_methods[] = {
      "is emptied."},
     {"take_octets", (PyCFunction)Assembler_take_octets, METH_NOARGS,
      "Payload bytes added with stats since the last call."},
+    {"take_held", (PyCFunction)Assembler_take_held, METH_NOARGS,
+     "The answers held since the last call, oldest first, as (answer, arrival ms since the NTP\n"
+     "epoch, octets as take_octets() would have given them then)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -904,6 +958,9 @@ static PyGetSetDef Assembler_getset[] = {
     {"packets_lost", (getter)get_packets_lost, NULL, "as aiortc's, clamped to 24 bits", NULL},
     {"fraction_lost", (getter)get_fraction_lost, NULL,
      "loss since the last read, out of 256 (reading it starts the next interval)", NULL},
+    {"hold", (getter)get_hold, (setter)set_hold,
+     "SrtpReceiver.receive keeps answers that are frames only (no NACK, no PLI) for take_held",
+     NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

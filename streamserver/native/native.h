@@ -20,4 +20,8 @@ extern PyTypeObject AssemblerType;
 /* Assembler.add(*args) from C, for SrtpReceiver.receive (the same checks and answer). */
 PyObject *assembler_add(PyObject *assembler, PyObject *const *args, Py_ssize_t nargs);
 
+/* While the Assembler holds (its ``hold``), keep receive()'s ``answer`` with its arrival time
+ * for take_held: 1; 0 when it does not hold; -1 with an exception set. */
+int assembler_keep(PyObject *assembler, PyObject *answer, long long arrival_ms);
+
 #endif

@@ -77,6 +77,20 @@ def test_install_is_idempotent() -> None:
     assert rtcrtpreceiver.RTCRtpReceiver._handle_rtcp_packet is patched.handle_rtcp_packet
 
 
+def test_a_frame_arrives_when_its_last_packet_came_where_that_is_known() -> None:
+    track = rtcrtpreceiver.RemoteStreamTrack(kind="audio")
+    sink = ingest.FrameSink(track)
+    opus = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, payloadType=111)
+    sink.put((opus, ReceivedFrame(b"a", 0, arrival=1_700_000_000.25)))  # held, taken later
+    sink.put((opus, FrameBatch([ReceivedFrame(b"b", 960), ReceivedFrame(b"c", 1920)], 12.5)))
+    before = time.time()
+    sink.put((opus, ReceivedFrame(b"d", 2880)))  # not known: now
+    frames = [track._queue.get_nowait() for _ in range(4)]
+    arrivals = [f.arrival for f in frames if f is not None]
+    assert arrivals[:3] == [1_700_000_000.25, 12.5, 12.5]
+    assert before <= arrivals[3] <= time.time()
+
+
 async def test_frame_sink_delivers_batches_in_order_then_the_end() -> None:
     track = rtcrtpreceiver.RemoteStreamTrack(kind="video")
     output = track._queue

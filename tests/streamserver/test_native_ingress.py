@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import struct
 import sys
+import time
 from types import ModuleType
 from typing import Any
 
@@ -20,6 +21,7 @@ from aiortc.rtp import RtpPacket
 from pylibsrtp import Policy, Session
 
 from streamserver import native, nativesrtp
+from streamserver.fastclock import NTP_UNIX_OFFSET
 from streamserver.native import _native
 from streamserver.native._native import MAX_DATAGRAM, SrtpReceiver
 from tests.streamserver.conftest import extensions_map, unrouted
@@ -251,6 +253,37 @@ def test_attach_falls_back_to_pylibsrtp(
     monkeypatch.setattr(native, "NATIVE", native.load())
     nativesrtp.attach(dtls)
     assert nativesrtp.receiver_of(dtls) is None
+
+
+def test_a_holding_assembler_keeps_frames_only_answers_for_python_to_take() -> None:
+    key = bytes(range(30))
+    profile = Policy.SRTP_PROFILE_AES128_CM_SHA1_80
+    tx = session(profile, key, outbound=True)
+    rx = SrtpReceiver(profile, key)
+    video = _native.Assembler(True, 2, 90000)
+    assert rx.route(SSRC, 96, video) is True
+    video.hold = True
+    before = time.time_ns() // 1_000_000 + NTP_UNIX_OFFSET * 1000
+    assert rx.receive(tx.protect(rtp(1, b"\x10\x00\x00\x9d\x01\x2a", timestamp=0))) is None
+    assert rx.receive(tx.protect(rtp(2, b"\x00\x01", timestamp=0, marker=1))) is None  # kept
+    assert rx.receive(tx.protect(rtp(3, b"\x10\x02", timestamp=3000, marker=1))) is None
+    # 5 comes before 4: a NACK to send is not kept (Python must act now) and brings no frame.
+    nacked = rx.receive(tx.protect(rtp(5, b"\x10\x03", timestamp=9000, marker=1)))
+    assert nacked is not None and len(nacked) == 4
+    assert nacked[1] == (False, None, [4])
+    held = video.take_held()
+    after = time.time_ns() // 1_000_000 + NTP_UNIX_OFFSET * 1000
+    assert [answer[1][1] for answer, _, _ in held] == [
+        [(96, b"\x00\x00\x9d\x01\x2a\x01", 0, False)],
+        [(96, b"\x02", 3000, False)],
+    ]
+    assert all(before <= arrival <= after for _, arrival, _ in held)
+    assert [octets for _, _, octets in held] == [6 + 2, 2]  # as take_octets() then
+    assert video.take_held() == [] and video.take_octets() == 2  # packet 5's
+    video.hold = False
+    assert rx.receive(tx.protect(rtp(4, b"\x10\x04", timestamp=6000, marker=1))) is not None
+    with pytest.raises(TypeError):
+        video.hold = 1  # type: ignore[assignment]
 
 
 def test_patched_setup_srtp_attaches() -> None:

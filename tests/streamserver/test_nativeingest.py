@@ -20,7 +20,7 @@ from recorder.library import video_packets
 from streamserver import bandwidth, fastpath, native, nativeingest
 from streamserver.session import MediaSession
 from tests.streamserver.test_media_session import wait_for
-from tests.viewer import runs_in_order
+from tests.viewer import Viewer, runs_in_order
 
 DROP_EVERY = 37  # of the caller's first transmissions of video packets, on the way in
 
@@ -154,6 +154,51 @@ async def test_frames_not_recovered_are_recorded_as_they_came_and_named_on_both_
         assert damaged and damaged <= after_loss, (path, damaged, after_loss)  # none silently
         named[path] = len(after_loss)
     assert named["c"] == named["python"] >= 5, named
+
+
+async def test_frames_wait_in_c_while_only_the_recorder_takes_them(
+    vp8_clip: Clip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c_extension: ModuleType
+) -> None:
+    """With only the recorder, a caller's frames are kept in C and come to Python a batch at a
+    time; a viewer has them at once. The recording is the clip either way."""
+    answered: list[object] = []
+    original = fastpath.SrtpFastPath.answered
+
+    def counted(self: fastpath.SrtpFastPath, answer: Any) -> None:
+        answered.append(answer)
+        original(self, answer)
+
+    monkeypatch.setattr(fastpath.SrtpFastPath, "answered", counted)
+    recorder = SessionRecorder(tmp_path)
+    session = MediaSession("sess", None, recorder, lambda _: None, lambda _: None)
+    caller = SyntheticCaller(vp8_clip, loop=False)
+    viewer = Viewer()
+    try:
+        await caller.accept(await session.accept_caller(await caller.offer()))
+        assert caller.video is not None
+        await wait_for(lambda: caller.video is not None and caller.video.sent >= 45, 20)
+        assert session._caller is not None
+        routes = [
+            route
+            for transceiver in session._caller.getTransceivers()
+            for route in getattr(transceiver.receiver, nativeingest.ROUTES_ATTR, [])
+        ]
+        assert len(routes) == 2 and all(r.assembler.hold for r in routes)
+        await viewer.join(session.add_viewer)
+        await wait_for(lambda: not any(r.assembler.hold for r in routes), 10)  # a viewer
+        held_phase = len(answered)
+        await wait_for(lambda: caller.video is not None and caller.video.sent >= 90, 20)
+        await asyncio.sleep(1.0)
+    finally:
+        await session.close()
+        await recorder.close()
+        await caller.close()
+        await viewer.close()
+    recorded = video_packets(tmp_path / "media-001.mkv")
+    assert recorded == [p.data for p in vp8_clip.video]
+    # 45 video frames and some 75 audio frames came while held: Python was called for a few.
+    assert held_phase < 20, held_phase
+    assert len(answered) > held_phase + 45  # then once per frame
 
 
 class FakeReceiver:

@@ -14,7 +14,7 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpreceiver import RemoteStreamTrack
 
-from streamserver import patches
+from streamserver import ingest, patches
 from streamserver.frames import EncodedFrame
 from streamserver.ingest import FrameSink
 from streamserver.relay import DRAIN_S, GRID_LEAD_S, TrackRelay, grid_point_after
@@ -363,6 +363,36 @@ async def test_a_stop_cancelled_while_it_waits_still_ends_the_subscribers(patche
     assert [f.pts if f else None for f in got] == [0, None]
     sink.put(received(1))  # the track no longer feeds the relay
     assert recorder.depth == 0
+
+
+async def test_the_source_holds_frames_while_every_subscriber_takes_them_in_batches(
+    patched: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the recorder (batches): the source may keep its frames, taken on the recorder's
+    grid; a live subscriber (a viewer) has them given at once, after those kept; at stop,
+    what was kept goes first."""
+    calls: list[tuple[str, bool]] = []
+    monkeypatch.setattr(ingest, "hold_frames", lambda track, on: calls.append(("hold", on)))
+    monkeypatch.setattr(ingest, "drain_frames", lambda track: calls.append(("drain", True)))
+    relay = TrackRelay("video", queue_size=50)
+    track = RemoteStreamTrack(kind="video")
+    FrameSink(track)
+    relay.subscribe(batch_window=0.05, batch_phase=0.01)
+    relay.set_source(track)
+    assert calls == []  # the source is taken on the next turn of the loop
+    await asyncio.sleep(0)
+    assert calls == [("hold", True)]
+    await asyncio.sleep(0.22)
+    assert 3 <= calls.count(("drain", True)) <= 6  # every 50 ms on the grid
+    calls.clear()
+    viewer = relay.subscribe()
+    assert calls == [("hold", False)]  # before the viewer was added: it starts from now
+    await asyncio.sleep(0.12)
+    assert calls == [("hold", False)]  # no more drains
+    viewer.close()
+    assert calls[-1] == ("hold", True)
+    await relay.stop()
+    assert calls[-1] == ("hold", False)
 
 
 @pytest.mark.parametrize("now", [0.0, 0.05, 0.0995, 12.3456, 1937.4, 86400.001])
