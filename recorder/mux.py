@@ -160,7 +160,8 @@ class PartWriter:
         self.last_arrival = frame.arrival
         if frame.after_loss:
             index = self.written[frame.kind] - 1
-            time_s = round(pts / frame.clock_rate, 3)
+            # In milliseconds as Matroska keeps them (rounded half up, as libavformat does).
+            time_s = (pts * 1000 + frame.clock_rate // 2) // frame.clock_rate / 1000
             self.after_loss.append(FrameAfterLoss(frame.kind, index, time_s))
 
     def take_after_loss(self) -> list[FrameAfterLoss]:

@@ -46,7 +46,8 @@ class ReceivedFrame(JitterFrame):
     gap before or inside a run of padding), or (video) its last packet is not the one with the
     marker bit. The frame holds what arrived: it, or a frame just before it, may be short or
     missing. Evidence must say so (the recorder writes a ``media_loss`` event). Packets lost
-    before the first one that arrived cannot be known here.
+    before the first one that arrived cannot be known here, nor frames a sender overwrote by
+    starting its sequence numbers afresh behind packets still held (so far only in tests).
     """
 
     def __init__(
@@ -129,8 +130,8 @@ class CompletingJitterBuffer(JitterBuffer):
         if origin is not None:
             if self._resets_at(seq):
                 self._dropped |= self._held() > 0  # aiortc's add() throws away what is held
-            elif self._expected is None and uint16_add(origin, -seq) < uint16_add(seq, -origin):
-                self._dropped = True  # behind the first frame, before any was let out: dropped
+            elif uint16_add(origin, -seq) < uint16_add(seq, -origin):
+                self._dropped = True  # behind the buffer and not stale: aiortc throws it away
         pli_flag, frame = super().add(packet)
         if self._gave_up:
             self._gave_up = False

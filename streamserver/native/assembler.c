@@ -450,8 +450,7 @@ static int buffer_add(Assembler *self, unsigned seq, uint32_t timestamp, int mar
             if (self->video)
                 *pli = 1;
         } else {
-            if (!self->has_expected)
-                self->dropped = 1; /* behind the first frame, before any was let out */
+            self->dropped = 1; /* behind the buffer and not stale: thrown away */
             return 0;
         }
     }

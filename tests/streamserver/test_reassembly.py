@@ -322,3 +322,13 @@ def test_a_first_packet_thrown_away_behind_the_first_to_arrive_marks_the_first_f
     assert buffer.add(rtp(1000, 0, b"k1")) == (False, None)  # behind the origin: dropped
     _, frame = buffer.add(rtp(1002, 0, b"k3", marker=True))
     assert parts(frame) == [(b"k2k3", 0)] and after_loss(frame) == [True]
+
+
+def test_a_sender_starting_afresh_a_little_behind_marks_the_first_frame_it_keeps() -> None:
+    buffer = CompletingJitterBuffer(capacity=16, prefetch=4)
+    for seq in range(100, 110):
+        buffer.add(rtp(seq, (seq - 100) * 960, b"a"))
+    for seq in range(50, 110):  # restarted 60 behind: aiortc throws these away
+        assert buffer.add(rtp(seq, (seq - 40) * 960, b"n")) == (False, None)
+    _, frame = buffer.add(rtp(110, 70 * 960, b"z"))
+    assert parts(frame) == [(b"z", 70 * 960)] and after_loss(frame) == [True]
