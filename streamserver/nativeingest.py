@@ -79,6 +79,7 @@ class StreamRoute:
         self._active: dict[int, Any] = _private(receiver, "active_ssrc")
         self._mapper = _private(receiver, "timestamp_mapper")  # made with the receiver, kept
         self._estimator = bandwidth.of(receiver)
+        self._octets_carried = 0  # of held frames that gave the estimator no sample
 
     def take(self, fields: RtpFields, arrival_time_ms: int) -> bool:
         """One packet of this stream, as the C receiver parsed it; False when the stream has
@@ -102,22 +103,20 @@ class StreamRoute:
     def act(self, answer: Assembled, arrival_time_ms: int) -> None:
         """What the C receiver's assembler answered for one packet of this stream (after the
         answers it held, which came before it)."""
-        self.drain()
+        drain(self.receiver)
         if not self.closed and self.receiver._enabled:
             self._act(answer[1], arrival_time_ms, (answer[2], answer[3]))
 
-    def hold(self, on: bool) -> None:
-        """Have the C receiver keep this stream's frames for ``drain`` (on), or hand each
-        over as it completes again, after those it kept (off)."""
-        self.assembler.hold = on
-        if not on:
-            self.drain()
-
     def drain(self) -> None:
-        """Deliver the answers the C receiver kept, in order, as each would have been."""
+        """Deliver the answers the C receiver kept, in order, as each would have been (one
+        that fails is logged; the rest still go)."""
         for answer, arrival_time_ms, octets in self.assembler.take_held():
-            if not self.closed:  # they arrived while the receiver took them
+            if self.closed:
+                break
+            try:  # they arrived while the receiver took them (whether it still does)
                 self._act(answer[1], arrival_time_ms, (answer[2], answer[3]), octets)
+            except Exception:
+                logger.exception("native ingest: a held frame could not be delivered")
 
     def add(
         self,
@@ -132,7 +131,7 @@ class StreamRoute:
         receiver = self.receiver
         if self.closed or not receiver._enabled:
             return
-        self.drain()  # what the C receiver kept came first
+        drain(receiver)  # what the C receiver kept (of any of the receiver's streams) came first
         answer = self.assembler.add(
             seq,
             timestamp,
@@ -160,23 +159,31 @@ class StreamRoute:
         if frames is not None:
             self._active[self.ssrc] = clock.current_datetime()
             self._deliver(frames, arrival_time_ms)
-            if self._estimator is not None and extension[1] is not None:
-                self._feed_estimator(arrival_time_ms, extension, octets)
+            if self._estimator is not None:
+                if extension[1] is not None:
+                    self._feed_estimator(arrival_time_ms, extension, octets)
+                elif octets is not None:
+                    self._octets_carried += octets
 
     def _feed_estimator(
         self, arrival_time_ms: int, extension: tuple[int, bytes | None], octets: int | None
     ) -> None:
-        """One sample per frame: the completing packet's send time, the frame's octets (as
-        taken when the answer was held, or now)."""
+        """One sample per frame: the completing packet's send time, the octets since the last
+        sample (for a held answer, as counted when it was held; bytes of frames that gave no
+        sample carry over, held or not)."""
         assert self._estimator is not None and extension[1] is not None
         try:
             abs_send_time = self.extensions_map.get(extension[0], extension[1]).abs_send_time
         except (ValueError, struct.error):  # a malformed block: no sample, frames kept
-            return
+            abs_send_time = None
         if abs_send_time is None:
+            if octets is not None:
+                self._octets_carried += octets
             return
         if octets is None:
             octets = self.assembler.take_octets()
+        octets += self._octets_carried
+        self._octets_carried = 0
         remb = self._estimator.add(arrival_time_ms, abs_send_time, octets, self.ssrc)
         rtcp_ssrc = _private(self.receiver, "rtcp_ssrc")
         if remb is not None and rtcp_ssrc is not None:
@@ -322,14 +329,17 @@ def route_for(
 
 
 def hold(receiver: RTCRtpReceiver, on: bool) -> None:
-    """Have the receiver's streams (and those routed later) hold their frames, or not."""
+    """Have the receiver's streams (and those routed later) keep their frames for ``drain``
+    (on), or hand each over as it completes again, after those kept (off)."""
     setattr(receiver, HOLD_ATTR, on)
     for route in getattr(receiver, ROUTES_ATTR, []):
-        route.hold(on)
+        route.assembler.hold = on
+    if not on:
+        drain(receiver)
 
 
 def drain(receiver: RTCRtpReceiver) -> None:
-    """Deliver the frames the receiver's streams hold."""
+    """Deliver the frames the receiver's streams kept, each stream's in order."""
     for route in getattr(receiver, ROUTES_ATTR, []):
         route.drain()
 

@@ -349,12 +349,19 @@ class TrackRelay:
         self._drain_timer = loop.call_at(due, self._drain_held)
 
     def _drain_held(self) -> None:
-        """On the batched subscribers' grid: what the source held, to them now."""
+        """On the batched subscribers' grid: what the source held, to them now (a window
+        old already: they are woken at once, not at the next point)."""
         self._drain_timer = None
-        if self._holding and self._pushing is not None:
+        if not self._holding or self._pushing is None:
+            return
+        try:
             ingest.drain_frames(self._pushing)
+        finally:
             if self._holding and self._subs:
                 self._arm_drain()
+        for sub in self._subs:
+            if sub.depth:
+                sub._wake()
 
     def _leave_source(self) -> None:
         """Stop taking frames from the current source (a reconnect replaces it, or the stop)."""
@@ -459,6 +466,8 @@ class TrackRelay:
             self._task = None
 
     def _unsubscribe(self, sub: Subscription) -> None:
+        if self._holding and self._pushing is not None:  # what was held is the leaver's too
+            ingest.drain_frames(self._pushing)
         if sub in self._subs:
             self._subs.remove(sub)
             self._gone_out += sub.frames_out

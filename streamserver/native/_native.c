@@ -336,8 +336,10 @@ static PyObject *assemble(SrtpReceiver *self, const RtpHeader *h, PyObject *asse
         kept = assembler_keep(assembler, result,
                               (long long)wall.tv_sec * 1000 + wall.tv_nsec / 1000000 +
                                   NTP_UNIX_OFFSET_MS);
-        if (kept != 0)
-            Py_SETREF(result, kept < 0 ? NULL : Py_NewRef(Py_None));
+        if (kept < 0)
+            PyErr_Clear(); /* out of memory: Python takes it now (after what was kept) */
+        else if (kept > 0)
+            Py_SETREF(result, Py_NewRef(Py_None));
     }
 done:
     for (i = 0; i < 6; i++)

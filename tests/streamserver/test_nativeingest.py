@@ -11,15 +11,22 @@ from typing import Any
 
 import pytest
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-from aiortc.rtcrtpreceiver import RTCRtpReceiver, TimestampMapper
+from aiortc.rtcrtpreceiver import RemoteStreamTrack, RTCRtpReceiver, TimestampMapper
 from aiortc.rtp import HeaderExtensionsMap
+from pylibsrtp import Policy, Session
 
 from bench.synthetic import Clip, SyntheticCaller
 from recorder import SessionRecorder
 from recorder.library import video_packets
-from streamserver import bandwidth, fastpath, native, nativeingest
-from streamserver.session import MediaSession
+from streamserver import bandwidth, fastpath, ingest, native, nativeingest, patches
+from streamserver.ingest import FrameSink
+from streamserver.native._native import SrtpReceiver
+from streamserver.reassembly import frame_parts
+from streamserver.relay import TrackRelay
+from streamserver.session import RECORDER_BATCH_S, MediaSession
+from tests.streamserver.conftest import extensions_map
 from tests.streamserver.test_media_session import wait_for
+from tests.streamserver.test_native_ingress import SSRC, rtp, session
 from tests.viewer import Viewer, runs_in_order
 
 DROP_EVERY = 37  # of the caller's first transmissions of video packets, on the way in
@@ -278,3 +285,103 @@ def test_a_malformed_extension_block_loses_no_frame(c_extension: ModuleType) -> 
     route = vp8_route(receiver, c_extension)
     assert route.take(fields(1, 96, b"\x10\x00\x00\x9d\x01\x2a", ext=b"\x1f"), 0)
     assert len(receiver.delivered) == 1  # the frame went on; only the estimate had no sample
+
+
+KEY = bytes(range(30))
+PROFILE = Policy.SRTP_PROFILE_AES128_CM_SHA1_80
+
+
+def held_chain(
+    codecs: dict[int, RTCRtpCodecParameters],
+) -> tuple[Session, SrtpReceiver, FakeReceiver, dict[int, nativeingest.Route | None]]:
+    """A caller's protected packets into the C receiver, routed to a receiver that holds."""
+    receiver = FakeReceiver(codecs, rtx={})
+    nativeingest.hold(receiver, True)  # type: ignore[arg-type]
+    return session(PROFILE, KEY, True), SrtpReceiver(PROFILE, KEY), receiver, {}
+
+
+def routed(
+    receiver: FakeReceiver, rx: SrtpReceiver, routes: dict[int, Any], ssrc: int
+) -> nativeingest.StreamRoute:
+    route = nativeingest.route_for(
+        receiver,  # type: ignore[arg-type]
+        ssrc,
+        96,
+        routes,
+        extensions_map(),
+        lambda c: c.close(),
+        rx,
+    )
+    assert isinstance(route, nativeingest.StreamRoute) and route.assembler.hold
+    routes[ssrc] = route
+    return route
+
+
+def delivered(receiver: FakeReceiver) -> list[bytes]:
+    return [data for _, item in receiver.delivered for data, _, _ in frame_parts(item)]
+
+
+def test_a_receivers_held_frames_go_before_a_new_streams_first(c_extension: ModuleType) -> None:
+    """The caller's stream changed SSRC: the new one's first packet reaches Python (to be
+    routed) while the old one's frames are held; they go first, as they came."""
+    tx, rx, receiver, routes = held_chain({96: VP8})
+    old = routed(receiver, rx, routes, SSRC)
+    for seq in range(1, 4):
+        packet = rtp(seq, b"\x10" + bytes([seq]), timestamp=3000 * seq, marker=1)
+        assert rx.receive(tx.protect(packet)) is None  # held
+    new = routed(receiver, rx, routes, 0x777)
+    new.take(fields(100, 96, b"\x10\x64"), 0)  # as the fast path takes a new stream's first
+    assert delivered(receiver) == [b"\x01", b"\x02", b"\x03", b"\x64"]
+    assert old.assembler.take_held() == []
+
+
+def test_a_held_frame_without_a_send_time_carries_its_bytes_to_the_next_sample(
+    c_extension: ModuleType,
+) -> None:
+    tx, rx, receiver, routes = held_chain({96: VP8})
+    route = routed(receiver, rx, routes, SSRC)
+    sizes: list[int] = []
+    estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator
+    add = estimator.add
+
+    def noted(
+        arrival_time_ms: int, abs_send_time: int, payload_size: int, ssrc: int
+    ) -> tuple[int, list[int]] | None:
+        sizes.append(payload_size)
+        return add(arrival_time_ms, abs_send_time, payload_size, ssrc)
+
+    estimator.add = noted  # type: ignore[method-assign]
+    untimed = rtp(1, b"\x10" + b"x" * 99, timestamp=3000, marker=1, mid="0")
+    assert rx.receive(tx.protect(untimed)) is None  # held: its 100 bytes give no sample
+    nativeingest.hold(receiver, False)  # type: ignore[arg-type]  # a viewer joins
+    timed = rtp(2, b"\x10" + b"y" * 9, timestamp=6000, marker=1, abs_send_time=1000)
+    answer = rx.receive(tx.protect(timed))
+    assert answer is not None and len(answer) == 4
+    route.act(answer, 0)
+    assert sizes == [110]  # as without holding: the bytes since the last sample
+
+
+async def test_frames_held_when_the_last_batched_subscriber_leaves_are_its_own(
+    c_extension: ModuleType,
+) -> None:
+    """The recorder finishes while its caller still sends: what was held is in its tail."""
+    patches.install()
+    tx, rx, receiver, routes = held_chain({96: VP8})
+    route = routed(receiver, rx, routes, SSRC)
+    track = RemoteStreamTrack(kind="video")
+    receiver._RTCRtpReceiver__decoder_queue = FrameSink(track)  # type: ignore[assignment]
+    setattr(track, ingest._RECEIVER, receiver)
+    relay = TrackRelay("video")
+    recorder = relay.subscribe(batch_window=RECORDER_BATCH_S)
+    relay.set_source(track)
+    await asyncio.sleep(0)
+    for seq in range(1, 6):
+        payload = b"\x10\x00\x00\x00\x9d\x01\x2a\x10\x00\x10\x00" if seq == 1 else b"\x10\x05"
+        assert rx.receive(tx.protect(rtp(seq, payload, timestamp=3000 * seq, marker=1))) is None
+    assert route.assembler.hold and relay.frames_in == 0
+    recorder.finish()
+    got = []
+    while (frame := recorder.get_nowait()) is not None:
+        got.append(frame)
+    assert len(got) == 5 and relay.frames_in == 5
+    await relay.stop()
