@@ -53,6 +53,20 @@ def is_subsequence(part: list[bytes], whole: list[bytes]) -> bool:
     return n > 0 and any(whole[i : i + n] == part for i in range(len(whole) - n + 1))
 
 
+def in_order(frames: list[tuple[bytes, bool]], whole: list[bytes]) -> bool:
+    """Each of ``frames`` not after loss is one of ``whole``, byte for byte, and they come in
+    its order (frames between may be missing: a viewer that fell behind skips to a keyframe)."""
+    at = 0
+    for data, after_loss in frames:
+        if after_loss:
+            continue
+        try:
+            at = whole.index(data, at) + 1
+        except ValueError:
+            return False
+    return True
+
+
 def runs_in_order(recorded: list[tuple[bytes, bool]], sent: list[bytes]) -> bool:
     """Each run of recorded frames between frames after loss is a run of ``sent``, and the
     runs come in the order sent."""

@@ -3,6 +3,7 @@ real coturn."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -73,6 +74,16 @@ def start_server(tmp_path: Path, **env: str) -> Iterator[RunningServer]:
             env.get("SCENELINK_PREFERRED_CODEC"),
             process.pid,
         )
+
+
+async def recording_closed(folder: Path, within_s: float = 20) -> None:
+    """Wait until a session's bundle is closed: its recording is complete, its last part
+    finished (an ended session's last frames are still being written when the pages say so)."""
+    async with asyncio.timeout(within_s):
+        while not (folder / "manifest.jws").exists() or (
+            json.loads((folder / "manifest.json").read_bytes()).get("status") != "closed"
+        ):
+            await asyncio.sleep(0.2)
 
 
 async def play_recording(

@@ -23,7 +23,7 @@ from bench.load import Api, viewer_answerer
 from recorder.library import video_packets
 from recorder.verify import verify_bundle
 from streamserver import patches
-from tests.e2e.conftest import RunningServer, relay_only
+from tests.e2e.conftest import RunningServer, recording_closed, relay_only
 from tests.harness import TurnServer
 from tests.viewer import Viewer
 
@@ -161,11 +161,7 @@ async def test_a_15_s_network_drop_shows_reconnecting_and_resumes_the_same_sessi
 
     # The signed bundle verifies and holds the gap, in its events and in its manifest.
     folder = server.data_dir / "evidence" / session_id
-    async with asyncio.timeout(20):
-        while not (folder / "manifest.jws").exists() or (
-            json.loads((folder / "manifest.json").read_bytes()).get("status") != "closed"
-        ):
-            await asyncio.sleep(0.2)
+    await recording_closed(folder)
     jwks = await handler.call("GET", "/.well-known/jwks.json")
     verify_bundle(folder, jwks, decode=True)
     events = events_of(folder)

@@ -17,7 +17,7 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from recorder.library import video_packets
-from tests.e2e.conftest import RunningServer, relay_only
+from tests.e2e.conftest import RunningServer, recording_closed, relay_only
 from tests.e2e.test_walking_skeleton import console, wait_for_frames
 from tests.harness import TurnServer
 from tests.viewer import runs_in_order
@@ -142,6 +142,7 @@ async def test_a_relay_only_caller_streams_through_turn_and_is_recorded_bit_for_
     # a frame that came after loss (a packet lost and not resent within the wait, which a busy
     # machine can cause even on loopback) is recorded as it arrived, and the evidence names it.
     folder = server.data_dir / "evidence" / session_id
+    await recording_closed(folder)
     parts = sorted(folder.glob("media-*.mkv"))
     assert parts, f"no media recorded in {folder}"
     events = [json.loads(line) for line in (folder / "events.jsonl").open()]

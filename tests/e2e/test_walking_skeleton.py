@@ -20,8 +20,8 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 from bench.load import Api, viewer_answerer
 from recorder.library import video_packets
 from streamserver import patches
-from tests.e2e.conftest import RunningServer, start_server
-from tests.viewer import Viewer, is_subsequence
+from tests.e2e.conftest import RunningServer, recording_closed, start_server
+from tests.viewer import Viewer, in_order
 
 pytestmark = pytest.mark.e2e
 
@@ -176,13 +176,20 @@ async def test_link_to_live_video_location_and_evidence(
 
     # The evidential copy decodes to the streamed duration, with its trail beside it.
     folder = server.data_dir / "evidence" / session_id
+    await recording_closed(folder)
     parts = sorted(folder.glob("media-*.*"))
     assert parts, f"no media recorded in {folder}"
-    # Nothing was transcoded: what the viewer got is, byte for byte, a run of the recording.
+    # Nothing was transcoded: what the viewer got is, byte for byte and in order, what was
+    # recorded. (A frame the viewer itself got only part of, on a busy machine, says so.)
     recorded_packets = [packet for part in parts for packet in video_packets(part)]
-    watched = [frame.data for frame in probe.frames["video"]]
+    watched = [(frame.data, frame.after_loss) for frame in probe.frames["video"]]
     assert probe.frames["video"][0].keyframe
-    assert is_subsequence(watched, recorded_packets), "forwarded and recorded frames differ"
+    whole = sum(not lost for _, lost in watched)
+    assert whole >= 25, f"only {whole} of {len(watched)} watched frames whole"
+    assert in_order(watched, recorded_packets), (
+        f"forwarded and recorded frames differ ({whole} whole of {len(watched)} watched, "
+        f"{sum(data in recorded_packets for data, _ in watched)} found in the recording)"
+    )
     recorded = 0.0
     for part in parts:
         with av.open(str(part)) as container:
