@@ -103,7 +103,8 @@ class StreamRoute:
     def act(self, answer: Assembled, arrival_time_ms: int) -> None:
         """What the C receiver's assembler answered for one packet of this stream (after the
         answers it held, which came before it)."""
-        drain(self.receiver)
+        if getattr(self.receiver, HOLD_ATTR, False):  # else nothing is kept: hold(off) drained
+            drain(self.receiver)
         if not self.closed and self.receiver._enabled:
             self._act(answer[1], arrival_time_ms, (answer[2], answer[3]))
 
@@ -131,7 +132,8 @@ class StreamRoute:
         receiver = self.receiver
         if self.closed or not receiver._enabled:
             return
-        drain(receiver)  # what the C receiver kept (of any of the receiver's streams) came first
+        if getattr(receiver, HOLD_ATTR, False):  # what the C receiver kept came first
+            drain(receiver)
         answer = self.assembler.add(
             seq,
             timestamp,

@@ -326,7 +326,8 @@ class TrackRelay:
         )
         if not hold:
             self._stop_holding()
-        elif not self._holding and self._pushing is not None:
+        elif not self._holding:
+            assert self._pushing is not None
             self._holding = True
             ingest.hold_frames(self._pushing, True)
             self._arm_drain()
